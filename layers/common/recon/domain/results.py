@@ -1,0 +1,197 @@
+"""Results of a run: match groups, cases (discrepancies), the run itself and audit events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import Source
+from .rules import Severity
+
+
+AGGREGATE_PREFIX = "agg:"
+
+
+class MemberRef(BaseModel):
+    """A transaction as referenced from a result.
+
+    An aggregate (a channel account's settlement batch for one day) is referenced with a ``txn_uid`` that
+    starts with ``agg:`` and ``txn_id`` '<channel account>@<business date>'; it is not an input row.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    txn_uid: str
+    source: Source
+    account_id: str
+    txn_id: str
+    amount_minor: int
+    currency: str
+
+    @property
+    def is_aggregate(self) -> bool:
+        return self.txn_uid.startswith(AGGREGATE_PREFIX)
+
+
+class Evidence(BaseModel):
+    """One field compared while matching: the values on each side and whether they agree."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    left: str
+    right: str
+    equal: bool
+    delta: str | None = Field(default=None, description="Numeric difference right - left, where meaningful")
+
+
+class MatchStatus(StrEnum):
+    AUTO = "auto"  # matched by a rule with full confidence
+    SUGGESTED = "suggested"  # below the confidence threshold: a person confirms
+    CONFIRMED = "confirmed"  # a person confirmed a suggestion
+
+
+class MatchGroup(BaseModel):
+    """Rows that reconcile with each other, with the rule and the evidence."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group_id: str
+    run_id: str
+    rule: str
+    members: list[MemberRef]
+    evidence: list[Evidence] = Field(default_factory=list)
+    confidence: float = Field(default=1.0, ge=0, le=1)
+    status: MatchStatus = MatchStatus.AUTO
+    settles: list[str] = Field(
+        default_factory=list,
+        description="Settlement batches this group settles, as '<channel account>@<business date>'",
+    )
+    explanation: str = ""
+
+
+class CaseType(StrEnum):
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    TIME_MISMATCH = "TIME_MISMATCH"
+    # Missing on one side. Seen from the merchant's books: 长款 (overage) is money received that the books
+    # do not explain; 短款 (shortage) is money the books expect that never arrived.
+    MISSING_IN_ERP = "MISSING_IN_ERP"  # 长款: the channel took money for no ERP order
+    MISSING_IN_CHANNEL = "MISSING_IN_CHANNEL"  # ERP order never paid through the channel (短款), or a
+    #                                            bank credit that no channel settlement explains (长款)
+    MISSING_IN_BANK = "MISSING_IN_BANK"  # 短款: the channel settled a day, the bank never credited it
+    DUPLICATE = "DUPLICATE"
+    STATUS_MISMATCH = "STATUS_MISMATCH"
+    FEE_MISMATCH = "FEE_MISMATCH"
+    OTHER = "OTHER"
+
+
+class CaseStatus(StrEnum):
+    OPEN = "open"
+    AUTO_RESOLVED = "auto_resolved"
+    IN_REVIEW = "in_review"
+    RESOLVED = "resolved"
+
+
+class Case(BaseModel):
+    """A discrepancy (差异) that says why it is one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    run_id: str
+    type: CaseType
+    members: list[MemberRef] = Field(description="Rows this case is about (each row is in one case at most)")
+    counterpart: list[MemberRef] = Field(
+        default_factory=list, description="Rows on the other side it was compared with (they may be matched)"
+    )
+    delta_minor: int = Field(description="Amount at stake, signed: members - counterpart")
+    currency: str
+    severity: Severity
+    status: CaseStatus = CaseStatus.OPEN
+    rule: str = Field(default="", description="Rule that found it")
+    reason: str = Field(description="Why this is a case, in words a finance user reads")
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class SourceAccounting(BaseModel):
+    """Rows in = rows out for one source in one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Source
+    rows_in: int = 0
+    matched: int = 0
+    in_cases: int = 0
+    filtered: int = 0
+    filtered_by_rule: dict[str, int] = Field(default_factory=dict)
+    matched_minor: int = 0
+    in_cases_minor: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.matched + self.in_cases + self.filtered
+
+
+class FileAccounting(BaseModel):
+    """Rows in = rows out for one raw file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw_key: str
+    source: Source
+    account_id: str
+    status: str
+    rows_read: int
+    rows_parsed: int
+    rows_skipped: int
+    rows_rejected: int
+    errors: list[str] = Field(default_factory=list)
+
+
+class Run(BaseModel):
+    """One reconciliation of one project for one business date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    project_id: str
+    project_version: int
+    business_date: date
+    status: RunStatus = RunStatus.RUNNING
+    trigger: str = "schedule"
+    started_at: datetime
+    finished_at: datetime | None = None
+    files: list[FileAccounting] = Field(default_factory=list)
+    sources: list[SourceAccounting] = Field(default_factory=list)
+    match_groups: int = 0
+    cases_by_type: dict[str, int] = Field(default_factory=dict)
+    case_minor_by_type: dict[str, int] = Field(default_factory=dict)
+    quarantined_files: int = 0
+    report_key: str | None = None
+    error: str | None = None
+
+    @property
+    def balanced(self) -> bool:
+        return all(s.balanced for s in self.sources)
+
+
+class AuditEvent(BaseModel):
+    """An append-only record of something that happened to a run, a case or a statement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: str
+    at: datetime
+    actor: str = Field(description="'system:<stage>' or the reviewer's identity")
+    action: str
+    subject: str = Field(description="run / case / statement id")
+    details: dict[str, Any] = Field(default_factory=dict)

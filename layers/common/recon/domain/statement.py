@@ -1,0 +1,135 @@
+"""Statements (one raw file from one source) and normalized transactions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import Source
+
+
+class TxnType(StrEnum):
+    PAYMENT = "payment"  # money in from a customer (an order paid)
+    REFUND = "refund"  # money back to a customer
+    SETTLEMENT = "settlement"  # a channel paying out to the bank
+    FEE = "fee"
+    TRANSFER = "transfer"
+    ADJUSTMENT = "adjustment"
+    OTHER = "other"
+
+
+class TxnStatus(StrEnum):
+    SUCCESS = "success"
+    PENDING = "pending"
+    CLOSED = "closed"
+    REVERSED = "reversed"
+    FAILED = "failed"
+
+
+class Transaction(BaseModel):
+    """One normalized row. Money is signed integer minor units: positive = money in to the merchant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    txn_uid: str = Field(description="Unique within a run: '<source>:<account_id>:<txn_id>'")
+    source: Source
+    account_id: str
+    statement_id: str
+    txn_id: str = Field(description="The source's own id as printed (refunds: '<id>#<refund id>')")
+    order_ref: str | None = Field(default=None, description="Merchant order number (ERP order no, 商户订单号)")
+    refund_ref: str | None = Field(default=None, description="Merchant refund number, on refunds")
+    amount_minor: int
+    fee_minor: int = 0
+    net_minor: int
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    booked_at: datetime = Field(description="Time the source booked the row (time zone aware)")
+    value_date: date
+    txn_type: TxnType
+    status: TxnStatus = TxnStatus.SUCCESS
+    counterparty: str | None = None
+    memo: str | None = None
+    raw_key: str = Field(description="S3 key of the raw file the row was read from")
+    row_number: int = Field(ge=1, description="1-based line number in the raw file (or its zip member)")
+    profile: str
+    profile_version: str
+
+
+class RowDisposition(StrEnum):
+    """Where a row of a raw file went during parsing."""
+
+    PARSED = "parsed"
+    SKIPPED = "skipped"  # non-data (preamble, header, footer, summary): names the rule
+    REJECTED = "rejected"  # data row that failed validation: names the reason
+
+
+class RowError(BaseModel):
+    """A row that could not be parsed, named precisely enough to find it in the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    row: int
+    column: str | None = None
+    reason: str
+
+    def __str__(self) -> str:
+        column = f", column {self.column!r}" if self.column else ""
+        return f"{self.file}: row {self.row}{column}: {self.reason}"
+
+
+class StatementStatus(StrEnum):
+    PARSED = "parsed"
+    QUARANTINED = "quarantined"
+    DUPLICATE = "duplicate"  # the same bytes were already parsed (same checksum)
+
+
+class ControlTotal(BaseModel):
+    """A total the file states about itself, and what the parsed rows add up to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    stated: str
+    computed: str
+
+    @property
+    def ok(self) -> bool:
+        return self.stated == self.computed
+
+
+class Statement(BaseModel):
+    """One raw file, as parsed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statement_id: str
+    project_id: str
+    source: Source
+    account_id: str
+    business_date: date
+    raw_key: str
+    raw_version_id: str | None = None
+    checksum: str = Field(description="sha256 of the raw bytes")
+    size: int
+    format: str = ""
+    encoding: str = ""
+    profile: str = ""
+    profile_version: str = ""
+    status: StatementStatus
+    rows_read: int = 0
+    rows_parsed: int = 0
+    rows_skipped: int = 0
+    rows_rejected: int = 0
+    skipped_by_rule: dict[str, int] = Field(default_factory=dict)
+    errors: list[RowError] = Field(default_factory=list)
+    control_totals: list[ControlTotal] = Field(default_factory=list)
+    parquet_key: str | None = None
+    quarantine_key: str | None = None
+    parsed_at: datetime | None = None
+
+    @property
+    def balanced(self) -> bool:
+        """Rows read = parsed + skipped + rejected."""
+        return self.rows_read == self.rows_parsed + self.rows_skipped + self.rows_rejected

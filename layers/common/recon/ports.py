@@ -1,0 +1,107 @@
+"""The small interfaces logic depends on. AWS adapters and in-memory fakes implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from .domain import AuditEvent, Case, MatchGroup, Run, Statement
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    version_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ObjectStore(Protocol):
+    """S3-like object storage."""
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> StoredObject: ...
+
+    def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes: ...
+
+    def head(self, bucket: str, key: str) -> StoredObject | None: ...
+
+    def list(self, bucket: str, prefix: str) -> list[StoredObject]: ...
+
+
+@dataclass(frozen=True)
+class FetchLogEntry:
+    """One attempt of a fetcher to obtain one statement."""
+
+    project_id: str
+    account_id: str
+    channel: str
+    bill_date: date
+    attempt: int
+    status: str  # stored | unchanged | not_ready | failed | none_dropped
+    at: str
+    raw_key: str | None = None
+    checksum: str | None = None
+    size: int | None = None
+    duration_ms: int | None = None
+    detail: str = ""
+
+
+class RunRepository(Protocol):
+    """Runs, statements, match groups, cases, audit events and fetch logs.
+
+    DynamoDB implements it today; an Aurora MySQL adapter can implement the same interface later.
+    """
+
+    def put_run(self, run: Run) -> None: ...
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def list_runs(self, project_id: str, limit: int = 50) -> list[Run]: ...
+
+    def put_statement(self, statement: Statement) -> None: ...
+
+    def find_statement_by_checksum(self, project_id: str, account_id: str, checksum: str) -> Statement | None: ...
+
+    def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]: ...
+
+    def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
+        """Store a run's results, replacing what an earlier attempt of the same run stored (idempotent).
+
+        The review state (status) of a case that already exists under the same deterministic id is kept.
+        """
+        ...
+
+    def list_match_groups(self, run_id: str) -> list[MatchGroup]: ...
+
+    def list_cases(self, run_id: str) -> list[Case]: ...
+
+    def append_audit(self, event: AuditEvent) -> None: ...
+
+    def list_audit(self, subject: str) -> list[AuditEvent]: ...
+
+    def put_fetch_log(self, entry: FetchLogEntry) -> None: ...
+
+    def list_fetch_log(self, project_id: str, account_id: str, bill_date: date) -> list[FetchLogEntry]: ...
+
+
+class Mailer(Protocol):
+    def send(self, *, sender: str, to: list[str], subject: str, html: str, text: str) -> str: ...
+
+
+class AlertPublisher(Protocol):
+    def publish(self, *, subject: str, message: str, attributes: dict[str, str] | None = None) -> str: ...
+
+
+class WorkflowStarter(Protocol):
+    def start(self, *, name: str, payload: dict[str, Any]) -> str:
+        """Start (or find, for the same name) a workflow execution; returns its id."""
+        ...
