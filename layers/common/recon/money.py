@@ -38,7 +38,7 @@ def to_minor(value: str | Decimal | int, currency: str) -> int:
     if isinstance(value, bool):
         raise MoneyError(f"not an amount: {value!r}")
     if isinstance(value, int):
-        return value * 10 ** exponent(currency)
+        return int(value * 10 ** exponent(currency))
     if isinstance(value, Decimal):
         dec = value
     else:

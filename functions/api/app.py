@@ -1,0 +1,30 @@
+"""Review API (API Gateway REST, IAM-authenticated): GET /runs/{id}."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from recon.pipeline.queries import RunView, get_run_view
+from recon.wiring import aws_services
+
+logger = Logger()
+app = APIGatewayRestResolver(enable_validation=True)
+
+RunId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$", max_length=81)]
+
+
+@app.get("/runs/<run_id>")
+def get_run(run_id: RunId) -> RunView:
+    view = get_run_view(run_id, aws_services())
+    if view is None:
+        raise NotFoundError(f"run {run_id} not found")
+    return view
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,366 @@
+"""``RunRepository`` on one DynamoDB table (single-table design).
+
+Table (infra/template.yaml declares exactly this)::
+
+    BillingMode            PAY_PER_REQUEST
+    AttributeDefinitions   pk S, sk S, gsi1pk S, gsi1sk S
+    KeySchema              pk HASH, sk RANGE
+    GlobalSecondaryIndexes gsi1: gsi1pk HASH, gsi1sk RANGE, Projection ALL
+
+Items (every item: ``pk``, ``sk``, ``type``, ``data`` = the model's ``model_dump(mode="json")`` as a JSON
+string, or ``data_z`` = the same JSON zlib-compressed and base64-encoded when it is large)::
+
+    type       pk                                        sk                       gsi1pk / gsi1sk
+    run        RUN#<run_id>                              META                     PROJECT#<project_id> /
+                                                                                  RUN#<business_date>#<run_id>
+    group      RUN#<run_id>                              GROUP#<group_id>         -
+    case       RUN#<run_id>                              CASE#<case_id>           CASE#<case_id> /
+                                                                                  RUN#<run_id>
+    statement  STMT#<project>#<account>#<business_date>  STMT#<statement_id>      -
+    checksum   CHECKSUM#<project>#<account>#<sha256>     META                     -
+    audit      AUDIT#<subject>                           <utc at>#<event_id>      -
+    fetch      FETCH#<project>#<account>#<bill_date>     <utc at>#<attempt:06d>   -
+
+Top-level attributes besides the keys, for queries and the console: ``status`` (run, group, case,
+statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``severity`` (case),
+``checksum``/``raw_key``/``source`` (statement), ``statement_id``/``statement_pk`` (checksum marker),
+``action``/``actor`` (audit).
+
+- A case's top-level ``status`` is authoritative (a review may update just that attribute); reads apply it.
+- ``<utc at>`` is fixed-width UTC (``2024-05-01T02:30:00.000000Z``) so sort keys sort in time order.
+- The checksum marker points to the last statement stored with those bytes whose status is not
+  ``duplicate``; a ``duplicate`` statement never moves it.
+- Account numbers: models serialise the masked number only (``Account`` serialiser, ``SecretStr``); no
+  attribute is written from anything but that JSON and ids.
+- Size: DynamoDB items are limited to 400 KB. JSON larger than ``COMPRESS_ABOVE`` (350 KB) is stored
+  compressed (``data_z``); a match group's members compress about 8-10x, i.e. a group of roughly 20,000
+  members still fits. An item that exceeds 400 KB even compressed raises ``ItemTooLargeError``.
+- ``replace_results`` uses BatchWriteItem (not a transaction): a concurrent reader may see a mix of the
+  old and new results for a moment; the end state is the same however often it is repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from recon.domain import AuditEvent, Case, MatchGroup, Run, Statement, StatementStatus
+from recon.ports import FetchLogEntry
+from recon.settings import get_settings
+
+from . import aws
+from ._shared import (
+    Item,
+    check_results,
+    decode_payload,
+    encode_item,
+    fetch_log_from_json,
+    fetch_log_sort_key,
+    fetch_log_to_json,
+    merge_case_status,
+    sortable_instant,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+GSI1 = "gsi1"
+META = "META"
+
+
+def table_spec(table_name: str) -> dict[str, Any]:
+    """``CreateTable`` arguments of the table this adapter expects (local runtime and tests use it)."""
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": GSI1,
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --- keys --------------------------------------------------------------------------------------------------
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def statement_pk(project_id: str, account_id: str, business_date: date) -> str:
+    return f"STMT#{project_id}#{account_id}#{business_date.isoformat()}"
+
+
+def checksum_pk(project_id: str, account_id: str, checksum: str) -> str:
+    return f"CHECKSUM#{project_id}#{account_id}#{checksum}"
+
+
+def fetch_pk(project_id: str, account_id: str, bill_date: date) -> str:
+    return f"FETCH#{project_id}#{account_id}#{bill_date.isoformat()}"
+
+
+def _model(cls: type[M], item: Item) -> M:
+    return cls.model_validate_json(decode_payload(item))
+
+
+def _case(item: Item) -> Case:
+    case = _model(Case, item)
+    status = item.get("status")
+    return case.model_copy(update={"status": status}) if status and status != case.status else case
+
+
+class DynamoRunRepository:
+    """DynamoDB implementation of ``recon.ports.RunRepository`` (see the module docstring for the schema)."""
+
+    def __init__(
+        self, table_name: str | None = None, *, table: Table | None = None, page_size: int | None = None
+    ):
+        self._table_name = table_name
+        self._table = table
+        self._page_size = page_size  # Limit per Query page (tests use small pages to exercise paging)
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            name = self._table_name or get_settings().table_name
+            self._table = aws.resource("dynamodb").Table(name)
+        return self._table
+
+    # --- queries -------------------------------------------------------------------------------------------
+
+    def _query(self, *, limit: int | None = None, **kwargs: Any) -> Iterator[Item]:
+        """Every item of a query, following ``LastEvaluatedKey`` (stops after ``limit`` items)."""
+        returned = 0
+        while True:
+            page_kwargs = dict(kwargs)
+            page_limit = self._page_size
+            if limit is not None:
+                page_limit = min(page_limit or limit, limit - returned)
+            if page_limit:
+                page_kwargs["Limit"] = page_limit
+            response = self.table.query(**page_kwargs)
+            for item in response.get("Items", []):
+                yield item
+                returned += 1
+                if limit is not None and returned >= limit:
+                    return
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def _children(self, run_id: str, prefix: str) -> Iterator[Item]:
+        return self._query(
+            KeyConditionExpression=Key("pk").eq(run_pk(run_id)) & Key("sk").begins_with(prefix),
+            ConsistentRead=True,
+        )
+
+    # --- runs ----------------------------------------------------------------------------------------------
+
+    def put_run(self, run: Run) -> None:
+        keys = {
+            "pk": run_pk(run.run_id),
+            "sk": META,
+            "gsi1pk": f"PROJECT#{run.project_id}",
+            "gsi1sk": f"RUN#{run.business_date.isoformat()}#{run.run_id}",
+            "type": "run",
+            "status": run.status.value,
+            "project_id": run.project_id,
+            "business_date": run.business_date.isoformat(),
+        }
+        self.table.put_item(Item=encode_item(keys, run.model_dump_json()))
+
+    def get_run(self, run_id: str) -> Run | None:
+        item = self.table.get_item(Key={"pk": run_pk(run_id), "sk": META}, ConsistentRead=True).get("Item")
+        return _model(Run, item) if item else None
+
+    def list_runs(self, project_id: str, limit: int = 50) -> list[Run]:
+        """The project's runs, newest business date first (GSI: eventually consistent)."""
+        if limit <= 0:
+            return []
+        items = self._query(
+            IndexName=GSI1,
+            KeyConditionExpression=Key("gsi1pk").eq(f"PROJECT#{project_id}")
+            & Key("gsi1sk").begins_with("RUN#"),
+            ScanIndexForward=False,
+            limit=limit,
+        )
+        return [_model(Run, item) for item in items]
+
+    # --- statements ----------------------------------------------------------------------------------------
+
+    def put_statement(self, statement: Statement) -> None:
+        pk = statement_pk(statement.project_id, statement.account_id, statement.business_date)
+        sk = f"STMT#{statement.statement_id}"
+        keys = {
+            "pk": pk,
+            "sk": sk,
+            "type": "statement",
+            "status": statement.status.value,
+            "source": statement.source.value,
+            "checksum": statement.checksum,
+            "raw_key": statement.raw_key,
+        }
+        self.table.put_item(Item=encode_item(keys, statement.model_dump_json()))
+        if statement.status != StatementStatus.DUPLICATE:
+            self.table.put_item(
+                Item={
+                    "pk": checksum_pk(statement.project_id, statement.account_id, statement.checksum),
+                    "sk": META,
+                    "type": "checksum",
+                    "statement_id": statement.statement_id,
+                    "statement_pk": pk,
+                    "statement_sk": sk,
+                }
+            )
+
+    def find_statement_by_checksum(self, project_id: str, account_id: str, checksum: str) -> Statement | None:
+        marker = self.table.get_item(
+            Key={"pk": checksum_pk(project_id, account_id, checksum), "sk": META}, ConsistentRead=True
+        ).get("Item")
+        if not marker:
+            return None
+        item = self.table.get_item(
+            Key={"pk": marker["statement_pk"], "sk": marker["statement_sk"]}, ConsistentRead=True
+        ).get("Item")
+        return _model(Statement, item) if item else None
+
+    def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]:
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(statement_pk(project_id, account_id, business_date))
+            & Key("sk").begins_with("STMT#"),
+            ConsistentRead=True,
+        )
+        return [_model(Statement, item) for item in items]
+
+    # --- results -------------------------------------------------------------------------------------------
+
+    def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
+        """Store exactly ``groups`` and ``cases`` for the run; keep the review status of existing cases."""
+        check_results(run_id, groups, cases)
+        stored_status: dict[str, str] = {}
+        stale: set[str] = set()
+        pk = run_pk(run_id)
+        for prefix in ("GROUP#", "CASE#"):
+            for item in self._query(
+                KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(prefix),
+                ProjectionExpression="sk, #s",
+                ExpressionAttributeNames={"#s": "status"},
+                ConsistentRead=True,
+            ):
+                sk = str(item["sk"])
+                stale.add(sk)
+                if prefix == "CASE#" and "status" in item:
+                    stored_status[sk.removeprefix("CASE#")] = str(item["status"])
+
+        new_items: list[Item] = []
+        for group in groups:
+            keys = {"pk": pk, "sk": f"GROUP#{group.group_id}", "type": "group", "status": group.status.value}
+            new_items.append(encode_item(keys, group.model_dump_json()))
+        for case in cases:
+            status = merge_case_status(stored_status.get(case.case_id), case.status)
+            if status != case.status:
+                case = case.model_copy(update={"status": status})  # noqa: PLW2901 - the case as stored
+            keys = {
+                "pk": pk,
+                "sk": f"CASE#{case.case_id}",
+                "gsi1pk": f"CASE#{case.case_id}",
+                "gsi1sk": pk,
+                "type": "case",
+                "status": case.status.value,
+                "case_type": case.type.value,
+                "severity": case.severity.value,
+            }
+            new_items.append(encode_item(keys, case.model_dump_json()))
+
+        stale -= {str(item["sk"]) for item in new_items}
+        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for item in new_items:
+                batch.put_item(Item=item)
+            for sk in sorted(stale):
+                batch.delete_item(Key={"pk": pk, "sk": sk})
+
+    def list_match_groups(self, run_id: str) -> list[MatchGroup]:
+        return [_model(MatchGroup, item) for item in self._children(run_id, "GROUP#")]
+
+    def list_cases(self, run_id: str) -> list[Case]:
+        return [_case(item) for item in self._children(run_id, "CASE#")]
+
+    def get_case(self, case_id: str) -> Case | None:
+        """The case with this id (GSI ``gsi1``, eventually consistent); None if there is none.
+
+        Case ids are expected to be unique across runs; should several runs hold the same id, the one of the
+        greatest run id is returned.
+        """
+        for item in self._query(
+            IndexName=GSI1,
+            KeyConditionExpression=Key("gsi1pk").eq(f"CASE#{case_id}"),
+            ScanIndexForward=False,
+            limit=1,
+        ):
+            return _case(item)
+        return None
+
+    # --- audit ---------------------------------------------------------------------------------------------
+
+    def append_audit(self, event: AuditEvent) -> None:
+        """Append the event; appending the same event (same subject, time and id) again changes nothing."""
+        keys = {
+            "pk": f"AUDIT#{event.subject}",
+            "sk": f"{sortable_instant(event.at)}#{event.event_id}",
+            "type": "audit",
+            "action": event.action,
+            "actor": event.actor,
+        }
+        try:
+            self.table.put_item(
+                Item=encode_item(keys, event.model_dump_json()), ConditionExpression=Attr("pk").not_exists()
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+    def list_audit(self, subject: str) -> list[AuditEvent]:
+        """The subject's events, oldest first."""
+        items = self._query(KeyConditionExpression=Key("pk").eq(f"AUDIT#{subject}"), ConsistentRead=True)
+        return [_model(AuditEvent, item) for item in items]
+
+    # --- fetch log -----------------------------------------------------------------------------------------
+
+    def put_fetch_log(self, entry: FetchLogEntry) -> None:
+        keys = {
+            "pk": fetch_pk(entry.project_id, entry.account_id, entry.bill_date),
+            "sk": fetch_log_sort_key(entry),
+            "type": "fetch",
+            "status": entry.status,
+        }
+        self.table.put_item(Item=encode_item(keys, fetch_log_to_json(entry)))
+
+    def list_fetch_log(self, project_id: str, account_id: str, bill_date: date) -> list[FetchLogEntry]:
+        """The attempts for that statement, oldest first."""
+        items = self._query(
+            KeyConditionExpression=Key("pk").eq(fetch_pk(project_id, account_id, bill_date)),
+            ConsistentRead=True,
+        )
+        return [fetch_log_from_json(decode_payload(item)) for item in items]

@@ -1,0 +1,423 @@
+"""ISO 20022 camt.053 bank-to-customer statements, versions 001.02 to 001.08 (formats.md 4.2).
+
+Elements are matched on local names (namespaces ignored), with the standard library's ElementTree.
+Documents with a DTD are refused (no entity expansion).
+
+Decisions:
+
+* A "row" of a camt file is one entry: each ``Ntry``, or each ``TxDtls`` of an ``Ntry`` that is split.
+  ``row_number`` is the 1-based ordinal of that row in the file (all statements, document order).
+* An ``Ntry`` with several ``TxDtls`` that all carry their own amount is split into one transaction per
+  ``TxDtls``: txn_id ``<entry id>`` for the first, ``<entry id>#<n>`` for the n-th (n >= 2); the split
+  amounts must add up to the entry amount (a control total). Otherwise one transaction per ``Ntry``.
+* Entry id: ``Ntry/AcctSvcrRef``, else ``NtryRef``, else the first ``TxDtls/Refs`` ``AcctSvcrRef``,
+  ``EndToEndId`` (not NOTPROVIDED), ``TxId``, ``InstrId``; else ``<Stmt/Id>:<entry ordinal in Stmt>``.
+* Sign: ``CdtDbtInd`` (DBIT negative). ``RvslInd=true`` does NOT flip it: per ISO 20022 usage the
+  indicator of a reversal entry already states the direction of the booking (a reversed debit is
+  reported CRDT). Reversal entries get txn_type ``adjustment``. The balance check below would expose a
+  bank that reads it the other way.
+* Status: BOOK -> success, PDNG -> pending; INFO entries (not booked) are skipped (rule ``info_entry``).
+* Control totals per statement: opening (OPBD, else PRCD) + booked entries = closing (CLBD), and
+  ``TxsSummry`` counts/sums when present.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from recon.domain.statement import TxnStatus, TxnType
+
+from ._common import (
+    FILE_LEVEL_ROW,
+    Builder,
+    RowFail,
+    check_currency,
+    fatal,
+    fmt_amount,
+    parse_amount,
+    parse_datetime,
+)
+
+_NS_VERSION = re.compile(r"camt\.053\.001\.(\d{2})")
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_CHANNEL = re.compile(
+    r"支付宝|alipay|财付通|tenpay|微信|wechat|weixin|银联|unionpay|stripe|adyen|paypal|payout|settlement|结算",
+    re.IGNORECASE,
+)
+_FEE_MEMO = re.compile(r"手续费|服务费|\bfees?\b|\bcharges?\b|commission", re.IGNORECASE)
+_FEE_CODES = {"CHRG", "COMM", "FEES", "FEE"}
+_STATUS = {"BOOK": TxnStatus.SUCCESS, "PDNG": TxnStatus.PENDING, "": TxnStatus.SUCCESS}
+
+
+def local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def kids(el: ET.Element | None, name: str) -> list[ET.Element]:
+    return [] if el is None else [c for c in el if local(c.tag) == name]
+
+
+def child(el: ET.Element | None, *path: str) -> ET.Element | None:
+    for name in path:
+        if el is None:
+            return None
+        el = next((c for c in el if local(c.tag) == name), None)
+    return el
+
+
+def text(el: ET.Element | None, *path: str) -> str:
+    found = child(el, *path)
+    return "" if found is None or found.text is None else found.text.strip()
+
+
+def descendants(el: ET.Element | None, name: str) -> list[ET.Element]:
+    return [] if el is None else [d for d in el.iter() if local(d.tag) == name]
+
+
+def version_of(root: ET.Element) -> str:
+    """``camt.053.001.NN`` from the namespace, ``camt.053`` when it carries no version."""
+    found = _NS_VERSION.search(root.tag if isinstance(root.tag, str) else "")
+    return f"camt.053.001.{found.group(1)}" if found else "camt.053"
+
+
+def load(data: bytes, file: str) -> tuple[ET.Element, str]:
+    """Parse the XML document safely; returns (root, encoding as declared or utf-8)."""
+    if _DTD.search(data):
+        raise fatal(file, "XML with a DTD/entity declaration is not accepted")
+    declared = _XML_ENCODING.match(data)
+    encoding = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+    if data.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - DTDs refused above
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise fatal(file, f"malformed XML: {exc}", row=line, column=f"column {col}") from exc
+    except (ValueError, LookupError, UnicodeError, RecursionError) as exc:
+        raise fatal(file, f"malformed XML: {type(exc).__name__}: {exc}") from exc
+    return root, encoding
+
+
+def is_camt053(root: ET.Element) -> bool:
+    return local(root.tag) == "Document" and child(root, "BkToCstmrStmt") is not None
+
+
+# ------------------------------------------------------------------------------------------- parsing
+
+
+def _when(el: ET.Element | None, tz: ZoneInfo, column: str) -> datetime | None:
+    """``Dt`` (midnight local) or ``DtTm`` of a date choice element."""
+    if el is None:
+        return None
+    day = text(el, "Dt")
+    if day:
+        try:
+            return datetime.combine(date.fromisoformat(day[:10]), time(0), tzinfo=tz)
+        except ValueError as exc:
+            raise RowFail(column, f"not a date: {day!r}") from exc
+    moment = text(el, "DtTm")
+    if moment:
+        return parse_datetime(moment, tz, column)
+    return None
+
+
+def _signed(amount_el: ET.Element | None, indicator: str, default_ccy: str, column: str) -> tuple[int, str]:
+    if amount_el is None or not (amount_el.text or "").strip():
+        raise RowFail(column, "amount missing")
+    ccy = check_currency(amount_el.get("Ccy", ""), default_ccy, f"{column}@Ccy")
+    minor = parse_amount(amount_el.text or "", ccy, column)
+    if minor < 0:
+        raise RowFail(column, "camt amounts are unsigned (the sign is CdtDbtInd)")
+    if indicator not in ("CRDT", "DBIT"):
+        raise RowFail(
+            column.rsplit("/", 1)[0] + "/CdtDbtInd", f"CdtDbtInd must be CRDT or DBIT, got {indicator!r}"
+        )
+    return (minor if indicator == "CRDT" else -minor), ccy
+
+
+def _party(tx: ET.Element | None, role: str) -> str:
+    parties = child(tx, "RltdPties")
+    for path in ((role, "Nm"), (role, "Pty", "Nm"), ("Ultmt" + role, "Nm"), ("Ultmt" + role, "Pty", "Nm")):
+        name = text(parties, *path)
+        if name:
+            return name
+    return ""
+
+
+def _codes(el: ET.Element | None) -> set[str]:
+    bk = child(el, "BkTxCd")
+    return {
+        c
+        for c in (
+            text(bk, "Domn", "Cd"),
+            text(bk, "Domn", "Fmly", "Cd"),
+            text(bk, "Domn", "Fmly", "SubFmlyCd"),
+            text(bk, "Prtry", "Cd"),
+        )
+        if c
+    }
+
+
+def _memo(ntry: ET.Element, tx: ET.Element | None) -> str:
+    unstructured = [u.text.strip() for u in kids(child(tx, "RmtInf"), "Ustrd") if u.text and u.text.strip()]
+    if unstructured:
+        return " ".join(unstructured)
+    return text(tx, "AddtlTxInf") or text(ntry, "AddtlNtryInf")
+
+
+def _order_ref(tx: ET.Element | None) -> str:
+    for strd in kids(child(tx, "RmtInf"), "Strd"):
+        ref = text(strd, "CdtrRefInf", "Ref")
+        if ref:
+            return ref
+    e2e = text(tx, "Refs", "EndToEndId")
+    return "" if e2e.upper() == "NOTPROVIDED" else e2e
+
+
+def _entry_id(ntry: ET.Element, txs: list[ET.Element], fallback: str) -> str:
+    for value in (text(ntry, "AcctSvcrRef"), text(ntry, "NtryRef")):
+        if value:
+            return value
+    first = txs[0] if txs else None
+    for name in ("AcctSvcrRef", "EndToEndId", "TxId", "InstrId"):
+        value = text(first, "Refs", name)
+        if value and value.upper() != "NOTPROVIDED":
+            return value
+    return fallback
+
+
+def _tx_amount(tx: ET.Element) -> ET.Element | None:
+    own = child(tx, "Amt")  # (an Element without children is falsy: never use `or` on elements)
+    return own if own is not None else child(tx, "AmtDtls", "TxAmt", "Amt")
+
+
+@dataclass
+class _StmtTotals:
+    booked: dict[str, int]
+    count: int = 0
+    credits: int = 0
+    credit_sum: int = 0
+    debits: int = 0
+    debit_sum: int = 0
+    abs_sum: int = 0
+
+
+def _type_for(
+    amount: int, reversal: bool, *, ntry: ET.Element, tx: ET.Element | None, party: str, memo: str
+) -> TxnType:
+    if reversal:
+        return TxnType.ADJUSTMENT
+    if amount >= 0:
+        return TxnType.SETTLEMENT if _CHANNEL.search(f"{party} {memo}") else TxnType.TRANSFER
+    if (_codes(ntry) | _codes(tx)) & _FEE_CODES or _FEE_MEMO.search(memo):
+        return TxnType.FEE
+    return TxnType.TRANSFER
+
+
+def _entry(
+    b: Builder,
+    ntry: ET.Element,
+    *,
+    s: int,
+    k: int,
+    stmt_id: str,
+    acct_ccy: str,
+    file: str,
+    raw_key: str,
+    ordinal: int,
+    totals: _StmtTotals,
+) -> int:
+    """Parse one Ntry into ``b``; returns the number of rows it accounted for."""
+    tz = b.ctx.tz
+    where = f"Stmt[{s}]/Ntry[{k}]"
+    status_text = (text(ntry, "Sts", "Cd") or text(ntry, "Sts")).upper()
+    txs = descendants(child(ntry, "NtryDtls"), "TxDtls")
+    try:
+        indicator = text(ntry, "CdtDbtInd").upper()
+        amount, ccy = _signed(child(ntry, "Amt"), indicator, acct_ccy, f"{where}/Amt")
+    except RowFail as exc:
+        b.reject(file, ordinal, exc.column, exc.reason)
+        return 1
+    totals.count += 1
+    totals.abs_sum += abs(amount)
+    if amount >= 0:
+        totals.credits += 1
+        totals.credit_sum += amount
+    else:
+        totals.debits += 1
+        totals.debit_sum -= amount
+    if status_text == "INFO":
+        b.skip("info_entry")
+        return 1
+    if status_text == "BOOK":
+        totals.booked[ccy] = totals.booked.get(ccy, 0) + amount
+    try:
+        if status_text not in _STATUS:
+            raise RowFail(f"{where}/Sts", f"unknown entry status {status_text!r}")
+        booked_at = _when(child(ntry, "BookgDt"), tz, f"{where}/BookgDt")
+        value_at = _when(child(ntry, "ValDt"), tz, f"{where}/ValDt")
+        booked_at = booked_at or value_at
+        if booked_at is None:
+            raise RowFail(f"{where}/BookgDt", "entry has neither BookgDt nor ValDt")
+        value_date = (value_at or booked_at).astimezone(tz).date()
+        reversal = text(ntry, "RvslInd").lower() in ("true", "1")
+        entry_id = _entry_id(ntry, txs, f"{stmt_id or f'Stmt{s}'}:{k}")
+        split = len(txs) > 1 and all(_tx_amount(tx) is not None for tx in txs)
+        parts: list[tuple[ET.Element | None, int, str]] = []
+        if split:
+            for n, tx in enumerate(txs, start=1):
+                ind = (text(tx, "CdtDbtInd") or indicator).upper()
+                part, _ = _signed(_tx_amount(tx), ind, ccy, f"{where}/TxDtls[{n}]/Amt")
+                parts.append((tx, part, entry_id if n == 1 else f"{entry_id}#{n}"))
+        else:
+            parts.append((txs[0] if txs else None, amount, entry_id))
+    except RowFail as exc:
+        b.reject(file, ordinal, exc.column, exc.reason)
+        return 1
+    if split:
+        b.total(
+            f"{where}.TxDtls sum",
+            fmt_amount(amount, ccy),
+            fmt_amount(sum(p[1] for p in parts), ccy),
+            file=file,
+            row=ordinal,
+            column=f"{where}/Amt",
+        )
+    for n, (detail, part, txn_id) in enumerate(parts):
+        party = _party(detail, "Dbtr" if part >= 0 else "Cdtr")
+        memo = _memo(ntry, detail)
+        b.add(
+            file=file,
+            row=ordinal + n,
+            raw_key=raw_key,
+            txn_id=txn_id,
+            order_ref=_order_ref(detail),
+            amount_minor=part,
+            fee_minor=0,
+            currency=ccy,
+            booked_at=booked_at,
+            value_date=value_date,
+            txn_type=_type_for(part, reversal, ntry=ntry, tx=detail, party=party, memo=memo),
+            status=_STATUS[status_text],
+            counterparty=party,
+            memo=memo,
+        )
+    return len(parts)
+
+
+def _balance(
+    b: Builder, stmt: ET.Element, code: str, *, s: int, file: str, acct_ccy: str
+) -> tuple[int, str] | None:
+    for bal in kids(stmt, "Bal"):
+        if (text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry")).upper() != code:
+            continue
+        try:
+            return _signed(
+                child(bal, "Amt"), text(bal, "CdtDbtInd").upper(), acct_ccy, f"Stmt[{s}]/Bal[{code}]/Amt"
+            )
+        except RowFail as exc:
+            b.fail(file, FILE_LEVEL_ROW, exc.column, exc.reason)
+            return None
+    return None
+
+
+def _summary(b: Builder, stmt: ET.Element, t: _StmtTotals, *, s: int, file: str, ccy: str) -> None:
+    summ = child(stmt, "TxsSummry")
+    if summ is None:
+        return
+    checks = (
+        ("TtlNtries", t.count, t.abs_sum),
+        ("TtlCdtNtries", t.credits, t.credit_sum),
+        ("TtlDbtNtries", t.debits, t.debit_sum),
+    )
+    for name, count, total in checks:
+        el = child(summ, name)
+        if el is None:
+            continue
+        col = f"Stmt[{s}]/TxsSummry/{name}"
+        nb = text(el, "NbOfNtries")
+        if nb:
+            b.count_total(
+                f"Stmt[{s}].TxsSummry.{name}.NbOfNtries", nb, count, file=file, row=FILE_LEVEL_ROW, column=col
+            )
+        stated_sum = text(el, "Sum")
+        if stated_sum:
+            b.amount_total(
+                f"Stmt[{s}].TxsSummry.{name}.Sum",
+                stated_sum,
+                total,
+                ccy,
+                file=file,
+                row=FILE_LEVEL_ROW,
+                column=col,
+            )
+
+
+def parse(data: bytes, b: Builder, *, file: str, raw_key: str) -> tuple[str, str, date | None]:
+    """Parse a camt.053 document into ``b``; returns (format, encoding, statement date)."""
+    root, encoding = load(data, file)
+    if not is_camt053(root):
+        raise fatal(file, f"not a camt.053 document: root <{local(root.tag)}> without <BkToCstmrStmt>")
+    fmt = version_of(root)
+    stmts = kids(child(root, "BkToCstmrStmt"), "Stmt")
+    if not stmts:
+        raise fatal(file, "camt.053 document has no <Stmt> (statement) element: nothing to reconcile")
+    statement_date: date | None = None
+    ordinal = 1
+    for s, stmt in enumerate(stmts, start=1):
+        stmt_id = text(stmt, "Id")
+        try:
+            acct_ccy = check_currency(text(stmt, "Acct", "Ccy"), b.ctx.currency, f"Stmt[{s}]/Acct/Ccy")
+        except RowFail as exc:
+            b.fail(file, FILE_LEVEL_ROW, exc.column, exc.reason)
+            acct_ccy = b.ctx.currency
+        totals = _StmtTotals(booked={})
+        for k, ntry in enumerate(kids(stmt, "Ntry"), start=1):
+            ordinal += _entry(
+                b,
+                ntry,
+                s=s,
+                k=k,
+                stmt_id=stmt_id,
+                acct_ccy=acct_ccy,
+                file=file,
+                raw_key=raw_key,
+                ordinal=ordinal,
+                totals=totals,
+            )
+        opening = _balance(b, stmt, "OPBD", s=s, file=file, acct_ccy=acct_ccy) or _balance(
+            b, stmt, "PRCD", s=s, file=file, acct_ccy=acct_ccy
+        )
+        closing = _balance(b, stmt, "CLBD", s=s, file=file, acct_ccy=acct_ccy)
+        if opening is not None and closing is not None:
+            o_amt, o_ccy = opening
+            c_amt, c_ccy = closing
+            others = sorted(c for c in totals.booked if c != o_ccy)
+            computed = f"{fmt_amount(o_amt + totals.booked.get(o_ccy, 0), o_ccy)} {o_ccy}" + (
+                f" (+ entries in {', '.join(others)})" if others else ""
+            )
+            b.total(
+                f"Stmt[{s}].balance opening+booked=CLBD",
+                f"{fmt_amount(c_amt, c_ccy)} {c_ccy}",
+                computed,
+                file=file,
+                row=FILE_LEVEL_ROW,
+                column=f"Stmt[{s}]/Bal[CLBD]",
+            )
+        _summary(b, stmt, totals, s=s, file=file, ccy=acct_ccy)
+        if statement_date is None:
+            clbd = next(
+                (bal for bal in kids(stmt, "Bal") if text(bal, "Tp", "CdOrPrtry", "Cd").upper() == "CLBD"),
+                None,
+            )
+            day = text(clbd, "Dt", "Dt") or text(clbd, "Dt", "DtTm") or text(stmt, "FrToDt", "ToDtTm")
+            try:
+                statement_date = date.fromisoformat(day[:10]) if day else None
+            except ValueError:
+                statement_date = None
+    return fmt, encoding, statement_date

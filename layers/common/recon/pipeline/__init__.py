@@ -1,0 +1,1 @@
+"""One logic function per Lambda stage. Handlers validate the event, call one of these, and return."""

@@ -1,0 +1,107 @@
+"""Payloads passed between the state machine's steps (validated at every handler boundary)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain import Delivery, Source
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunRef(_Payload):
+    run_id: str
+    project_id: str
+    business_date: date
+
+
+class StartRunInput(_Payload):
+    """Execution input. Scheduled runs pass only the project; the business date defaults to yesterday."""
+
+    project_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    business_date: date | None = None
+    trigger: Literal["schedule", "upload", "manual", "api"] = "schedule"
+
+
+class ChannelTask(_Payload):
+    """One account to fetch and parse within a run (an item of the fetch fan-out)."""
+
+    run_id: str
+    project_id: str
+    business_date: date
+    statement_date: date = Field(description="Date of the statement this run needs from the account")
+    account_id: str
+    source: Source
+    delivery: Delivery
+
+
+class StartRunOutput(RunRef):
+    channels: list[ChannelTask]
+
+
+class FetchOutput(_Payload):
+    account_id: str
+    source: Source
+    status: Literal["stored", "unchanged", "none_dropped", "uploaded"]
+    raw_keys: list[str] = Field(default_factory=list)
+
+
+class StatementSummary(_Payload):
+    statement_id: str
+    raw_key: str
+    status: str
+    rows_read: int
+    rows_parsed: int
+    rows_skipped: int
+    rows_rejected: int
+    error: str | None = None
+
+
+class ParseOutput(_Payload):
+    account_id: str
+    source: Source
+    statements: list[StatementSummary] = Field(default_factory=list)
+    quarantined: int = 0
+    failed: bool = Field(default=False, description="The channel's fetch or parse failed after retries")
+    error: str | None = None
+    cause: str | None = None
+
+
+class FailureInput(_Payload):
+    """What the state machine's Catch hands to the failure recorder."""
+
+    execution: str
+    input: dict[str, object] = Field(default_factory=dict)
+    error: dict[str, object] = Field(default_factory=dict)
+
+
+class FailureOutput(_Payload):
+    subject: str
+    summary: str
+
+
+class MatchInput(RunRef):
+    channels: list[ParseOutput] = Field(default_factory=list, description="Results of the fetch/parse fan-out")
+
+
+class MatchOutput(RunRef):
+    match_groups: int
+    residue_rows: int
+
+
+class ResolveOutput(RunRef):
+    cases: int
+    cases_by_type: dict[str, int]
+
+
+class ReportOutput(RunRef):
+    report_key: str
+    cases: int
+    alert: bool = Field(description="True when the run needs attention (open cases or quarantined files)")
+    subject: str
+    summary: str

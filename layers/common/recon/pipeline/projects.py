@@ -1,0 +1,56 @@
+"""Loading projects and deriving what a run needs from them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ..domain import Account, Project, Source, stable_id
+from ..keys import project_config_key
+from ..ports import ObjectStore
+from ..settings import Settings
+
+
+class ProjectNotFound(Exception):
+    """No project file under the configured prefix."""
+
+
+def load_project(store: ObjectStore, settings: Settings, project_id: str) -> Project:
+    key = project_config_key(project_id, settings.config_prefix)
+    if store.head(settings.data_bucket, key) is None:
+        raise ProjectNotFound(f"project {project_id!r}: s3://{settings.data_bucket}/{key} does not exist")
+    return Project.from_yaml(store.get(settings.data_bucket, key).decode("utf-8"))
+
+
+def default_business_date(project: Project, now: datetime) -> date:
+    """Yesterday in the project's time zone: a run reconciles a closed day."""
+    return now.astimezone(ZoneInfo(project.timezone)).date() - timedelta(days=1)
+
+
+def statement_date_for(project: Project, account: Account, business_date: date) -> date:
+    """The statement date a run of ``business_date`` needs from ``account``.
+
+    A bank account receives the channels' settlements T+n, so the run needs its statement of the latest
+    settlement lag; every other source is read for the business date itself.
+    """
+    if account.source is not Source.BANK:
+        return business_date
+    lags = [max(r.lag_days) for r in project.settlement_rules if r.bank_account == account.account_id]
+    return business_date + timedelta(days=max(lags, default=0))
+
+
+def business_dates_needing(project: Project, account: Account, statement_date: date) -> list[date]:
+    """Inverse of ``statement_date_for``: which business dates read this account's statement of a date."""
+    if account.source is not Source.BANK:
+        return [statement_date]
+    lags = [max(r.lag_days) for r in project.settlement_rules if r.bank_account == account.account_id]
+    return [statement_date - timedelta(days=max(lags, default=0))]
+
+
+def run_id_for(project_id: str, business_date: date) -> str:
+    """Deterministic: a re-run of the same day replaces, never duplicates, its results."""
+    return f"{project_id}-{business_date:%Y%m%d}"
+
+
+def statement_id_for(project_id: str, account_id: str, checksum: str) -> str:
+    return stable_id("st", project_id, account_id, checksum)

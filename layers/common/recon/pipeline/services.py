@@ -1,0 +1,25 @@
+"""The ports a stage needs, bundled. AWS wiring lives in ``recon.adapters.wiring``; tests pass fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from ..ports import AlertPublisher, Mailer, ObjectStore, RunRepository, WorkflowStarter
+from ..settings import Settings
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: ObjectStore
+    repo: RunRepository
+    mailer: Mailer
+    alerts: AlertPublisher
+    workflow: WorkflowStarter
+    clock: Callable[[], datetime] = field(default=_utcnow)

@@ -1,0 +1,1 @@
+"""Local runtime and command line: the whole application on one machine, in moto, with no AWS account."""

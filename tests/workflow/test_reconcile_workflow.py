@@ -1,0 +1,101 @@
+"""The very ASL file the template deploys, executed by moto's Step Functions interpreter, with our real
+handlers running in-process (local/recon_local/runtime.py), on a generated day in the real formats."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recon_local.demo_data import generate_day, write_day
+from recon_local.local_run import run_local
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
+DAY = date(2026, 11, 20)
+
+
+def test_template_points_at_the_asl_this_suite_executes() -> None:
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((REPO / "infra/template.yaml").read_text("utf-8"))
+    machine = template["Resources"]["ReconcileStateMachine"]["Properties"]
+    assert (REPO / "infra" / machine["DefinitionUri"]).resolve() == (REPO / "statemachine/reconcile.asl.json")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("demo")
+    day = generate_day(DAY)
+    files = write_day(day, tmp / "input")
+    return day, run_local(PROJECT_TEXT, DAY, files, tmp / "out")
+
+
+def test_full_day_runs_every_stage(demo_run) -> None:
+    _, result = demo_run
+    assert result.execution_status == "SUCCEEDED", result.execution_error
+    states = result.history_states
+    for state in ["StartRun", "FetchAndParse", "ChooseFetcher", "FetchBank", "FetchAlipay", "FetchWechat", "Parse",
+                  "Match", "Resolve", "Report", "NeedsAttention", "NotifyAlert", "Done"]:
+        assert state in states, (state, states)
+    assert "RecordFailure" not in states and "ChannelFailed" not in states
+
+
+def test_stored_results_are_exactly_the_planted_differences(demo_run) -> None:
+    day, result = demo_run
+    found = {(c.type.value, m.source.value, m.txn_id) for c in result.cases for m in c.members}
+    for planted in day.planted:
+        assert (planted.case_type, planted.source, planted.txn_id) in found, planted
+    assert len(result.cases) == len(day.planted)
+    assert result.run.balanced and result.run.status.value == "succeeded"
+    assert result.run.match_groups == len(result.groups) > 100
+    by_source = {s.source.value: s for s in result.run.sources}
+    assert by_source["bank"].filtered_by_rule == {"bank-fees-and-interest": 2}
+
+
+def test_outputs_report_email_and_alert(demo_run) -> None:
+    day, result = demo_run
+    assert set(result.outputs) == {"report.html", "matches.csv", "cases.csv", "summary.json"}
+    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8")))
+    assert list(matches[0]) == ["group_id", "rule", "source", "txn_id", "amount", "currency"]
+    cases = list(csv.DictReader(result.outputs["cases.csv"].open(encoding="utf-8")))
+    assert list(cases[0]) == ["case_id", "type", "source", "txn_id", "amount", "currency", "counterpart_source",
+                              "counterpart_txn_id", "delta"]
+    summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
+    assert summary["cases"] == len(day.planted) and summary["quarantined_files"] == 0
+    for source, counts in summary["sources"].items():
+        assert counts["rows_in"] == counts["rows_out"], source
+    assert len(result.emails) == 1 and "finance@example.com" in result.emails[0]["destinations"]
+    assert any("open case" in str(a.get("subject")) for a in result.alerts)
+
+
+def test_a_failing_channel_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
+    project = yaml.safe_load(PROJECT_TEXT)
+    next(a for a in project["accounts"] if a["account_id"] == "wechat-main")["delivery"] = "api"
+    day = generate_day(DAY)
+    files = [p for p in write_day(day, tmp_path / "input") if "wechat" not in p.name]
+    result = run_local(yaml.safe_dump(project, allow_unicode=True), DAY, files, tmp_path / "out")
+    assert result.execution_status == "SUCCEEDED", result.execution_error
+    assert "ChannelFailed" in result.history_states
+    assert result.run.error and "wechat-main" in result.run.error and "ConnectorNotConfigured" in result.run.error
+    types = {c.type.value for c in result.cases}
+    assert {"MISSING_IN_CHANNEL", "MISSING_IN_BANK"} <= types  # nothing from WeChat: ERP orders and the day's
+    assert result.run.balanced  # settlement are cases, not lost
+
+
+def test_a_failed_run_is_recorded_and_notified(tmp_path: Path) -> None:
+    from recon_local.runtime import LocalCloud
+
+    with LocalCloud() as cloud:
+        arn = cloud.start_execution({"project_id": "no-such-project", "business_date": "2026-11-20"})
+        execution = cloud.wait(arn)
+        assert execution.status == "FAILED"
+        assert execution.error == "ReconciliationFailed"
+        states = execution.entered_states()
+        assert states[-3:] == ["RecordFailure", "NotifyFailure", "RunFailed"]
+        alerts = cloud.published_alerts()
+        assert any("FAILED" in str(a.get("subject")) and "ProjectNotFound" in str(a.get("message")) for a in alerts)
