@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from recon.pipeline.contracts import ChannelTask
 from recon.pipeline.fetch import fetch_statements
 from recon.wiring import aws_services

@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
+
 from recon.pipeline.contracts import ChannelTask
 from recon.pipeline.parse import ingest_upload, parse_channel
 from recon.wiring import aws_services

@@ -4,6 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from recon.pipeline.contracts import FailureInput, RunRef
 from recon.pipeline.report import report_run
 from recon.pipeline.run import record_failure

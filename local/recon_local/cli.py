@@ -1,9 +1,9 @@
 """`recon`: the local command line.
 
-    recon demo [--out DIR] [--date YYYY-MM-DD] [--seed N]
-    recon run --project FILE --date YYYY-MM-DD --input DIR --out DIR
-    recon parse FILE... [--out DIR]
-    recon schema [--out FILE]
+recon demo [--out DIR] [--date YYYY-MM-DD] [--seed N]
+recon run --project FILE --date YYYY-MM-DD --input DIR --out DIR
+recon parse FILE... [--out DIR]
+recon schema [--out FILE]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def _print_result(result: LocalRunResult) -> None:
     from recon.reporting import summary_text
 
     print(summary_text(result.project, result.run, result.cases))
-    print(f"Execution: {result.execution_status}  states: {' -> '.join(dict.fromkeys(result.history_states))}")
+    print(
+        f"Execution: {result.execution_status}  states: {' -> '.join(dict.fromkeys(result.history_states))}"
+    )
     for name, path in result.outputs.items():
         print(f"  {name:<13} {path}")
 
@@ -49,7 +51,7 @@ def _demo(args: argparse.Namespace) -> int:
     _print_result(result)
     for mail in result.emails:
         print("\nE-mail captured by (local) SES:")
-        print(f"  From: {mail.get('source')}\n  To: {', '.join(mail.get('destinations', []))}")
+        print(f"  From: {mail['from']}\n  To: {', '.join(mail['to'])}")
         print(f"  Subject: {mail.get('subject')}")
         for line in str(mail.get("text", "")).splitlines()[:6]:
             print(f"  | {line}")
@@ -74,14 +76,20 @@ def _demo(args: argparse.Namespace) -> int:
         if hit:
             matched_cases.add(hit.case_id)
         delta = format_amount(hit.delta_minor, hit.currency) if hit else "-"
-        print(f"  [{mark}] {planted.case_type:<18} {planted.source}:{planted.txn_id}  Δ {delta}  {planted.description}")
+        print(
+            f"  [{mark}] {planted.case_type:<18} {planted.source}:{planted.txn_id}  Δ {delta}  {planted.description}"
+        )
     unexpected = [c for c in result.cases if c.case_id not in matched_cases]
     for case in unexpected:
-        print(f"  [UNEXPECTED] {case.type.value} {[(m.source.value, m.txn_id) for m in case.members]}: {case.reason}")
+        print(
+            f"  [UNEXPECTED] {case.type.value} {[(m.source.value, m.txn_id) for m in case.members]}: {case.reason}"
+        )
     elapsed = time.monotonic() - started
     ok = found_all and not unexpected and result.execution_status == "SUCCEEDED" and result.run.balanced
-    print(f"\n{'OK' if ok else 'FAILED'}: {len(day.planted)} planted, {len(matched_cases)} found, "
-          f"{len(unexpected)} unexpected; {elapsed:.1f}s. Open {result.outputs.get('report.html')} in a browser.")
+    print(
+        f"\n{'OK' if ok else 'FAILED'}: {len(day.planted)} planted, {len(matched_cases)} found, "
+        f"{len(unexpected)} unexpected; {elapsed:.1f}s. Open {result.outputs.get('report.html')} in a browser."
+    )
     return 0 if ok else 1
 
 
@@ -117,7 +125,11 @@ def _parse(args: argparse.Namespace) -> int:
         )
         try:
             parsed = parse_statement(
-                data, filename=path.name, raw_key=str(path), statement_id=path.stem, source=source,
+                data,
+                filename=path.name,
+                raw_key=str(path),
+                statement_id=path.stem,
+                source=source,
                 account_id=path.stem.lower()[:40] or "file",
             )
         except StatementParseError as exc:
@@ -126,7 +138,9 @@ def _parse(args: argparse.Namespace) -> int:
             for err in exc.errors[:20]:
                 print(f"  {err}")
             continue
-        totals = "; ".join(f"{t.name} {'ok' if t.ok else 'MISMATCH'} ({t.stated})" for t in parsed.control_totals)
+        totals = "; ".join(
+            f"{t.name} {'ok' if t.ok else 'MISMATCH'} ({t.stated})" for t in parsed.control_totals
+        )
         net = sum(t.amount_minor for t in parsed.transactions)
         currency = parsed.transactions[0].currency if parsed.transactions else "CNY"
         print(
@@ -170,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--project", required=True, help="project YAML file")
     run.add_argument("--date", required=True, type=date.fromisoformat, help="business date YYYY-MM-DD")
     run.add_argument("--input", required=True, help="folder with the statement files")
-    run.add_argument("--out", required=True, help="folder for report.html, matches.csv, cases.csv, summary.json")
+    run.add_argument(
+        "--out", required=True, help="folder for report.html, matches.csv, cases.csv, summary.json"
+    )
     run.set_defaults(func=_run)
     parse = sub.add_parser("parse", help="detect and parse statement files; print counts and control totals")
     parse.add_argument("files", nargs="+")

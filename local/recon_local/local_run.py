@@ -85,7 +85,11 @@ def run_local(
                 key = raw_key(project.project_id, account_id, statement_date, path.name)
                 store.put(cloud.raw_bucket, key, path.read_bytes())
         arn = cloud.start_execution(
-            {"project_id": project.project_id, "business_date": business_date.isoformat(), "trigger": "manual"},
+            {
+                "project_id": project.project_id,
+                "business_date": business_date.isoformat(),
+                "trigger": "manual",
+            },
             name=f"{project.project_id}-{business_date:%Y%m%d}-manual",
         )
         execution = cloud.wait(arn)
@@ -108,10 +112,24 @@ def run_local(
             execution_status=execution.status,
             execution_error=f"{execution.error}: {execution.cause}" if execution.error else None,
             outputs=outputs,
-            emails=cloud.sent_emails(),
+            emails=[_mail(m) for m in cloud.sent_emails()],
             alerts=cloud.published_alerts(),
             history_states=_entered_states(execution.history),
         )
+
+
+def _mail(message: dict[str, Any]) -> dict[str, Any]:
+    """SES messages as moto stores them, flattened to from / to / subject / text / html."""
+    destinations = message.get("destinations") or []
+    if isinstance(destinations, dict):
+        destinations = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destinations.get(key, [])]
+    return {
+        "from": message.get("source"),
+        "to": list(destinations),
+        "subject": message.get("subject"),
+        "text": message.get("text") or "",
+        "html": message.get("html") or message.get("body") or "",
+    }
 
 
 def cloud_has(store: Any, bucket: str, key: str) -> bool:

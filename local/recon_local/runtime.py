@@ -215,7 +215,7 @@ class LocalCloud:
     # -- context manager
 
     def __enter__(self) -> LocalCloud:
-        from moto import mock_aws  # noqa: PLC0415 - moto is only needed locally
+        from moto import mock_aws
 
         self._saved_env = dict(os.environ)
         for key in list(os.environ):
@@ -267,7 +267,7 @@ class LocalCloud:
         if self._mock is None:
             raise RuntimeError("LocalCloud is not active: use it as a context manager")
         if service not in self._clients:
-            import boto3  # noqa: PLC0415
+            import boto3
 
             factory: Any = boto3.client  # service names are dynamic here; the stubs want literals
             self._clients[service] = factory(service, region_name=self.region)
@@ -822,7 +822,7 @@ class LocalCloud:
             path = self.template.path_from(props["DefinitionUri"])
             text = path.read_text(encoding="utf-8")
             if path.suffix in (".yaml", ".yml"):
-                import yaml  # noqa: PLC0415
+                import yaml
 
                 definition = yaml.safe_load(text)
             else:
@@ -936,7 +936,7 @@ class LocalCloud:
         moto keeps a single body for simple messages (HTML if given, else text): it is in ``body`` and in
         ``html`` or ``text`` by its look. Raw messages are parsed: subject, html, text, attachment names.
         """
-        from moto.ses.models import RawMessage, TemplateMessage, ses_backends  # noqa: PLC0415
+        from moto.ses.models import RawMessage, TemplateMessage, ses_backends
 
         out: list[dict[str, Any]] = []
         for msg in ses_backends[self.account_id][self.region].sent_messages:
@@ -977,7 +977,7 @@ class LocalCloud:
 
     def published(self, topic_arn: str) -> list[dict[str, Any]]:
         """Every message published to a topic (moto's SNS backend); JSON messages parsed into ``json``."""
-        from moto.sns.models import sns_backends  # noqa: PLC0415
+        from moto.sns.models import sns_backends
 
         topic = sns_backends[self.account_id][self.region].topics.get(topic_arn)
         if topic is None:

@@ -97,7 +97,7 @@ def _clear_settings_cache() -> None:
     module = sys.modules.get("recon.settings")
     if module is None:
         try:
-            import recon.settings as module  # noqa: PLC0415 - optional, only if the package is importable
+            import recon.settings as module
         except ImportError:
             return
     cached = getattr(module, "get_settings", None)
@@ -124,7 +124,7 @@ class InProcessLambdaRuntime:
     # -- patch lifecycle
 
     def install(self) -> None:
-        from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - moto is a local/test dependency
+        from moto.awslambda.models import LambdaFunction
 
         runtime = self
         original: Callable[..., tuple[str, bool, str]] = LambdaFunction._invoke_lambda

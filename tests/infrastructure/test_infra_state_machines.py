@@ -1,8 +1,9 @@
-"""ASL definitions: valid per the pinned asl-validator, and wired to the template's DefinitionSubstitutions."""
+"""ASL definitions: valid per the pinned asl-validator and wired to the DefinitionSubstitutions."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,13 @@ def _fake_value(value: Any) -> str:
     return str(value)
 
 
+def _substitute(text: str, substitutions: Mapping[str, Any]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        return _fake_value(substitutions[match.group(1)])
+
+    return PLACEHOLDER.sub(replace, text)
+
+
 def test_asl_files_exist() -> None:
     assert RECONCILE_ASL in ASL_FILES
 
@@ -88,7 +96,7 @@ def test_asl_validator_accepts_deployed_form(
     for logical_id, state_machine in state_machines.items():
         text = _definition_path(state_machine).read_text(encoding="utf-8")
         substitutions = state_machine["Properties"]["DefinitionSubstitutions"]
-        deployed = PLACEHOLDER.sub(lambda match: _fake_value(substitutions[match.group(1)]), text)
+        deployed = _substitute(text, substitutions)
         assert "${" not in deployed
         target = tmp_path / f"{logical_id}.asl.json"
         target.write_text(deployed, encoding="utf-8")

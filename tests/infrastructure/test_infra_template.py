@@ -289,7 +289,9 @@ def test_parse_function_event_rule(functions: Mapping[str, Mapping[str, Any]]) -
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "RawBucket"}]
     assert pattern["detail"]["object"]["key"] == [{"prefix": "raw/"}]
     assert "MaximumRetryAttempts" in event["Properties"]["RetryPolicy"]
-    assert event["Properties"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ParseEventsDeadLetterQueue", "Arn"]}}
+    assert event["Properties"]["DeadLetterConfig"] == {
+        "Arn": {"Fn::GetAtt": ["ParseEventsDeadLetterQueue", "Arn"]}
+    }
 
 
 def test_timeouts_and_memory(functions: Mapping[str, Mapping[str, Any]]) -> None:

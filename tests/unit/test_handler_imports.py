@@ -51,5 +51,7 @@ def test_handler_is_thin_and_creates_no_client_at_import(function: str) -> None:
     app = REPO / "functions" / function / "app.py"
     source = app.read_text("utf-8")
     assert "import boto3" not in source and "from boto3" not in source
-    result = subprocess.run([sys.executable, "-c", _IMPORT, str(app)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT, str(app)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -45,7 +45,9 @@ def normalized_prefix(project_id: str, source: str, account_id: str, statement_d
     return f"normalized/project={project_id}/source={source}/account={account_id}/date={statement_date.isoformat()}/"
 
 
-def normalized_key(project_id: str, source: str, account_id: str, statement_date: date, statement_id: str) -> str:
+def normalized_key(
+    project_id: str, source: str, account_id: str, statement_date: date, statement_id: str
+) -> str:
     return normalized_prefix(project_id, source, account_id, statement_date) + f"{statement_id}.parquet"
 
 

@@ -17,10 +17,14 @@ class Settings(BaseSettings):
     data_bucket: str = Field(description="Bucket for normalized Parquet, results, reports, quarantine")
     table_name: str = Field(description="DynamoDB table for runs, statements, match groups, cases, audit")
     alert_topic_arn: str = Field(default="", description="SNS topic for alerts")
-    state_machine_arn: str = Field(default="", description="Reconcile state machine (for upload-triggered runs)")
+    state_machine_arn: str = Field(
+        default="", description="Reconcile state machine (for upload-triggered runs)"
+    )
     sender_email: str = Field(default="", description="SES-verified sender of report e-mails")
     report_recipients: str = Field(default="", description="Comma-separated default report recipients")
-    config_prefix: str = Field(default="config/projects/", description="Prefix of project files in the data bucket")
+    config_prefix: str = Field(
+        default="config/projects/", description="Prefix of project files in the data bucket"
+    )
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
 
     @property
@@ -31,4 +35,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached: Lambda environments do not change during an invocation)."""
-    return Settings()  # type: ignore[call-arg]  # values come from the environment
+    return Settings()  # values come from the environment

@@ -1,4 +1,4 @@
-"""One contract, two implementations: each test runs against the in-memory fake and the moto-backed adapter."""
+"""One contract, two implementations: each test runs against the in-memory fake and the moto adapter."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ class Repo:
     def set_case_status(self, run_id: str, case_id: str, status: CaseStatus) -> None:
         """What a reviewer does: change the case's status attribute only."""
         if isinstance(self.repo, MemoryRunRepository):
-            self.repo.set_case_status(case_id, status)
+            self.repo.set_case_status(case_id, status.value)
             return
         boto3.resource("dynamodb").Table(TABLE).update_item(
             Key={"pk": f"RUN#{run_id}", "sk": f"CASE#{case_id}"},
@@ -321,7 +321,8 @@ def test_replace_results_removes_stale_items_and_keeps_review_status(repo: Repo)
     repo.repo.replace_results("run2", [make_group("g1", run_id="run2")], [make_case("c9", run_id="run2")])
     repo.set_case_status("run1", "c1", CaseStatus.IN_REVIEW)
     repo.set_case_status("run1", "c4", CaseStatus.RESOLVED)
-    assert repo.repo.get_case("c1").status == CaseStatus.IN_REVIEW
+    reviewed = repo.repo.get_case("c1")
+    assert reviewed.status is CaseStatus.IN_REVIEW  # an enum, not the raw attribute string
     assert {c.case_id: c.status for c in repo.repo.list_cases("run1")}["c4"] == CaseStatus.RESOLVED
 
     new_groups = [make_group("g3"), make_group("g2", members=[member(2), member(2, Source.WECHAT)])]

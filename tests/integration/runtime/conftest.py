@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-TEMPLATE = """\
+TEMPLATE = r"""
 AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Parameters:
@@ -36,7 +36,8 @@ Globals:
         RECON_TABLE_NAME: !Ref Table
         RECON_ALERT_TOPIC_ARN: !Ref AlertTopic
         RECON_SENDER_EMAIL: !Ref SenderEmail
-        RECON_STATE_MACHINE_ARN: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-flow"
+        RECON_STATE_MACHINE_ARN: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:\
+          stateMachine:${AWS::StackName}-flow"
         STAGE: !Ref Stage
 Resources:
   RawBucket:
@@ -141,7 +142,12 @@ FLOW = {
             "ResultSelector": {"attempts.$": "$.Payload.attempts"},
             "ResultPath": "$.fetched",
             "Retry": [
-                {"ErrorEquals": ["StatementNotReady"], "IntervalSeconds": 900, "MaxAttempts": 8, "BackoffRate": 2.0}
+                {
+                    "ErrorEquals": ["StatementNotReady"],
+                    "IntervalSeconds": 900,
+                    "MaxAttempts": 8,
+                    "BackoffRate": 2.0,
+                }
             ],
             "Catch": [{"ErrorEquals": ["StatementNotReady"], "ResultPath": "$.error", "Next": "NotReady"}],
             "Next": "Notify",
@@ -150,7 +156,11 @@ FLOW = {
         "Notify": {
             "Type": "Task",
             "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {"TopicArn": "${AlertTopicArn}", "Subject": "flow", "Message.$": "States.JsonToString($)"},
+            "Parameters": {
+                "TopicArn": "${AlertTopicArn}",
+                "Subject": "flow",
+                "Message.$": "States.JsonToString($)",
+            },
             "ResultPath": None,
             "Next": "Done",
         },
@@ -158,7 +168,7 @@ FLOW = {
     },
 }
 
-ECHO = '''
+ECHO = """
 import os
 
 import boto3
@@ -188,7 +198,7 @@ def lambda_handler(event, context):
         "arn": context.invoked_function_arn,
         "remaining_ms": context.get_remaining_time_in_millis(),
     }
-'''
+"""
 
 FLAKY = '''
 ATTEMPTS = {"n": 0}

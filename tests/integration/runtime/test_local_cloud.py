@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto.awslambda.models import LambdaFunction
 
 from recon_local.runtime import LambdaInvocationError, LocalCloud
 
@@ -138,9 +139,13 @@ def test_resources_follow_the_template(cloud: LocalCloud) -> None:
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     boto3.client("sns").get_topic_attributes(TopicArn=cloud.alert_topic_arn)
     ses = boto3.client("ses")
-    attrs = ses.get_identity_verification_attributes(Identities=[cloud.sender_email])["VerificationAttributes"]
+    attrs = ses.get_identity_verification_attributes(Identities=[cloud.sender_email])[
+        "VerificationAttributes"
+    ]
     assert attrs[cloud.sender_email]["VerificationStatus"] == "Success"
-    fn = boto3.client("lambda").get_function(FunctionName=cloud.function_name("FlakyFunction"))["Configuration"]
+    fn = boto3.client("lambda").get_function(FunctionName=cloud.function_name("FlakyFunction"))[
+        "Configuration"
+    ]
     assert fn["Timeout"] == 5
     assert fn["Environment"]["Variables"]["RECON_TABLE_NAME"] == cloud.table_name
     sm = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=cloud.state_machine_arn)
@@ -196,8 +201,6 @@ def test_fire_schedule_starts_the_state_machine_with_its_input(cloud: LocalCloud
 
 
 def test_exit_restores_process_state(mini_app: Path) -> None:
-    from moto.awslambda.models import LambdaFunction
-
     original = LambdaFunction._invoke_lambda
     env_before = dict(os.environ)
     path_before = list(sys.path)

@@ -37,7 +37,10 @@ def txn(
 ) -> Transaction:
     _counter["row"] += 1
     src = Source(source)
-    account = account or {"erp": "erp", "wechat": "wechat-main", "alipay": "alipay-main", "bank": "bank-cmb"}[source]
+    account = (
+        account
+        or {"erp": "erp", "wechat": "wechat-main", "alipay": "alipay-main", "bank": "bank-cmb"}[source]
+    )
     at = at or datetime(2026, 11, 20, 2, 0, tzinfo=UTC) + timedelta(seconds=_counter["row"])
     return Transaction(
         txn_uid=f"{source}:{account}:{txn_id}",

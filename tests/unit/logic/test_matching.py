@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from recon.domain import CaseType, Project, TxnStatus
 from recon.matching import FindingKind, match_transactions
@@ -19,10 +19,24 @@ def _day(extra=()):
         txn("alipay", "AP2", 990, order_ref="SO2", fee=6),
         txn("erp", "SO2#R1", -500, order_ref="SO2", refund_ref="R1"),
         txn("alipay", "AP2#R1", -500, order_ref="SO2", refund_ref="R1", fee=-3),
-        txn("bank", "B-WX", 19900 - 119, value_date=T1, counterparty="财付通支付科技有限公司", memo="微信支付结算"),
-        txn("bank", "B-AP", 990 - 6 - 500 + 3, value_date=T1, counterparty="支付宝（中国）网络技术有限公司", memo="支付宝结算"),
+        txn(
+            "bank",
+            "B-WX",
+            19900 - 119,
+            value_date=T1,
+            counterparty="财付通支付科技有限公司",
+            memo="微信支付结算",
+        ),
+        txn(
+            "bank",
+            "B-AP",
+            990 - 6 - 500 + 3,
+            value_date=T1,
+            counterparty="支付宝（中国）网络技术有限公司",
+            memo="支付宝结算",
+        ),
     ]
-    return rows + list(extra)
+    return [*rows, *extra]
 
 
 def _run(project: Project, rows):
@@ -35,8 +49,13 @@ def test_clean_day_matches_three_ways_with_evidence(project: Project) -> None:
     outcome, cases = _run(project, _day())
     assert cases == []
     rules = sorted(g.rule for g in outcome.groups)
-    assert rules == ["alipay-settlement", "erp-channel-order", "erp-channel-order", "erp-channel-order",
-                     "wechat-settlement"]
+    assert rules == [
+        "alipay-settlement",
+        "erp-channel-order",
+        "erp-channel-order",
+        "erp-channel-order",
+        "wechat-settlement",
+    ]
     settlement = next(g for g in outcome.groups if g.rule == "wechat-settlement")
     assert settlement.settles == ["wechat-main@2026-11-20"]
     assert [m.txn_id for m in settlement.members] == ["B-WX"]
@@ -74,7 +93,9 @@ def test_planted_differences_are_each_classified(project: Project) -> None:
             CaseType.AMOUNT_MISMATCH.value,
         ]
     )
-    amount = next(c for c in cases if c.type is CaseType.AMOUNT_MISMATCH and any(m.txn_id == "WX3" for m in c.members))
+    amount = next(
+        c for c in cases if c.type is CaseType.AMOUNT_MISMATCH and any(m.txn_id == "WX3" for m in c.members)
+    )
     assert amount.delta_minor == -1000
     assert "199.00" in amount.reason and "189.00" in amount.reason
     dup = next(c for c in cases if c.type is CaseType.DUPLICATE)
@@ -107,13 +128,14 @@ def test_missing_settlement_and_unexplained_credit(project: Project) -> None:
 def test_status_and_time_mismatch(project: Project) -> None:
     base = _day()
     late = base[1].booked_at + timedelta(hours=30)
-    rows = base + [
+    rows = [
+        *base,
         txn("erp", "SO7", 1000, order_ref="SO7"),
         txn("wechat", "WX7", 1000, order_ref="SO7", status=TxnStatus.REVERSED),
         txn("erp", "SO8", 2000, order_ref="SO8", at=base[1].booked_at),
         txn("wechat", "WX8", 2000, order_ref="SO8", at=late),
     ]
-    outcome, cases = _run(project, rows)
+    _, cases = _run(project, rows)
     types = {c.type for c in cases if any(m.txn_id in ("WX7", "WX8") for m in c.members)}
     assert types == {CaseType.STATUS_MISMATCH, CaseType.TIME_MISMATCH}
 
@@ -144,5 +166,3 @@ def test_every_row_in_exactly_one_place_is_enforced(project: Project) -> None:
         assert "more than one place" in str(exc)
     else:
         raise AssertionError("double placement not detected")
-
-

@@ -65,8 +65,10 @@ def test_demo_project_is_valid_and_schema_is_current() -> None:
 
 
 def test_project_rejects_unknown_account_in_rule() -> None:
-    text = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8").replace(
-        "bank_account: bank-cmb", "bank_account: bank-icbc", 1
+    text = (
+        (REPO / "local/recon_local/projects/demo.yaml")
+        .read_text("utf-8")
+        .replace("bank_account: bank-cmb", "bank_account: bank-icbc", 1)
     )
     with pytest.raises(ValidationError, match="unknown account 'bank-icbc'"):
         Project.from_yaml(text)

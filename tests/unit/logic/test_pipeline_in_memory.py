@@ -39,7 +39,10 @@ def svc() -> Services:
     store.put("data", project_config_key("demo"), PROJECT_TEXT.encode())
     return Services(
         settings=Settings(
-            raw_bucket="raw", data_bucket="data", table_name="t", sender_email="recon@example.com",
+            raw_bucket="raw",
+            data_bucket="data",
+            table_name="t",
+            sender_email="recon@example.com",
             alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
         ),
         store=store,
@@ -74,7 +77,7 @@ def _run_all(svc: Services):
 def test_demo_day_end_to_end_finds_exactly_the_planted_differences(svc: Services) -> None:
     project = Project.from_yaml(PROJECT_TEXT)
     _upload(svc, project)
-    started, parsed, resolved, report = _run_all(svc)
+    started, parsed, _resolved, report = _run_all(svc)
     assert started.run_id == "demo-20261120"
     assert {c.account_id: c.statement_date.isoformat() for c in started.channels}["bank-cmb"] == "2026-11-21"
     assert all(p.quarantined == 0 for p in parsed), [s.error for p in parsed for s in p.statements]
@@ -108,7 +111,9 @@ def test_rerun_of_the_same_day_is_idempotent(svc: Services) -> None:
     statements_1 = svc.repo.list_statements("demo", "wechat-main", DAY)
     second = _run_all(svc)
     assert second[0].run_id == first[0].run_id
-    assert [g.model_dump() for g in svc.repo.list_match_groups(first[0].run_id)] == [g.model_dump() for g in groups_1]
+    assert [g.model_dump() for g in svc.repo.list_match_groups(first[0].run_id)] == [
+        g.model_dump() for g in groups_1
+    ]
     assert [c.model_dump() for c in svc.repo.list_cases(first[0].run_id)] == [c.model_dump() for c in cases_1]
     assert svc.repo.list_statements("demo", "wechat-main", DAY) == statements_1  # same bytes: parsed once
 
@@ -121,7 +126,7 @@ def test_bad_file_is_quarantined_and_the_run_goes_on(svc: Services) -> None:
     broken = data.replace(b"`SUCCESS", b"`SUCCESS", 1).replace(b"\r\n`", b"\r\n`not-a-date", 1)
     key = raw_key("demo", "wechat-main", DAY, name)
     svc.store.put("raw", key, broken)  # a corrected upload would be a new version; this one is bad
-    started, parsed, resolved, report = _run_all(svc)
+    started, parsed, resolved, _report = _run_all(svc)
     wechat = next(p for p in parsed if p.account_id == "wechat-main")
     assert wechat.quarantined == 1
     statement = svc.repo.list_statements("demo", "wechat-main", DAY)[0]

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 
 from recon.domain import Project, Run, RunStatus
+from recon.matching import match_transactions
 from recon.reporting import cases_csv, matches_csv, render_report, summary_json, summary_text
 from recon.reporting.export import CASE_COLUMNS, MATCH_COLUMNS
 from recon.resolving import classify_findings, run_accounting
-from recon.matching import match_transactions
 
 from .conftest import DAY, txn
 from .test_matching import _day
@@ -45,7 +45,13 @@ def test_matches_csv_one_row_per_member(project: Project) -> None:
     assert list(rows[0]) == MATCH_COLUMNS
     assert len(rows) == sum(len(g.members) for g in outcome.groups)
     wx = next(r for r in rows if r["txn_id"] == "WX1")
-    assert wx == {**wx, "source": "wechat", "amount": "199.00", "currency": "CNY", "rule": "erp-channel-order"}
+    assert wx == {
+        **wx,
+        "source": "wechat",
+        "amount": "199.00",
+        "currency": "CNY",
+        "rule": "erp-channel-order",
+    }
     partner = [r for r in rows if r["group_id"] == wx["group_id"]]
     assert {r["txn_id"] for r in partner} == {"SO1", "WX1"}
 
@@ -66,7 +72,13 @@ def test_cases_csv_names_counterparts_and_delta(project: Project) -> None:
 def test_report_and_summary_show_every_source_and_case(project: Project) -> None:
     outcome, cases, run = _results(project)
     html = render_report(project, run, outcome.groups, cases)
-    for needle in ["AMOUNT_MISMATCH", "MISSING_IN_CHANNEL", "SO4", "wechat-main@2026-11-20", "All sources balance"]:
+    for needle in [
+        "AMOUNT_MISMATCH",
+        "MISSING_IN_CHANNEL",
+        "SO4",
+        "wechat-main@2026-11-20",
+        "All sources balance",
+    ]:
         assert needle in html
     assert "<script" not in html
     text = summary_text(project, run, cases)

@@ -33,8 +33,10 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 - Account numbers: models serialise the masked number only (``Account`` serialiser, ``SecretStr``); no
   attribute is written from anything but that JSON and ids.
 - Size: DynamoDB items are limited to 400 KB. JSON larger than ``COMPRESS_ABOVE`` (350 KB) is stored
-  compressed (``data_z``); a match group's members compress about 8-10x, i.e. a group of roughly 20,000
-  members still fits. An item that exceeds 400 KB even compressed raises ``ItemTooLargeError``.
+  compressed (``data_z``). A match-group member is ~190 bytes of JSON (realistic 28-digit channel ids) and
+  ~37 bytes compressed + base64, so groups of up to ~1,900 members are stored plain and up to ~11,000
+  compressed. Beyond that (or any item over 400 KB even compressed) ``ItemTooLargeError`` is raised: split
+  such a group, or keep its member list in S3 and store the key.
 - ``replace_results`` uses BatchWriteItem (not a transaction): a concurrent reader may see a mix of the
   old and new results for a moment; the end state is the same however often it is repeated.
 """
@@ -49,7 +51,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from recon.domain import AuditEvent, Case, MatchGroup, Run, Statement, StatementStatus
+from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
 from recon.ports import FetchLogEntry
 from recon.settings import get_settings
 
@@ -127,7 +129,9 @@ def _model(cls: type[M], item: Item) -> M:
 def _case(item: Item) -> Case:
     case = _model(Case, item)
     status = item.get("status")
-    return case.model_copy(update={"status": status}) if status and status != case.status else case
+    if status and status != case.status:
+        return case.model_copy(update={"status": CaseStatus(str(status))})
+    return case
 
 
 class DynamoRunRepository:
@@ -135,7 +139,7 @@ class DynamoRunRepository:
 
     def __init__(
         self, table_name: str | None = None, *, table: Table | None = None, page_size: int | None = None
-    ):
+    ) -> None:
         self._table_name = table_name
         self._table = table
         self._page_size = page_size  # Limit per Query page (tests use small pages to exercise paging)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from recon.domain import AuditEvent, Case, MatchGroup, Run, Statement, StatementStatus
+from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
 from recon.ports import FetchLogEntry, StoredObject
 
 from ._shared import (
@@ -226,13 +226,14 @@ class MemoryRunRepository:
                     return Case.model_validate_json(data)
         return None
 
-    def set_case_status(self, case_id: str, status: str) -> None:
+    def set_case_status(self, case_id: str, status: CaseStatus | str) -> None:
         """Simulate a reviewer changing a case's status (test helper; the review API owns this in AWS)."""
         with self._lock:
             for results in self._results.values():
                 if case_id in results.cases:
                     case = Case.model_validate_json(results.cases[case_id])
-                    results.cases[case_id] = case.model_copy(update={"status": status}).model_dump_json()
+                    case = case.model_copy(update={"status": CaseStatus(status)})
+                    results.cases[case_id] = case.model_dump_json()
                     return
         raise KeyError(case_id)
 

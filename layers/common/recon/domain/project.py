@@ -52,7 +52,9 @@ class Project(BaseModel):
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     accounts: list[Account] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list, description="Applied in the order given (priority order)")
-    carry_over_days: int = Field(default=2, ge=0, description="Days an unmatched row may stay open as in flight")
+    carry_over_days: int = Field(
+        default=2, ge=0, description="Days an unmatched row may stay open as in flight"
+    )
     severity: SeverityThresholds = Field(default_factory=SeverityThresholds)
     notifications: Notifications = Field(default_factory=Notifications)
 

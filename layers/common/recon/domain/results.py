@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from .common import Source
 from .rules import Severity
 
-
 AGGREGATE_PREFIX = "agg:"
 
 

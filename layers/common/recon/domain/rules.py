@@ -40,7 +40,9 @@ class KeyMatchRule(_Rule):
     kind: Literal["key_match"] = "key_match"
     left: list[str] = Field(description="Sources on the left, e.g. ['erp']")
     right: list[str] = Field(description="Sources on the right, e.g. ['alipay', 'wechat']")
-    keys: list[str] = Field(default=["order_ref", "refund_ref"], description="Normalized fields that must be equal")
+    keys: list[str] = Field(
+        default=["order_ref", "refund_ref"], description="Normalized fields that must be equal"
+    )
     amount_tolerance_minor: int = Field(default=0, ge=0, description="Allowed |Δamount| in minor units")
     time_tolerance_hours: float = Field(default=48, ge=0, description="Allowed |Δbooked_at| in hours")
 

@@ -38,7 +38,9 @@ class Transaction(BaseModel):
     account_id: str
     statement_id: str
     txn_id: str = Field(description="The source's own id as printed (refunds: '<id>#<refund id>')")
-    order_ref: str | None = Field(default=None, description="Merchant order number (ERP order no, 商户订单号)")
+    order_ref: str | None = Field(
+        default=None, description="Merchant order number (ERP order no, 商户订单号)"
+    )
     refund_ref: str | None = Field(default=None, description="Merchant refund number, on refunds")
     amount_minor: int
     fee_minor: int = 0

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
-from ..domain import (
+from recon.domain import (
     Evidence,
     KeyMatchRule,
     MatchGroup,
@@ -27,7 +27,8 @@ from ..domain import (
     TxnStatus,
     stable_id,
 )
-from ..money import format_amount
+from recon.money import format_amount
+
 from .filters import rule_applies
 from .model import Finding, FindingKind, MatchOutcome, aggregate_ref, member_ref
 
@@ -146,7 +147,9 @@ class _Matcher:
             delta = r_sum - l_sum
             time_gap = max(abs(a.booked_at - b.booked_at) for a in lefts for b in rights)
             evidence = [
-                Evidence(field=k, left=v, right=v, equal=True) for k, v in zip(rule.keys, key, strict=True) if v
+                Evidence(field=k, left=v, right=v, equal=True)
+                for k, v in zip(rule.keys, key, strict=True)
+                if v
             ]
             evidence.append(
                 Evidence(
@@ -189,14 +192,18 @@ class _Matcher:
                 )
             elif time_gap > tolerance:
                 kind = FindingKind.KEY_TIME_MISMATCH
-                detail = f"booked {int(time_gap.total_seconds())}s apart, tolerance {rule.time_tolerance_hours}h"
+                detail = (
+                    f"booked {int(time_gap.total_seconds())}s apart, tolerance {rule.time_tolerance_hours}h"
+                )
             if kind is None:
                 explanation = (
                     f"{' + '.join(sorted({t.source.value for t in lefts + rights}))}: "
                     f"{', '.join(f'{k}={v}' for k, v in zip(rule.keys, key, strict=True) if v)}, "
                     f"amount {_money(r_sum, currency)}"
                 )
-                self.outcome.groups.append(_group(self.run_id, rule.name, lefts + rights, evidence, explanation))
+                self.outcome.groups.append(
+                    _group(self.run_id, rule.name, lefts + rights, evidence, explanation)
+                )
             else:
                 self.outcome.findings.append(
                     Finding(kind=kind, rule=rule.name, members=members, evidence=evidence, detail=detail)
@@ -207,7 +214,9 @@ class _Matcher:
     def settle(self, rule: SettlementRule) -> None:
         channel = self.project.account(rule.channel_account)
         day = [
-            t for t in self.rows if t.account_id == rule.channel_account and t.txn_uid not in self.outcome.filtered
+            t
+            for t in self.rows
+            if t.account_id == rule.channel_account and t.txn_uid not in self.outcome.filtered
         ]
         if not day:
             return
@@ -326,10 +335,10 @@ def unique_uids(rows: list[Transaction]) -> list[Transaction]:
     """
     seen: set[str] = set()
     out: list[Transaction] = []
-    for t in sorted(rows, key=_canonical):
+    for row in sorted(rows, key=_canonical):
+        t = row
         if t.txn_uid in seen:
-            t = t.model_copy(update={"txn_uid": f"{t.txn_uid}~{t.statement_id}:{t.row_number}"})
+            t = row.model_copy(update={"txn_uid": f"{row.txn_uid}~{row.statement_id}:{row.row_number}"})
         seen.add(t.txn_uid)
         out.append(t)
     return out
-

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ..domain import FieldCondition, FilterRule, Transaction
+from recon.domain import FieldCondition, FilterRule, Transaction
 
 
 @lru_cache(maxsize=256)

@@ -6,8 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..domain import Evidence, MatchGroup, MemberRef, Source, Transaction
-from ..domain.results import AGGREGATE_PREFIX
+from recon.domain import Evidence, MatchGroup, MemberRef, Source, Transaction
+from recon.domain.results import AGGREGATE_PREFIX
 
 
 class FindingKind(StrEnum):
@@ -16,7 +16,9 @@ class FindingKind(StrEnum):
     KEY_AMOUNT_MISMATCH = "key_amount_mismatch"  # keys agree, amounts do not
     KEY_STATUS_MISMATCH = "key_status_mismatch"  # keys agree, one side says it did not happen
     KEY_TIME_MISMATCH = "key_time_mismatch"  # keys and amounts agree, times beyond tolerance
-    SETTLEMENT_AMOUNT_MISMATCH = "settlement_amount_mismatch"  # bank credit differs from the channel day's net
+    SETTLEMENT_AMOUNT_MISMATCH = (
+        "settlement_amount_mismatch"  # bank credit differs from the channel day's net
+    )
     SETTLEMENT_MISSING = "settlement_missing"  # a channel day with no bank credit
 
 

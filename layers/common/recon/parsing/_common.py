@@ -155,18 +155,19 @@ def decode(data: bytes, file: str, *, prefer_gbk: bool = False) -> tuple[str, st
         order = ["gbk", "gb18030", "utf-8"]
     else:
         order = ["utf-8", "gbk", "gb18030"]
-    last: UnicodeDecodeError | None = None
+    failures: list[UnicodeDecodeError] = []
     for enc in order:
         try:
             return data.decode(enc), enc
         except UnicodeDecodeError as exc:
-            last = exc
-    assert last is not None
-    line = data[: last.start].count(b"\n") + 1
+            failures.append(exc)
+    # Report where the encoding that read furthest broke down: that is the file's encoding, gone bad.
+    best = max(failures, key=lambda e: e.start)
+    line = data[: best.start].count(b"\n") + 1
     raise fatal(
         file,
-        f"undecodable text: byte 0x{data[last.start]:02x} at offset {last.start} is not "
-        f"UTF-8, GBK or GB18030",
+        f"undecodable text: byte 0x{data[best.start]:02x} at offset {best.start} is not valid "
+        f"{best.encoding} (nor UTF-8, GBK or GB18030 as a whole)",
         row=line,
     )
 
@@ -204,8 +205,10 @@ def records(text: str, *, comment_prefix: str | None = None) -> Iterator[Record]
             yield Record(start + 1, first, None)
             continue
         parts = [lines[start]]
-        while sum(p.count('"') for p in parts) % 2 == 1 and i < n:
+        quotes = lines[start].count('"')
+        while quotes % 2 == 1 and i < n:
             parts.append(lines[i])
+            quotes += lines[i].count('"')
             i += 1
         raw = "".join(parts).rstrip("\r\n")
         try:

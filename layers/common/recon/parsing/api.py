@@ -118,6 +118,19 @@ def parse_statement(
     members = unpack(data, filename)
     fmt, _confidence = _detect_members(members, filename)
     if fmt == UNKNOWN_FORMAT:
+        if len(members) == 1:  # name the precise problem: malformed XML, a bad byte, a foreign XML root
+            only = members[0]
+            file = filename if only.name is None else f"{filename}!{only.name}"
+            if _looks_xml(only.data):
+                root, _ = camt.load(only.data, file)
+                child = next(iter(root), None)
+                raise fatal(
+                    file,
+                    f"unknown statement format: XML <{camt.local(root.tag)}>"
+                    f"{f'/<{camt.local(child.tag)}>' if child is not None else ''} is not a camt.053 "
+                    "statement (Document/BkToCstmrStmt)",
+                )
+            decode(only.data, file)
         container = "gzip " if is_gzip(data) else "zip " if is_zip(data) else ""
         raise fatal(
             filename,

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..domain import Delivery, Source
+from recon.domain import Delivery, Source
 
 
 class _Payload(BaseModel):
@@ -86,7 +86,9 @@ class FailureOutput(_Payload):
 
 
 class MatchInput(RunRef):
-    channels: list[ParseOutput] = Field(default_factory=list, description="Results of the fetch/parse fan-out")
+    channels: list[ParseOutput] = Field(
+        default_factory=list, description="Results of the fetch/parse fan-out"
+    )
 
 
 class MatchOutput(RunRef):

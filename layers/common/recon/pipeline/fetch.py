@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
-from ..domain import Delivery
-from ..keys import raw_prefix
-from ..ports import FetchLogEntry
+from recon.domain import Delivery
+from recon.keys import raw_prefix
+from recon.ports import FetchLogEntry
+
 from .contracts import ChannelTask, FetchOutput
 from .services import Services
 
@@ -29,7 +30,9 @@ def fetch_statements(task: ChannelTask, svc: Services) -> FetchOutput:
         raise ConnectorNotConfigured(
             f"account {task.account_id}: delivery {task.delivery.value!r} needs a provider connector"
         )
-    objects = svc.store.list(svc.settings.raw_bucket, raw_prefix(task.project_id, task.account_id, task.statement_date))
+    objects = svc.store.list(
+        svc.settings.raw_bucket, raw_prefix(task.project_id, task.account_id, task.statement_date)
+    )
     attempts = svc.repo.list_fetch_log(task.project_id, task.account_id, task.statement_date)
     status = "uploaded" if objects else "none_dropped"
     svc.repo.put_fetch_log(

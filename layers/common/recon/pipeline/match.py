@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..domain import FileAccounting, Project, StatementStatus, Transaction
-from ..keys import results_prefix
-from ..matching import MatchOutcome, match_transactions
-from ..tables import from_parquet
+from recon.domain import FileAccounting, Project, StatementStatus, Transaction
+from recon.keys import results_prefix
+from recon.matching import MatchOutcome, match_transactions
+from recon.tables import from_parquet
+
 from .contracts import MatchInput, MatchOutput, RunRef
 from .projects import load_project
 from .run import audit
@@ -18,7 +19,9 @@ def outcome_key(ref: RunRef) -> str:
     return results_prefix(ref.project_id, ref.business_date, ref.run_id) + OUTCOME_FILE
 
 
-def _load_rows(svc: Services, project: Project, ref: RunRef) -> tuple[list[Transaction], list[FileAccounting]]:
+def _load_rows(
+    svc: Services, project: Project, ref: RunRef
+) -> tuple[list[Transaction], list[FileAccounting]]:
     rows: list[Transaction] = []
     files: list[FileAccounting] = []
     for account in project.accounts:

@@ -7,10 +7,11 @@ import json
 import logging
 from datetime import date
 
-from ..domain import Account, Project, RowError, Source, Statement, StatementStatus
-from ..keys import normalized_key, parse_raw_key, quarantine_key, raw_prefix
-from ..parsing import ParsedStatement, StatementParseError, parse_statement
-from ..tables import to_parquet
+from recon.domain import Account, Project, RowError, Source, Statement, StatementStatus
+from recon.keys import normalized_key, parse_raw_key, quarantine_key, raw_prefix
+from recon.parsing import ParsedStatement, StatementParseError, parse_statement
+from recon.tables import to_parquet
+
 from .contracts import ChannelTask, ParseOutput, StartRunInput, StatementSummary
 from .projects import business_dates_needing, load_project, statement_date_for, statement_id_for
 from .run import audit
@@ -42,7 +43,7 @@ def _source_of(fmt: str) -> Source | None:
 
 
 def ingest_object(
-    svc: Services, project: Project, account: Account, statement_date: date, key: str, business_date: date
+    svc: Services, *, project: Project, account: Account, statement_date: date, key: str, business_date: date
 ) -> Statement:
     """Parse one raw object once (by checksum); quarantine it with a full error report if it is bad."""
     settings = svc.settings
@@ -99,7 +100,9 @@ def ingest_object(
         pkey = normalized_key(
             project.project_id, account.source.value, account.account_id, statement_date, statement_id
         )
-        svc.store.put(settings.data_bucket, pkey, to_parquet(parsed.transactions), content_type="application/x-parquet")
+        svc.store.put(
+            settings.data_bucket, pkey, to_parquet(parsed.transactions), content_type="application/x-parquet"
+        )
         statement = Statement(
             **base,
             status=StatementStatus.PARSED,
@@ -115,7 +118,17 @@ def ingest_object(
             parquet_key=pkey,
         )
     else:
-        statement = _quarantine(svc, project, account, statement_date, data, filename, base, parsed, errors)
+        statement = _quarantine(
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            data=data,
+            filename=filename,
+            base=base,
+            parsed=parsed,
+            errors=errors,
+        )
     svc.repo.put_statement(statement)
     audit(
         svc,
@@ -131,6 +144,7 @@ def ingest_object(
 
 def _quarantine(
     svc: Services,
+    *,
     project: Project,
     account: Account,
     statement_date: date,
@@ -169,7 +183,7 @@ def _quarantine(
         attributes={"kind": "statement_quarantined"},
     )
     return Statement(
-        **base,  # type: ignore[arg-type]
+        **base,
         status=StatementStatus.QUARANTINED,
         format=parsed.format if parsed else "",
         encoding=parsed.encoding if parsed else "",
@@ -190,9 +204,18 @@ def parse_channel(task: ChannelTask, svc: Services) -> ParseOutput:
     """Parse every raw file delivered for the task's account and statement date."""
     project = load_project(svc.store, svc.settings, task.project_id)
     account = project.account(task.account_id)
-    objects = svc.store.list(svc.settings.raw_bucket, raw_prefix(task.project_id, task.account_id, task.statement_date))
+    objects = svc.store.list(
+        svc.settings.raw_bucket, raw_prefix(task.project_id, task.account_id, task.statement_date)
+    )
     statements = [
-        ingest_object(svc, project, account, task.statement_date, o.key, task.business_date)
+        ingest_object(
+            svc,
+            project=project,
+            account=account,
+            statement_date=task.statement_date,
+            key=o.key,
+            business_date=task.business_date,
+        )
         for o in sorted(objects, key=lambda o: o.key)
     ]
     return ParseOutput(
@@ -213,13 +236,22 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
         raise ValueError(f"event for bucket {bucket!r}, expected {svc.settings.raw_bucket!r}")
     parts = parse_raw_key(key)
     if parts is None:
-        log.warning("ignoring object outside the raw/<project>/<account>/<date>/<file> layout", extra={"key": key})
+        log.warning(
+            "ignoring object outside the raw/<project>/<account>/<date>/<file> layout", extra={"key": key}
+        )
         return None
     project_id, account_id, statement_date, _ = parts
     project = load_project(svc.store, svc.settings, project_id)
     account = project.account(account_id)
     business_dates = business_dates_needing(project, account, statement_date)
-    statement = ingest_object(svc, project, account, statement_date, key, business_dates[0])
+    statement = ingest_object(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        key=key,
+        business_date=business_dates[0],
+    )
     for business_date in business_dates:
         if _inputs_complete(svc, project, business_date):
             svc.workflow.start(
@@ -239,7 +271,9 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
 def _inputs_complete(svc: Services, project: Project, business_date: date) -> bool:
     for account in project.accounts:
         statement_date = statement_date_for(project, account, business_date)
-        if not svc.store.list(svc.settings.raw_bucket, raw_prefix(project.project_id, account.account_id, statement_date)):
+        if not svc.store.list(
+            svc.settings.raw_bucket, raw_prefix(project.project_id, account.account_id, statement_date)
+        ):
             return False
     return True
 

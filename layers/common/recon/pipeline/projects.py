@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from ..domain import Account, Project, Source, stable_id
-from ..keys import project_config_key
-from ..ports import ObjectStore
-from ..settings import Settings
+from recon.domain import Account, Project, Source, stable_id
+from recon.keys import project_config_key
+from recon.ports import ObjectStore
+from recon.settings import Settings
 
 
 class ProjectNotFound(Exception):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ..domain import Run
+from recon.domain import Run
+
 from .services import Services
 
 

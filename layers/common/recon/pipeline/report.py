@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..domain import CaseStatus, RunStatus
-from ..keys import report_prefix
-from ..reporting import cases_csv, matches_csv, render_report, summary_json, summary_text
+from recon.domain import CaseStatus, RunStatus
+from recon.keys import report_prefix
+from recon.reporting import cases_csv, matches_csv, render_report, summary_json, summary_text
+
 from .contracts import ReportOutput, RunRef
 from .projects import load_project
 from .run import RunNotFound, audit
@@ -26,10 +27,15 @@ def report_run(ref: RunRef, svc: Services) -> ReportOutput:
     html = render_report(project, run, groups, cases)
     bucket = svc.settings.data_bucket
     svc.store.put(bucket, key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
-    svc.store.put(bucket, prefix + "matches.csv", matches_csv(groups).encode("utf-8"), content_type="text/csv")
+    svc.store.put(
+        bucket, prefix + "matches.csv", matches_csv(groups).encode("utf-8"), content_type="text/csv"
+    )
     svc.store.put(bucket, prefix + "cases.csv", cases_csv(cases).encode("utf-8"), content_type="text/csv")
     svc.store.put(
-        bucket, prefix + "summary.json", summary_json(run, cases).encode("utf-8"), content_type="application/json"
+        bucket,
+        prefix + "summary.json",
+        summary_json(run, cases).encode("utf-8"),
+        content_type="application/json",
     )
     location = f"s3://{svc.settings.data_bucket}/{key}"
     text = summary_text(project, run, cases, location)
@@ -40,7 +46,9 @@ def report_run(ref: RunRef, svc: Services) -> ReportOutput:
     )
     recipients = list(project.notifications.email_to) or svc.settings.recipients
     if recipients and svc.settings.sender_email:
-        svc.mailer.send(sender=svc.settings.sender_email, to=recipients, subject=subject, html=html, text=text)
+        svc.mailer.send(
+            sender=svc.settings.sender_email, to=recipients, subject=subject, html=html, text=text
+        )
     svc.repo.put_run(run)
     audit(svc, "system:report", "run.reported", ref.run_id, report_key=key, recipients=len(recipients))
     alert = bool(project.notifications.alert_on_cases and (open_cases or run.quarantined_files or run.error))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..resolving import classify_findings, run_accounting
+from recon.resolving import classify_findings, run_accounting
+
 from .contracts import ResolveOutput, RunRef
 from .match import load_outcome
 from .projects import load_project

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from ..domain import AuditEvent, Run, RunStatus, stable_id
+from recon.domain import AuditEvent, Run, RunStatus, stable_id
+
 from .contracts import ChannelTask, FailureInput, FailureOutput, StartRunInput, StartRunOutput
 from .projects import default_business_date, load_project, run_id_for, statement_date_for
 from .services import Services
@@ -43,7 +44,14 @@ def start_run(request: StartRunInput, svc: Services) -> StartRunOutput:
             started_at=svc.clock(),
         )
     )
-    audit(svc, "system:start_run", "run.started", run_id, trigger=request.trigger, project_version=project.version)
+    audit(
+        svc,
+        "system:start_run",
+        "run.started",
+        run_id,
+        trigger=request.trigger,
+        project_version=project.version,
+    )
     channels = [
         ChannelTask(
             run_id=run_id,
@@ -86,4 +94,3 @@ def record_failure(failure: FailureInput, svc: Services) -> FailureOutput:
         f"Error: {error}\nCause: {cause}\nExecution: {failure.execution}\n"
     )
     return FailureOutput(subject=subject[:100], summary=summary)
-

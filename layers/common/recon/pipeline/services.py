@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..ports import AlertPublisher, Mailer, ObjectStore, RunRepository, WorkflowStarter
-from ..settings import Settings
+from recon.ports import AlertPublisher, Mailer, ObjectStore, RunRepository, WorkflowStarter
+from recon.settings import Settings
 
 
 def _utcnow() -> datetime:

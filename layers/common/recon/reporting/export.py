@@ -8,12 +8,20 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..domain import Case, MatchGroup, MemberRef, Run
-from ..money import to_decimal
+from recon.domain import Case, MatchGroup, MemberRef, Run
+from recon.money import to_decimal
 
 MATCH_COLUMNS = ["group_id", "rule", "source", "txn_id", "amount", "currency"]
 CASE_COLUMNS = [
-    "case_id", "type", "source", "txn_id", "amount", "currency", "counterpart_source", "counterpart_txn_id", "delta",
+    "case_id",
+    "type",
+    "source",
+    "txn_id",
+    "amount",
+    "currency",
+    "counterpart_source",
+    "counterpart_txn_id",
+    "delta",
 ]
 
 
@@ -55,8 +63,15 @@ def cases_csv(cases: list[Case]) -> str:
             other = _counterpart(case, m)
             rows.append(
                 [
-                    case.case_id, case.type.value, m.source.value, m.txn_id, _amount(m), m.currency,
-                    other.source.value if other else "", other.txn_id if other else "", delta,
+                    case.case_id,
+                    case.type.value,
+                    m.source.value,
+                    m.txn_id,
+                    _amount(m),
+                    m.currency,
+                    other.source.value if other else "",
+                    other.txn_id if other else "",
+                    delta,
                 ]
             )
     return _csv(CASE_COLUMNS, rows)
@@ -103,7 +118,8 @@ def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
         "cases": len(cases),
         "cases_by_type": run.cases_by_type,
         "case_amount_by_type": {
-            k: str(to_decimal(v, cases[0].currency if cases else "CNY")) for k, v in run.case_minor_by_type.items()
+            k: str(to_decimal(v, cases[0].currency if cases else "CNY"))
+            for k, v in run.case_minor_by_type.items()
         },
         "error": run.error,
     }

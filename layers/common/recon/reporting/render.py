@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..domain import Case, MatchGroup, Project, Run
-from ..money import format_amount
+from recon.domain import Case, MatchGroup, Project, Run
+from recon.money import format_amount
 
 _env = Environment(
     loader=PackageLoader("recon", "reporting/templates"),
@@ -23,7 +23,9 @@ _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 def render_report(project: Project, run: Run, groups: list[MatchGroup], cases: list[Case]) -> str:
     rules = Counter(g.rule for g in groups)
     by_type: dict[str, list[Case]] = defaultdict(list)
-    for case in sorted(cases, key=lambda c: (_SEVERITY_ORDER[c.severity.value], -abs(c.delta_minor), c.case_id)):
+    for case in sorted(
+        cases, key=lambda c: (_SEVERITY_ORDER[c.severity.value], -abs(c.delta_minor), c.case_id)
+    ):
         by_type[case.type.value].append(case)
     return _env.get_template("report.html.j2").render(
         project=project,

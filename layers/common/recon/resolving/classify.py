@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from ..domain import (
-    Case,
-    CaseType,
-    MemberRef,
-    Project,
-    Source,
-    SourceAccounting,
-    stable_id,
-)
-from ..matching import Finding, FindingKind, MatchOutcome
-from ..money import format_amount
+from recon.domain import Case, CaseType, MemberRef, Project, Source, SourceAccounting, stable_id
+from recon.matching import Finding, FindingKind, MatchOutcome
+from recon.money import format_amount
 
 
 def _real(members: list[MemberRef]) -> list[MemberRef]:
@@ -69,7 +61,11 @@ _REASONS = {
 
 def _reason(finding: Finding, case_type: CaseType) -> str:
     base = _REASONS.get(case_type, "Unclassified difference.")
-    if case_type is CaseType.MISSING_IN_CHANNEL and finding.members and finding.members[0].source is Source.ERP:
+    if (
+        case_type is CaseType.MISSING_IN_CHANNEL
+        and finding.members
+        and finding.members[0].source is Source.ERP
+    ):
         base = "短款: the ERP booked this order but the channel never received the money."
     elif case_type is CaseType.MISSING_IN_CHANNEL:
         base = "长款: money arrived in the bank that no channel settlement or rule explains."
