@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from recon_local.cfn_template import DEFAULT_ACCOUNT_ID, Resource, Template
+from recon_local import runtime_ses
 from recon_local.runtime_lambda import FunctionSpec, InProcessLambdaRuntime
 
 LOG = logging.getLogger(__name__)
@@ -205,6 +206,7 @@ class LocalCloud:
         ] = {}  # ScheduleV2 logical id -> {name, expression, target, input}
         self.skipped: dict[str, str] = {}  # logical id -> resource type not modelled
         self._mock: Any = None
+        self._patches: list[Any] = []
         self._saved_env: dict[str, str] | None = None
         self._clients: dict[str, Any] = {}
         self._functions: dict[str, FunctionSpec] = {}  # by logical id
@@ -237,6 +239,7 @@ class LocalCloud:
         self._mock.start()
         try:
             self.runtime.install()
+            self._patches = runtime_ses.install()
             self._create_all()
         except BaseException:
             self.__exit__(None, None, None)
@@ -252,6 +255,9 @@ class LocalCloud:
         try:
             if getattr(self, "runtime", None) is not None:
                 self.runtime.uninstall()
+            for patch in reversed(self._patches):
+                patch.stop()
+            self._patches = []
         finally:
             if self._mock is not None:
                 self._mock.stop()
@@ -933,8 +939,9 @@ class LocalCloud:
     def sent_emails(self) -> list[dict[str, Any]]:
         """Messages accepted by moto's SES (v1 and v2 share the store).
 
-        moto keeps a single body for simple messages (HTML if given, else text): it is in ``body`` and in
-        ``html`` or ``text`` by its look. Raw messages are parsed: subject, html, text, attachment names.
+        moto keeps a single body for simple messages (HTML if given, else text) in ``body``; the HTML and
+        text parts as sent are captured separately (runtime_ses) into ``html`` and ``text``. Raw messages
+        are parsed: subject, html, text, attachment names.
         """
         from moto.ses.models import RawMessage, TemplateMessage, ses_backends
 
@@ -963,13 +970,17 @@ class LocalCloud:
                 )
             else:
                 body = str(msg.body or "")
-                looks_html = body.lstrip().startswith("<")
+                if hasattr(msg, "local_html"):  # captured by runtime_ses: both parts as sent
+                    html, text = msg.local_html, msg.local_text
+                else:
+                    looks_html = body.lstrip().startswith("<")
+                    html, text = (body, None) if looks_html else (None, body)
                 item.update(
                     destinations=msg.destinations,
                     subject=msg.subject,
                     body=body,
-                    html=body if looks_html else None,
-                    text=None if looks_html else body,
+                    html=html,
+                    text=text,
                     attachments=[],
                 )
             out.append(item)

@@ -179,7 +179,16 @@ def lambda_handler(event, context):
         boto3.client("ses").send_email(
             Source=os.environ["RECON_SENDER_EMAIL"],
             Destination={"ToAddresses": ["finance@example.com"]},
-            Message={"Subject": {"Data": "report"}, "Body": {"Html": {"Data": "<h1>ok</h1>"}}},
+            Message={
+                "Subject": {"Data": "report"},
+                "Body": {"Html": {"Data": "<h1>ok</h1>"}, "Text": {"Data": "ok"}},
+            },
+        )
+    if event.get("send_email_v2"):
+        boto3.client("sesv2").send_email(
+            FromEmailAddress=os.environ["RECON_SENDER_EMAIL"],
+            Destination={"ToAddresses": ["audit@example.com"]},
+            Content={"Simple": {"Subject": {"Data": "v2"}, "Body": {"Text": {"Data": "plain only"}}}},
         )
     if event.get("boom"):
         raise ValueError("boom requested")

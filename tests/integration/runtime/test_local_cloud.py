@@ -172,7 +172,13 @@ def test_sent_emails_are_read_from_ses(cloud: LocalCloud) -> None:
     assert emails[0]["source"] == cloud.sender_email
     assert emails[0]["subject"] == "report"
     assert emails[0]["html"] == "<h1>ok</h1>"
+    assert emails[0]["text"] == "ok"  # moto keeps one body; runtime_ses keeps both parts
     assert emails[0]["destinations"]["ToAddresses"] == ["finance@example.com"]
+
+    cloud.invoke("EchoFunction", {"send_email_v2": True})
+    v2 = cloud.sent_emails()[1]
+    assert (v2["subject"], v2["text"], v2["html"]) == ("v2", "plain only", None)
+    assert v2["destinations"]["ToAddresses"] == ["audit@example.com"]
 
 
 def test_s3_upload_matches_rule_and_is_delivered_to_its_lambda_target(cloud: LocalCloud) -> None:
