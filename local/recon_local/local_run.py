@@ -122,7 +122,9 @@ def _mail(message: dict[str, Any]) -> dict[str, Any]:
     """SES messages as moto stores them, flattened to from / to / subject / text / html."""
     destinations = message.get("destinations") or []
     if isinstance(destinations, dict):
-        destinations = [a for key in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destinations.get(key, [])]
+        destinations = [
+            a for key in ("ToAddresses", "CcAddresses", "BccAddresses") for a in destinations.get(key, [])
+        ]
     return {
         "from": message.get("source"),
         "to": list(destinations),

@@ -18,6 +18,7 @@ NotImplementedError inside moto), so rules are created with their patterns but o
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import email
 import email.policy
@@ -27,13 +28,14 @@ import logging
 import os
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from recon_local.cfn_template import DEFAULT_ACCOUNT_ID, Resource, Template
 from recon_local import runtime_ses
+from recon_local.cfn_template import DEFAULT_ACCOUNT_ID, Resource, Template
 from recon_local.runtime_lambda import FunctionSpec, InProcessLambdaRuntime
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ _UNSET_ENV_PREFIXES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
 STATE_MACHINE_TYPES = ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine")
+# Created when moto accepts them; a failure is a warning (self.warnings), not a broken stack.
+_AUXILIARY = {"AWS::KMS::Alias", "AWS::Events::Rule", "AWS::SNS::Subscription", "AWS::IAM::Role"}
 _RULE_EVENTS = ("EventBridgeRule", "CloudWatchEvent", "Schedule", "ScheduleV2")
 _HANDLED_ELSEWHERE = {
     # Created implicitly or deliberately not modelled (no local behaviour to emulate).
@@ -198,13 +202,12 @@ class LocalCloud:
         self.template: Template
         self.runtime: InProcessLambdaRuntime
         self.definitions: dict[str, dict[str, Any]] = {}  # state machine logical id -> definition as created
-        self.rules: dict[
-            str, dict[str, Any]
-        ] = {}  # rule logical id -> {name, bus, pattern, schedule, targets, input}
-        self.schedules: dict[
-            str, dict[str, Any]
-        ] = {}  # ScheduleV2 logical id -> {name, expression, target, input}
+        # rule logical id -> {name, bus, pattern, schedule, targets, input}
+        self.rules: dict[str, dict[str, Any]] = {}
+        # ScheduleV2 logical id -> {name, expression, timezone, target, input}
+        self.schedules: dict[str, dict[str, Any]] = {}
         self.skipped: dict[str, str] = {}  # logical id -> resource type not modelled
+        self.warnings: list[str] = []  # best-effort settings moto refused
         self._mock: Any = None
         self._patches: list[Any] = []
         self._saved_env: dict[str, str] | None = None
@@ -227,17 +230,17 @@ class LocalCloud:
         os.environ["AWS_DEFAULT_REGION"] = self.region
         os.environ["AWS_REGION"] = self.region
         self.account_id = os.environ.get("MOTO_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
-        self.template = Template(
-            self.template_path,
-            stack_name=STACK_NAME,
-            region=self.region,
-            account_id=self.account_id,
-            parameter_overrides=self.parameter_overrides,
-        )
-        self.runtime = InProcessLambdaRuntime(env_overrides=self.env_overrides)
-        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        self._mock.start()
         try:
+            self.template = Template(
+                self.template_path,
+                stack_name=STACK_NAME,
+                region=self.region,
+                account_id=self.account_id,
+                parameter_overrides=self.parameter_overrides,
+            )
+            self.runtime = InProcessLambdaRuntime(env_overrides=self.env_overrides)
+            self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+            self._mock.start()
             self.runtime.install()
             self._patches = runtime_ses.install()
             self._create_all()
@@ -389,7 +392,11 @@ class LocalCloud:
         }
         for rtype, create in creators.items():  # dependency order: targets before what points at them
             for res in tpl.of_type(rtype):
-                create(res)
+                if rtype in _AUXILIARY:
+                    with self._best_effort(f"{rtype} {res.logical_id}"):
+                        create(res)
+                else:
+                    create(res)
         for res in tpl.resources.values():
             if res.type not in creators and res.type not in _HANDLED_ELSEWHERE:
                 LOG.debug("LocalCloud: skipping %s (%s): not modelled locally", res.logical_id, res.type)
@@ -402,13 +409,23 @@ class LocalCloud:
         key_id = str(key["KeyMetadata"]["KeyId"])
         self.template.bind(res.logical_id, key_id)
         if _bool(props.get("EnableKeyRotation")):
-            self.client("kms").enable_key_rotation(KeyId=key_id)
+            with self._best_effort(f"key rotation for {res.logical_id}"):
+                self.client("kms").enable_key_rotation(KeyId=key_id)
 
     def _create_kms_alias(self, res: Resource) -> None:
         props = self._props(res)
         self.client("kms").create_alias(
             AliasName=str(props["AliasName"]), TargetKeyId=str(props["TargetKeyId"])
         )
+
+    @contextlib.contextmanager
+    def _best_effort(self, what: str) -> Iterator[None]:
+        """Settings with no local behaviour (encryption, PITR, schedules...) must never block the stack."""
+        try:
+            yield
+        except Exception as exc:
+            LOG.warning("LocalCloud: %s not applied: %s", what, exc)
+            self.warnings.append(f"{what}: {exc}")
 
     def _props(self, res: Resource) -> dict[str, Any]:
         props = self.template.resolve(res.properties)
@@ -492,16 +509,18 @@ class LocalCloud:
         ddb.create_table(**kwargs)
         pitr = props.get("PointInTimeRecoverySpecification")
         if isinstance(pitr, dict) and _bool(pitr.get("PointInTimeRecoveryEnabled")):
-            ddb.update_continuous_backups(
-                TableName=kwargs["TableName"],
-                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-            )
+            with self._best_effort(f"update_continuous_backups for {res.logical_id}"):
+                ddb.update_continuous_backups(
+                    TableName=kwargs["TableName"],
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
         ttl = props.get("TimeToLiveSpecification")
         if isinstance(ttl, dict) and str(ttl.get("Enabled", "")).lower() == "true":
-            ddb.update_time_to_live(
-                TableName=kwargs["TableName"],
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
-            )
+            with self._best_effort(f"update_time_to_live for {res.logical_id}"):
+                ddb.update_time_to_live(
+                    TableName=kwargs["TableName"],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )
 
     @staticmethod
     def _int_values(d: dict[str, Any]) -> dict[str, int]:
@@ -539,7 +558,8 @@ class LocalCloud:
                         **{k: int(retention[k]) for k in ("Days", "Years") if k in retention},
                     }
                 }
-            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock_config)
+            with self._best_effort(f"put_object_lock_configuration for {res.logical_id}"):
+                s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=lock_config)
         encryption = props.get("BucketEncryption")
         if isinstance(encryption, dict):
             rules = []
@@ -554,12 +574,14 @@ class LocalCloud:
                     item["BucketKeyEnabled"] = _bool(rule["BucketKeyEnabled"])
                 rules.append(item)
             if rules:
-                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+                with self._best_effort(f"put_bucket_encryption for {res.logical_id}"):
+                    s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         block = props.get("PublicAccessBlockConfiguration")
         if isinstance(block, dict):
-            s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration={k: _bool(v) for k, v in block.items()}
-            )
+            with self._best_effort(f"put_public_access_block for {res.logical_id}"):
+                s3.put_public_access_block(
+                    Bucket=name, PublicAccessBlockConfiguration={k: _bool(v) for k, v in block.items()}
+                )
         versioning = props.get("VersioningConfiguration")
         if isinstance(versioning, dict) and versioning.get("Status"):
             s3.put_bucket_versioning(
@@ -567,12 +589,10 @@ class LocalCloud:
             )
         lifecycle = props.get("LifecycleConfiguration")
         if isinstance(lifecycle, dict) and lifecycle.get("Rules"):
-            try:
+            with self._best_effort(f"lifecycle for {res.logical_id}"):
                 s3.put_bucket_lifecycle_configuration(
                     Bucket=name, LifecycleConfiguration={"Rules": self._lifecycle_rules(lifecycle["Rules"])}
                 )
-            except Exception as exc:  # lifecycle has no local effect; never block the stack on it
-                LOG.debug("lifecycle of %s not applied locally: %s", name, exc)
         notif = self._bucket_notifications.setdefault(name, {})
         config = props.get("NotificationConfiguration") or {}
         if config.get("EventBridgeConfiguration") is not None:
@@ -742,7 +762,8 @@ class LocalCloud:
             }
             if props.get("ScheduleExpressionTimezone"):
                 kwargs["ScheduleExpressionTimezone"] = str(props["ScheduleExpressionTimezone"])
-            self.client("scheduler").create_schedule(**kwargs)
+            with self._best_effort(f"schedule {logical}"):
+                self.client("scheduler").create_schedule(**kwargs)
             self.schedules[logical] = {
                 "name": name,
                 "expression": kwargs["ScheduleExpression"],

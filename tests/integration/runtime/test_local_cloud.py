@@ -150,7 +150,8 @@ def test_resources_follow_the_template(cloud: LocalCloud) -> None:
     assert fn["Environment"]["Variables"]["RECON_TABLE_NAME"] == cloud.table_name
     sm = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=cloud.state_machine_arn)
     assert sm["name"] == "recon-local-flow"
-    assert cloud.skipped == {"Alarm": "AWS::CloudWatch::Alarm"}
+    assert cloud.skipped == {"Alarm": "AWS::CloudWatch::Alarm"}  # unknown types are skipped, not fatal
+    assert cloud.warnings == []
     assert cloud.rules["EchoFunctionUploaded"]["name"] == "recon-local-uploaded"
     schedule = boto3.client("scheduler").get_schedule(Name=cloud.schedules["FlowNightly"]["name"])
     assert schedule["ScheduleExpression"] == "cron(0 2 * * ? *)"
@@ -225,3 +226,12 @@ def test_handler_module_state_is_fresh_per_cloud(mini_app: Path) -> None:
         with LocalCloud(mini_app) as cloud:
             assert cloud.invoke("FlakyFunction", {})["attempts"] == 1
             assert cloud.invoke("FlakyFunction", {})["attempts"] == 2
+
+
+def test_missing_template_fails_cleanly(tmp_path: Path) -> None:
+    env_before = dict(os.environ)
+    with pytest.raises(FileNotFoundError), LocalCloud(tmp_path / "nope.yaml"):
+        pass
+    assert dict(os.environ) == env_before
+    assert LambdaFunction._invoke_lambda.__name__ == "_invoke_lambda"
+    assert LambdaFunction._invoke_lambda.__module__ == "moto.awslambda.models"

@@ -43,6 +43,7 @@ def test_default_template_is_the_repo_template() -> None:
 
 def test_every_declared_resource_exists(cloud: LocalCloud) -> None:
     tpl: Template = cloud.template
+    assert cloud.warnings == []  # nothing declared was refused by moto
     s3, ddb, sns = boto3.client("s3"), boto3.client("dynamodb"), boto3.client("sns")
     lam, sfn = boto3.client("lambda"), boto3.client("stepfunctions")
     buckets = tpl.of_type("AWS::S3::Bucket")

@@ -240,7 +240,8 @@ _AMOUNT = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 
 def parse_amount(value: str, currency: str, column: str) -> int:
     """Exact amount in minor units; sub-minor-unit digits that are not zero are an error."""
-    text = unicodedata.normalize("NFKC", value).strip().replace("¥", "").replace("$", "")
+    text = value.strip() if value.isascii() else unicodedata.normalize("NFKC", value).strip()
+    text = text.replace("¥", "").replace("$", "")
     if text == "":
         raise RowFail(column, "amount is empty")
     if len(text) > 40 or not _AMOUNT.match(text):
@@ -282,11 +283,21 @@ _DT_FORMATS = (
 )
 
 
+_FAST_DT = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
+
+
 def parse_datetime(value: str, tz: tzinfo, column: str) -> datetime:
     """A timestamp; naive values are in ``tz`` (Chinese files: Asia/Shanghai). Always aware."""
-    text = unicodedata.normalize("NFKC", value).strip()
+    text = value.strip() if value.isascii() else unicodedata.normalize("NFKC", value).strip()
     if text == "":
         raise RowFail(column, "time is empty")
+    fast = _FAST_DT.match(text)
+    if fast:
+        try:
+            y, mo, d, h, mi, sec = (int(g) for g in fast.groups())
+            return datetime(y, mo, d, h, mi, sec, tzinfo=tz)
+        except ValueError as exc:
+            raise RowFail(column, f"not a time: {value!r}") from exc
     if len(text) <= 40:
         for fmt in _DT_FORMATS:
             try:
@@ -339,19 +350,24 @@ def zone(name: str, file: str) -> ZoneInfo:
 class Row:
     """One data record addressed by standard field names through a declarative header mapping."""
 
-    def __init__(self, values: dict[str, str], columns: dict[str, str]) -> None:
-        self._values = values  # normalised header -> cleaned value
-        self._columns = columns  # standard field -> original header name present in the file
+    __slots__ = ("_columns", "_values")
+
+    def __init__(self, values: list[str], columns: dict[str, tuple[str, int]]) -> None:
+        self._values = values  # raw cells of the record
+        self._columns = columns  # standard field -> (header name in the file, cell index)
 
     def has(self, fld: str) -> bool:
         return fld in self._columns
 
     def column(self, fld: str) -> str:
-        return self._columns.get(fld, fld)
+        found = self._columns.get(fld)
+        return fld if found is None else found[0]
 
     def get(self, fld: str) -> str:
-        col = self._columns.get(fld)
-        return "" if col is None else self._values.get(norm_header(col), "")
+        found = self._columns.get(fld)
+        if found is None or found[1] >= len(self._values):
+            return ""
+        return clean(self._values[found[1]])
 
     def require(self, fld: str) -> str:
         value = self.get(fld)
@@ -370,10 +386,12 @@ class Row:
         return parse_datetime(self.get(fld), tz, self.column(fld))
 
 
-def map_columns(header: list[str], fields: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """Standard field -> the file's header name, choosing the first alias present (by normalised name)."""
-    present = {norm_header(h): h.strip().lstrip("\ufeff") for h in header}
-    out: dict[str, str] = {}
+def map_columns(header: list[str], fields: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, int]]:
+    """Standard field -> (the file's header name, its index), first alias present wins (normalised names)."""
+    present: dict[str, tuple[str, int]] = {}
+    for index, name in enumerate(header):
+        present.setdefault(norm_header(name), (name.strip().lstrip("\ufeff"), index))
+    out: dict[str, tuple[str, int]] = {}
     for fld, aliases in fields.items():
         for alias in aliases:
             key = norm_header(alias)
@@ -381,10 +399,6 @@ def map_columns(header: list[str], fields: dict[str, tuple[str, ...]]) -> dict[s
                 out[fld] = present[key]
                 break
     return out
-
-
-def row_values(header: list[str], fields: list[str]) -> dict[str, str]:
-    return {norm_header(h): clean(v) for h, v in zip(header, fields, strict=False)}
 
 
 # ------------------------------------------------------------------------------------------- builder

@@ -32,7 +32,6 @@ from ._common import (
     norm_header,
     parse_amount,
     records,
-    row_values,
 )
 from .layouts import (
     ALIPAY_ACCOUNT_FOOTERS,
@@ -241,7 +240,7 @@ def parse_detail(text: str, b: Builder, kind: _Kind, *, file: str, raw_key: str,
     """One detail member: preamble, start marker, header, rows, end marker, footers."""
     statement_date: date | None = None
     header: list[str] | None = None
-    columns: dict[str, str] = {}
+    columns: dict[str, tuple[str, int]] = {}
     ended = False
     seen_footers: set[str] = set()
     last_line = 0
@@ -288,7 +287,7 @@ def parse_detail(text: str, b: Builder, kind: _Kind, *, file: str, raw_key: str,
             b.skip("trailing")
             b.fail(file, rec.line, None, "data row after the end of the detail list")
             continue
-        row = Row(row_values(header, fields), columns)
+        row = Row(fields, columns)
         groups = kind.classify(row)
         tally.count(groups)
         if len(fields) < len(header):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from recon.domain.statement import TxnStatus, TxnType
 
-from ._common import Builder, Row, RowFail, check_currency, map_columns, records, row_values
+from ._common import Builder, Row, RowFail, check_currency, map_columns, records
 from .layouts import ERP_LAYOUT
 
 _TYPES = {"payment": TxnType.PAYMENT, "refund": TxnType.REFUND}
@@ -72,7 +72,7 @@ def _row(row: Row, b: Builder, file: str, line: int, raw_key: str) -> None:
 
 def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
     header: list[str] | None = None
-    columns: dict[str, str] = {}
+    columns: dict[str, tuple[str, int]] = {}
     for rec in records(text):
         if rec.blank or rec.fields is None:
             b.skip("blank")
@@ -90,7 +90,7 @@ def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
             b.reject(file, rec.line, None, f"expected {len(header)} fields, got {len(rec.fields)}")
             continue
         try:
-            _row(Row(row_values(header, rec.fields), columns), b, file, rec.line, raw_key)
+            _row(Row(rec.fields, columns), b, file, rec.line, raw_key)
         except RowFail as exc:
             b.reject(file, rec.line, exc.column, exc.reason)
     if header is None:

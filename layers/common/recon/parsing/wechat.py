@@ -27,7 +27,6 @@ from ._common import (
     map_columns,
     norm_header,
     records,
-    row_values,
 )
 from .layouts import (
     WECHAT_FUNDFLOW_LAYOUTS,
@@ -228,7 +227,7 @@ def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
     header: list[str] | None = None
     bill: _Bill | None = None
     layout: CsvLayout | None = None
-    columns: dict[str, str] = {}
+    columns: dict[str, tuple[str, int]] = {}
     summary_header: list[str] | None = None
     summary_line = 0
     summary_values: list[str] | None = None
@@ -261,7 +260,7 @@ def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
                 summary_header = [clean(f) for f in fields]
                 b.skip("summary")
                 continue
-            row = Row(row_values(header, fields), columns)
+            row = Row(fields, columns)
             groups = bill.classify(row)
             tally.count(groups)
             if len(fields) != len(header):

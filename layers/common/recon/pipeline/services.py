@@ -1,4 +1,4 @@
-"""The ports a stage needs, bundled. AWS wiring lives in ``recon.adapters.wiring``; tests pass fakes."""
+"""The ports a stage needs, bundled. AWS wiring lives in ``recon.wiring``; tests pass fakes."""
 
 from __future__ import annotations
 
