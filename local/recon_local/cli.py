@@ -12,7 +12,6 @@ import argparse
 import sys
 import time
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +44,7 @@ def _demo(args: argparse.Namespace) -> int:
     day = generate_day(args.date, seed=args.seed)
     inputs = write_day(day, out / "input")
     print(f"Generated a day for the demo merchant ({args.date}): {', '.join(p.name for p in inputs)}")
-    project_text = resources.files("recon_local").joinpath("projects/demo.yaml").read_text("utf-8")
+    project_text = (Path(__file__).parent / "projects" / "demo.yaml").read_text("utf-8")
     result = run_local(project_text, args.date, inputs, out)
     print()
     _print_result(result)

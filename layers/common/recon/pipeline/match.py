@@ -8,7 +8,7 @@ from recon.matching import MatchOutcome, match_transactions
 from recon.tables import from_parquet
 
 from .contracts import MatchInput, MatchOutput, RunRef
-from .projects import load_project
+from .projects import load_project, statement_date_for
 from .run import audit
 from .services import Services
 
@@ -59,9 +59,17 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
     if run is not None:
         run.files = files
         run.quarantined_files = sum(f.status == StatementStatus.QUARANTINED.value for f in files)
-        failed = [c for c in request.channels if c.failed]
-        if failed:
-            run.error = "; ".join(f"{c.account_id}: {c.error} {c.cause or ''}".strip() for c in failed)[:2000]
+        problems = [
+            f"{c.account_id}: {c.error} {c.cause or ''}".strip() for c in request.channels if c.failed
+        ]
+        delivered = {f.account_id for f in files}
+        problems += [
+            f"{a.account_id}: no statement delivered for {statement_date_for(project, a, request.business_date)}"
+            for a in project.accounts
+            if a.account_id not in delivered
+        ]
+        if problems:
+            run.error = "; ".join(problems)[:2000]
         svc.repo.put_run(run)
     audit(
         svc,

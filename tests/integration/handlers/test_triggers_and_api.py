@@ -1,0 +1,118 @@
+"""Handlers and adapters under moto through the local runtime: the S3 upload trigger, the schedule and the
+review API, each exercising the resources declared in infra/template.yaml."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recon.adapters.dynamodb import DynamoRunRepository
+from recon.adapters.s3 import S3ObjectStore
+from recon.keys import project_config_key, raw_key
+from recon_local.demo_data import generate_day
+from recon_local.runtime import LocalCloud
+
+REPO = Path(__file__).resolve().parents[3]
+PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
+DAY = date(2026, 11, 20)
+
+
+@pytest.fixture
+def cloud():
+    with LocalCloud() as c:
+        S3ObjectStore().put(c.data_bucket, project_config_key("demo"), PROJECT_TEXT.encode())
+        yield c
+
+
+def _rule_for(cloud: LocalCloud, function: str) -> str:
+    return next(r for r in cloud.rules if r.startswith(function))
+
+
+def test_uploads_parse_on_arrival_and_start_the_day_once_inputs_are_complete(cloud: LocalCloud) -> None:
+    day = generate_day(DAY)
+    rule = _rule_for(cloud, "ParseFunction")
+    cloud.subscribe_queue_to_rule(rule)
+    store = S3ObjectStore()
+    for account_id, (name, data) in sorted(day.files.items()):
+        store.put(cloud.raw_bucket, raw_key("demo", account_id, day.statement_dates[account_id], name), data)
+    store.put(cloud.raw_bucket, "elsewhere/readme.txt", b"not a statement")  # outside raw/: no event
+    results = cloud.deliver_rule(rule)  # what EventBridge does with the S3 events
+    assert len(results) == 4, results
+    assert all(r["statements"][0]["status"] == "parsed" for r in results)
+    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)[
+        "executions"
+    ]
+    assert [e["name"] for e in executions] == ["demo-20261120-upload"]
+    result = cloud.wait(executions[0]["executionArn"])
+    assert result.status == "SUCCEEDED", result.summary()
+    run = DynamoRunRepository(cloud.table_name).get_run("demo-20261120")
+    assert run is not None and run.trigger == "upload" and sum(run.cases_by_type.values()) == len(day.planted)
+    # the same S3 event delivered again changes nothing
+    cloud.client("s3").copy_object(
+        Bucket=cloud.raw_bucket,
+        Key=raw_key("demo", "erp", DAY, day.files["erp"][0]),
+        CopySource={"Bucket": cloud.raw_bucket, "Key": raw_key("demo", "erp", DAY, day.files["erp"][0])},
+        MetadataDirective="REPLACE",
+    )
+    again = cloud.deliver_rule(rule)
+    first_erp = next(r for r in results if r["account_id"] == "erp")
+    assert len(again) == 1 and again[0]["statements"] == first_erp["statements"]  # same checksum: parsed once
+    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)[
+        "executions"
+    ]
+    assert len(executions) == 1
+
+
+def test_scheduled_run_with_nothing_delivered_alerts(cloud: LocalCloud) -> None:
+    (schedule,) = cloud.schedules
+    assert cloud.schedules[schedule]["timezone"] == "Asia/Shanghai"
+    arn = cloud.fire_schedule(schedule)
+    result = cloud.wait(arn)
+    assert result.status == "SUCCEEDED", result.summary()
+    runs = DynamoRunRepository(cloud.table_name).list_runs("demo")
+    assert len(runs) == 1 and runs[0].trigger == "schedule"
+    assert runs[0].error and "no statement delivered" in runs[0].error and "bank-cmb" in runs[0].error
+    assert "NotifyAlert" in result.entered_states()
+
+
+def _api_event(path: str, run_id: str) -> dict[str, Any]:
+    return {
+        "resource": "/runs/{id}",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json"},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"id": run_id},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/runs/{id}",
+            "httpMethod": "GET",
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": "req-1",
+            "identity": {"userArn": "arn:aws:iam::123456789012:user/reviewer", "sourceIp": "127.0.0.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def test_review_api_returns_runs_validates_input_and_404s(cloud: LocalCloud) -> None:
+    (schedule,) = cloud.schedules
+    cloud.wait(cloud.fire_schedule(schedule))
+    run_id = DynamoRunRepository(cloud.table_name).list_runs("demo")[0].run_id
+    ok = cloud.invoke("ApiFunction", _api_event(f"/runs/{run_id}", run_id))
+    assert ok["statusCode"] == 200, ok
+    body = json.loads(ok["body"])
+    assert body["run"]["run_id"] == run_id and body["run"]["project_id"] == "demo"
+    assert "no statement delivered" in body["run"]["error"]
+    missing = cloud.invoke("ApiFunction", _api_event("/runs/demo-19990101", "demo-19990101"))
+    assert missing["statusCode"] == 404
+    bad = cloud.invoke("ApiFunction", _api_event("/runs/DROP%20TABLE", "DROP TABLE"))
+    assert bad["statusCode"] == 422
