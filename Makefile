@@ -44,7 +44,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/common/recon local/recon_local functions
+	$(VENV)/bin/mypy layers/common/recon local/recon_local functions benchmarks
 
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q

@@ -1,0 +1,36 @@
+"""Run every benchmark in its own process (so peak RSS is per benchmark) and print a table.
+
+python -m benchmarks [--orders N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+
+from benchmarks.suite import BENCHMARKS, run_in_child
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--orders", type=int, default=20_000, help="ERP orders in the generated day")
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    results = []
+    for fn in BENCHMARKS:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=run_in_child, args=(fn.__name__, args.orders, queue))
+        proc.start()
+        results.append(queue.get(timeout=1800))
+        proc.join()
+    print(f"{'benchmark':<44} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}  ratio (reference)")
+    for r in results:
+        print(
+            f"{r['benchmark']:<44} {r['seconds']:>8.3f} {r['rows_per_s']:>10,.0f} {r['peak_rss_mib']:>7.0f}Mi  "
+            f"{r['ratio_vs_reference']} ({r['reference']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

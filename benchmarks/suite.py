@@ -1,0 +1,121 @@
+"""The benchmarks. Each returns its figures; ``python -m benchmarks`` runs each in its own process."""
+
+from __future__ import annotations
+
+import io
+import resource
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+DAY = date(2026, 11, 20)
+
+
+def _best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_parse_wechat(orders: int) -> dict[str, Any]:
+    import pandas as pd
+    import pyarrow.csv as pacsv
+
+    from recon.domain import Source
+    from recon.parsing import parse_statement
+    from recon_local.demo_data import generate_day
+
+    name, data = generate_day(DAY, orders=orders).files["wechat-main"]
+    parsed = parse_statement(
+        data,
+        filename=name,
+        raw_key=name,
+        statement_id="bench",
+        source=Source.WECHAT,
+        account_id="wechat-main",
+    )
+    rows = len(parsed.transactions)
+    detail = data.split(b"\r\n\xe6\x80\xbb", 1)[0]  # the detail section only (up to the summary header)
+    ours = _best_of(
+        lambda: parse_statement(
+            data,
+            filename=name,
+            raw_key=name,
+            statement_id="bench",
+            source=Source.WECHAT,
+            account_id="wechat-main",
+        )
+    )
+    arrow = _best_of(lambda: pacsv.read_csv(io.BytesIO(detail)))
+    pandas = _best_of(lambda: pd.read_csv(io.BytesIO(detail), dtype=str))
+    return {
+        "benchmark": f"parse WeChat ALL bill ({rows:,} rows)",
+        "seconds": ours,
+        "rows_per_s": rows / ours,
+        "reference": "pyarrow.csv.read_csv / pandas.read_csv of the same bytes",
+        "ratio_vs_reference": f"{ours / arrow:.1f}x pyarrow, {ours / pandas:.1f}x pandas",
+        "peak_rss_mib": _peak_mib(),
+    }
+
+
+def bench_match_day(orders: int) -> dict[str, Any]:
+    import pandas as pd
+
+    from recon.domain import Project
+    from recon.matching import match_transactions
+    from recon.parsing import parse_statement
+    from recon_local.demo_data import generate_day
+
+    project = Project.from_yaml(
+        (Path(__file__).parents[1] / "local/recon_local/projects/demo.yaml").read_text()
+    )
+    day = generate_day(DAY, orders=orders)
+    rows = []
+    for account_id, (name, data) in day.files.items():
+        account = project.account(account_id)
+        rows += parse_statement(
+            data,
+            filename=name,
+            raw_key=name,
+            statement_id=account_id,
+            source=account.source,
+            account_id=account_id,
+        ).transactions
+    ours = _best_of(lambda: match_transactions(project, "bench", DAY, rows))
+    frame = pd.DataFrame(
+        [
+            {
+                "source": t.source.value,
+                "order_ref": t.order_ref,
+                "refund_ref": t.refund_ref or "",
+                "amount": t.amount_minor,
+            }
+            for t in rows
+        ]
+    )
+    erp, channel = frame[frame.source == "erp"], frame[frame.source.isin(["wechat", "alipay"])]
+    ref = _best_of(lambda: erp.merge(channel, on=["order_ref", "refund_ref"], how="outer", indicator=True))
+    return {
+        "benchmark": f"match a day three-way ({len(rows):,} rows)",
+        "seconds": ours,
+        "rows_per_s": len(rows) / ours,
+        "reference": "pandas outer merge ERP<->channels on the keys (no evidence, no settlement)",
+        "ratio_vs_reference": f"{ours / ref:.1f}x",
+        "peak_rss_mib": _peak_mib(),
+    }
+
+
+BENCHMARKS = [bench_parse_wechat, bench_match_day]
+
+
+def run_in_child(fn_name: str, orders: int, queue: Any) -> None:
+    queue.put(globals()[fn_name](orders))
