@@ -356,6 +356,11 @@ class Row:
         self._values = values  # raw cells of the record
         self._columns = columns  # standard field -> (header name in the file, cell index)
 
+    @property
+    def width(self) -> int:
+        """Number of cells in the record."""
+        return len(self._values)
+
     def has(self, fld: str) -> bool:
         return fld in self._columns
 

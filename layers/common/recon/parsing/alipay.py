@@ -42,6 +42,7 @@ from .layouts import (
     CsvLayout,
     Tally,
     TotalSpec,
+    read_data_row,
 )
 
 TRADE_DETAIL = "#支付宝业务明细查询"
@@ -287,18 +288,18 @@ def parse_detail(text: str, b: Builder, kind: _Kind, *, file: str, raw_key: str,
             b.skip("trailing")
             b.fail(file, rec.line, None, "data row after the end of the detail list")
             continue
-        row = Row(fields, columns)
-        groups = kind.classify(row)
-        tally.count(groups)
-        if len(fields) < len(header):
-            b.reject(file, rec.line, None, f"expected {len(header)} fields, got {len(fields)}")
-            continue
-        try:
-            values = kind.convert(row, b, file, rec.line, raw_key)
-        except RowFail as exc:
-            b.reject(file, rec.line, exc.column, exc.reason)
-            continue
-        tally.add(groups, values)
+        read_data_row(
+            b,
+            tally,
+            Row(fields, columns),
+            classify=kind.classify,
+            convert=kind.convert,
+            expected_fields=len(header),
+            extra_fields_ok=True,
+            file=file,
+            line=rec.line,
+            raw_key=raw_key,
+        )
     if header is None:
         b.fail(file, max(last_line, 1), None, "no column header in the detail list")
     for label in kind.footers:

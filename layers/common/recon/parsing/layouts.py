@@ -8,9 +8,10 @@ Header names are compared after ``norm_header`` (NFKC, so full-width ``（元）
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._common import TotalKind, norm_header
+from ._common import Builder, Row, RowFail, TotalKind, norm_header
 
 Fields = dict[str, tuple[str, ...]]  # standard field -> header names (aliases, first present wins)
 
@@ -68,6 +69,38 @@ class Tally:
             return self.counts[spec.group]
         assert spec.field is not None
         return self.sums[(spec.field, spec.group)]
+
+
+Classify = Callable[[Row], set[str]]
+Convert = Callable[[Row, Builder, str, int, str], dict[str, int]]
+
+
+def read_data_row(
+    b: Builder,
+    tally: Tally,
+    row: Row,
+    *,
+    classify: Classify,
+    convert: Convert,
+    expected_fields: int,
+    extra_fields_ok: bool,
+    file: str,
+    line: int,
+    raw_key: str,
+) -> None:
+    """Count a data row towards the control totals and convert it, or reject it naming row and column."""
+    groups = classify(row)
+    tally.count(groups)
+    got = row.width
+    if got < expected_fields or (got > expected_fields and not extra_fields_ok):
+        b.reject(file, line, None, f"expected {expected_fields} fields, got {got}")
+        return
+    try:
+        values = convert(row, b, file, line, raw_key)
+    except RowFail as exc:
+        b.reject(file, line, exc.column, exc.reason)
+        return
+    tally.add(groups, values)
 
 
 # ------------------------------------------------------------------------------ WeChat Pay trade bill

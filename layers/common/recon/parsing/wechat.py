@@ -38,6 +38,7 @@ from .layouts import (
     CsvLayout,
     Tally,
     TotalSpec,
+    read_data_row,
 )
 
 _PAY_STATUS = {
@@ -260,18 +261,18 @@ def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
                 summary_header = [clean(f) for f in fields]
                 b.skip("summary")
                 continue
-            row = Row(fields, columns)
-            groups = bill.classify(row)
-            tally.count(groups)
-            if len(fields) != len(header):
-                b.reject(file, rec.line, None, f"expected {len(header)} fields, got {len(fields)}")
-                continue
-            try:
-                values = bill.convert(row, b, file, rec.line, raw_key)
-            except RowFail as exc:
-                b.reject(file, rec.line, exc.column, exc.reason)
-                continue
-            tally.add(groups, values)
+            read_data_row(
+                b,
+                tally,
+                Row(fields, columns),
+                classify=bill.classify,
+                convert=bill.convert,
+                expected_fields=len(header),
+                extra_fields_ok=False,
+                file=file,
+                line=rec.line,
+                raw_key=raw_key,
+            )
             continue
         if summary_values is None:
             summary_values = [clean(f) for f in fields]

@@ -1,0 +1,102 @@
+"""The `recon` command line, in-process: `demo` and `run` on the demo's input folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from recon_local.cli import main
+from recon_local.demo_data import generate_day, write_day
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_command_finds_every_planted_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK: 6 planted, 6 found, 0 unexpected" in out
+    assert "MISSED" not in out and "UNEXPECTED" not in out
+    assert "E-mail captured by (local) SES" in out and "To: finance@example.com" in out
+    assert (tmp_path / "report.html").read_text("utf-8").startswith("<!doctype html>")
+
+
+def test_run_command_on_the_demo_input_folder_writes_four_files(tmp_path: Path) -> None:
+    day = generate_day(date(2026, 11, 20), seed=11)
+    write_day(day, tmp_path / "input")
+    project = REPO / "local/recon_local/projects/demo.yaml"
+    code = main(
+        [
+            "run",
+            "--project",
+            str(project),
+            "--date",
+            "2026-11-20",
+            "--input",
+            str(tmp_path / "input"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cases.csv",
+        "matches.csv",
+        "report.html",
+        "summary.json",
+    ]
+    with (out / "matches.csv").open(encoding="utf-8") as f:
+        matches = list(csv.DictReader(f))
+    assert list(matches[0]) == ["group_id", "rule", "source", "txn_id", "amount", "currency"]
+    assert {m["source"] for m in matches} == {"erp", "wechat", "alipay", "bank"}
+    with (out / "cases.csv").open(encoding="utf-8") as f:
+        cases = list(csv.DictReader(f))
+    assert list(cases[0]) == [
+        "case_id",
+        "type",
+        "source",
+        "txn_id",
+        "amount",
+        "currency",
+        "counterpart_source",
+        "counterpart_txn_id",
+        "delta",
+    ]
+    assert {(c["type"], c["source"], c["txn_id"]) for c in cases} >= {
+        (p.case_type, p.source, p.txn_id) for p in day.planted
+    }
+    summary = json.loads((out / "summary.json").read_text("utf-8"))
+    assert summary["balanced"] and len(summary["files"]) == 4
+    assert summary["quarantined_files"] == 0
+    assert sum(s["rows_in"] for s in summary["sources"].values()) == sum(
+        f["rows_parsed"] for f in summary["files"]
+    )
+
+
+def test_run_command_refuses_a_file_it_cannot_assign(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "notes.txt").write_text("hello", encoding="utf-8")
+    project = REPO / "local/recon_local/projects/demo.yaml"
+    code = main(
+        [
+            "run",
+            "--project",
+            str(project),
+            "--date",
+            "2026-11-20",
+            "--input",
+            str(tmp_path / "input"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "notes.txt" in capsys.readouterr().err
