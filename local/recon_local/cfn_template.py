@@ -204,6 +204,9 @@ _RULES: dict[str, _TypeRule] = {
     "AWS::Logs::LogGroup": _TypeRule(
         "LogGroupName", _default_name, _name, {"Arn": lambda c, n: c.arn("logs", f"log-group:{n}:*")}
     ),
+    "AWS::Scheduler::ScheduleGroup": _TypeRule(
+        "Name", _default_name, _name, {"Arn": lambda c, n: c.arn("scheduler", f"schedule-group/{n}")}
+    ),
 }
 
 # SAM-generated resources referenced from templates: <Function>Role, ServerlessRestApi, ...

@@ -389,6 +389,7 @@ class LocalCloud:
             "AWS::StepFunctions::StateMachine": self._create_state_machine,
             "AWS::Events::Rule": self._create_events_rule,
             "AWS::SNS::Subscription": self._create_subscription,
+            "AWS::Scheduler::ScheduleGroup": self._create_schedule_group,
         }
         for rtype, create in creators.items():  # dependency order: targets before what points at them
             for res in tpl.of_type(rtype):
@@ -648,6 +649,9 @@ class LocalCloud:
             for key, items in notif.items():
                 config[key] = {} if key == "EventBridgeConfiguration" else items
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=config)
+
+    def _create_schedule_group(self, res: Resource) -> None:
+        self.client("scheduler").create_schedule_group(Name=self.template.physical_name(res.logical_id))
 
     def _create_email_identity(self, res: Resource) -> None:
         identity = self.template.physical_name(res.logical_id)

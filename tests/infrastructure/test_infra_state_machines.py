@@ -180,10 +180,30 @@ def test_state_machine_logging_tracing_and_schedule(state_machines: dict[str, Ma
     assert props["Logging"]["Level"] == "ERROR"
     assert props["Logging"]["IncludeExecutionData"] is False
     assert props["Tracing"] == {"Enabled": True}
-    schedules = [event for event in props["Events"].values() if event["Type"] == "ScheduleV2"]
-    assert len(schedules) == 1
-    schedule = schedules[0]["Properties"]
-    assert schedule["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
-    assert schedule["ScheduleExpressionTimezone"] == "Asia/Shanghai"
-    rendered = schedule["Input"]["Fn::Sub"].replace("${ProjectId}", "demo")
-    assert json.loads(rendered) == {"project_id": "demo", "trigger": "schedule"}
+    # Schedules are per project (created by SyncProjectFunction from each project file), not in the template.
+    assert "Events" not in props
+
+
+def test_project_schedules_can_only_start_the_reconcile_state_machine(template: Mapping[str, Any]) -> None:
+    resources = template["Resources"]
+    assert resources["ProjectSchedules"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    role = resources["SchedulerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    statements = [st for policy in role["Policies"] for st in policy["PolicyDocument"]["Statement"]]
+    assert [(st["Action"], st["Resource"]["Fn::Sub"]) for st in statements] == [
+        (
+            "states:StartExecution",
+            "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+            "${AWS::StackName}-reconcile",
+        )
+    ]
+    sync = resources["SyncProjectFunction"]["Properties"]
+    sync_statements = {st["Sid"]: st for p in sync["Policies"] for st in p["Statement"]}
+    assert sync_statements["PassSchedulerRole"]["Resource"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert sync_statements["PassSchedulerRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+    assert sync_statements["ManageProjectSchedules"]["Resource"]["Fn::Sub"].endswith(
+        ":schedule/${ProjectSchedules}/*"
+    )

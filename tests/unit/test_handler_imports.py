@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-WITHOUT_DATAFRAMES = ["start_run", "fetch_bank", "fetch_alipay", "fetch_wechat", "report", "api"]
+WITHOUT_DATAFRAMES = [
+    "start_run",
+    "fetch_bank",
+    "fetch_alipay",
+    "fetch_wechat",
+    "report",
+    "api",
+    "sync_project",
+]
 ALL = [*WITHOUT_DATAFRAMES, "parse", "match", "resolve"]
 
 _BLOCKER = """

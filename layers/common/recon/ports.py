@@ -105,6 +105,20 @@ class AlertPublisher(Protocol):
     def publish(self, *, subject: str, message: str, attributes: dict[str, str] | None = None) -> str: ...
 
 
+class ScheduleManager(Protocol):
+    """One recurring schedule per project (EventBridge Scheduler in AWS)."""
+
+    def upsert(
+        self, *, name: str, expression: str, timezone: str, payload: dict[str, Any], description: str
+    ) -> None:
+        """Create the schedule, or update it in place when it exists (idempotent)."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Remove the schedule; False when there was none."""
+        ...
+
+
 class WorkflowStarter(Protocol):
     def start(self, *, name: str, payload: dict[str, Any]) -> str:
         """Start (or find, for the same name) a workflow execution; returns its id."""

@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     state_machine_arn: str = Field(
         default="", description="Reconcile state machine (for upload-triggered runs)"
     )
+    schedule_group: str = Field(
+        default="", description="EventBridge Scheduler group holding project schedules"
+    )
+    scheduler_role_arn: str = Field(
+        default="", description="Role EventBridge Scheduler assumes to start runs"
+    )
     sender_email: str = Field(default="", description="SES-verified sender of report e-mails")
     report_recipients: str = Field(default="", description="Comma-separated default report recipients")
     config_prefix: str = Field(

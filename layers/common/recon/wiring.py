@@ -14,6 +14,7 @@ def aws_services() -> Services:
     from .adapters.dynamodb import DynamoRunRepository
     from .adapters.notify import SesMailer, SnsAlertPublisher
     from .adapters.s3 import S3ObjectStore
+    from .adapters.scheduler import EventBridgeScheduleManager
     from .adapters.workflow import StepFunctionsStarter
 
     settings = get_settings()
@@ -24,4 +25,9 @@ def aws_services() -> Services:
         mailer=SesMailer(),
         alerts=SnsAlertPublisher(settings.alert_topic_arn),
         workflow=StepFunctionsStarter(settings.state_machine_arn),
+        schedules=EventBridgeScheduleManager(
+            group=settings.schedule_group,
+            target_arn=settings.state_machine_arn,
+            role_arn=settings.scheduler_role_arn,
+        ),
     )

@@ -24,8 +24,19 @@ DAY = date(2026, 11, 20)
 @pytest.fixture
 def cloud():
     with LocalCloud() as c:
+        rule = next(r for r in c.rules if r.startswith("SyncProjectFunction"))
+        c.subscribe_queue_to_rule(rule)
         S3ObjectStore().put(c.data_bucket, project_config_key("demo"), PROJECT_TEXT.encode())
+        assert [r["status"] for r in c.deliver_rule(rule)] == ["scheduled"]
         yield c
+
+
+def _fire_project_schedule(cloud: LocalCloud, project_id: str) -> str:
+    """Do what EventBridge Scheduler does when the project's schedule fires (moto never fires schedules)."""
+    group = cloud.function_env("SyncProjectFunction")["RECON_SCHEDULE_GROUP"]
+    schedule = cloud.client("scheduler").get_schedule(Name=f"recon-{project_id}", GroupName=group)
+    assert schedule["Target"]["Arn"] == cloud.state_machine_arn
+    return cloud.start_execution(json.loads(schedule["Target"]["Input"]))
 
 
 def _rule_for(cloud: LocalCloud, function: str) -> str:
@@ -67,11 +78,43 @@ def test_uploads_parse_on_arrival_and_start_the_day_once_inputs_are_complete(clo
     assert len(executions) == 1
 
 
+def test_project_file_creates_its_schedule_and_rejects_invalid_edits(cloud: LocalCloud) -> None:
+    group = cloud.function_env("SyncProjectFunction")["RECON_SCHEDULE_GROUP"]
+    scheduler = cloud.client("scheduler")
+    schedule = scheduler.get_schedule(Name="recon-demo", GroupName=group)
+    assert schedule["ScheduleExpression"] == "cron(30 9 * * ? *)"
+    assert schedule["ScheduleExpressionTimezone"] == "Asia/Shanghai"
+    assert json.loads(schedule["Target"]["Input"]) == {"project_id": "demo", "trigger": "schedule"}
+    assert (
+        schedule["Target"]["RoleArn"] == cloud.function_env("SyncProjectFunction")["RECON_SCHEDULER_ROLE_ARN"]
+    )
+    rule = next(r for r in cloud.rules if r.startswith("SyncProjectFunction"))
+    store = S3ObjectStore()
+    store.put(
+        cloud.data_bucket,
+        project_config_key("demo"),
+        PROJECT_TEXT.replace("cron(30 9", "cron(45 11").encode(),
+    )
+    assert [r["status"] for r in cloud.deliver_rule(rule)] == ["scheduled"]
+    assert (
+        scheduler.get_schedule(Name="recon-demo", GroupName=group)["ScheduleExpression"]
+        == "cron(45 11 * * ? *)"
+    )
+    store.put(cloud.data_bucket, project_config_key("demo"), b"project_id: demo\naccounts: []\n")
+    (invalid,) = cloud.deliver_rule(rule)
+    assert invalid["status"] == "invalid" and "accounts" in invalid["detail"]
+    assert (
+        scheduler.get_schedule(Name="recon-demo", GroupName=group)["ScheduleExpression"]
+        == "cron(45 11 * * ? *)"
+    )
+    assert any("invalid project file" in str(a.get("subject")) for a in cloud.published_alerts())
+    cloud.client("s3").delete_object(Bucket=cloud.data_bucket, Key=project_config_key("demo"))
+    assert [r["status"] for r in cloud.deliver_rule(rule)] == ["unscheduled"]
+    assert scheduler.list_schedules(GroupName=group)["Schedules"] == []
+
+
 def test_scheduled_run_with_nothing_delivered_alerts(cloud: LocalCloud) -> None:
-    (schedule,) = cloud.schedules
-    assert cloud.schedules[schedule]["timezone"] == "Asia/Shanghai"
-    arn = cloud.fire_schedule(schedule)
-    result = cloud.wait(arn)
+    result = cloud.wait(_fire_project_schedule(cloud, "demo"))
     assert result.status == "SUCCEEDED", result.summary()
     runs = DynamoRunRepository(cloud.table_name).list_runs("demo")
     assert len(runs) == 1 and runs[0].trigger == "schedule"
@@ -104,8 +147,7 @@ def _api_event(path: str, run_id: str) -> dict[str, Any]:
 
 
 def test_review_api_returns_runs_validates_input_and_404s(cloud: LocalCloud) -> None:
-    (schedule,) = cloud.schedules
-    cloud.wait(cloud.fire_schedule(schedule))
+    cloud.wait(_fire_project_schedule(cloud, "demo"))
     run_id = DynamoRunRepository(cloud.table_name).list_runs("demo")[0].run_id
     ok = cloud.invoke("ApiFunction", _api_event(f"/runs/{run_id}", run_id))
     assert ok["statusCode"] == 200, ok

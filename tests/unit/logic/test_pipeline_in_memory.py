@@ -13,6 +13,7 @@ from recon.adapters.memory import (
     MemoryMailer,
     MemoryObjectStore,
     MemoryRunRepository,
+    MemoryScheduleManager,
     MemoryWorkflowStarter,
 )
 from recon.domain import Project, RunStatus, StatementStatus
@@ -50,6 +51,7 @@ def svc() -> Services:
         mailer=MemoryMailer(),
         alerts=MemoryAlertPublisher(),
         workflow=MemoryWorkflowStarter(),
+        schedules=MemoryScheduleManager(),
         clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC),
     )
 
@@ -156,3 +158,31 @@ def test_upload_event_parses_and_starts_the_run_once_inputs_are_complete(svc: Se
     assert again is not None and len(svc.workflow.executions) == 1  # type: ignore[attr-defined]
     execution = next(iter(svc.workflow.executions.values()))  # type: ignore[attr-defined]
     assert execution.payload == {"project_id": "demo", "business_date": "2026-11-20", "trigger": "upload"}
+
+
+def test_project_file_keeps_its_schedule_in_step(svc: Services) -> None:
+    from recon.pipeline.project_sync import sync_project
+
+    key = project_config_key("demo")
+    out = sync_project("data", key, deleted=False, svc=svc)
+    assert out.status == "scheduled"
+    schedule = svc.schedules.schedules["recon-demo"]  # type: ignore[attr-defined]
+    assert (schedule.expression, schedule.timezone) == ("cron(30 9 * * ? *)", "Asia/Shanghai")
+    assert schedule.payload == {"project_id": "demo", "trigger": "schedule"}
+
+    # an invalid edit is rejected with an alert naming the file, and the schedule stays as it was
+    svc.store.put(
+        "data", key, PROJECT_TEXT.replace("schedule: cron(30 9 * * ? *)", "schedule: every morning").encode()
+    )
+    bad = sync_project("data", key, deleted=False, svc=svc)
+    assert bad.status == "invalid" and "schedule" in bad.detail
+    assert svc.schedules.schedules["recon-demo"].expression == "cron(30 9 * * ? *)"  # type: ignore[attr-defined]
+    assert any("invalid project file" in a.subject for a in svc.alerts.published)  # type: ignore[attr-defined]
+
+    # a file whose name does not match its project id is refused
+    svc.store.put("data", "config/projects/other.yaml", PROJECT_TEXT.encode())
+    assert sync_project("data", "config/projects/other.yaml", deleted=False, svc=svc).status == "invalid"
+
+    assert sync_project("data", key, deleted=True, svc=svc).status == "unscheduled"
+    assert "recon-demo" not in svc.schedules.schedules  # type: ignore[attr-defined]
+    assert sync_project("data", "reports/x.html", deleted=False, svc=svc).status == "ignored"

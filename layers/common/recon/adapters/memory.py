@@ -353,3 +353,27 @@ class MemoryWorkflowStarter:
                 arn = execution_arn(self.state_machine_arn, exec_name)
                 self.executions[exec_name] = StartedExecution(arn, exec_name, dict(payload))
             return self.executions[exec_name].arn
+
+
+@dataclass
+class StoredSchedule:
+    name: str
+    expression: str
+    timezone: str
+    payload: dict[str, Any]
+    description: str
+
+
+class MemoryScheduleManager:
+    """Schedules kept in a dict by name, with the same upsert/delete semantics as EventBridge Scheduler."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, StoredSchedule] = {}
+
+    def upsert(
+        self, *, name: str, expression: str, timezone: str, payload: dict[str, Any], description: str
+    ) -> None:
+        self.schedules[name] = StoredSchedule(name, expression, timezone, dict(payload), description)
+
+    def delete(self, name: str) -> bool:
+        return self.schedules.pop(name, None) is not None

@@ -45,8 +45,10 @@ class Project(BaseModel):
     sides: Sides = Sides.MULTI
     priority: int = Field(default=100, description="Lower runs first when several projects are due")
     schedule: str = Field(
-        default="cron(30 2 * * ? *)",
-        description="EventBridge schedule expression (UTC) for the run of the previous business date",
+        default="cron(30 10 * * ? *)",
+        pattern=r"^(cron|rate)\(.+\)$",
+        description="EventBridge Scheduler expression, evaluated in `timezone`, for the run of the previous "
+        "business date (the default 10:30 is after Alipay's ~09:00 and WeChat Pay's 10:00 bill times)",
     )
     timezone: str = Field(default="Asia/Shanghai", description="Business dates are in this time zone")
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")

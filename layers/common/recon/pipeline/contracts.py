@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,3 +107,51 @@ class ReportOutput(RunRef):
     alert: bool = Field(description="True when the run needs attention (open cases or quarantined files)")
     subject: str
     summary: str
+
+
+class ProjectSyncOutput(_Payload):
+    project_id: str
+    status: Literal["scheduled", "unscheduled", "invalid", "ignored"]
+    detail: str = ""
+
+
+class _Named(_Payload):
+    name: str
+
+
+class _Keyed(_Payload):
+    key: str
+
+
+class _S3Detail(_Payload):
+    bucket: _Named
+    object: _Keyed
+
+
+class _EventBridgeS3(_Payload):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created", "Object Deleted"] = Field(alias="detail-type")
+    detail: _S3Detail
+
+
+class S3ObjectEvent(_Payload):
+    """An S3 "Object Created" / "Object Deleted" notification delivered by EventBridge (key not URL-encoded)."""
+
+    bucket: str
+    key: str
+    deleted: bool
+
+    @staticmethod
+    def is_one(event: dict[str, Any]) -> bool:
+        return event.get("source") == "aws.s3" and "detail-type" in event
+
+    @classmethod
+    def from_eventbridge(cls, event: dict[str, Any]) -> S3ObjectEvent:
+        parsed = _EventBridgeS3.model_validate(event)
+        return cls(
+            bucket=parsed.detail.bucket.name,
+            key=parsed.detail.object.key,
+            deleted=parsed.detail_type == "Object Deleted",
+        )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from recon.ports import AlertPublisher, Mailer, ObjectStore, RunRepository, WorkflowStarter
+from recon.ports import AlertPublisher, Mailer, ObjectStore, RunRepository, ScheduleManager, WorkflowStarter
 from recon.settings import Settings
 
 
@@ -22,4 +22,5 @@ class Services:
     mailer: Mailer
     alerts: AlertPublisher
     workflow: WorkflowStarter
+    schedules: ScheduleManager
     clock: Callable[[], datetime] = field(default=_utcnow)
