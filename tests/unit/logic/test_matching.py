@@ -166,3 +166,17 @@ def test_every_row_in_exactly_one_place_is_enforced(project: Project) -> None:
         assert "more than one place" in str(exc)
     else:
         raise AssertionError("double placement not detected")
+
+
+def test_missing_refunds_are_worded_the_other_way_round(project: Project) -> None:
+    rows = _day(
+        [
+            txn("erp", "SO2#R9", -300, order_ref="SO2", refund_ref="R9"),  # ERP refund never executed
+            txn("wechat", "WX9#R8", -200, order_ref="SO9", refund_ref="R8"),  # channel refund never booked
+        ]
+    )
+    _, cases = _run(project, rows)
+    erp = next(c for c in cases if any(m.txn_id == "SO2#R9" for m in c.members))
+    assert erp.type is CaseType.MISSING_IN_CHANNEL and erp.reason.startswith("长款")
+    channel = next(c for c in cases if any(m.txn_id == "WX9#R8" for m in c.members))
+    assert channel.type is CaseType.MISSING_IN_ERP and channel.reason.startswith("短款")

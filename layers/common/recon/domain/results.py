@@ -77,8 +77,10 @@ class CaseType(StrEnum):
     TIME_MISMATCH = "TIME_MISMATCH"
     # Missing on one side. Seen from the merchant's books: 长款 (overage) is money received that the books
     # do not explain; 短款 (shortage) is money the books expect that never arrived.
-    MISSING_IN_ERP = "MISSING_IN_ERP"  # 长款: the channel took money for no ERP order
-    MISSING_IN_CHANNEL = "MISSING_IN_CHANNEL"  # ERP order never paid through the channel (短款), or a
+    MISSING_IN_ERP = "MISSING_IN_ERP"  # 长款: the channel took money for no ERP order (a refund: 短款)
+    MISSING_IN_CHANNEL = (
+        "MISSING_IN_CHANNEL"  # ERP order never paid through the channel (短款; a refund: 长款), or a
+    )
     #                                            bank credit that no channel settlement explains (长款)
     MISSING_IN_BANK = "MISSING_IN_BANK"  # 短款: the channel settled a day, the bank never credited it
     DUPLICATE = "DUPLICATE"

@@ -61,14 +61,18 @@ _REASONS = {
 
 def _reason(finding: Finding, case_type: CaseType) -> str:
     base = _REASONS.get(case_type, "Unclassified difference.")
-    if (
-        case_type is CaseType.MISSING_IN_CHANNEL
-        and finding.members
-        and finding.members[0].source is Source.ERP
-    ):
-        base = "短款: the ERP booked this order but the channel never received the money."
+    first = finding.members[0] if finding.members else None
+    refund = first is not None and first.amount_minor < 0
+    if case_type is CaseType.MISSING_IN_CHANNEL and first is not None and first.source is Source.ERP:
+        base = (
+            "长款: the ERP booked a refund the channel never executed; the customer has not been paid back."
+            if refund
+            else "短款: the ERP booked this order but the channel never received the money."
+        )
     elif case_type is CaseType.MISSING_IN_CHANNEL:
         base = "长款: money arrived in the bank that no channel settlement or rule explains."
+    elif case_type is CaseType.MISSING_IN_ERP and refund:
+        base = "短款: the channel paid out a refund the ERP has not booked."
     return f"{base} {finding.detail}".strip()
 
 
