@@ -28,7 +28,6 @@ from ._common import (
     Row,
     RowFail,
     decode,
-    map_columns,
     norm_header,
     parse_amount,
     records,
@@ -42,6 +41,7 @@ from .layouts import (
     CsvLayout,
     Tally,
     TotalSpec,
+    map_layout,
     read_data_row,
 )
 
@@ -278,11 +278,10 @@ def parse_detail(text: str, b: Builder, kind: _Kind, *, file: str, raw_key: str,
             if not kind.layout.matches(header):
                 b.fail(file, rec.line, None, f"not a {kind.layout.format} header: {raw[:80]!r}")
                 return statement_date
-            columns = map_columns(header, kind.layout.fields)
-            missing = [kind.layout.fields[f][0] for f in kind.layout.required if f not in columns]
-            if missing:
-                b.fail(file, rec.line, ", ".join(missing), "required columns missing")
+            mapped = map_layout(b, header, kind.layout, file=file, line=rec.line)
+            if mapped is None:
                 return statement_date
+            columns = mapped
             continue
         if ended:
             b.skip("trailing")

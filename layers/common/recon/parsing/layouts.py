@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._common import Builder, Row, RowFail, TotalKind, norm_header
+from ._common import Builder, Row, RowFail, TotalKind, map_columns, norm_header
 
 Fields = dict[str, tuple[str, ...]]  # standard field -> header names (aliases, first present wins)
 
@@ -73,6 +73,18 @@ class Tally:
 
 Classify = Callable[[Row], set[str]]
 Convert = Callable[[Row, Builder, str, int, str], dict[str, int]]
+
+
+def map_layout(
+    b: Builder, header: list[str], layout: CsvLayout, *, file: str, line: int
+) -> dict[str, tuple[str, int]] | None:
+    """Map a header row onto the layout's fields; None (and a file error) when a required column is missing."""
+    columns = map_columns(header, layout.fields)
+    missing = [layout.fields[f][0] for f in layout.required if f not in columns]
+    if missing:
+        b.fail(file, line, ", ".join(missing), "required columns missing")
+        return None
+    return columns
 
 
 def read_data_row(

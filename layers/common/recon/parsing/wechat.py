@@ -24,7 +24,6 @@ from ._common import (
     RowFail,
     check_currency,
     clean,
-    map_columns,
     norm_header,
     records,
 )
@@ -38,6 +37,7 @@ from .layouts import (
     CsvLayout,
     Tally,
     TotalSpec,
+    map_layout,
     read_data_row,
 )
 
@@ -249,11 +249,10 @@ def parse(text: str, b: Builder, *, file: str, raw_key: str) -> str:
                 return "wechat.unknown"
             bill, layout = found
             header = fields
-            columns = map_columns(header, layout.fields)
-            missing = [layout.fields[f][0] for f in layout.required if f not in columns]
-            if missing:
-                b.fail(file, rec.line, ", ".join(missing), "required columns missing")
+            mapped = map_layout(b, header, layout, file=file, line=rec.line)
+            if mapped is None:
                 return layout.format
+            columns = mapped
             continue
         assert bill is not None
         if summary_header is None:
