@@ -392,35 +392,14 @@ class _Day:
             lines.append(
                 (
                     order.channel_at,
-                    [
-                        _ts(order.channel_at),
-                        WECHAT_APPID,
-                        WECHAT_MCHID,
-                        "0",
-                        "",
-                        order.channel_txn_id,
-                        order.order_no,
-                        order.openid,
-                        order.trade_type,
-                        "SUCCESS",
-                        order.bank_type,
-                        CURRENCY,
-                        _amount(order.channel_amount),
-                        "0.00",
-                        "0",
-                        "0",
-                        "0.00",
-                        "0.00",
-                        "",
-                        "",
-                        order.product,
-                        "",
-                        _fee5(fee),
-                        FEE_RATE_TEXT,
-                        _amount(order.channel_amount),
-                        "0.00",
-                        "",
-                    ],
+                    _wechat_row(
+                        order,
+                        at=order.channel_at,
+                        status="SUCCESS",
+                        settle=order.channel_amount,
+                        fee=fee,
+                        order_amount=order.channel_amount,
+                    ),
                 )
             )
             for refund in order.refunds:
@@ -433,35 +412,13 @@ class _Day:
                 lines.append(
                     (
                         refund.channel_at,
-                        [
-                            _ts(refund.channel_at),
-                            WECHAT_APPID,
-                            WECHAT_MCHID,
-                            "0",
-                            "",
-                            order.channel_txn_id,
-                            order.order_no,
-                            order.openid,
-                            order.trade_type,
-                            "REFUND",
-                            order.bank_type,
-                            CURRENCY,
-                            "0.00",
-                            "0.00",
-                            refund.channel_refund_id,
-                            refund.refund_no,
-                            _amount(refund.amount),
-                            "0.00",
-                            "ORIGINAL",
-                            "SUCCESS",
-                            order.product,
-                            "",
-                            _fee5(refund_fee),
-                            FEE_RATE_TEXT,
-                            "0.00",
-                            _amount(refund.amount),
-                            "",
-                        ],
+                        _wechat_row(
+                            order,
+                            at=refund.channel_at,
+                            status="REFUND",
+                            fee=refund_fee,
+                            refund=(refund.channel_refund_id, refund.refund_no, refund.amount),
+                        ),
                     )
                 )
         lines.sort(key=lambda item: (item[0], item[1][5], item[1][14]))
@@ -920,6 +877,26 @@ _FIVE = Decimal("0.00001")
 def _fee(amount_minor: int) -> int:
     """Channel fee in fen: 0.6 % of the amount, rounded half-up to the fen."""
     return int((Decimal(amount_minor) * FEE_RATE).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _wechat_row(
+    order: _Order,
+    *,
+    at: datetime,
+    status: str,
+    fee: int,
+    settle: int = 0,
+    order_amount: int = 0,
+    refund: tuple[str, str, int] | None = None,
+) -> list[str]:
+    """One detail row of the WeChat Pay ALL trade bill (27 columns; formats.md 2.5); refunds carry their ids."""
+    refund_id, refund_no, refunded = refund or ("0", "0", 0)
+    return [
+        _ts(at), WECHAT_APPID, WECHAT_MCHID, "0", "", order.channel_txn_id, order.order_no, order.openid,
+        order.trade_type, status, order.bank_type, CURRENCY, _amount(settle), "0.00", refund_id, refund_no,
+        _amount(refunded), "0.00", "ORIGINAL" if refund else "", "SUCCESS" if refund else "", order.product, "",
+        _fee5(fee), FEE_RATE_TEXT, _amount(order_amount), _amount(refunded), "",
+    ]  # fmt: skip
 
 
 def _amount(minor: int) -> str:

@@ -15,6 +15,24 @@ from recon_local.demo_data import generate_day, write_day
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _run_demo_project(tmp_path: Path) -> int:
+    """`recon run` with the demo project on tmp_path/input, writing to tmp_path/out."""
+    project = REPO / "local/recon_local/projects/demo.yaml"
+    return main(
+        [
+            "run",
+            "--project",
+            str(project),
+            "--date",
+            "2026-11-20",
+            "--input",
+            str(tmp_path / "input"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+
+
 def test_demo_command_finds_every_planted_difference(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -29,20 +47,7 @@ def test_demo_command_finds_every_planted_difference(
 def test_run_command_on_the_demo_input_folder_writes_four_files(tmp_path: Path) -> None:
     day = generate_day(date(2026, 11, 20), seed=11)
     write_day(day, tmp_path / "input")
-    project = REPO / "local/recon_local/projects/demo.yaml"
-    code = main(
-        [
-            "run",
-            "--project",
-            str(project),
-            "--date",
-            "2026-11-20",
-            "--input",
-            str(tmp_path / "input"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = _run_demo_project(tmp_path)
     assert code == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -84,19 +89,6 @@ def test_run_command_refuses_a_file_it_cannot_assign(
 ) -> None:
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "notes.txt").write_text("hello", encoding="utf-8")
-    project = REPO / "local/recon_local/projects/demo.yaml"
-    code = main(
-        [
-            "run",
-            "--project",
-            str(project),
-            "--date",
-            "2026-11-20",
-            "--input",
-            str(tmp_path / "input"),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    code = _run_demo_project(tmp_path)
     assert code == 2
     assert "notes.txt" in capsys.readouterr().err
