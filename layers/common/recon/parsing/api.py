@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recon.domain.common import Source
 
-from . import alipay, camt, erp, wechat
+from . import alipay, camt, erp, readers, wechat
 from ._common import (
     Builder,
     Context,
@@ -21,6 +21,9 @@ from ._common import (
 )
 from .layouts import ERP_HEADER, ERP_LAYOUT
 from .model import UNKNOWN_FORMAT, ParsedStatement, StatementParseError
+from .registry import best_reader, reader_for
+
+assert readers  # imported for its side effect: every reader module registers itself
 
 _XML_START = (b"<", b"\xef\xbb\xbf<")
 
@@ -31,6 +34,14 @@ def _looks_xml(data: bytes) -> bool:
 
 def _detect_text(data: bytes, filename: str) -> tuple[str, float]:
     """Format of one (unpacked) file from its content."""
+    builtin = _detect_builtin(data, filename)
+    found = best_reader(data, filename)
+    if found is not None and found[2] > builtin[1]:
+        return found[1], found[2]
+    return builtin
+
+
+def _detect_builtin(data: bytes, filename: str) -> tuple[str, float]:
     if _looks_xml(data):
         try:
             root, _ = camt.load(data, filename)
@@ -157,6 +168,10 @@ def parse_statement(
     member = members[0]
     file = filename if member.name is None else f"{filename}!{member.name}"
     key = raw_key if member.name is None else f"{raw_key}!{member.name}"
+    reader = reader_for(fmt) if not fmt.startswith(("camt.053", "wechat.", "erp.")) else None
+    if reader is not None:
+        fmt, encoding, statement_date = reader.parse(member.data, b, file, key)
+        return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
     if fmt.startswith("camt.053"):
         fmt, encoding, statement_date = camt.parse(member.data, b, file=file, raw_key=key)
         return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
