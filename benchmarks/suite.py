@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from benchmarks.accuracy import bench_accuracy
+
 DAY = date(2026, 11, 20)
 
 
@@ -114,7 +116,7 @@ def bench_match_day(orders: int) -> dict[str, Any]:
     }
 
 
-BENCHMARKS = [bench_parse_wechat, bench_match_day]
+BENCHMARKS = [bench_parse_wechat, bench_match_day, bench_accuracy]
 
 
 def run_in_child(fn_name: str, orders: int, queue: Any) -> None:

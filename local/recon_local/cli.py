@@ -4,6 +4,7 @@ recon demo [--out DIR] [--date YYYY-MM-DD] [--seed N]
 recon run --project FILE --date YYYY-MM-DD --input DIR --out DIR
 recon parse FILE... [--out DIR]
 recon schema [--out FILE]
+recon accuracy [--seed S] [--days N] [--orders M] [--start YYYY-MM-DD] [--profile P] [--out DIR]
 """
 
 from __future__ import annotations
@@ -162,6 +163,26 @@ def _parse(args: argparse.Namespace) -> int:
     return status
 
 
+def _accuracy(args: argparse.Namespace) -> int:
+    from .accuracy import evaluate
+
+    out = Path(args.out)
+    run, result = evaluate(args.seed, args.days, args.orders, out, start=args.start, profile=args.profile)
+    dates = [r.business_date for r in run.runs]
+    print(
+        f"Labelled set: seed {args.seed}, {args.days} day(s) from {args.start}, {args.orders} orders/day, "
+        f"profile {args.profile} -> {out / 'set'}"
+    )
+    print(
+        f"Ran {len(dates)} business date(s) {dates[0]} .. {dates[-1]} in {run.seconds:.1f}s -> {out / 'runs'}"
+        if dates
+        else "No run."
+    )
+    print()
+    print(result.report())
+    return 0 if result.meets_targets() and not run.failed else 1
+
+
 def _schema(args: argparse.Namespace) -> int:
     text = project_json_schema()
     if args.out:
@@ -194,6 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     schema = sub.add_parser("schema", help="print the JSON schema of project files")
     schema.add_argument("--out")
     schema.set_defaults(func=_schema)
+    accuracy = sub.add_parser(
+        "accuracy", help="generate labelled days, reconcile them day by day, score against the targets"
+    )
+    accuracy.add_argument("--seed", type=int, default=31337, help="seed of the labelled set")
+    accuracy.add_argument("--days", type=int, default=5, help="consecutive business days")
+    accuracy.add_argument("--orders", type=int, default=300, help="ERP orders per day")
+    accuracy.add_argument("--start", type=date.fromisoformat, default=date(2026, 3, 5))
+    accuracy.add_argument("--profile", choices=["easy", "realistic", "hard"], default="realistic")
+    accuracy.add_argument("--out", default="accuracy-out", help="folder for the set and the runs' outputs")
+    accuracy.set_defaults(func=_accuracy)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

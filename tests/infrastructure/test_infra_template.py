@@ -301,7 +301,7 @@ def test_parse_function_event_rule(functions: Mapping[str, Mapping[str, Any]]) -
 def test_timeouts_and_memory(functions: Mapping[str, Mapping[str, Any]]) -> None:
     props = {name: fn["Properties"] for name, fn in functions.items()}
     for fetcher in ("FetchBankFunction", "FetchAlipayFunction", "FetchWechatFunction"):
-        assert props[fetcher]["Timeout"] == 120
+        assert props[fetcher]["Timeout"] == 300
     assert (props["MatchFunction"]["Timeout"], props["MatchFunction"]["MemorySize"]) == (900, 3008)
     assert (props["ResolveFunction"]["Timeout"], props["ResolveFunction"]["MemorySize"]) == (300, 2048)
 

@@ -4,7 +4,8 @@ raw bucket (versioned, never modified):
     raw/<project>/<account>/<statement date>/<file name>
 data bucket:
     config/projects/<project>.yaml
-    normalized/project=<p>/source=<s>/account=<a>/date=<d>/<statement id>.parquet
+    config/profiles/<profile name>/<profile version>.yaml
+    normalized/project=<p>/source=<s>/account=<a>/date=<d>/<statement id>[@<profile>@<version>].parquet
     results/project=<p>/date=<d>/run=<run id>/{matches,residue}.parquet
     reports/<project>/<date>/<run id>/{report.html,matches.csv,cases.csv,summary.json}
     quarantine/<project>/<account>/<date>/<file name>(.error.json)
@@ -41,14 +42,50 @@ def project_config_key(project_id: str, prefix: str = "config/projects/") -> str
     return f"{prefix}{project_id}.yaml"
 
 
+PROFILE_PREFIX = "config/profiles/"
+
+
+def profile_prefix(name: str) -> str:
+    """Folder holding every uploaded version of one parsing profile."""
+    return f"{PROFILE_PREFIX}{name}/"
+
+
+def profile_key(name: str, version: str) -> str:
+    """Where version ``version`` of the user profile ``name`` is uploaded (YAML)."""
+    return f"{profile_prefix(name)}{version}.yaml"
+
+
+def parse_profile_key(key: str) -> tuple[str, str] | None:
+    """Split a profile key into (name, version); None if it is not one."""
+    if not key.startswith(PROFILE_PREFIX) or not key.endswith(".yaml"):
+        return None
+    parts = key[len(PROFILE_PREFIX) : -len(".yaml")].split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return parts[0], parts[1]
+
+
 def normalized_prefix(project_id: str, source: str, account_id: str, statement_date: date) -> str:
     return f"normalized/project={project_id}/source={source}/account={account_id}/date={statement_date.isoformat()}/"
 
 
 def normalized_key(
-    project_id: str, source: str, account_id: str, statement_date: date, statement_id: str
+    project_id: str,
+    source: str,
+    account_id: str,
+    statement_date: date,
+    statement_id: str,
+    *,
+    profile: str | None = None,
+    profile_version: str | None = None,
 ) -> str:
-    return normalized_prefix(project_id, source, account_id, statement_date) + f"{statement_id}.parquet"
+    """Normalized rows of one statement; with a profile, one object per profile version that read it.
+
+    Parsing the same statement with another profile version (a re-parse) writes beside the earlier object
+    instead of over it; the Statement record names the current one (``parquet_key``).
+    """
+    name = statement_id if profile is None else f"{statement_id}@{profile}@{profile_version or ''}"
+    return normalized_prefix(project_id, source, account_id, statement_date) + f"{name}.parquet"
 
 
 def results_prefix(project_id: str, business_date: date, run_id: str) -> str:

@@ -75,6 +75,22 @@ class RunRepository(Protocol):
 
     def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]: ...
 
+    def get_statement(self, statement_id: str) -> Statement | None: ...
+
+    def list_account_statements(
+        self,
+        project_id: str,
+        account_id: str,
+        *,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Statement]:
+        """The account's statements (any status but ``duplicate``) whose ``period_end`` (else business date)
+        lies in [ending_from, ending_to], ordered by that date and then statement id."""
+        ...
+
     def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
         """Store a run's results, replacing what an earlier attempt of the same run stored (idempotent).
 
@@ -122,4 +138,19 @@ class ScheduleManager(Protocol):
 class WorkflowStarter(Protocol):
     def start(self, *, name: str, payload: dict[str, Any]) -> str:
         """Start (or find, for the same name) a workflow execution; returns its id."""
+        ...
+
+
+class SecretUnavailable(Exception):
+    """A secret could not be read (missing, no permission, not a JSON object of strings).
+
+    The message names the secret id only, never any part of its value.
+    """
+
+
+class SecretsProvider(Protocol):
+    """Read-only access to JSON secrets (Secrets Manager in AWS), cached for ``max_age`` seconds."""
+
+    def get_secret(self, secret_id: str, *, force_fetch: bool = False) -> dict[str, str]:
+        """The secret's JSON object; ``force_fetch`` bypasses the cache (after a rotation)."""
         ...

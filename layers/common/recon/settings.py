@@ -33,6 +33,34 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
 
+    # Provider endpoints: the one place production and sandbox URLs live. An account picks one with
+    # `fetch.environment`, or names its own with `environment: custom` + `endpoint`.
+    alipay_gateway_url: str = Field(
+        default="https://openapi.alipay.com/gateway.do", description="Alipay OpenAPI gateway (production)"
+    )
+    alipay_sandbox_gateway_url: str = Field(
+        default="https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+        description="Alipay OpenAPI gateway (sandbox)",
+    )
+    wechatpay_base_url: str = Field(
+        default="https://api.mch.weixin.qq.com", description="WeChat Pay APIv3 base URL (production)"
+    )
+    # Fetching
+    fetch_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Per-request connect/read timeout of provider calls"
+    )
+    fetch_attempts: int = Field(
+        default=4, ge=1, le=10, description="Attempts per provider call on 5xx, 429 and timeouts"
+    )
+    fetch_backoff_max_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        description="Longest wait between attempts (a longer Retry-After is left to the state machine)",
+    )
+    secrets_max_age_seconds: int = Field(
+        default=300, ge=0, description="How long a warm Lambda reuses a secret before reading it again"
+    )
+
     @property
     def recipients(self) -> list[str]:
         return [r.strip() for r in self.report_recipients.split(",") if r.strip()]

@@ -1,7 +1,15 @@
-"""The normalized transaction table (Parquet, zstd): schema version 1.
+"""The normalized transaction table (Parquet, zstd): schema version 2.
 
-Columns and meaning are documented in README "Normalized transaction schema". Money columns are int64
-minor units; times are UTC timestamps; every row carries its lineage (raw key, row number, profile version).
+Columns and meaning are documented in docs/parsing.md ("Normalized transaction schema"). Money columns are
+int64 minor units; times are UTC timestamps; every row carries its lineage (raw key, row number, profile
+and profile version).
+
+Version history:
+
+* 1: the transaction columns and lineage.
+* 2: ``dedupe_key`` (the fields named by the profile's dedupe key, joined with ``|``) and
+  ``in_file_duplicate`` (this row repeats an earlier row's dedupe key in the same file: flagged, kept,
+  never dropped). Version 1 files are read as version 2 (dedupe key = txn_id, duplicates recomputed).
 """
 
 from __future__ import annotations
@@ -10,12 +18,14 @@ import io
 from collections.abc import Iterable
 from datetime import UTC
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .domain import Transaction
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 TRANSACTION_SCHEMA = pa.schema(
     [
@@ -40,25 +50,70 @@ TRANSACTION_SCHEMA = pa.schema(
         pa.field("row_number", pa.int32(), nullable=False),
         pa.field("profile", pa.string(), nullable=False),
         pa.field("profile_version", pa.string(), nullable=False),
+        pa.field("dedupe_key", pa.string(), nullable=False),
+        pa.field("in_file_duplicate", pa.bool_(), nullable=False),
     ],
     metadata={"recon.schema_version": SCHEMA_VERSION},
 )
+_V2_COLUMNS = ("dedupe_key", "in_file_duplicate")
+
+
+def mark_duplicates(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """True where a key repeats an earlier one (the first occurrence stays False)."""
+    n = len(keys)
+    if n == 0:
+        return pa.array([], pa.bool_())
+    encoded = pc.dictionary_encode(keys)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    _, first = np.unique(codes, return_index=True)
+    repeat = np.ones(n, dtype=bool)
+    repeat[first] = False
+    return pa.array(repeat, pa.bool_())
 
 
 def to_table(transactions: Iterable[Transaction]) -> pa.Table:
     rows = [t.model_dump() for t in transactions]
     for row in rows:
         row["booked_at"] = row["booked_at"].astimezone(UTC)
-    return pa.Table.from_pylist(rows, schema=TRANSACTION_SCHEMA)
+        if row.get("dedupe_key") is None:
+            row["dedupe_key"] = row["txn_id"]
+        row["in_file_duplicate"] = False
+    table = pa.Table.from_pylist(rows, schema=TRANSACTION_SCHEMA)
+    if not rows:
+        return table
+    flags = mark_duplicates(table.column("dedupe_key"))
+    return table.set_column(table.schema.get_field_index("in_file_duplicate"), TRANSACTION_SCHEMA.field("in_file_duplicate"), flags)
 
 
-def to_parquet(transactions: Iterable[Transaction]) -> bytes:
+def upgrade(table: pa.Table) -> pa.Table:
+    """A version 1 table as version 2 (dedupe key = txn_id)."""
+    if all(name in table.column_names for name in _V2_COLUMNS):
+        return table.select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
+    keys = table.column("txn_id")
+    table = table.append_column("dedupe_key", keys).append_column("in_file_duplicate", mark_duplicates(keys))
+    return table.select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
+
+
+def table_to_parquet(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(to_table(transactions), sink, compression="zstd")
+    pq.write_table(table.cast(TRANSACTION_SCHEMA), sink, compression="zstd")
     return sink.getvalue()
 
 
+def to_parquet(transactions: Iterable[Transaction]) -> bytes:
+    return table_to_parquet(to_table(transactions))
+
+
+def read_parquet(data: bytes) -> pa.Table:
+    """A normalized Parquet object (version 1 or 2) as a version 2 table."""
+    return upgrade(pq.read_table(io.BytesIO(data)))
+
+
+def from_table(table: pa.Table) -> list[Transaction]:
+    return [Transaction.model_validate(row) for row in upgrade(table).to_pylist()]
+
+
 def from_parquet(data: bytes) -> list[Transaction]:
-    table = pq.read_table(io.BytesIO(data), schema=TRANSACTION_SCHEMA)
-    # Rows were validated when they were parsed; model_construct skips re-validation of trusted data.
-    return [Transaction.model_validate(row) for row in table.to_pylist()]
+    return from_table(read_parquet(data))

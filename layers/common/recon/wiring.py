@@ -15,6 +15,7 @@ def aws_services() -> Services:
     from .adapters.notify import SesMailer, SnsAlertPublisher
     from .adapters.s3 import S3ObjectStore
     from .adapters.scheduler import EventBridgeScheduleManager
+    from .adapters.secrets import SecretsManagerSecrets
     from .adapters.workflow import StepFunctionsStarter
 
     settings = get_settings()
@@ -30,4 +31,5 @@ def aws_services() -> Services:
             target_arn=settings.state_machine_arn,
             role_arn=settings.scheduler_role_arn,
         ),
+        secrets=SecretsManagerSecrets(max_age=settings.secrets_max_age_seconds),
     )

@@ -13,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from recon.domain import Case, CaseStatus, MatchGroup
+from recon.domain import Case, CaseStatus, MatchGroup, Statement
 from recon.ports import FetchLogEntry
 
 from .errors import ItemTooLargeError
@@ -48,6 +48,12 @@ def merge_case_status(stored: CaseStatus | str | None, computed: CaseStatus) -> 
 
 
 # --- ordering ----------------------------------------------------------------------------------------------
+
+
+def account_sort_date(statement: Statement) -> date:
+    """Where a statement sits in its account's sequence: the last day it covers (else its business date)."""
+    return statement.period_end or statement.business_date
+
 
 
 def sortable_instant(at: datetime) -> str:

@@ -16,8 +16,10 @@ string, or ``data_z`` = the same JSON zlib-compressed and base64-encoded when it
     group      RUN#<run_id>                              GROUP#<group_id>         -
     case       RUN#<run_id>                              CASE#<case_id>           CASE#<case_id> /
                                                                                   RUN#<run_id>
-    statement  STMT#<project>#<account>#<business_date>  STMT#<statement_id>      -
+    statement  STMT#<project>#<account>#<business_date>  STMT#<statement_id>      ACCOUNT#<project>#<account> /
+                                                                                  STMT#<period_end>#<statement_id>
     checksum   CHECKSUM#<project>#<account>#<sha256>     META                     -
+    stmt id    STMTID#<statement_id>                     META                     -
     audit      AUDIT#<subject>                           <utc at>#<event_id>      -
     fetch      FETCH#<project>#<account>#<bill_date>     <utc at>#<attempt:06d>   -
 
@@ -30,6 +32,9 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 - ``<utc at>`` is fixed-width UTC (``2024-05-01T02:30:00.000000Z``) so sort keys sort in time order.
 - The checksum marker points to the last statement stored with those bytes whose status is not
   ``duplicate``; a ``duplicate`` statement never moves it.
+- A statement's ``gsi1`` keys list an account's statements in sequence (``<period_end>`` falls back to the
+  business date); ``duplicate`` statements are left out of that sequence. The ``STMTID`` marker finds a
+  statement by its id (re-parse).
 - Account numbers: models serialise the masked number only (``Account`` serialiser, ``SecretStr``); no
   attribute is written from anything but that JSON and ids.
 - Size: DynamoDB items are limited to 400 KB. JSON larger than ``COMPRESS_ABOVE`` (350 KB) is stored
@@ -58,6 +63,7 @@ from recon.settings import get_settings
 from . import aws
 from ._shared import (
     Item,
+    account_sort_date,
     check_results,
     decode_payload,
     encode_item,
@@ -116,6 +122,14 @@ def statement_pk(project_id: str, account_id: str, business_date: date) -> str:
 
 def checksum_pk(project_id: str, account_id: str, checksum: str) -> str:
     return f"CHECKSUM#{project_id}#{account_id}#{checksum}"
+
+
+def statement_id_pk(statement_id: str) -> str:
+    return f"STMTID#{statement_id}"
+
+
+def account_pk(project_id: str, account_id: str) -> str:
+    return f"ACCOUNT#{project_id}#{account_id}"
 
 
 def fetch_pk(project_id: str, account_id: str, bill_date: date) -> str:
@@ -226,7 +240,19 @@ class DynamoRunRepository:
             "checksum": statement.checksum,
             "raw_key": statement.raw_key,
         }
+        if statement.status != StatementStatus.DUPLICATE:
+            keys["gsi1pk"] = account_pk(statement.project_id, statement.account_id)
+            keys["gsi1sk"] = f"STMT#{account_sort_date(statement).isoformat()}#{statement.statement_id}"
         self.table.put_item(Item=encode_item(keys, statement.model_dump_json()))
+        self.table.put_item(
+            Item={
+                "pk": statement_id_pk(statement.statement_id),
+                "sk": META,
+                "type": "statement_id",
+                "statement_pk": pk,
+                "statement_sk": sk,
+            }
+        )
         if statement.status != StatementStatus.DUPLICATE:
             self.table.put_item(
                 Item={
@@ -255,6 +281,41 @@ class DynamoRunRepository:
             KeyConditionExpression=Key("pk").eq(statement_pk(project_id, account_id, business_date))
             & Key("sk").begins_with("STMT#"),
             ConsistentRead=True,
+        )
+        return [_model(Statement, item) for item in items]
+
+    def get_statement(self, statement_id: str) -> Statement | None:
+        marker = self.table.get_item(
+            Key={"pk": statement_id_pk(statement_id), "sk": META}, ConsistentRead=True
+        ).get("Item")
+        if not marker:
+            return None
+        item = self.table.get_item(
+            Key={"pk": marker["statement_pk"], "sk": marker["statement_sk"]}, ConsistentRead=True
+        ).get("Item")
+        return _model(Statement, item) if item else None
+
+    def list_account_statements(
+        self,
+        project_id: str,
+        account_id: str,
+        *,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Statement]:
+        """The account's statements in sequence (GSI ``gsi1``: eventually consistent)."""
+        if limit is not None and limit <= 0:
+            return []
+        low = f"STMT#{ending_from.isoformat()}#" if ending_from else "STMT#"
+        high = f"STMT#{ending_to.isoformat()}$" if ending_to else "STMT$"  # "$" sorts right after "#"
+        items = self._query(
+            IndexName=GSI1,
+            KeyConditionExpression=Key("gsi1pk").eq(account_pk(project_id, account_id))
+            & Key("gsi1sk").between(low, high),
+            ScanIndexForward=not newest_first,
+            limit=limit,
         )
         return [_model(Statement, item) for item in items]
 

@@ -15,9 +15,10 @@ from datetime import date
 from typing import Any
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
-from recon.ports import FetchLogEntry, StoredObject
+from recon.ports import FetchLogEntry, SecretUnavailable, StoredObject
 
 from ._shared import (
+    account_sort_date,
     alert_attributes,
     alert_message,
     alert_subject,
@@ -190,6 +191,41 @@ class MemoryRunRepository:
         with self._lock:
             stored = dict(self._statements.get((project_id, account_id, business_date), {}))
         return [Statement.model_validate_json(stored[k]) for k in sorted(stored)]
+
+    def get_statement(self, statement_id: str) -> Statement | None:
+        with self._lock:
+            found = next(
+                (by_id[statement_id] for by_id in self._statements.values() if statement_id in by_id), None
+            )
+        return Statement.model_validate_json(found) if found else None
+
+    def list_account_statements(
+        self,
+        project_id: str,
+        account_id: str,
+        *,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[Statement]:
+        with self._lock:
+            payloads = [
+                payload
+                for (project, account, _), by_id in self._statements.items()
+                if (project, account) == (project_id, account_id)
+                for payload in by_id.values()
+            ]
+        found = []
+        for payload in payloads:
+            statement = Statement.model_validate_json(payload)
+            ending = account_sort_date(statement)
+            if statement.status is StatementStatus.DUPLICATE:
+                continue
+            if (ending_from is None or ending >= ending_from) and (ending_to is None or ending <= ending_to):
+                found.append(statement)
+        found.sort(key=lambda st: (account_sort_date(st), st.statement_id), reverse=newest_first)
+        return found if limit is None else found[: max(limit, 0)]
 
     # results
 
@@ -377,3 +413,37 @@ class MemoryScheduleManager:
 
     def delete(self, name: str) -> bool:
         return self.schedules.pop(name, None) is not None
+
+
+# --- secrets -----------------------------------------------------------------------------------------------
+
+
+class MemorySecrets:
+    """``SecretsProvider`` over a dict, with the cache semantics of the Powertools adapter.
+
+    A value read once is served from the cache until ``force_fetch``; ``rotate`` changes the stored value
+    without touching the cache, like a rotation in Secrets Manager seen from a warm Lambda. ``reads`` counts
+    backend reads per id.
+    """
+
+    def __init__(self, secrets: dict[str, dict[str, str]] | None = None) -> None:
+        self._stored = {k: dict(v) for k, v in (secrets or {}).items()}
+        self._cache: dict[str, dict[str, str]] = {}
+        self.reads: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def put(self, secret_id: str, value: dict[str, str]) -> None:
+        with self._lock:
+            self._stored[secret_id] = dict(value)
+
+    rotate = put
+
+    def get_secret(self, secret_id: str, *, force_fetch: bool = False) -> dict[str, str]:
+        with self._lock:
+            if not force_fetch and secret_id in self._cache:
+                return dict(self._cache[secret_id])
+            if secret_id not in self._stored:
+                raise SecretUnavailable(f"secret {secret_id!r} could not be read (ResourceNotFoundException)")
+            self.reads[secret_id] = self.reads.get(secret_id, 0) + 1
+            self._cache[secret_id] = dict(self._stored[secret_id])
+            return dict(self._cache[secret_id])

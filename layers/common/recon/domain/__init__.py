@@ -13,18 +13,25 @@ from .results import (
     MatchGroup,
     MatchStatus,
     MemberRef,
+    OpenItem,
     Run,
     RunStatus,
     SourceAccounting,
 )
 from .rules import (
+    AmountTolerance,
+    CarryOver,
     FieldCondition,
     FilterRule,
     KeyMatchRule,
+    MappingRule,
+    MatchRule,
     Rule,
     SettlementRule,
     Severity,
     SeverityThresholds,
+    SubsetSumRule,
+    WindowMatchRule,
 )
 from .statement import (
     ControlTotal,
@@ -39,6 +46,12 @@ from .statement import (
 
 __all__ = [
     "Account",
+    "AmountTolerance",
+    "CarryOver",
+    "MappingRule",
+    "MatchRule",
+    "SubsetSumRule",
+    "WindowMatchRule",
     "AuditEvent",
     "Case",
     "CaseStatus",
@@ -55,6 +68,7 @@ __all__ = [
     "MatchStatus",
     "MemberRef",
     "Notifications",
+    "OpenItem",
     "Project",
     "RowDisposition",
     "RowError",

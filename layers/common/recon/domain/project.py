@@ -11,7 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .account import Account
 from .common import Source
-from .rules import FilterRule, KeyMatchRule, Rule, SettlementRule, SeverityThresholds
+from .rules import (
+    FilterRule,
+    KeyMatchRule,
+    MappingRule,
+    MatchRule,
+    Rule,
+    SettlementRule,
+    SeverityThresholds,
+    SubsetSumRule,
+    WindowMatchRule,
+)
 
 
 class Cycle(StrEnum):
@@ -55,7 +65,17 @@ class Project(BaseModel):
     accounts: list[Account] = Field(min_length=1)
     rules: list[Rule] = Field(default_factory=list, description="Applied in the order given (priority order)")
     carry_over_days: int = Field(
-        default=2, ge=0, description="Days an unmatched row may stay open as in flight"
+        default=2,
+        ge=0,
+        le=31,
+        description="Days an in-flight row may stay open: it is offered to later runs while its age "
+        "(business date − first seen) is below this, then it becomes a MISSING case",
+    )
+    auto_match_min_confidence: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="Match groups below this confidence are *suggested* for a person to confirm",
     )
     severity: SeverityThresholds = Field(default_factory=SeverityThresholds)
     notifications: Notifications = Field(default_factory=Notifications)
@@ -74,6 +94,10 @@ class Project(BaseModel):
                 for ref in (rule.channel_account, rule.bank_account):
                     if ref not in known:
                         raise ValueError(f"rule {rule.name!r} names unknown account {ref!r}")
+                if self.account(rule.bank_account).source is not Source.BANK:
+                    raise ValueError(f"rule {rule.name!r}: {rule.bank_account!r} is not a bank account")
+                if not self.account(rule.channel_account).source.is_channel:
+                    raise ValueError(f"rule {rule.name!r}: {rule.channel_account!r} is not a channel account")
         return self
 
     def account(self, account_id: str) -> Account:
@@ -96,6 +120,16 @@ class Project(BaseModel):
     @property
     def settlement_rules(self) -> list[SettlementRule]:
         return [r for r in self.rules if isinstance(r, SettlementRule) and r.enabled]
+
+    @property
+    def mapping_rules(self) -> list[MappingRule]:
+        return [r for r in self.rules if isinstance(r, MappingRule) and r.enabled]
+
+    @property
+    def match_rules(self) -> list[MatchRule]:
+        """Key, window, settlement and subset-sum rules, in the project's (priority) order."""
+        kinds = (KeyMatchRule, WindowMatchRule, SettlementRule, SubsetSumRule)
+        return [r for r in self.rules if isinstance(r, kinds) and r.enabled]
 
     @classmethod
     def from_yaml(cls, text: str) -> Project:

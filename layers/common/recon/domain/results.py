@@ -70,6 +70,7 @@ class MatchGroup(BaseModel):
         description="Settlement batches this group settles, as '<channel account>@<business date>'",
     )
     explanation: str = ""
+    match_pass: str = Field(default="", description="exact_key, key_tolerance, window, settlement, subset_sum")
 
 
 class CaseType(StrEnum):
@@ -124,22 +125,46 @@ class RunStatus(StrEnum):
 
 
 class SourceAccounting(BaseModel):
-    """Rows in = rows out for one source in one run."""
+    """Rows in = rows out for one source in one run.
+
+    ``rows_in`` are the rows of this run's statements; ``carried_in`` the open items earlier runs left
+    (in flight). Every one of them ends matched, in a case, filtered (naming the rule) or open again.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     source: Source
     rows_in: int = 0
+    carried_in: int = 0
     matched: int = 0
+    suggested: int = Field(default=0, description="Of the matched rows, those in suggested groups")
     in_cases: int = 0
     filtered: int = 0
+    open: int = 0
     filtered_by_rule: dict[str, int] = Field(default_factory=dict)
     matched_minor: int = 0
     in_cases_minor: int = 0
+    open_minor: int = 0
 
     @property
     def balanced(self) -> bool:
-        return self.rows_in == self.matched + self.in_cases + self.filtered
+        return self.rows_in + self.carried_in == self.matched + self.in_cases + self.filtered + self.open
+
+
+class OpenItem(BaseModel):
+    """A row that may still be in flight: offered again to later runs until it is matched or too old."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    txn_uid: str
+    source: Source
+    account_id: str
+    txn_id: str
+    amount_minor: int
+    currency: str
+    first_seen: date = Field(description="Business date of the run that first saw the row")
+    age_days: int = Field(description="Business date of this run − first seen")
+    rule: str = Field(description="Rule that keeps it open")
 
 
 class FileAccounting(BaseModel):
@@ -174,6 +199,9 @@ class Run(BaseModel):
     files: list[FileAccounting] = Field(default_factory=list)
     sources: list[SourceAccounting] = Field(default_factory=list)
     match_groups: int = 0
+    suggested_groups: int = 0
+    open_items: int = 0
+    groups_by_pass: dict[str, int] = Field(default_factory=dict)
     cases_by_type: dict[str, int] = Field(default_factory=dict)
     case_minor_by_type: dict[str, int] = Field(default_factory=dict)
     quarantined_files: int = 0

@@ -56,6 +56,12 @@ class Transaction(BaseModel):
     row_number: int = Field(ge=1, description="1-based line number in the raw file (or its zip member)")
     profile: str
     profile_version: str
+    dedupe_key: str | None = Field(
+        default=None, description="The profile's dedupe key fields joined with '|' (default: txn_id)"
+    )
+    in_file_duplicate: bool = Field(
+        default=False, description="Repeats an earlier row's dedupe key in the same file (flagged, kept)"
+    )
 
 
 class RowDisposition(StrEnum):
@@ -127,9 +133,23 @@ class Statement(BaseModel):
     skipped_by_rule: dict[str, int] = Field(default_factory=dict)
     errors: list[RowError] = Field(default_factory=list)
     control_totals: list[ControlTotal] = Field(default_factory=list)
-    parquet_key: str | None = None
+    parquet_key: str | None = Field(
+        default=None, description="The current normalized object (a re-parse writes a new one beside it)"
+    )
     quarantine_key: str | None = None
-    parsed_at: datetime | None = None
+    parsed_at: datetime | None = Field(default=None, description="When the statement was first ingested")
+    # Parse stage (recon.pipeline.parse): continuity across the statements of one account.
+    period_start: date | None = Field(default=None, description="First day covered (booked dates)")
+    period_end: date | None = Field(
+        default=None, description="Last day covered: the closing-balance date when the file states one"
+    )
+    rows_in_file_duplicate: int = Field(
+        default=0, description="Parsed rows repeating an earlier row's dedupe key in the same file (kept)"
+    )
+    rows_overlapping: int = Field(
+        default=0, description="Parsed rows an earlier statement of the account already delivered (overlap_of)"
+    )
+    reparsed_at: datetime | None = Field(default=None, description="When the current parse replaced another")
 
     @property
     def balanced(self) -> bool:

@@ -4,8 +4,18 @@ objects in S3, fetch-log entries and the state machine's retry decisions."""
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+_M = TypeVar("_M", bound=BaseModel)
+
+# A file name we store under raw/<project>/<account>/<date>/: one path segment, no control characters.
+_SAFE_FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,10 @@ class FetchedBill:
     # Provider facts worth keeping in the fetch log (never secrets), e.g. {"bill_type": "trade"}.
     details: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not _SAFE_FILENAME.match(self.filename) or self.filename in (".", ".."):
+            raise ValueError(f"unsafe statement file name {self.filename!r}")
+
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
@@ -26,6 +40,16 @@ class FetchedBill:
     @property
     def size(self) -> int:
         return len(self.data)
+
+
+class Connector(Protocol):
+    """Pulls the statement files of one account for one bill date.
+
+    Returns only files that passed every verification the channel offers; raises ``BillNotReady`` when the
+    provider has not published them yet, another ``FetchError`` otherwise.
+    """
+
+    def fetch(self, bill_date: date) -> list[FetchedBill]: ...
 
 
 class FetchError(Exception):
@@ -47,6 +71,13 @@ class BillNotReady(FetchError):
     retryable = True
 
 
+class BillOverdue(FetchError):
+    """The bill is still not there after the account's fetch window closed.
+
+    Not retried: the state machine records the channel as failed and the run's report alerts.
+    """
+
+
 class ProviderUnavailable(FetchError):
     """Timeout, connection error, 5xx or rate limit after the client's own retries."""
 
@@ -58,10 +89,14 @@ class ProviderRejected(FetchError):
 
 
 class VerificationError(FetchError):
-    """A response or file failed verification (signature, certificate serial, timestamp, hash).
+    """A response or file failed verification (signature, certificate serial, timestamp, hash, host key).
 
     Nothing from such a response is stored.
     """
+
+
+class CredentialsInvalid(FetchError):
+    """The secret does not hold the credentials this connector needs (names the fields, never values)."""
 
 
 @dataclass(frozen=True)
@@ -72,3 +107,24 @@ class RetryPolicy:
     base_seconds: float = 0.5
     max_seconds: float = 8.0
     timeout_seconds: float = 30.0
+
+
+def load_credentials(model: type[_M], secret: Mapping[str, object], secret_id: str) -> _M:
+    """Validate a secret's JSON into a credentials model; errors name fields, never values."""
+    try:
+        return model.model_validate(dict(secret))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(secret)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise CredentialsInvalid(
+            f"secret {secret_id!r} is not a valid {model.__name__}: {problems}", code="credentials"
+        ) from None
+
+
+_URL_QUERY = re.compile(r"(https?://[^\s?#'\"]+)[?#][^\s'\"]*")
+
+
+def redact_urls(text: str) -> str:
+    """Drop query strings and fragments from URLs in a message (signed download URLs carry tokens)."""
+    return _URL_QUERY.sub(r"\1?…", text)

@@ -1,344 +1,237 @@
-"""The matching engine (foundation passes).
+"""The matching engine: a project's rules, in priority order, over a day's rows as an Arrow table.
 
-Order of passes, each only seeing rows that earlier passes left unplaced:
-1. filter rules                   -> filtered (naming the rule)
-2. duplicate source ids           -> DUPLICATE findings (the first occurrence goes on)
-3. key rules (ERP <-> channels)   -> match groups, or amount/status/time findings for keyed pairs
-4. settlement rules (channel day <-> bank credit, T+n, net of fees and refunds)
-5. whatever is left               -> UNMATCHED findings
+Phases (the same functions serve a single run and a partitioned one, so both give the same bytes):
 
-Deterministic: rows are processed in a canonical order and every id is derived from content.
+1. *prepare* — rows an earlier statement already delivered (``overlap_of``) are filtered by rule
+   ``overlapping-statement``; rows the parser flagged ``in_file_duplicate`` are DUPLICATE cases; then the
+   project's leading filter and mapping rules;
+2. *keyed* — the key rules that follow (sharing the first key rule's key fields), with filter and mapping
+   rules between them that do not rewrite a key field. Rows that share a key share a partition, so this
+   phase runs per partition (``recon.matching.partition``);
+3. *residual* — every other rule (window, settlement, subset-sum, later key rules...) on what is left, then
+   the residue: repeated ids, open items (carry-over) and one case per remaining row.
+
+Every input row ends in exactly one place: a match group, a case, the filtered set (naming the rule) or the
+open items. Output tables are sorted by content (placements keep input order), so the same rows always
+give byte-identical results.
 """
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.domain import (
-    Evidence,
+    FilterRule,
     KeyMatchRule,
-    MatchGroup,
+    MappingRule,
     Project,
+    Rule,
     SettlementRule,
-    Transaction,
-    TxnStatus,
-    stable_id,
+    SubsetSumRule,
+    WindowMatchRule,
 )
-from recon.money import format_amount
 
-from .filters import rule_applies
-from .model import Finding, FindingKind, MatchOutcome, aggregate_ref, member_ref
+from .conditions import apply_filter, apply_mapping
+from .context import OVERLAP_RULE, Context
+from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, plain
+from .hashing import hash_strings
+from .keyed import duplicates, key_match
+from .ledger import CASE, FILTERED, UNPLACED, Ledger
+from .residue import carry_over, classify, order_known, residual_duplicates
+from .settlement import Batch, Settled, settle
+from .subset import subset_sum
+from .window import window_match
 
-DUPLICATE_RULE = "duplicate-source-id"
-UNMATCHED_RULE = "no-counterpart"
-_NOT_HAPPENED = {TxnStatus.CLOSED, TxnStatus.FAILED, TxnStatus.REVERSED, TxnStatus.PENDING}
-
-
-def _canonical(t: Transaction) -> tuple[str, str, str, str, int]:
-    return (t.source.value, t.account_id, t.txn_id, t.raw_key, t.row_number)
-
-
-def _sum(rows: Iterable[Transaction]) -> int:
-    return sum(t.amount_minor for t in rows)
-
-
-def _money(minor: int, currency: str) -> str:
-    return format_amount(minor, currency)
+PREFILTER: Final = "_prefilter"  # working-table column: the filter rule that took the row, or DUPLICATE_MARK
+DUPLICATE_OF: Final = "_duplicate_of"  # working-table column: _pos of the first occurrence
+ORDER_KNOWN: Final = "_order_known"
+DUPLICATE_MARK: Final = "\x00duplicate"
 
 
-def _group(
-    run_id: str, rule: str, rows: Sequence[Transaction], evidence: list[Evidence], explanation: str
-) -> MatchGroup:
-    uids = sorted(t.txn_uid for t in rows)
-    return MatchGroup(
-        group_id=stable_id("mg", run_id, rule, *uids),
-        run_id=run_id,
-        rule=rule,
-        members=[member_ref(t) for t in sorted(rows, key=_canonical)],
-        evidence=evidence,
-        explanation=explanation,
-    )
+@dataclass(frozen=True)
+class Plan:
+    """The project's rules split into the three phases."""
+
+    prepare: list[FilterRule | MappingRule]
+    keyed: list[Rule]
+    residual: list[Rule]
+    keys: tuple[str, ...] | None  # the key fields of the keyed phase (the partition key's first field)
 
 
-class _Matcher:
-    def __init__(self, project: Project, run_id: str, business_date: date, rows: list[Transaction]):
-        self.project = project
-        self.run_id = run_id
-        self.business_date = business_date
-        self.rows = sorted(rows, key=_canonical)
-        self.placed: set[str] = set()
-        self.outcome = MatchOutcome(run_id=run_id)
-        for t in self.rows:
-            self.outcome.rows_in[t.source.value] = self.outcome.rows_in.get(t.source.value, 0) + 1
+def plan(project: Project) -> Plan:
+    rules = [r for r in project.rules if r.enabled]
+    i = 0
+    while i < len(rules) and isinstance(rules[i], FilterRule | MappingRule):
+        i += 1
+    prepare = [r for r in rules[:i] if isinstance(r, FilterRule | MappingRule)]
+    keyed: list[Rule] = []
+    keys: tuple[str, ...] | None = None
+    j = i
+    while j < len(rules):
+        rule = rules[j]
+        if isinstance(rule, KeyMatchRule):
+            if keys is None:
+                keys = tuple(rule.keys)
+            elif tuple(rule.keys) != keys:
+                break
+        elif isinstance(rule, MappingRule):
+            if keys is not None and rule.field in keys:
+                break
+        elif not isinstance(rule, FilterRule):
+            break
+        keyed.append(rule)
+        j += 1
+    if keys is None:  # no key rule up front: nothing to partition by
+        return Plan(prepare, [], rules[i:], None)
+    return Plan(prepare, keyed, rules[j:], keys)
 
-    def active(self) -> list[Transaction]:
-        return [t for t in self.rows if t.txn_uid not in self.placed]
 
-    def place(self, rows: Iterable[Transaction]) -> None:
-        for t in rows:
-            if t.txn_uid in self.placed:
-                raise AssertionError(f"row {t.txn_uid} placed twice")  # a bug, never data
-            self.placed.add(t.txn_uid)
+@dataclass
+class MatchResult:
+    """Placements (one row per input row, input order), match groups and cases; ``open_rows`` are the
+    input rows left open (carry-over)."""
 
-    # 1 ---------------------------------------------------------------------------------------------
-    def apply_filters(self) -> None:
-        for rule in self.project.filter_rules:
-            for t in self.active():
-                if rule_applies(rule, t):
-                    self.outcome.filtered[t.txn_uid] = rule.name
-                    self.place([t])
+    placements: pa.Table
+    groups: pa.Table
+    cases: pa.Table
+    business_date: date
+    open_rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
-    # 2 ---------------------------------------------------------------------------------------------
-    def flag_duplicates(self) -> None:
-        seen: dict[tuple[str, str, str], Transaction] = {}
-        for t in self.active():
-            key = (t.source.value, t.account_id, t.txn_id)
-            first = seen.get(key)
-            if first is None:
-                seen[key] = t
-                continue
-            self.outcome.findings.append(
-                Finding(
-                    kind=FindingKind.DUPLICATE,
-                    rule=DUPLICATE_RULE,
-                    members=[member_ref(t)],
-                    counterpart=[member_ref(first)],
-                    evidence=[
-                        Evidence(field="txn_id", left=first.txn_id, right=t.txn_id, equal=True),
-                        Evidence(
-                            field="row",
-                            left=f"{first.raw_key}:{first.row_number}",
-                            right=f"{t.raw_key}:{t.row_number}",
-                            equal=False,
-                        ),
-                    ],
-                    detail=f"{t.source.value} id {t.txn_id} appears again at row {t.row_number} "
-                    f"(first at row {first.row_number})",
-                )
-            )
-            self.place([t])
+    def counts(self) -> dict[str, int]:
+        disposition = self.placements["disposition"]
+        return {str(k): int(v) for k, v in pc.value_counts(disposition).to_pylist() for k, v in [(k["values"], k["counts"])]}
 
-    # 3 ---------------------------------------------------------------------------------------------
-    def key_match(self, rule: KeyMatchRule) -> None:
-        def key_of(t: Transaction) -> tuple[str, ...] | None:
-            values = tuple(str(getattr(t, k) or "") for k in rule.keys)
-            return values if values[0] else None  # no primary key value: cannot be keyed
 
-        left: dict[tuple[str, ...], list[Transaction]] = defaultdict(list)
-        right: dict[tuple[str, ...], list[Transaction]] = defaultdict(list)
-        for t in self.active():
-            key = key_of(t)
-            if key is None:
-                continue
-            if t.source.value in rule.left:
-                left[key].append(t)
-            elif t.source.value in rule.right:
-                right[key].append(t)
-        tolerance = timedelta(hours=rule.time_tolerance_hours)
-        for key in sorted(left):
-            lefts, rights = left[key], right.get(key)
-            if not rights:
-                continue
-            currency = lefts[0].currency
-            l_sum, r_sum = _sum(lefts), _sum(rights)
-            delta = r_sum - l_sum
-            time_gap = max(abs(a.booked_at - b.booked_at) for a in lefts for b in rights)
-            evidence = [
-                Evidence(field=k, left=v, right=v, equal=True)
-                for k, v in zip(rule.keys, key, strict=True)
-                if v
-            ]
-            evidence.append(
-                Evidence(
-                    field="amount",
-                    left=_money(l_sum, currency),
-                    right=_money(r_sum, currency),
-                    equal=delta == 0,
-                    delta=_money(delta, currency),
-                )
-            )
-            evidence.append(
-                Evidence(
-                    field="booked_at",
-                    left=min(t.booked_at for t in lefts).isoformat(),
-                    right=min(t.booked_at for t in rights).isoformat(),
-                    equal=time_gap <= tolerance,
-                    delta=f"{int(time_gap.total_seconds())}s",
-                )
-            )
-            statuses_l = {t.status for t in lefts}
-            statuses_r = {t.status for t in rights}
-            evidence.append(
-                Evidence(
-                    field="status",
-                    left=",".join(sorted(s.value for s in statuses_l)),
-                    right=",".join(sorted(s.value for s in statuses_r)),
-                    equal=statuses_l == statuses_r,
-                )
-            )
-            members = [member_ref(t) for t in lefts + rights]
-            kind: FindingKind | None = None
-            if (statuses_l & _NOT_HAPPENED) != (statuses_r & _NOT_HAPPENED):
-                kind = FindingKind.KEY_STATUS_MISMATCH
-                detail = f"status {evidence[-1].left} on {lefts[0].source.value} vs {evidence[-1].right}"
-            elif abs(delta) > rule.amount_tolerance_minor:
-                kind = FindingKind.KEY_AMOUNT_MISMATCH
-                detail = (
-                    f"{lefts[0].source.value} {_money(l_sum, currency)} vs "
-                    f"{rights[0].source.value} {_money(r_sum, currency)}"
-                )
-            elif time_gap > tolerance:
-                kind = FindingKind.KEY_TIME_MISMATCH
-                detail = (
-                    f"booked {int(time_gap.total_seconds())}s apart, tolerance {rule.time_tolerance_hours}h"
-                )
-            if kind is None:
-                explanation = (
-                    f"{' + '.join(sorted({t.source.value for t in lefts + rights}))}: "
-                    f"{', '.join(f'{k}={v}' for k, v in zip(rule.keys, key, strict=True) if v)}, "
-                    f"amount {_money(r_sum, currency)}"
-                )
-                self.outcome.groups.append(
-                    _group(self.run_id, rule.name, lefts + rights, evidence, explanation)
-                )
-            else:
-                self.outcome.findings.append(
-                    Finding(kind=kind, rule=rule.name, members=members, evidence=evidence, detail=detail)
-                )
-            self.place(lefts + rights)
+# --- phases ------------------------------------------------------------------------------------------
+def _apply(frame: Frame, ledger: Ledger, ctx: Context, rule: Rule, partials: dict[str, list[Batch]], settled: Settled) -> None:
+    if isinstance(rule, FilterRule):
+        apply_filter(frame, ledger, rule)
+    elif isinstance(rule, MappingRule):
+        apply_mapping(frame, ledger, rule)
+    elif isinstance(rule, KeyMatchRule):
+        key_match(frame, ledger, rule, ctx)
+    elif isinstance(rule, WindowMatchRule):
+        window_match(frame, ledger, rule, ctx)
+    elif isinstance(rule, SettlementRule):
+        settle(frame, ledger, rule, ctx, partials.get(rule.name, []), settled)
+    elif isinstance(rule, SubsetSumRule):
+        subset_sum(frame, ledger, rule, ctx)
 
-    # 4 ---------------------------------------------------------------------------------------------
-    def settle(self, rule: SettlementRule) -> None:
-        channel = self.project.account(rule.channel_account)
-        day = [
-            t
-            for t in self.rows
-            if t.account_id == rule.channel_account and t.txn_uid not in self.outcome.filtered
-        ]
-        if not day:
-            return
-        currency = day[0].currency
-        expected = sum(t.net_minor for t in day)
-        batch = self.business_date.isoformat()
-        agg = aggregate_ref(channel.source, channel.account_id, batch, expected, currency)
-        pattern = re.compile(rule.memo_pattern) if rule.memo_pattern else None
-        candidates = [
-            t
-            for t in self.active()
-            if t.account_id == rule.bank_account
-            and t.amount_minor > 0
-            and (t.value_date - self.business_date).days in rule.lag_days
-            and (pattern is None or pattern.search(f"{t.counterparty or ''} {t.memo or ''}"))
-        ]
 
-        def evidence_for(credit: Transaction) -> list[Evidence]:
-            lag = (credit.value_date - self.business_date).days
-            return [
-                Evidence(
-                    field="net_total",
-                    left=_money(expected, currency),
-                    right=_money(credit.amount_minor, currency),
-                    equal=abs(credit.amount_minor - expected) <= rule.amount_tolerance_minor,
-                    delta=_money(credit.amount_minor - expected, currency),
-                ),
-                Evidence(field="channel_rows", left=str(len(day)), right="1", equal=True),
-                Evidence(
-                    field="fees",
-                    left=_money(sum(t.fee_minor for t in day), currency),
-                    right="",
-                    equal=True,
-                ),
-                Evidence(field="settlement_lag_days", left=str(rule.lag_days), right=str(lag), equal=True),
-                Evidence(field="memo", left=rule.memo_pattern, right=credit.memo or "", equal=True),
-            ]
+def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
+    """Rows the parser flagged as repeats within their file, and the first occurrence of each."""
+    flagged = frame.optional_bool("in_file_duplicate")
+    if not flagged.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    key_column = "dedupe_key" if "dedupe_key" in frame.table.column_names else "txn_id"
+    statement = frame.text("statement_id") if "statement_id" in frame.table.column_names else frame.text("account_id")
+    h = hash_strings(frame.text(key_column), seed=8) ^ hash_strings(statement, seed=9)
+    rows = np.flatnonzero(flagged)
+    originals = np.flatnonzero(~flagged)
+    order = np.lexsort((frame.position[originals], h[originals]))
+    sorted_h = h[originals][order]
+    pos = np.searchsorted(sorted_h, h[rows])
+    pos = np.minimum(pos, max(len(sorted_h) - 1, 0))
+    found = (len(sorted_h) > 0) & (sorted_h[pos] == h[rows]) if len(sorted_h) else np.zeros(len(rows), bool)
+    first = np.where(found, originals[order][pos] if len(sorted_h) else 0, -1)
+    # A flagged row whose original is not here (another partition cannot happen: same key) stays a row.
+    return rows[found], first[found]
 
-        exact = [c for c in candidates if abs(c.amount_minor - expected) <= rule.amount_tolerance_minor]
-        if exact:
-            credit = min(exact, key=lambda c: (c.value_date, _canonical(c)))
-            group = _group(
-                self.run_id,
-                rule.name,
-                [credit],
-                evidence_for(credit),
-                f"bank credit {credit.txn_id} settles {channel.account_id} for {batch}: "
-                f"{len(day)} rows, net {_money(expected, currency)}",
-            ).model_copy(update={"settles": [agg.txn_id]})
-            self.outcome.groups.append(group)
-            self.place([credit])
-        elif candidates:
-            credit = min(candidates, key=lambda c: (abs(c.amount_minor - expected), _canonical(c)))
-            self.outcome.findings.append(
-                Finding(
-                    kind=FindingKind.SETTLEMENT_AMOUNT_MISMATCH,
-                    rule=rule.name,
-                    members=[member_ref(credit)],
-                    counterpart=[agg],
-                    evidence=evidence_for(credit),
-                    detail=f"bank credited {_money(credit.amount_minor, currency)}, {channel.account_id} net for "
-                    f"{batch} is {_money(expected, currency)}",
-                )
-            )
-            self.place([credit])
+
+def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> None:
+    overlap = np.flatnonzero(frame.optional_valid("overlap_of"))
+    ledger.filter_rows(overlap, OVERLAP_RULE)
+    rows, first = _in_file_duplicates(frame)
+    keep = ledger.disposition[rows] == UNPLACED
+    duplicates(frame, ledger, ctx, rows[keep], first[keep])
+    for rule in p.prepare:
+        _apply(frame, ledger, ctx, rule, {}, Settled())
+
+
+def keyed(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> BOOL:
+    for rule in p.keyed:
+        _apply(frame, ledger, ctx, rule, {}, Settled())
+    return order_known(frame, ledger)
+
+
+def residual(
+    frame: Frame, ledger: Ledger, ctx: Context, p: Plan, known: BOOL, partials: dict[str, list[Batch]]
+) -> None:
+    settled = Settled()
+    for rule in p.residual:
+        _apply(frame, ledger, ctx, rule, partials, settled)
+    residual_duplicates(frame, ledger, ctx)
+    carry_over(frame, ledger, ctx.project, settled.in_flight)
+    classify(frame, ledger, ctx, known)
+
+
+def match_table(project: Project, rows: pa.Table, business_date: date) -> MatchResult:
+    """Place every row: match groups, cases, filtered, open. ``rows`` follows recon.tables' schema (by
+    column name; optional columns may be absent, extra columns are ignored)."""
+    frame = Frame(rows, business_date, project.timezone)
+    ledger = Ledger(frame)
+    ctx = Context(project)
+    p = plan(project)
+    prepare(frame, ledger, ctx, p)
+    known = keyed(frame, ledger, ctx, p)
+    residual(frame, ledger, ctx, p, known, {})
+    placements, groups, cases = ledger.finish()
+    return MatchResult(placements, groups, cases, business_date, np.flatnonzero(ledger.disposition == 4))
+
+
+# --- the working table handed between phases (partitioned runs) ------------------------------------------
+def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: BOOL | None = None) -> pa.Table:
+    """``rows`` of the frame with the working values the rules produced so far (mapped fields, signs,
+    statuses), their global position, and how the prepare phase placed them."""
+    take = pa.array(np.asarray(rows, np.int64))
+    table = frame.table.take(take)
+    replace: dict[str, pa.Array] = {}
+    for name, values in frame._text.items():  # noqa: SLF001 — the frame's working text columns
+        if name in table.column_names or name in ("order_ref", "refund_ref", "counterparty", "memo"):
+            replace[name] = values.take(take)
+    replace["amount_minor"] = pa.array(frame.amount[rows], pa.int64())
+    replace["fee_minor"] = pa.array(frame.fee[rows], pa.int64())
+    replace["net_minor"] = pa.array(frame.net[rows], pa.int64())
+    replace["status"] = pa.array(STATUSES).take(pa.array(frame.status[rows].astype(np.int32)))
+    replace["txn_type"] = pa.array(TXN_TYPES).take(pa.array(frame.txn_type[rows].astype(np.int32)))
+    replace["first_seen"] = pa.array(frame.first_seen[rows].astype(np.int32), pa.int32()).cast(pa.date32())
+    replace["_pos"] = pa.array(frame.position[rows], pa.int64())
+    prefilter = np.where(ledger.disposition[rows] == FILTERED, ledger.rule[rows], -1)
+    names = pa.array(ledger.rules or [""], pa.string())
+    mark = pc.if_else(pa.array(prefilter >= 0), names.take(pa.array(np.maximum(prefilter, 0))), pa.scalar(None, pa.string()))
+    dup = ledger.disposition[rows] == CASE
+    replace[PREFILTER] = pc.if_else(pa.array(dup), pa.scalar(DUPLICATE_MARK), mark)
+    if known is not None:
+        replace[ORDER_KNOWN] = pa.array(known[rows])
+    for name, values in replace.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, values)
         else:
-            self.outcome.findings.append(
-                Finding(
-                    kind=FindingKind.SETTLEMENT_MISSING,
-                    rule=rule.name,
-                    members=[agg],
-                    evidence=[
-                        Evidence(field="net_total", left=_money(expected, currency), right="", equal=False),
-                        Evidence(field="settlement_lag_days", left=str(rule.lag_days), right="", equal=False),
-                    ],
-                    detail=f"no credit on {rule.bank_account} for {channel.account_id} {batch} "
-                    f"(net {_money(expected, currency)}, T+{rule.lag_days})",
-                )
-            )
-
-    # 5 ---------------------------------------------------------------------------------------------
-    def leftovers(self) -> None:
-        for t in self.active():
-            self.outcome.findings.append(
-                Finding(
-                    kind=FindingKind.UNMATCHED,
-                    rule=UNMATCHED_RULE,
-                    members=[member_ref(t)],
-                    detail=f"{t.source.value} {t.txn_id} ({_money(t.amount_minor, t.currency)}) has no counterpart",
-                )
-            )
-            self.place([t])
-
-    def run(self) -> MatchOutcome:
-        self.apply_filters()
-        self.flag_duplicates()
-        for key_rule in self.project.key_rules:
-            self.key_match(key_rule)
-        for settlement_rule in self.project.settlement_rules:
-            self.settle(settlement_rule)
-        self.leftovers()
-        return self.outcome
+            table = table.append_column(name, values)
+    return table
 
 
-def match_transactions(
-    project: Project, run_id: str, business_date: date, rows: list[Transaction]
-) -> MatchOutcome:
-    """Place every row in a match group, a finding, or the filtered set."""
-    return _Matcher(project, run_id, business_date, unique_uids(rows)).run()
-
-
-def unique_uids(rows: list[Transaction]) -> list[Transaction]:
-    """Give repeated source ids distinct uids (``~<statement>:<row>``) so each row is placed exactly once.
-
-    The repeated rows are then flagged as duplicates by the matcher, never dropped.
-    """
-    seen: set[str] = set()
-    out: list[Transaction] = []
-    for row in sorted(rows, key=_canonical):
-        t = row
-        if t.txn_uid in seen:
-            t = row.model_copy(update={"txn_uid": f"{row.txn_uid}~{row.statement_id}:{row.row_number}"})
-        seen.add(t.txn_uid)
-        out.append(t)
-    return out
+def seed_prepared(frame: Frame, ledger: Ledger, ctx: Context) -> None:
+    """Re-create the prepare phase's placements from a working table's marks."""
+    if PREFILTER not in frame.table.column_names:
+        return
+    marks = plain(frame.table[PREFILTER]).to_pylist()
+    filtered: dict[str, list[int]] = {}
+    dups: list[int] = []
+    for row, mark in enumerate(marks):
+        if mark == DUPLICATE_MARK:
+            dups.append(row)
+        elif mark is not None:
+            filtered.setdefault(mark, []).append(row)
+    for name in sorted(filtered):
+        ledger.filter_rows(np.array(filtered[name], np.int64), name)
+    if dups:
+        rows, first = _in_file_duplicates(frame)
+        keep = np.isin(rows, np.array(dups, np.int64))
+        duplicates(frame, ledger, ctx, rows[keep], first[keep])

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -23,7 +22,7 @@ from recon.domain.common import Source
 from recon.domain.statement import ControlTotal, RowError, Transaction, TxnStatus, TxnType
 from recon.money import MoneyError, to_decimal, to_minor
 
-from .model import PROFILE_VERSION, ParsedStatement, StatementParseError
+from .model import PROFILE_VERSION, ParsedStatement, StatementParseError, TotalCheck, TotalKind, finish
 
 # Guards against decompression bombs and absurd inputs (a daily bill is far below these).
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
@@ -131,11 +130,23 @@ def is_zip(data: bytes) -> bool:
     return data[:4] in (b"PK\x03\x04", b"PK\x05\x06")
 
 
+def is_workbook(data: bytes) -> bool:
+    """An .xlsx workbook is a zip too: it is one file, not an archive of statements."""
+    if data[:4] != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return "xl/workbook.xml" in zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError):
+        return False
+
+
 def unpack(data: bytes, file: str) -> list[Member]:
-    """The upload as a list of members: gzip is opened (once), zip archives are listed."""
+    """The upload as a list of members: gzip is opened (once), zip archives are listed (an .xlsx workbook
+    stays one member)."""
     if is_gzip(data):
         data = gunzip(data, file)
-    if is_zip(data):
+    if is_zip(data) and not is_workbook(data):
         return unzip(data, file)
     return [Member(None, data)]
 
@@ -420,18 +431,6 @@ class Context:
     tz: ZoneInfo
 
 
-TotalKind = Literal["count", "amount"]
-
-
-@dataclass
-class _Check:
-    total: ControlTotal
-    file: str
-    row: int
-    column: str | None
-    kind: TotalKind
-
-
 @dataclass
 class Builder:
     """Collects transactions, skips, rejections and control totals with exact row accounting."""
@@ -442,7 +441,7 @@ class Builder:
     transactions: list[Transaction] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
-    checks: list[_Check] = field(default_factory=list)
+    checks: list[TotalCheck] = field(default_factory=list)
     fatal_errors: list[RowError] = field(default_factory=list)
 
     def skip(self, rule: str) -> None:
@@ -522,7 +521,7 @@ class Builder:
         kind: TotalKind = "amount",
     ) -> None:
         self.checks.append(
-            _Check(ControlTotal(name=name, stated=stated, computed=computed), file, row, column, kind)
+            TotalCheck(ControlTotal(name=name, stated=stated, computed=computed), file, row, column, kind)
         )
 
     def amount_total(
@@ -558,35 +557,22 @@ class Builder:
 
         Counts are always enforced. Amount totals are enforced only when every data row parsed: with
         rejected rows the sums cannot agree and the rejections (reported row by row) are the cause.
+        The rows become the Arrow table (dedupe key = txn_id, in-file duplicates flagged).
         """
+        from recon.tables import to_table
+
+        table = to_table(self.transactions)
         parsed = ParsedStatement(
             format=format,
             encoding=encoding,
             profile=self.profile,
             profile_version=PROFILE_VERSION,
             statement_date=statement_date,
-            transactions=self.transactions,
+            table=table,
             rows_read=self.rows_read,
             rows_skipped=sum(self.skipped.values()),
             skipped_by_rule=dict(self.skipped),
             errors=self.errors,
             control_totals=[c.total for c in self.checks],
         )
-        problems = list(self.fatal_errors)
-        for check in self.checks:
-            if check.total.ok or (check.kind == "amount" and self.errors):
-                continue
-            problems.append(
-                RowError(
-                    file=check.file,
-                    row=check.row,
-                    column=check.column,
-                    reason=(
-                        f"control total {check.total.name} disagrees: the file states {check.total.stated}, "
-                        f"the rows add up to {check.total.computed}"
-                    ),
-                )
-            )
-        if problems:
-            raise StatementParseError([*problems, *self.errors], parsed)
-        return parsed
+        return finish(parsed, self.checks, self.fatal_errors)

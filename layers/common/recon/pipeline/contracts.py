@@ -60,6 +60,17 @@ class StatementSummary(_Payload):
     rows_skipped: int
     rows_rejected: int
     error: str | None = None
+    format: str = ""
+    profile: str = ""
+    profile_version: str = ""
+    rows_in_file_duplicate: int = Field(default=0, description="Rows flagged in_file_duplicate (kept)")
+    rows_overlapping: int = Field(
+        default=0, description="Rows an earlier statement already delivered (overlap_of set)"
+    )
+    blocked: str | None = Field(
+        default=None,
+        description="Why this statement blocks its account's reconciliation (a broken balance chain)",
+    )
 
 
 class ParseOutput(_Payload):
@@ -70,6 +81,41 @@ class ParseOutput(_Payload):
     failed: bool = Field(default=False, description="The channel's fetch or parse failed after retries")
     error: str | None = None
     cause: str | None = None
+    blocked: list[str] = Field(
+        default_factory=list,
+        description="Reasons the account's reconciliation is blocked this run (e.g. a balance chain break); "
+        "the run needs attention until they are resolved",
+    )
+
+
+class ReparseRequest(_Payload):
+    """Read a stored statement's raw object again with another profile version (parse function event)."""
+
+    reparse_statement: str = Field(description="Statement id")
+    profile_version: str | None = Field(
+        default=None, description="Version to read it with; default: the profile's latest version"
+    )
+    profile: str | None = Field(
+        default=None, description="Profile name; default: the one that read it, else the account's"
+    )
+
+    @staticmethod
+    def is_one(event: dict[str, Any]) -> bool:
+        return "reparse_statement" in event
+
+
+class ReparseOutput(_Payload):
+    statement_id: str
+    status: Literal["reparsed", "unchanged", "rejected"] = Field(
+        description="reparsed: the new parse is current; unchanged: that version is already current; "
+        "rejected: the new parse failed and the previous one stays current"
+    )
+    previous_profile: str
+    previous_profile_version: str
+    previous_parquet_key: str | None
+    statement: StatementSummary
+    parquet_key: str | None = None
+    errors: list[str] = Field(default_factory=list)
 
 
 class FailureInput(_Payload):

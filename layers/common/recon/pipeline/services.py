@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from recon.ports import AlertPublisher, Mailer, ObjectStore, RunRepository, ScheduleManager, WorkflowStarter
+from recon.ports import (
+    AlertPublisher,
+    Mailer,
+    ObjectStore,
+    RunRepository,
+    ScheduleManager,
+    SecretsProvider,
+    WorkflowStarter,
+)
 from recon.settings import Settings
 
 
@@ -24,3 +33,7 @@ class Services:
     workflow: WorkflowStarter
     schedules: ScheduleManager
     clock: Callable[[], datetime] = field(default=_utcnow)
+    # Only the fetch stage reads secrets; stages that do not fetch run without a provider.
+    secrets: SecretsProvider | None = None
+    # How client-side retries wait (tests pass a recorder instead of sleeping).
+    sleep: Callable[[float], None] = field(default=time.sleep)

@@ -1,0 +1,90 @@
+"""What every pass needs besides the rows: the project's settings for this run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import numpy as np
+
+from recon.domain import AmountTolerance, Project
+
+from .frame import I64, SOURCES, Frame
+from .hashing import U64, combine, seed_of
+
+# Case types (recon.domain.CaseType values), by the name the engine uses.
+AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+TIME_MISMATCH = "TIME_MISMATCH"
+MISSING_IN_ERP = "MISSING_IN_ERP"
+MISSING_IN_CHANNEL = "MISSING_IN_CHANNEL"
+MISSING_IN_BANK = "MISSING_IN_BANK"
+DUPLICATE = "DUPLICATE"
+STATUS_MISMATCH = "STATUS_MISMATCH"
+FEE_MISMATCH = "FEE_MISMATCH"
+OTHER = "OTHER"
+
+# Built-in rule names (recorded like project rules).
+DUPLICATE_RULE = "duplicate-source-id"
+OVERLAP_RULE = "overlapping-statement"
+UNMATCHED_RULE = "no-counterpart"
+
+
+@dataclass(frozen=True)
+class Context:
+    project: Project
+
+    @property
+    def threshold(self) -> float:
+        return self.project.auto_match_min_confidence
+
+    def status(self, confidence: np.ndarray) -> np.ndarray:
+        return np.where(confidence >= self.threshold, "auto", "suggested")
+
+
+def tolerance(tol: AmountTolerance, expected: I64) -> I64:
+    """Allowed |Δ| per row: max(absolute, percent × |expected| rounded down), exact in minor units."""
+    num, den = tol.ratio()
+    allowed = np.full(len(expected), tol.minor, dtype=np.int64)
+    if num:
+        allowed = np.maximum(allowed, np.abs(expected) * num // den)
+    return allowed
+
+
+def scheduled_fee(amount: I64, rate_percent: Decimal) -> I64:
+    """Fee = |amount| × rate, rounded half up to the minor unit, with the amount's sign (refunds give the
+    fee back). Exact integer arithmetic."""
+    num, den = (rate_percent / 100).as_integer_ratio()
+    magnitude = np.abs(amount) * int(num)
+    fee = (2 * magnitude + int(den)) // (2 * int(den))
+    return np.where(amount < 0, -fee, fee)
+
+
+def scheduled_fee_one(amount: int, rate_percent: Decimal) -> int:
+    fee = (abs(Decimal(amount)) * rate_percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return -int(fee) if amount < 0 else int(fee)
+
+
+def content_hash(base: U64, *labels: str) -> U64:
+    """Hash of the defining content plus labels (rule name, case type)."""
+    h = base
+    for label in labels:
+        h = combine(h, np.full(len(base), seed_of(label), dtype=np.uint64))
+    return h
+
+
+def member_ref(frame: Frame, row: int) -> dict[str, Any]:
+    """A row as a MemberRef's fields (small residual passes only)."""
+    return {
+        "txn_uid": frame.uid(row),
+        "source": SOURCES[int(frame.source[row])],
+        "account_id": frame.accounts[int(frame.account[row])],
+        "txn_id": frame.str_at("txn_id", row),
+        "amount_minor": int(frame.amount[row]),
+        "currency": frame.currencies[int(frame.currency[row])],
+    }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

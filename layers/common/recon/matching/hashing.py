@@ -1,0 +1,136 @@
+"""Vectorised 64-bit hashing of string columns, and content-derived ids.
+
+Keyed joins hash the key's exact bytes (padded to 8-byte words) with numpy, sort the hashes and merge:
+this measured about twice as fast as ``pc.dictionary_encode`` of both sides and three times as fast as
+``Table.join`` on this machine (see docs/matching.md). Every hash match is then verified on the exact
+words and lengths, so a collision can never link two different keys.
+
+Ids (group and case ids) are ``<prefix>_<16 hex digits>`` of the same hash of their defining content:
+deterministic, independent of row order and of partitioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+U64 = npt.NDArray[np.uint64]
+
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xBF58476D1CE4E5B9)
+_K3 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _mix(x: U64) -> U64:
+    """splitmix64's finaliser (in place)."""
+    x ^= x >> _S30
+    x *= _K2
+    x ^= x >> _S27
+    x *= _K3
+    x ^= x >> _S31
+    return x
+
+
+def _plain(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type):
+        array = array.cast(pa.string())
+    return array
+
+
+@dataclass(frozen=True)
+class Words:
+    """A string column as exact padded bytes: ``words[i]`` (uint64 × width) and ``lengths[i]``."""
+
+    words: npt.NDArray[np.uint64]
+    lengths: npt.NDArray[np.int32]
+
+    def equal(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], other: Words | None = None) -> npt.NDArray[np.bool_]:
+        """Row ``a[k]`` of self holds exactly the bytes of row ``b[k]`` of ``other`` (default self)."""
+        o = self if other is None else other
+        same = self.lengths[a] == o.lengths[b]
+        width = min(self.words.shape[1], o.words.shape[1])
+        for j in range(width):
+            same &= self.words[a, j] == o.words[b, j]
+        # A longer padded width only holds bytes beyond the shorter one when lengths differ (checked).
+        return same
+
+
+def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
+    """Exact padded bytes of a string column (nulls as empty strings)."""
+    plain = pc.fill_null(_plain(array), "")
+    n = len(plain)
+    offsets = np.frombuffer(plain.buffers()[1], dtype=np.int32)[plain.offset : plain.offset + n + 1]
+    lengths = np.diff(offsets).astype(np.int32)
+    longest = int(lengths.max()) if n else 0
+    width = max(1, (longest + 7) // 8)
+    if longest == 0:
+        return Words(np.zeros((n, 1), dtype=np.uint64), lengths)
+    padded = pc.ascii_rpad(plain, width=width * 8, padding="\x00")
+    p_off = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset : padded.offset + n + 1]
+    data = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[p_off[0] : p_off[-1]]
+    words = data.view(np.uint64).reshape(n, width)
+    return Words(words, lengths)
+
+
+def hash_words(w: Words, seed: int = 0) -> U64:
+    """64-bit hash of each row's exact bytes."""
+    h = np.full(len(w.lengths), np.uint64(seed) ^ _K1, dtype=np.uint64)
+    h ^= w.lengths.astype(np.uint64) * _K3
+    for j in range(w.words.shape[1]):
+        h ^= w.words[:, j]
+        h *= _K1
+        _mix(h)
+    return h
+
+
+def combine(h: U64, other: U64) -> U64:
+    """Hash of a pair of hashes (order matters)."""
+    out = h * _K2
+    out ^= other
+    out += _K1
+    return _mix(out)
+
+
+def seed_of(text: str) -> int:
+    """A 64-bit seed from a short text (rule names): FNV-1a."""
+    value = 0xCBF29CE484222325
+    for byte in text.encode("utf-8"):
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
+def hash_strings(array: pa.Array | pa.ChunkedArray, seed: int = 0) -> U64:
+    return hash_words(words_of(array), seed)
+
+
+def hash_texts(texts: list[str], seed: int = 0) -> U64:
+    """Hash of Python strings (the small residual passes) — identical to hashing the same column."""
+    return hash_strings(pa.array(texts, type=pa.string()), seed)
+
+
+def hex_ids(prefix: str, h: U64) -> pa.Array:
+    """``<prefix>_<16 lowercase hex digits>`` for each hash, built without a Python loop."""
+    n = len(h)
+    head = np.frombuffer(f"{prefix}_".encode(), dtype=np.uint8)
+    width = len(head) + 16
+    out = np.empty((n, width), dtype=np.uint8)
+    out[:, : len(head)] = head
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    nibbles = (h[:, None] >> shifts[None, :]) & np.uint64(0xF)
+    out[:, len(head) :] = _HEX[nibbles.astype(np.intp)]
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())])
+
+
+def hex_id(prefix: str, value: int) -> str:
+    return f"{prefix}_{value:016x}"

@@ -1,0 +1,472 @@
+"""Key passes: rows of two sides sharing key fields (ERP order/refund number = merchant order/refund number).
+
+The join hashes the key fields' exact bytes, sorts each side's hashes and merges them (numpy), then
+verifies every linked key on the exact bytes. Keys with one row on each side (nearly all) are decided
+column-wise; keys with several rows on a side (an order paid in parts, a row delivered twice) are
+decided one by one — repeats of the same source id become DUPLICATE cases, the rest are compared by sums.
+
+Decision for a linked key, first that applies:
+STATUS_MISMATCH (one side says it did not happen) > OTHER (currencies differ) > AMOUNT_MISMATCH (beyond
+the amount tolerance) > FEE_MISMATCH (channel fee off the schedule) > TIME_MISMATCH (beyond the time
+tolerance) > matched. Confidence of a match: 1.0 when amounts are equal, else 1 − 0.05·|Δ|/tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from recon.domain import KeyMatchRule
+
+from .context import (
+    AMOUNT_MISMATCH,
+    DUPLICATE,
+    DUPLICATE_RULE,
+    FEE_MISMATCH,
+    OTHER,
+    STATUS_MISMATCH,
+    TIME_MISMATCH,
+    Context,
+    content_hash,
+    dumps,
+    member_ref,
+    scheduled_fee,
+    tolerance,
+)
+from .frame import BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame
+from .hashing import U64
+from .ledger import Ledger
+from .text import join, labels, money, severities, take_text
+
+
+@dataclass
+class KeyGroups:
+    """Linked keys, one entry per key, with their members and per-side aggregates."""
+
+    key_hash: U64
+    key: pa.Array
+    rows: I64
+    owner: I64
+    left_n: I64
+    right_n: I64
+    left_amount: I64
+    right_amount: I64
+    right_fee: I64
+    right_scheduled_fee: I64
+    gap_us: I64
+    left_bad: BOOL
+    right_bad: BOOL
+    left_status: pa.Array
+    right_status: pa.Array
+    currency: I64
+    currency_ok: BOOL
+    left_label: pa.Array
+    right_label: pa.Array
+
+
+def _runs(sorted_hashes: U64) -> tuple[I64, I64]:
+    """Start and length of each run of equal values."""
+    n = len(sorted_hashes)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(sorted_hashes[1:], sorted_hashes[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    return starts, np.diff(np.append(starts, n))
+
+
+def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) -> None:
+    fields = tuple(rule.keys)
+    keyed = ledger.unplaced() & frame.has_text(fields[0])
+    left = np.flatnonzero(keyed & frame.source_mask(rule.left))
+    right = np.flatnonzero(keyed & frame.source_mask(rule.right))
+    if len(left) == 0 or len(right) == 0:
+        return
+    h = frame.key_hash(fields)
+    hl, hr = h[left], h[right]
+    ol, orr = np.argsort(hl), np.argsort(hr)
+    ls, rs = left[ol], right[orr]
+    hls, hrs = hl[ol], hr[orr]
+    l_start, l_len = _runs(hls)
+    r_start, r_len = _runs(hrs)
+    l_keys, r_keys = hls[l_start], hrs[r_start]
+    pos = np.searchsorted(l_keys, r_keys)
+    pos[pos >= len(l_keys)] = 0
+    hit = l_keys[pos] == r_keys
+    li, ri = pos[hit], np.flatnonzero(hit)
+    # Verify on the exact bytes: a hash collision must never link two different keys.
+    first_l, first_r = ls[l_start[li]], rs[r_start[ri]]
+    same = np.ones(len(li), dtype=bool)
+    for name in fields:
+        same &= frame.words(name).equal(first_l, first_r)
+    li, ri = li[same], ri[same]
+    single = (l_len[li] == 1) & (r_len[ri] == 1)
+    fast_l, fast_r = ls[l_start[li[single]]], rs[r_start[ri[single]]]
+    if len(fast_l):
+        decide(frame, ledger, ctx, rule, _pairs(frame, rule, fast_l, fast_r, h[fast_l]))
+    multi = np.flatnonzero(~single)
+    if len(multi):
+        runs = [
+            (ls[l_start[a] : l_start[a] + l_len[a]], rs[r_start[b] : r_start[b] + r_len[b]])
+            for a, b in zip(li[multi].tolist(), ri[multi].tolist(), strict=True)
+        ]
+        groups = _multi(frame, ledger, ctx, rule, runs)
+        if groups is not None:
+            decide(frame, ledger, ctx, rule, groups)
+
+
+def _key_text(frame: Frame, fields: tuple[str, ...], rows: I64) -> pa.Array:
+    parts = [take_text(frame, name, rows) for name in fields]
+    if len(parts) == 1:
+        return parts[0]
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(*parts, "/", null_handling="skip")
+
+
+def _label(frame: Frame, rows: I64) -> pa.Array:
+    return join(labels(frame.source[rows], SOURCES), " ", take_text(frame, "txn_id", rows))
+
+
+def _fees(rule: KeyMatchRule, amount: I64) -> I64:
+    if rule.fee_rate_percent is None:
+        return np.zeros(len(amount), dtype=np.int64)
+    return scheduled_fee(amount, rule.fee_rate_percent)
+
+
+def _pairs(frame: Frame, rule: KeyMatchRule, left: I64, right: I64, key_hash: U64) -> KeyGroups:
+    n = len(left)
+    l_status, r_status = frame.status[left], frame.status[right]
+    return KeyGroups(
+        key_hash=key_hash,
+        key=_key_text(frame, tuple(rule.keys), left),
+        rows=np.concatenate([left, right]),
+        owner=np.concatenate([np.arange(n), np.arange(n)]),
+        left_n=np.ones(n, np.int64),
+        right_n=np.ones(n, np.int64),
+        left_amount=frame.amount[left],
+        right_amount=frame.amount[right],
+        right_fee=frame.fee[right],
+        right_scheduled_fee=_fees(rule, frame.amount[right]),
+        gap_us=np.abs(frame.booked[right] - frame.booked[left]),
+        left_bad=l_status != SUCCESS,
+        right_bad=r_status != SUCCESS,
+        left_status=labels(l_status, STATUSES),
+        right_status=labels(r_status, STATUSES),
+        currency=frame.currency[left].astype(np.int64),
+        currency_ok=frame.currency[left] == frame.currency[right],
+        left_label=_label(frame, left),
+        right_label=_label(frame, right),
+    )
+
+
+def _multi(
+    frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, runs: list[tuple[I64, I64]]
+) -> KeyGroups | None:
+    """Keys with several rows on a side: repeats of a source id are DUPLICATE cases; the rest go on."""
+    fields = tuple(rule.keys)
+    h = frame.key_hash(fields)
+    kept: list[tuple[list[int], list[int]]] = []
+    dup_rows: list[int] = []
+    dup_first: list[int] = []
+    for lefts, rights in runs:
+        sides: list[list[int]] = []
+        for members in (lefts, rights):
+            first = int(members.min())
+            # Rows under one hash must carry the very same key (collision guard), else they wait.
+            members = members[np.all([frame.words(f).equal(members, np.full(len(members), first)) for f in fields], axis=0)]
+            seen: dict[tuple[int, str], int] = {}
+            unique: list[int] = []
+            for row in sorted(members.tolist(), key=lambda r: int(frame_position(frame)[r])):
+                identity = (int(frame.account[row]), frame.str_at("txn_id", row))
+                if identity in seen:
+                    dup_rows.append(row)
+                    dup_first.append(seen[identity])
+                else:
+                    seen[identity] = row
+                    unique.append(row)
+            sides.append(unique)
+        kept.append((sides[0], sides[1]))
+    if dup_rows:
+        duplicates(frame, ledger, ctx, np.array(dup_rows, np.int64), np.array(dup_first, np.int64))
+    if not kept:
+        return None
+    rows: list[int] = []
+    owner: list[int] = []
+    agg: dict[str, list[int]] = {k: [] for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lb", "rb", "cur", "cok", "l0")}
+    l_status: list[str] = []
+    r_status: list[str] = []
+    l_label: list[str] = []
+    r_label: list[str] = []
+    for g, (lefts, rights) in enumerate(kept):
+        rows += lefts + rights
+        owner += [g] * (len(lefts) + len(rights))
+        la, ra = frame.amount[lefts], frame.amount[rights]
+        lt, rt = frame.booked[lefts], frame.booked[rights]
+        agg["ln"].append(len(lefts))
+        agg["rn"].append(len(rights))
+        agg["la"].append(int(la.sum()))
+        agg["ra"].append(int(ra.sum()))
+        agg["rf"].append(int(frame.fee[rights].sum()))
+        agg["rs"].append(int(_fees(rule, ra).sum()))
+        agg["gap"].append(int(max(abs(rt.max() - lt.min()), abs(lt.max() - rt.min()))))
+        lbad, rbad = frame.status[lefts] != SUCCESS, frame.status[rights] != SUCCESS
+        agg["lb"].append(int(lbad.all()))
+        agg["rb"].append(int(rbad.all()))
+        agg["cur"].append(int(frame.currency[lefts[0]]))
+        agg["cok"].append(int(len(set(frame.currency[lefts + rights].tolist())) == 1))
+        agg["l0"].append(lefts[0])
+        l_status.append(",".join(sorted({STATUSES[s] for s in frame.status[lefts].tolist()})))
+        r_status.append(",".join(sorted({STATUSES[s] for s in frame.status[rights].tolist()})))
+        l_label.append(_many_label(frame, lefts))
+        r_label.append(_many_label(frame, rights))
+    first_left = np.array(agg["l0"], np.int64)
+    return KeyGroups(
+        key_hash=h[first_left],
+        key=_key_text(frame, fields, first_left),
+        rows=np.array(rows, np.int64),
+        owner=np.array(owner, np.int64),
+        left_n=np.array(agg["ln"], np.int64),
+        right_n=np.array(agg["rn"], np.int64),
+        left_amount=np.array(agg["la"], np.int64),
+        right_amount=np.array(agg["ra"], np.int64),
+        right_fee=np.array(agg["rf"], np.int64),
+        right_scheduled_fee=np.array(agg["rs"], np.int64),
+        gap_us=np.array(agg["gap"], np.int64),
+        left_bad=np.array(agg["lb"], bool),
+        right_bad=np.array(agg["rb"], bool),
+        left_status=pa.array(l_status, pa.string()),
+        right_status=pa.array(r_status, pa.string()),
+        currency=np.array(agg["cur"], np.int64),
+        currency_ok=np.array(agg["cok"], bool),
+        left_label=pa.array(l_label, pa.string()),
+        right_label=pa.array(r_label, pa.string()),
+    )
+
+
+def frame_position(frame: Frame) -> I64:
+    """Global position of each row (``_pos`` when a partition carries it): the tie-break between copies."""
+    return frame.position
+
+
+def _many_label(frame: Frame, rows: list[int]) -> str:
+    source = SOURCES[int(frame.source[rows[0]])]
+    ids = [frame.str_at("txn_id", r) for r in rows]
+    return f"{source} {' + '.join(ids)}"
+
+
+def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: KeyGroups) -> None:
+    delta = g.right_amount - g.left_amount
+    allowed = tolerance(rule.tolerance(), g.left_amount)
+    status_off = (g.left_bad != g.right_bad) if rule.compare_status else np.zeros(len(delta), bool)
+    amount_off = np.abs(delta) > allowed
+    fee_delta = g.right_fee - g.right_scheduled_fee
+    fee_off = (
+        np.abs(fee_delta) > rule.fee_tolerance_minor
+        if rule.fee_rate_percent is not None
+        else np.zeros(len(delta), bool)
+    )
+    time_off = g.gap_us > int(rule.time_tolerance_hours * 3_600_000_000)
+    kind = np.full(len(delta), "", dtype=object)
+    for mask, name in (
+        (time_off, TIME_MISMATCH),
+        (fee_off, FEE_MISMATCH),
+        (amount_off, AMOUNT_MISMATCH),
+        (~g.currency_ok, OTHER),
+        (status_off, STATUS_MISMATCH),
+    ):
+        kind[mask] = name  # later assignments win: the list runs from weakest to strongest
+    matched = kind == ""
+    _groups(frame, ledger, ctx, rule, g, np.flatnonzero(matched), delta, allowed, fee_delta)
+    _cases(frame, ledger, ctx, rule, g, np.flatnonzero(~matched), kind, delta, fee_delta)
+
+
+def _subset_members(g: KeyGroups, chosen: I64) -> tuple[I64, I64]:
+    local = np.full(len(g.key_hash), -1, dtype=np.int64)
+    local[chosen] = np.arange(len(chosen))
+    keep = local[g.owner] >= 0
+    return g.rows[keep], local[g.owner[keep]]
+
+
+def _groups(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: KeyMatchRule,
+    g: KeyGroups,
+    chosen: I64,
+    delta: I64,
+    allowed: I64,
+    fee_delta: I64,
+) -> None:
+    if len(chosen) == 0:
+        return
+    d = delta[chosen]
+    exact = d == 0
+    confidence = np.where(exact, 1.0, np.round(1.0 - 0.05 * np.abs(d) / np.maximum(allowed[chosen], 1), 4))
+    names = ", ".join(rule.keys)
+    hours = f"{rule.time_tolerance_hours:g}h"
+    explanation = labels(
+        np.where(exact, 0, 1),
+        [f"{names} equal; amount equal; booked within {hours}", f"{names} equal; amount within tolerance; booked within {hours}"],
+    )
+    rows, owner = _subset_members(g, chosen)
+    currency = g.currency[chosen]
+    ledger.add_groups(
+        {
+            "rule": rule.name,
+            "match_pass": labels(np.where(exact, 0, 1), ["exact_key", "key_tolerance"]),
+            "status": ctx.status(confidence),
+            "confidence": confidence,
+            "members": (g.left_n + g.right_n)[chosen].astype(np.int32),
+            "left_members": g.left_n[chosen].astype(np.int32),
+            "right_members": g.right_n[chosen].astype(np.int32),
+            "key": g.key.take(pa.array(chosen)),
+            "currency": labels(currency, frame.currencies),
+            "left_amount_minor": g.left_amount[chosen],
+            "right_amount_minor": g.right_amount[chosen],
+            "amount_delta_minor": d,
+            "time_delta_s": g.gap_us[chosen] // 1_000_000,
+            "fee_delta_minor": fee_delta[chosen] if rule.fee_rate_percent is not None else None,
+            "explanation": explanation,
+        },
+        content_hash(g.key_hash[chosen], rule.name),
+        rows,
+        owner,
+    )
+
+
+def _cases(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: KeyMatchRule,
+    g: KeyGroups,
+    chosen: I64,
+    kind: np.ndarray,
+    delta: I64,
+    fee_delta: I64,
+) -> None:
+    if len(chosen) == 0:
+        return
+    k = kind[chosen]
+    d = delta[chosen]
+    cur = g.currency[chosen]
+    take = pa.array(chosen)
+    la, ra = g.left_amount[chosen], g.right_amount[chosen]
+    ll, rl = g.left_label.take(take), g.right_label.take(take)
+    ls, rs = g.left_status.take(take), g.right_status.take(take)
+    fd = fee_delta[chosen]
+    # Amount at stake: the difference for amount and fee cases, else the channel side's amount.
+    stake = np.where(k == AMOUNT_MISMATCH, d, np.where(k == FEE_MISMATCH, fd, ra))
+    gap_s = g.gap_us[chosen] // 1_000_000
+    reasons = []
+    masks = []
+    for name in (AMOUNT_MISMATCH, STATUS_MISMATCH, TIME_MISMATCH, FEE_MISMATCH, OTHER):
+        mask = k == name
+        if not mask.any():
+            continue
+        idx = pa.array(np.flatnonzero(mask))
+        m_ll, m_rl = ll.take(idx), rl.take(idx)
+        m_la = money(la[mask], cur[mask], frame.currencies)
+        m_ra = money(ra[mask], cur[mask], frame.currencies)
+        if name == AMOUNT_MISMATCH:
+            text = join(
+                "Both sides know the transaction but the amounts differ: ",
+                m_ll, " ", m_la, " vs ", m_rl, " ", m_ra, " (Δ ", money(d[mask], cur[mask], frame.currencies), ").",
+            )
+        elif name == STATUS_MISMATCH:
+            text = join(
+                "Both sides know the transaction but disagree on whether it happened: ",
+                m_ll, " is ", ls.take(idx), ", ", m_rl, " is ", rs.take(idx), ".",
+            )
+        elif name == TIME_MISMATCH:
+            text = join(
+                "Keys and amounts agree but the booking times are ",
+                pa.array(gap_s[mask]).cast(pa.string()),
+                f"s apart (tolerance {rule.time_tolerance_hours:g}h): ", m_ll, " vs ", m_rl, ".",
+            )
+        elif name == FEE_MISMATCH:
+            text = join(
+                "The channel's fee differs from the fee schedule "
+                f"({rule.fee_rate_percent}%) by ", money(fd[mask], cur[mask], frame.currencies), ": ",
+                m_rl, " ", m_ra, " for ", m_ll, ".",
+            )
+        else:
+            text = join("Both sides know the transaction but book it in different currencies: ", m_ll, " vs ", m_rl, ".")
+        reasons.append(text)
+        masks.append(np.flatnonzero(mask))
+    order = np.concatenate(masks)
+    reason_sorted = pa.concat_arrays(reasons)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    reason = reason_sorted.take(pa.array(inverse))
+    rows, owner = _subset_members(g, chosen)
+    ledger.add_cases(
+        {
+            "type": pa.array(k.astype(str)),
+            "rule": rule.name,
+            "severity": severities(ctx.project.severity, stake),
+            "delta_minor": np.where(k == FEE_MISMATCH, fd, d),
+            "currency": labels(cur, frame.currencies),
+            "members": (g.left_n + g.right_n)[chosen].astype(np.int32),
+            "key": g.key.take(take),
+            "left_amount_minor": la,
+            "right_amount_minor": ra,
+            "time_delta_s": gap_s,
+            "left_status": ls,
+            "right_status": rs,
+            "reason": reason,
+        },
+        content_hash(g.key_hash[chosen], rule.name, "case"),
+        rows,
+        owner,
+    )
+
+
+def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64) -> None:
+    """Each repeated row is a DUPLICATE case; its counterpart is the first occurrence."""
+    if len(rows) == 0:
+        return
+    cur = frame.currency[rows]
+    counterparts = [dumps([member_ref(frame, int(f))]) for f in first.tolist()]
+    uids = [frame.uid(int(r)) for r in rows.tolist()]
+    positions = [int(frame.position[int(r)]) for r in rows.tolist()]
+    from .hashing import hash_texts
+
+    ids = hash_texts([f"{u}\x1f{p}" for u, p in zip(uids, positions, strict=True)])
+    label = _label(frame, rows)
+    ledger.add_cases(
+        {
+            "type": DUPLICATE,
+            "rule": DUPLICATE_RULE,
+            "severity": severities(ctx.project.severity, frame.amount[rows]),
+            "delta_minor": frame.amount[rows],
+            "currency": labels(cur, frame.currencies),
+            "members": np.ones(len(rows), np.int32),
+            "key": take_text(frame, "txn_id", rows),
+            "left_amount_minor": frame.amount[first],
+            "right_amount_minor": frame.amount[rows],
+            "counterparts": pa.array(counterparts, pa.string()),
+            "reason": join(
+                "The same source id appears more than once; only the first occurrence is reconciled: ",
+                label, " ", money(frame.amount[rows], cur, frame.currencies), " repeats ",
+                take_text(frame, "raw_key", first) if "raw_key" in frame.table.column_names else "",
+                " row ", pa.array(_row_numbers(frame, first)).cast(pa.string()), ".",
+            ),
+        },
+        content_hash(ids, DUPLICATE),
+        rows,
+        np.arange(len(rows)),
+    )
+
+
+def _row_numbers(frame: Frame, rows: I64) -> I64:
+    if "row_number" not in frame.table.column_names:
+        return np.asarray(frame.position[rows])
+    from .frame import plain
+
+    return np.asarray(plain(frame.table["row_number"]).to_numpy(zero_copy_only=False), np.int64)[rows]

@@ -1,0 +1,313 @@
+"""Where every row goes: the placement state of each input row, and the match groups and cases the passes
+create, accumulated column-wise and turned into the three result tables at the end.
+
+A row is placed exactly once (placing it twice is a bug and raises). Group and case ids are content
+hashes; the tables are sorted by content (groups by id, cases by type then id) and placements keep the
+input order, so the same rows give byte-identical tables whatever the partitioning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .frame import BOOL, I64, SOURCES, Frame, plain
+from .hashing import U64, hex_ids
+
+UNPLACED, MATCHED, CASE, FILTERED, OPEN = range(5)
+DISPOSITIONS: Final = ("unplaced", "matched", "case", "filtered", "open")
+AUTO, SUGGESTED = "auto", "suggested"
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+GROUP_SCHEMA = pa.schema(
+    [
+        pa.field("group_id", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("match_pass", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("confidence", pa.float64(), nullable=False),
+        pa.field("members", pa.int32(), nullable=False),
+        pa.field("left_members", pa.int32(), nullable=False),
+        pa.field("right_members", pa.int32(), nullable=False),
+        pa.field("key", pa.string()),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("left_amount_minor", pa.int64(), nullable=False),
+        pa.field("right_amount_minor", pa.int64(), nullable=False),
+        pa.field("amount_delta_minor", pa.int64(), nullable=False),
+        pa.field("time_delta_s", pa.int64()),
+        pa.field("fee_delta_minor", pa.int64()),
+        pa.field("settles", pa.string()),
+        pa.field("explanation", pa.string(), nullable=False),
+        pa.field("evidence", pa.string()),
+    ],
+    metadata={"recon.results": "groups", "recon.results_version": "1"},
+)
+
+CASE_SCHEMA = pa.schema(
+    [
+        pa.field("case_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("delta_minor", pa.int64(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("members", pa.int32(), nullable=False),
+        pa.field("key", pa.string()),
+        pa.field("left_amount_minor", pa.int64()),
+        pa.field("right_amount_minor", pa.int64()),
+        pa.field("time_delta_s", pa.int64()),
+        pa.field("left_status", pa.string()),
+        pa.field("right_status", pa.string()),
+        pa.field("counterparts", pa.string()),
+        pa.field("aggregate", pa.string()),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("evidence", pa.string()),
+    ],
+    metadata={"recon.results": "cases", "recon.results_version": "1"},
+)
+
+PLACEMENT_SCHEMA = pa.schema(
+    [
+        pa.field("txn_uid", pa.string(), nullable=False),
+        pa.field("source", _DICT, nullable=False),
+        pa.field("account_id", _DICT, nullable=False),
+        pa.field("txn_id", pa.string(), nullable=False),
+        pa.field("amount_minor", pa.int64(), nullable=False),
+        pa.field("currency", _DICT, nullable=False),
+        pa.field("disposition", _DICT, nullable=False),
+        pa.field("group_id", pa.string()),
+        pa.field("case_id", pa.string()),
+        pa.field("rule", _DICT),
+        pa.field("match_pass", _DICT),
+        pa.field("status", _DICT),
+        pa.field("confidence", pa.float64()),
+        pa.field("first_seen", pa.date32(), nullable=False),
+    ],
+    metadata={"recon.results": "placements", "recon.results_version": "1"},
+)
+
+
+@dataclass
+class _Batch:
+    columns: dict[str, Any]
+    hashes: U64
+    rows: I64  # member rows
+    owner: I64  # index of the member's group/case within the batch
+
+
+@dataclass
+class Ledger:
+    frame: Frame
+    disposition: npt.NDArray[np.int8] = field(init=False)
+    ref: I64 = field(init=False)
+    rule: npt.NDArray[np.int32] = field(init=False)
+    rules: list[str] = field(default_factory=list)
+    _groups: list[_Batch] = field(default_factory=list)
+    _cases: list[_Batch] = field(default_factory=list)
+    _n_groups: int = 0
+    _n_cases: int = 0
+
+    def __post_init__(self) -> None:
+        n = self.frame.n
+        self.disposition = np.zeros(n, dtype=np.int8)
+        self.ref = np.full(n, -1, dtype=np.int64)
+        self.rule = np.full(n, -1, dtype=np.int32)
+
+    # --- state ------------------------------------------------------------------------------------
+    def unplaced(self) -> BOOL:
+        return np.asarray(self.disposition == UNPLACED)
+
+    def rule_code(self, name: str) -> int:
+        if name not in self.rules:
+            self.rules.append(name)
+        return self.rules.index(name)
+
+    def _place(self, rows: I64, disposition: int, ref: I64 | int, rule: npt.NDArray[np.int32] | int) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return
+        if (self.disposition[rows] != UNPLACED).any() or len(np.unique(rows)) != len(rows):
+            raise AssertionError("a row was placed twice")  # a bug, never data
+        self.disposition[rows] = disposition
+        self.ref[rows] = ref
+        self.rule[rows] = rule
+
+    def filter_rows(self, rows: I64, rule: str) -> None:
+        self._place(rows, FILTERED, -1, self.rule_code(rule))
+
+    def open_rows(self, rows: I64, rule_codes: npt.NDArray[np.int32]) -> None:
+        self._place(rows, OPEN, -1, rule_codes)
+
+    def add_groups(self, columns: dict[str, Any], hashes: U64, rows: I64, owner: I64) -> None:
+        """Match groups of one pass: ``columns`` per group (GROUP_SCHEMA names but group_id), members as
+        (row, index of its group in this batch)."""
+        n = len(hashes)
+        if n == 0:
+            return
+        codes = np.array([self.rule_code(r) for r in _as_list(columns["rule"], n)], dtype=np.int32)
+        self._place(rows, MATCHED, self._n_groups + owner, codes[owner])
+        self._groups.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
+        self._n_groups += n
+
+    def add_cases(self, columns: dict[str, Any], hashes: U64, rows: I64, owner: I64) -> None:
+        n = len(hashes)
+        if n == 0:
+            return
+        codes = np.array([self.rule_code(r) for r in _as_list(columns["rule"], n)], dtype=np.int32)
+        self._place(rows, CASE, self._n_cases + owner, codes[owner])
+        self._cases.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
+        self._n_cases += n
+
+    # --- results ----------------------------------------------------------------------------------
+    def finish(self, *, partial: bool = False) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """(placements, groups, cases). ``partial``: placements of the placed rows only, with ``_pos``
+        (a partition's share of a partitioned run)."""
+        if not partial and (self.disposition == UNPLACED).any():
+            raise AssertionError(f"{int((self.disposition == UNPLACED).sum())} row(s) left unplaced")
+        groups, group_rank = _table(self._groups, GROUP_SCHEMA, "group_id", "mg", by_type=False)
+        cases, case_rank = _table(self._cases, CASE_SCHEMA, "case_id", "case", by_type=True)
+        placements = self._placements(groups, group_rank, cases, case_rank)
+        if partial:
+            placed = np.flatnonzero(self.disposition != UNPLACED)
+            placements = placements.take(pa.array(placed)).append_column(
+                "_pos", pa.array(self.frame.position[placed], pa.int64())
+            )
+        return placements, groups, cases
+
+    def _placements(self, groups: pa.Table, group_rank: I64, cases: pa.Table, case_rank: I64) -> pa.Table:
+        f = self.frame
+        disp = self.disposition
+        matched = disp == MATCHED
+        in_case = disp == CASE
+        g_idx = np.where(matched, group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else 0, 0)
+        c_idx = np.where(in_case, case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else 0, 0)
+        group_id = _take_masked(plain(groups["group_id"]), g_idx, matched)
+        case_id = _take_masked(plain(cases["case_id"]), c_idx, in_case)
+        if len(groups):
+            suggested = np.asarray(
+                pc.equal(groups["status"], SUGGESTED).to_numpy(zero_copy_only=False), dtype=np.int32
+            )
+            conf = groups["confidence"].to_numpy()
+            pass_codes = np.asarray(
+                pc.index_in(groups["match_pass"], value_set=pa.array(PASSES)).to_numpy(zero_copy_only=False),
+                dtype=np.int32,
+            )
+        else:
+            suggested = np.zeros(1, np.int32)
+            conf = np.zeros(1)
+            pass_codes = np.zeros(1, np.int32)
+        return pa.table(
+            {
+                "txn_uid": f.text("txn_uid"),
+                "source": dictionary(f.source, SOURCES),
+                "account_id": dictionary(f.account, f.accounts),
+                "txn_id": f.text("txn_id"),
+                "amount_minor": pa.array(f.amount, pa.int64()),
+                "currency": dictionary(f.currency, f.currencies),
+                "disposition": dictionary(disp, DISPOSITIONS),
+                "group_id": group_id,
+                "case_id": case_id,
+                "rule": dictionary(self.rule, self.rules),
+                "match_pass": dictionary(np.where(matched, pass_codes[g_idx], -1), PASSES),
+                "status": dictionary(np.where(matched, suggested[g_idx], -1), (AUTO, SUGGESTED)),
+                "confidence": pa.array(conf[g_idx], pa.float64(), mask=~matched),
+                "first_seen": pa.array(f.first_seen.astype(np.int32), pa.int32()).cast(pa.date32()),
+            },
+            schema=PLACEMENT_SCHEMA,
+        )
+
+
+PASSES: Final = ("exact_key", "key_tolerance", "window", "settlement", "subset_sum")
+
+
+def dictionary(codes: npt.NDArray[np.integer[Any]], vocabulary: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
+    """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
+    rows give the same bytes however they were assembled."""
+    codes = np.asarray(codes, dtype=np.int64)
+    valid = codes >= 0
+    used = np.unique(codes[valid])
+    labels = [vocabulary[int(u)] for u in used]
+    order = sorted(range(len(labels)), key=lambda i: labels[i])
+    remap = np.zeros(max(len(vocabulary), 1), dtype=np.int32)
+    for new, i in enumerate(order):
+        remap[int(used[i])] = new
+    indices = pa.array(np.where(valid, remap[np.where(valid, codes, 0)], 0).astype(np.int32), mask=~valid)
+    return pa.DictionaryArray.from_arrays(indices, pa.array([labels[i] for i in order], pa.string()))
+
+
+def canonical_dictionaries(table: pa.Table) -> pa.Table:
+    """Re-encode every dictionary column with its used labels sorted (after concatenating partitions)."""
+    for i, f in enumerate(table.schema):
+        if not pa.types.is_dictionary(f.type):
+            continue
+        values = plain(table.column(i).cast(pa.string()) if table.num_rows else table.column(i))
+        if not table.num_rows:
+            continue
+        vocabulary = sorted(v for v in pc.unique(values).to_pylist() if v is not None)
+        index = pc.index_in(values, value_set=pa.array(vocabulary, pa.string()))
+        codes = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        table = table.set_column(i, f, dictionary(codes, vocabulary))
+    return table
+
+
+def _as_list(value: Any, n: int) -> list[str]:
+    if isinstance(value, str):
+        return [value] * n
+    if isinstance(value, pa.Array | pa.ChunkedArray):
+        return [str(v) for v in value.to_pylist()]
+    return [str(v) for v in value]
+
+
+def _column(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    if isinstance(value, pa.ChunkedArray):
+        value = plain(value)
+    if isinstance(value, pa.Array):
+        return value if value.type == typ else value.cast(typ)
+    if isinstance(value, np.ndarray):
+        return pa.array(value, typ)
+    if value is None:
+        return pa.nulls(n, typ)
+    if isinstance(value, list):
+        return pa.array(value, typ)
+    return pa.array([value] * n, typ) if n else pa.array([], typ)
+
+
+def _take_masked(ids: pa.Array, idx: I64, mask: BOOL) -> pa.Array:
+    if len(ids) == 0:
+        return pa.nulls(len(idx), pa.string())
+    taken = ids.take(pa.array(idx.astype(np.int64)))
+    return pc.if_else(pa.array(mask), taken, pa.scalar(None, pa.string()))
+
+
+def _table(
+    batches: list[_Batch], schema: pa.Schema, id_column: str, prefix: str, *, by_type: bool
+) -> tuple[pa.Table, I64]:
+    """Concatenate batches into one table sorted by content; returns the table and, per ordinal (the
+    order groups were added in), its row in the sorted table."""
+    fields = [f for f in schema if f.name != id_column]
+    parts = []
+    for batch in batches:
+        n = len(batch.hashes)
+        parts.append(pa.table({f.name: _column(batch.columns.get(f.name), n, f.type) for f in fields}))
+    if not parts:
+        return schema.empty_table(), np.zeros(0, np.int64)
+    body = pa.concat_tables(parts)
+    hashes = np.concatenate([b.hashes for b in batches])
+    if len(np.unique(hashes)) != len(hashes):
+        raise AssertionError(f"two {prefix} ids collide (identical defining content)")
+    ids = hex_ids(prefix, hashes)
+    if by_type:
+        types = body["type"].to_numpy(zero_copy_only=False).astype(str)
+        order = np.lexsort((hashes, types))
+    else:
+        order = np.argsort(hashes, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    table = body.add_column(0, pa.field(id_column, pa.string(), nullable=False), ids).take(pa.array(order))
+    return table.cast(schema), rank

@@ -1,0 +1,180 @@
+"""Scale-out: the same engine over hash partitions of a large day (a Step Functions Distributed Map).
+
+::
+
+    parts = partition_inputs(project, rows, business_date, n)        # 1 task: prepare + split
+    shares = [match_partition(project, part, business_date) for part in parts]   # n tasks, in parallel
+    rest = match_residual(project, [s.residual for s in shares], [s.batches for s in shares], business_date)
+    result = merge_results([*shares, rest], business_date)          # == match_table(project, rows, ...)
+
+* ``partition_inputs`` runs the prepare phase on the whole day (filters and mappings are cheap and
+  column-wise), then splits the working rows by a hash of the keyed phase's first key field (the merchant
+  order number, so a payment, its refunds and any repeat share a partition). Rows without that key are
+  split by a hash of (account, source id), so repeats stay together.
+* ``match_partition`` runs the keyed phase on one partition and returns its placements, groups and cases,
+  the rows it left (the residual, small) and its share of the settlement batches' totals.
+* ``match_residual`` runs the residual phase (window, settlement, subset-sum, residue) on all partitions'
+  residual rows together.
+* ``merge_results`` concatenates the shares in the single run's canonical order.
+
+Every table crossing a task boundary is plain Arrow (Parquet in S3 between Lambda tasks). A test shows the
+merged result equals ``match_table`` byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recon.domain import Project, SettlementRule
+
+from .context import Context
+from .engine import (
+    ORDER_KNOWN,
+    MatchResult,
+    keyed,
+    plan,
+    prepare,
+    residual,
+    seed_prepared,
+    working_table,
+)
+from .frame import Frame, plain
+from .hashing import hash_words
+from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries
+from .settlement import Batch, batch_totals
+
+BATCH_SCHEMA = pa.schema(
+    [
+        pa.field("rule", pa.string()),
+        pa.field("batch", pa.string(), nullable=False),
+    ]
+)
+
+
+@dataclass
+class Share:
+    """One task's part of the result."""
+
+    placements: pa.Table
+    groups: pa.Table
+    cases: pa.Table
+    residual: pa.Table | None = None
+    batches: dict[str, list[Batch]] | None = None
+
+    def batches_json(self) -> str:
+        """The batch totals as JSON (to pass between tasks)."""
+        return json.dumps(
+            {rule: [b.__dict__ for b in batches] for rule, batches in sorted((self.batches or {}).items())},
+            sort_keys=True,
+        )
+
+
+def batches_from_json(text: str) -> dict[str, list[Batch]]:
+    data = json.loads(text)
+    return {rule: [Batch(**b) for b in batches] for rule, batches in data.items()}
+
+
+def partition_inputs(project: Project, rows: pa.Table, business_date: date, n: int) -> list[pa.Table]:
+    """Prepare the day and split it into ``n`` working tables (each carries its rows' global ``_pos``)."""
+    if n < 1:
+        raise ValueError("at least one partition")
+    frame = Frame(rows, business_date, project.timezone)
+    ledger = Ledger(frame)
+    p = plan(project)
+    prepare(frame, ledger, Context(project), p)
+    first_key = p.keys[0] if p.keys else "txn_id"
+    words = frame.words(first_key)
+    keyed_rows = words.lengths > 0
+    h = hash_words(words, seed=11)
+    fallback = hash_words(frame.words("txn_id"), seed=12) ^ frame.account.astype(np.uint64)
+    bucket = np.where(keyed_rows, h, fallback) % np.uint64(n)
+    table = working_table(frame, ledger, np.arange(frame.n))
+    return [table.filter(pa.array(bucket == np.uint64(k))) for k in range(n)]
+
+
+def match_partition(project: Project, part: pa.Table, business_date: date) -> Share:
+    """The keyed phase on one partition."""
+    frame = Frame(part, business_date, project.timezone)
+    ledger = Ledger(frame)
+    ctx = Context(project)
+    p = plan(project)
+    seed_prepared(frame, ledger, ctx)
+    known = keyed(frame, ledger, ctx, p)
+    placements, groups, cases = ledger.finish(partial=True)
+    left = np.flatnonzero(ledger.disposition == UNPLACED)
+    counted = (ledger.disposition != UNPLACED) & (ledger.disposition != FILTERED)
+    batches: dict[str, list[Batch]] = {}
+    for rule in p.residual:
+        if isinstance(rule, SettlementRule):
+            # Rows placed here count in their batch; the residual phase adds the rows it still holds.
+            from .settlement import batch_rows
+
+            rows = batch_rows(frame, ledger, rule) & counted
+            batches[rule.name] = batch_totals(frame, rows, rule)
+    rest = working_table(frame, ledger, left, known=known).drop_columns(["_prefilter"])
+    return Share(placements, groups, cases, rest, batches)
+
+
+def match_residual(
+    project: Project, residuals: list[pa.Table], batches: list[dict[str, list[Batch]]], business_date: date
+) -> Share:
+    """The residual phase on the rows every partition left."""
+    table = pa.concat_tables(residuals, promote_options="default") if residuals else None
+    if table is None or table.num_rows == 0:
+        empty = Ledger(Frame(_empty_like(residuals), business_date, project.timezone)).finish(partial=True)
+        return Share(*empty)
+    order = pc.sort_indices(table["_pos"])
+    table = table.take(order)
+    frame = Frame(table, business_date, project.timezone)
+    ledger = Ledger(frame)
+    ctx = Context(project)
+    partials: dict[str, list[Batch]] = {}
+    for share in batches:
+        for rule, parts in share.items():
+            partials.setdefault(rule, []).extend(parts)
+    known = frame.optional_bool(ORDER_KNOWN)
+    residual(frame, ledger, ctx, plan(project), known, partials)
+    placements, groups, cases = ledger.finish(partial=True)
+    return Share(placements, groups, cases)
+
+
+def _empty_like(residuals: list[pa.Table]) -> pa.Table:
+    if residuals:
+        return residuals[0].slice(0, 0)
+    raise ValueError("no residual tables")
+
+
+def merge_results(shares: list[Share], business_date: date) -> MatchResult:
+    """Concatenate task results into the single run's tables (same order, same bytes)."""
+    placements = pa.concat_tables([s.placements.cast(shares[0].placements.schema) for s in shares], promote_options="default")
+    placements = placements.take(pc.sort_indices(placements["_pos"]))
+    open_rows = np.flatnonzero(np.asarray(pc.equal(placements["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool))
+    placements = canonical_dictionaries(placements.drop_columns(["_pos"]))
+    groups = pa.concat_tables([s.groups for s in shares])
+    groups = groups.take(pc.sort_indices(groups["group_id"]))
+    cases = pa.concat_tables([s.cases for s in shares])
+    cases = cases.take(pc.sort_indices(cases, sort_keys=[("type", "ascending"), ("case_id", "ascending")]))
+    return MatchResult(
+        _compact(placements), _compact(groups), _compact(cases), business_date, open_rows
+    )
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    return table.combine_chunks()
+
+
+__all__ = [
+    "Share",
+    "batches_from_json",
+    "match_partition",
+    "match_residual",
+    "merge_results",
+    "partition_inputs",
+    "plain",
+]

@@ -1,0 +1,175 @@
+"""What no rule placed: repeated ids, rows still in flight (open items), and one case per remaining row.
+
+Classification of a row nothing explains (seen from the merchant's books: 长款 = money received the books
+do not explain, 短款 = money the books expect that never arrived):
+
+=======================================  ===================  =============================================
+row                                      case type            wording
+=======================================  ===================  =============================================
+ERP payment                              MISSING_IN_CHANNEL   短款: booked, the channel never received it
+ERP refund                               MISSING_IN_CHANNEL   长款: refund booked, the channel never paid it
+channel payment                          MISSING_IN_ERP       长款: money taken for no ERP order
+channel refund, ERP knows the order      STATUS_MISMATCH      the ERP shows the order paid; the channel
+                                                              refunded it
+channel refund, order unknown to ERP     MISSING_IN_ERP       短款: refund paid out the ERP never booked
+bank credit                              MISSING_IN_CHANNEL   长款: no channel settlement or rule explains it
+bank debit, or a row that did not        OTHER                nothing refers to it
+happen (closed, failed, ...)
+=======================================  ===================  =============================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
+
+from .context import (
+    DUPLICATE,
+    MISSING_IN_CHANNEL,
+    MISSING_IN_ERP,
+    OTHER,
+    STATUS_MISMATCH,
+    UNMATCHED_RULE,
+    Context,
+    content_hash,
+)
+from .frame import BANK, BOOL, CHANNELS, ERP, I64, SOURCES, SUCCESS, Frame, from_day_number, plain
+from .hashing import hash_strings, hash_words
+from .keyed import duplicates
+from .ledger import Ledger
+from .text import join, labels, money, severities, take_text
+
+
+def order_known(frame: Frame, ledger: Ledger) -> BOOL:
+    """For unplaced channel refunds: does any ERP row carry the same order reference?"""
+    out = np.zeros(frame.n, dtype=bool)
+    refunds = ledger.unplaced() & np.isin(frame.source, CHANNELS) & (frame.amount < 0)
+    erp = frame.source == ERP
+    if not refunds.any() or not erp.any():
+        return out
+    words = frame.words("order_ref")
+    h = hash_words(words, seed=5)
+    present = words.lengths > 0
+    out[refunds & present] = np.isin(h[refunds & present], h[erp & present])
+    return out
+
+
+def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
+    """Unplaced rows repeating an unplaced row's source id (same account): the later ones are cases."""
+    rows = np.flatnonzero(ledger.unplaced())
+    if len(rows) < 2:
+        return
+    h = hash_strings(take_text(frame, "txn_id", rows), seed=6) ^ frame.account[rows].astype(np.uint64)
+    order = np.lexsort((frame.position[rows], h))
+    hs = h[order]
+    repeat = np.zeros(len(rows), dtype=bool)
+    repeat[1:] = hs[1:] == hs[:-1]
+    if not repeat.any():
+        return
+    starts = np.flatnonzero(~repeat)
+    first_of = np.repeat(starts, np.diff(np.append(starts, len(rows))))
+    dup_rows, dup_first = rows[order[repeat]], rows[order[first_of[repeat]]]
+    same = take_text(frame, "txn_id", dup_rows).equals(take_text(frame, "txn_id", dup_first))
+    if not same:  # hash collision guard: keep exact repeats only
+        keep = np.array(
+            [a == b for a, b in zip(take_text(frame, "txn_id", dup_rows).to_pylist(), take_text(frame, "txn_id", dup_first).to_pylist(), strict=True)]
+        )
+        dup_rows, dup_first = dup_rows[keep], dup_first[keep]
+    duplicates(frame, ledger, ctx, dup_rows, dup_first)
+
+
+def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[str, I64]) -> None:
+    """Rows that may still be in flight stay open while younger than ``carry_over_days``."""
+    limit = project.carry_over_days
+    if limit <= 0:
+        return
+    free = ledger.unplaced()
+    young = (frame.today - frame.first_seen) < limit
+    carried = frame.first_seen < frame.today
+    keeper = np.full(frame.n, -1, dtype=np.int32)
+    for rule in project.match_rules:
+        if isinstance(rule, KeyMatchRule | WindowMatchRule | SubsetSumRule) and rule.carry_over:
+            late = frame.booked >= frame.day_end_us - int(rule.carry_over.last_hours * 3_600_000_000)
+            mask = free & young & frame.source_mask(rule.carry_over.sources) & (late | carried) & (keeper < 0)
+        elif rule.name in in_flight:
+            mask = np.zeros(frame.n, dtype=bool)
+            mask[in_flight[rule.name]] = True
+            mask &= free & young & (keeper < 0)
+        else:
+            continue
+        keeper[mask] = ledger.rule_code(rule.name)
+    rows = np.flatnonzero(keeper >= 0)
+    ledger.open_rows(rows, keeper[rows])
+
+
+def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
+    rows = np.flatnonzero(ledger.unplaced())
+    if len(rows) == 0:
+        return
+    src = frame.source[rows]
+    amount = frame.amount[rows]
+    happened = frame.status[rows] == SUCCESS
+    channel = np.isin(src, CHANNELS)
+    variant = np.full(len(rows), 0, dtype=np.int32)
+    kinds = [
+        (MISSING_IN_CHANNEL, "短款: the ERP booked this order but the channel never received the money: "),
+        (MISSING_IN_CHANNEL, "长款: the ERP booked a refund the channel never executed; the customer has not been paid back: "),
+        (MISSING_IN_ERP, "长款: the channel received money for an order the ERP does not have: "),
+        (STATUS_MISMATCH, "The ERP shows the order paid but the channel refunded it: "),
+        (MISSING_IN_ERP, "短款: the channel paid out a refund the ERP has not booked: "),
+        (MISSING_IN_CHANNEL, "长款: money arrived in the bank that no channel settlement or rule explains: "),
+        (OTHER, "Money left the account and no rule explains it: "),
+        (OTHER, "This row did not complete (closed, failed, reversed or pending) and nothing on the other side refers to it: "),
+    ]
+    erp = src == ERP
+    variant[erp & (amount >= 0)] = 0
+    variant[erp & (amount < 0)] = 1
+    variant[channel & (amount >= 0)] = 2
+    variant[channel & (amount < 0) & known[rows]] = 3
+    variant[channel & (amount < 0) & ~known[rows]] = 4
+    variant[(src == BANK) & (amount > 0)] = 5
+    variant[(src == BANK) & (amount <= 0)] = 6
+    variant[~happened] = 7
+    case_type = labels(variant, [k for k, _ in kinds])
+    cur = frame.currency[rows]
+    label = join(labels(src, SOURCES), " ", take_text(frame, "txn_id", rows))
+    age = frame.today - frame.first_seen[rows]
+    opened = age > 0
+    since = pa.array([from_day_number(int(d)).isoformat() for d in frame.first_seen[rows].tolist()]) if opened.any() else pa.nulls(len(rows), pa.string())
+    tail = join(
+        " (", money(amount, cur, frame.currencies), ") has no counterpart.",
+    )
+    carried_note = join(
+        pa.array(np.where(opened, " It stayed open since ", "")),
+        pc_if(opened, since),
+        pa.array(np.where(opened, f" and is now past the carry-over limit of {ctx.project.carry_over_days} day(s).", "")),
+    )
+    reason = join(labels(variant, [t for _, t in kinds]), label, tail, carried_note)
+    lineage = [take_text(frame, "txn_uid", rows)]
+    for name in ("raw_key", "row_number"):
+        if name in frame.table.column_names:
+            lineage.append(plain(frame.table[name]).take(pa.array(rows)).cast(pa.string()))
+    ident = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=7)
+    ledger.add_cases(
+        {
+            "type": case_type,
+            "rule": UNMATCHED_RULE,
+            "severity": severities(ctx.project.severity, amount),
+            "delta_minor": amount,
+            "currency": labels(cur, frame.currencies),
+            "members": np.ones(len(rows), np.int32),
+            "key": take_text(frame, "order_ref", rows),
+            "reason": reason,
+        },
+        content_hash(ident, "residue"),
+        rows,
+        np.arange(len(rows), dtype=np.int64),
+    )
+
+
+def pc_if(mask: np.ndarray, values: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
+    return pc.if_else(pa.array(mask), values, pa.scalar("", pa.string()))

@@ -1,0 +1,60 @@
+"""Words for results, built column-wise: money as exact decimals, severities, reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recon.domain import SeverityThresholds
+from recon.money import exponent, format_amount
+
+from .frame import I64, Frame
+
+
+def money(amounts: I64, currency_codes: np.ndarray, currencies: list[str]) -> pa.Array:
+    """Exact decimal text of minor units (``-10.00``), per row in its currency's minor unit."""
+    amounts = np.asarray(amounts, dtype=np.int64)
+    if len(amounts) == 0:
+        return pa.array([], pa.string())
+    exps = np.array([exponent(c) for c in currencies] or [2], dtype=np.int64)[np.asarray(currency_codes, np.intp)]
+    scale = 10**exps
+    magnitude = np.abs(amounts)
+    whole = pa.array(magnitude // scale).cast(pa.string())
+    frac = pc.utf8_lpad(pa.array(magnitude % scale).cast(pa.string()), width=int(exps.max()), padding="0")
+    if (exps != exps.max()).any():  # mixed exponents: trim to each row's width
+        frac = pc.utf8_slice_codeunits(frac, start=0, stop=int(exps.max()))
+        frac = pa.array([f[-e:] if e else "" for f, e in zip(frac.to_pylist(), exps.tolist(), strict=True)])
+    sign = pa.array(np.where(amounts < 0, "-", ""))
+    body = pc.if_else(pa.array(exps > 0), pc.binary_join_element_wise(whole, frac, "."), whole)
+    return pc.binary_join_element_wise(sign, body, "")
+
+
+def one_money(amount: int, currency: str) -> str:
+    return format_amount(amount, currency)
+
+
+def severities(thresholds: SeverityThresholds, at_stake: I64) -> pa.Array:
+    stake = np.abs(np.asarray(at_stake, dtype=np.int64))
+    codes = np.where(stake >= thresholds.high_minor, 2, np.where(stake >= thresholds.medium_minor, 1, 0))
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), ["low", "medium", "high"]).cast(
+        pa.string()
+    )
+
+
+def join(*parts: pa.Array | str) -> pa.Array:
+    """Concatenate text columns and literals element-wise (nulls read as empty)."""
+    arrays = [p for p in parts if not isinstance(p, str)]
+    n = len(arrays[0]) if arrays else 0
+    columns = [pa.array([p] * n, pa.string()) if isinstance(p, str) else pc.fill_null(p.cast(pa.string()), "") for p in parts]
+    return pc.binary_join_element_wise(*columns, "")
+
+
+def take_text(frame: Frame, name: str, rows: I64) -> pa.Array:
+    return frame.text(name).take(pa.array(np.asarray(rows, dtype=np.int64)))
+
+
+def labels(codes: np.ndarray, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary)).cast(
+        pa.string()
+    )

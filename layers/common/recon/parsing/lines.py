@@ -1,0 +1,284 @@
+"""Line sources for the profile engine: where each line (record) of a member is, which are blank, which
+match a rule, and the data rows as Arrow string columns.
+
+``BufferLines`` works on a UTF-8 buffer with numpy line offsets and reads data rows with
+``pyarrow.csv.read_csv`` (no Python per row). ``RecordLines`` holds already-split records: spreadsheet and
+JSON rows, and CSV text whose quoted values span lines (read with the csv module, as the old parsers did).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ._common import records
+
+Idx = npt.NDArray[np.intp]
+_META = set(".^$*+?{}[]\\|()")
+_QUANT = set("*+?{")
+_BLANK_FIRST = {0x20, 0x09, 0x0B, 0x0C, 0xE3, 0xC2}  # space, TAB, VT, FF, U+3000 (E3..), NBSP (C2 A0)
+
+
+class NotUtf8(Exception):
+    """The buffer holds bytes that are not UTF-8 in a column that is read: decode it another way."""
+
+
+def literal_prefix(regex: str) -> str | None:
+    """The literal text a ``^``-anchored regex starts with (None when there is none)."""
+    if not regex.startswith("^"):
+        return None
+    out: list[str] = []
+    i = 1
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\" and i + 1 < len(regex):
+            nxt = regex[i + 1]
+            if nxt.isalnum():
+                break
+            step, lit = 2, nxt
+        elif char in _META:
+            break
+        else:
+            step, lit = 1, char
+        if i + step < len(regex) and regex[i + step] in _QUANT:
+            break
+        out.append(lit)
+        i += step
+    return "".join(out) or None
+
+
+def split_cells(text: str, delimiter: str, quote: str) -> list[str]:
+    """One record's cells (the csv module, lenient)."""
+    try:
+        return next(csv.reader([text], delimiter=delimiter, quotechar=quote or None, strict=False), [])
+    except csv.Error:
+        return text.split(delimiter)
+
+
+@dataclass
+class DataTable:
+    """Data rows as string columns (only the columns asked for), with each row's field count."""
+
+    columns: dict[int, pa.Array]
+    widths: npt.NDArray[np.int64]
+
+
+class BufferLines:
+    """Lines of a UTF-8 buffer (CRLF, LF or CR endings)."""
+
+    def __init__(self, buf: bytes, *, delimiter: str, quote: str) -> None:
+        if b"\r" in buf and buf.count(b"\r") != buf.count(b"\r\n"):
+            buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
+        self.buf = buf
+        self.delimiter = delimiter
+        self.quote = quote
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        self._arr = arr
+        newlines = np.flatnonzero(arr == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(buf)]))
+        if len(starts) and starts[-1] == len(buf):  # the text ends with a newline: no empty last line
+            starts, ends = starts[:-1], ends[:-1]
+        self.next_starts = np.concatenate((starts[1:], [len(buf)])) if len(starts) else starts
+        content_ends = ends.copy()
+        has_cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13) if len(buf) else ends > starts
+        content_ends[has_cr] -= 1
+        self.starts = starts
+        self.ends = content_ends
+        self.count = len(starts)
+        lengths = content_ends - starts
+        first = np.where(lengths > 0, arr[np.minimum(starts, max(len(buf) - 1, 0))] if len(buf) else 0, -1)
+        self._first = first
+        blank = lengths == 0
+        maybe = np.flatnonzero(~blank & np.isin(first, list(_BLANK_FIRST)))
+        for i in maybe.tolist():
+            blank[i] = self.text(i).strip() == ""
+        self.blank = blank
+        self.multiline = False
+        if quote and quote.encode() in buf:
+            qpos = np.flatnonzero(arr == ord(quote))
+            per_line = np.searchsorted(qpos, self.next_starts) - np.searchsorted(qpos, starts)
+            self.multiline = bool(np.any(per_line % 2 == 1))
+
+    def line_no(self, i: int) -> int:
+        return i + 1
+
+    def line_nos(self, idx: Idx) -> npt.NDArray[np.int64]:
+        return np.asarray(idx, dtype=np.int64) + 1
+
+    def text(self, i: int) -> str:
+        return self.buf[int(self.starts[i]) : int(self.ends[i])].decode("utf-8", "replace")
+
+    def cells(self, i: int) -> list[str]:
+        return split_cells(self.text(i), self.delimiter, self.quote)
+
+    def find(self, regex: str, lo: int, hi: int) -> list[int]:
+        """Lines in [lo, hi) whose text matches ``regex`` (re.search)."""
+        if lo >= hi:
+            return []
+        pattern = re.compile(regex)
+        prefix = literal_prefix(regex)
+        if prefix is not None:
+            head = prefix.encode()
+            cand = lo + np.flatnonzero(self._first[lo:hi] == head[0])
+            out = []
+            for i in cand.tolist():
+                if self.buf.startswith(head, int(self.starts[i])) and pattern.search(self.text(i)):
+                    out.append(i)
+            return out
+        if hi - lo <= 50_000:
+            return [i for i in range(lo, hi) if pattern.search(self.text(i))]
+        # No literal to look for: one regex pass over the decoded region, mapped back to lines.
+        base = int(self.starts[lo])
+        region = self.buf[base : int(self.next_starts[hi - 1])]
+        text = region.decode("utf-8", "replace")
+        found: list[int] = []
+        line, pos = lo, 0
+        for m in re.compile(regex, re.MULTILINE).finditer(text):
+            line += text.count("\n", pos, m.start())  # the match's line, counted incrementally
+            pos = m.start()
+            if line < hi and (not found or found[-1] != line) and pattern.search(self.text(line)):
+                found.append(line)
+        return found
+
+    def read(self, rows: Idx, ncols: int, needed: Sequence[int]) -> DataTable:
+        """The data rows ``rows`` (line indices, ascending) as string columns ``needed``."""
+        n = len(rows)
+        names = [f"c{i}" for i in range(ncols)]
+        include = [names[i] for i in needed]
+        if n == 0:
+            return DataTable({i: pa.array([], pa.string()) for i in needed}, np.zeros(0, dtype=np.int64))
+        breaks = np.flatnonzero(np.diff(rows) != 1)
+        run_starts = np.concatenate(([0], breaks + 1))
+        run_ends = np.concatenate((breaks, [n - 1]))
+        pieces = []
+        for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
+            first, last = int(rows[a]), int(rows[b])
+            piece = self.buf[int(self.starts[first]) : int(self.next_starts[last])]
+            if not piece.endswith(b"\n"):
+                piece += b"\n"
+            pieces.append(piece)
+        block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        table, invalid = self._arrow(block, names, include, threads=True)
+        if invalid and any(number is None for number, _ in invalid):
+            table, invalid = self._arrow(block, names, include, threads=False)
+        widths = np.full(len(table), ncols, dtype=np.int64)
+        columns = {i: table.column(names[i]).combine_chunks() for i in needed}
+        if not invalid:
+            return DataTable(columns, widths)
+        # Rows with another field count: read them with the csv module and put them back in file order.
+        bad_pos = np.array([number - 1 for number, _ in invalid], dtype=np.int64)  # 0-based record ordinal
+        good_pos = np.setdiff1d(np.arange(n), bad_pos)
+        extra_cells = [split_cells(text, self.delimiter, self.quote) for _, text in invalid]
+        order = np.argsort(np.concatenate((good_pos, bad_pos)), kind="stable")
+        merged: dict[int, pa.Array] = {}
+        for i in needed:
+            extra = pa.array([c[i] if i < len(c) else "" for c in extra_cells], pa.string())
+            merged[i] = pa.concat_arrays([columns[i], extra]).take(pa.array(order))
+        all_widths = np.concatenate((widths, np.array([len(c) for c in extra_cells], dtype=np.int64)))
+        return DataTable(merged, all_widths[order])
+
+    def _arrow(
+        self, block: bytes, names: list[str], include: list[str], *, threads: bool
+    ) -> tuple[pa.Table, list[tuple[int | None, str]]]:
+        invalid: list[tuple[int | None, str]] = []
+
+        def handler(row: pacsv.InvalidRow) -> str:
+            invalid.append((row.number, row.text))
+            return "skip"
+
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(block),
+                read_options=pacsv.ReadOptions(column_names=names, use_threads=threads, block_size=1 << 24),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.delimiter,
+                    quote_char=self.quote or False,
+                    double_quote=True,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=True,
+                    invalid_row_handler=handler,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()),
+                    include_columns=include,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                    check_utf8=True,
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+                raise NotUtf8(str(exc)) from exc
+            raise
+        return table, invalid
+
+
+class RecordLines:
+    """Records already split into cells: spreadsheet rows, JSON records, or CSV read with the csv module."""
+
+    def __init__(self, line_numbers: Sequence[int], texts: Sequence[str], cells: Sequence[list[str]]) -> None:
+        self._line_nos = np.asarray(line_numbers, dtype=np.int64)
+        self._texts = list(texts)
+        self._cells = list(cells)
+        self.count = len(self._texts)
+        self.blank = np.array([t.strip() == "" for t in self._texts], dtype=bool)
+        self.multiline = False
+
+    @classmethod
+    def from_csv_text(cls, text: str, *, delimiter: str, quote: str) -> RecordLines:
+        """CSV with quoted values spanning lines: one record per CSV record, numbered by its first line."""
+        nums: list[int] = []
+        texts: list[str] = []
+        cells: list[list[str]] = []
+        for rec in records(text):
+            nums.append(rec.line)
+            texts.append(rec.raw)
+            cells.append([] if rec.blank else split_cells(rec.raw, delimiter, quote))
+        return cls(nums, texts, cells)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[str]], *, first_line: int = 1) -> RecordLines:
+        cells = [list(r) for r in rows]
+        texts = []
+        for row in cells:
+            end = len(row)
+            while end and row[end - 1].strip() == "":
+                end -= 1
+            texts.append(",".join(row[:end]))
+        return cls(range(first_line, first_line + len(cells)), texts, cells)
+
+    def line_no(self, i: int) -> int:
+        return int(self._line_nos[i])
+
+    def line_nos(self, idx: Idx) -> npt.NDArray[np.int64]:
+        return self._line_nos[idx]
+
+    def text(self, i: int) -> str:
+        return self._texts[i]
+
+    def cells(self, i: int) -> list[str]:
+        return self._cells[i]
+
+    def find(self, regex: str, lo: int, hi: int) -> list[int]:
+        pattern = re.compile(regex)
+        return [i for i in range(lo, hi) if pattern.search(self._texts[i])]
+
+    def read(self, rows: Idx, ncols: int, needed: Sequence[int]) -> DataTable:
+        picked = [self._cells[int(i)] for i in rows]
+        columns = {
+            i: pa.array([c[i] if i < len(c) else "" for c in picked], pa.string()) for i in needed
+        }
+        return DataTable(columns, np.array([len(c) for c in picked], dtype=np.int64))
+
+
+Lines = BufferLines | RecordLines

@@ -1,0 +1,386 @@
+"""BAI2 cash-management balance reports, through the maintained ``bai2`` package (formats.md 4.3).
+
+The package reads the record structure (01 file, 02 group, 03 account with status/summary items,
+16 detail with its 88 continuations, 49/98/99 trailers) without its own integrity checks; every check is
+made here as a control total, so a disagreement shows the stated and the computed value.
+
+Decisions:
+
+* A "row" is one ``16`` transaction detail (its ``88`` continuations included); ``row_number`` is the
+  physical line of the ``16``.
+* Amounts are integers in the currency's minor unit (BAI2 writes no decimal point); the currency is the
+  account's (``03``), else the group's (``02``), else USD (the BAI2 default). Detail amounts are unsigned:
+  the type code gives the sign (credit codes in, debit codes out). ``890`` (non-monetary information) is
+  skipped (rule ``bai2_non_monetary``).
+* ``txn_id``: the bank reference, else ``<file id>:<group>.<account>.<n>``; ``order_ref``: the customer
+  reference; memo: the text (``88`` continuations joined), else the type code's description.
+* booked_at: the group's as-of date (midnight, account time zone); value_date: the value date of funds
+  type ``V``, else the as-of date.
+* Control totals: each ``49`` against its account (Σ status/summary amounts + Σ detail amounts as written,
+  and the number of records), each ``98`` against its accounts' ``49`` totals, number of accounts and of
+  records, the ``99`` against the groups' ``98`` totals, number of groups and of records; per account,
+  opening ledger (010) + details = closing ledger (015), and the summary totals 100 (total credits) and
+  400 (total debits) with their item counts; consecutive groups of one account chain (015 -> 010).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from bai2 import bai2 as bai2_lib  # type: ignore[import-untyped,unused-ignore]
+from bai2.constants import TypeCodeTransaction  # type: ignore[import-untyped,unused-ignore]
+from bai2.helpers import IteratorHelper  # type: ignore[import-untyped,unused-ignore]
+from bai2.parsers import Bai2FileParser  # type: ignore[import-untyped,unused-ignore]
+
+from recon.domain.statement import TxnStatus
+from recon.parsing._common import MAX_AMOUNT_MINOR, Builder, RowFail, check_currency, fatal
+from recon.parsing.registry import FormatReader, register
+
+from ._bank import (
+    Balance,
+    UniqueIds,
+    bank_txn_type,
+    check_balance,
+    check_chain,
+    decode_bank_text,
+    expose_balances,
+    mask,
+    midnight,
+    reference,
+    tidy,
+)
+
+FORMAT = "bai2"
+_RECORD = re.compile(rb"^\s*(\d{2}),")
+_FEE_CODES = frozenset({"698", "699"})  # miscellaneous fees, per BAI2's type code list
+
+assert bai2_lib  # the package's entry module; its parser classes are used directly for line tracking
+
+
+def detect(data: bytes, file: str) -> tuple[str, float] | None:
+    head = data[:8192].lstrip(b"\xef\xbb\xbf").lstrip()
+    if not head.startswith(b"01,"):
+        return None
+    codes = {m.group(1) for m in (_RECORD.match(line) for line in head.splitlines()[:8]) if m}
+    if b"02" in codes and b"03" in codes:
+        return FORMAT, 0.95
+    return (FORMAT, 0.8) if b"02" in codes else None
+
+
+class _Lines:
+    """The non-blank stripped lines fed to the package, remembering their physical line numbers."""
+
+    def __init__(self, text: str) -> None:
+        self.numbers: list[int] = []
+        self.lines: list[str] = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if raw.strip():
+                self.numbers.append(number)
+                self.lines.append(raw.strip())
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            self.pulled += 1
+            yield line
+
+
+@dataclass
+class _Account:
+    label: str
+    number: str
+    currency: str
+    opening: Balance | None = None
+    closing: Balance | None = None
+    entries: dict[str, int] = field(default_factory=dict)
+    credits: int = 0
+    credit_sum: int = 0
+    debits: int = 0
+    debit_sum: int = 0
+
+
+def _code(item: Any) -> str:
+    return str(getattr(item.type_code, "code", "") or "")
+
+
+def _records(section: Any) -> int:
+    """Physical records of a section (header, children, trailer), 88 continuations included."""
+    rows = len(section.header.rows) + len(section.trailer.rows)
+    for child in section.children:
+        rows += _records(child) if hasattr(child, "header") else len(child.rows)
+    return rows
+
+
+def _when(day: Any, tz: Any) -> datetime | None:
+    return midnight(day, tz) if isinstance(day, date) else None
+
+
+def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, date | None]:
+    """Parse a BAI2 file into ``b``; returns (format, encoding, statement date)."""
+    text, encoding = decode_bank_text(data)
+    lines = _Lines(text)
+    if not lines.lines:
+        raise fatal(file, "empty BAI2 file")
+    try:
+        helper = IteratorHelper(iter(lines))
+        parsed = Bai2FileParser(helper, check_integrity=False).parse()
+    except Exception as exc:  # the package raises many kinds on a malformed record: the file is unreadable
+        at = min(max(lines.pulled - 1, 1), len(lines.numbers))
+        raise fatal(
+            file, f"BAI2 structure cannot be read: {type(exc).__name__}: {exc}", row=lines.numbers[at - 1]
+        ) from exc
+    tz = b.ctx.tz
+    file_id = tidy(str(getattr(parsed.header, "file_id", "") or "")) or "BAI2"
+    position = len(parsed.header.rows)  # index into lines.numbers of the next record
+    ids = UniqueIds()
+    statement_date: date | None = None
+    previous: dict[str, _Account] = {}
+    ends: dict[str, tuple[Balance, Balance]] = {}
+    group_totals: list[int] = []
+    for g, group in enumerate(parsed.children, start=1):
+        g_line = lines.numbers[position]
+        position += len(group.header.rows)
+        as_of = group.header.as_of_date if isinstance(group.header.as_of_date, date) else None
+        statement_date = as_of or statement_date
+        try:
+            group_ccy = check_currency(str(group.header.currency or ""), "USD", f"02[{g}] currency")
+        except RowFail as exc:
+            b.fail(file, g_line, exc.column, exc.reason)
+            group_ccy = "USD"
+        account_totals: list[int] = []
+        for a, account in enumerate(group.children, start=1):
+            a_line = lines.numbers[position]
+            position += len(account.header.rows)
+            number = tidy(str(account.header.customer_account_number or ""))
+            label = f"02[{g}]/03[{a}] {mask(number)}"
+            try:
+                ccy = check_currency(str(account.header.currency or ""), group_ccy, f"{label} currency")
+            except RowFail as exc:
+                b.fail(file, a_line, exc.column, exc.reason)
+                ccy = group_ccy
+            acct = _Account(label, number, ccy)
+            summaries = {_code(s): s for s in account.header.summary_items}
+            if "010" in summaries and summaries["010"].amount is not None:
+                acct.opening = Balance(int(summaries["010"].amount), ccy, as_of)
+            if "015" in summaries and summaries["015"].amount is not None:
+                acct.closing = Balance(int(summaries["015"].amount), ccy, as_of)
+            written = sum(int(s.amount or 0) for s in account.header.summary_items)
+            for n, detail in enumerate(account.children, start=1):
+                row = lines.numbers[position]
+                position += len(detail.rows)
+                written += int(detail.amount or 0)
+                _detail(
+                    b,
+                    detail,
+                    acct=acct,
+                    as_of=as_of,
+                    fallback_id=f"{file_id}:{g}.{a}.{n}",
+                    ids=ids,
+                    file=file,
+                    row=row,
+                    raw_key=raw_key,
+                    tz=tz,
+                )
+            t_line = lines.numbers[position]
+            position += len(account.trailer.rows)
+            _account_totals(b, acct, account, summaries, written, file=file, row=t_line)
+            before = previous.get(number)
+            if before is not None and before.closing is not None and acct.opening is not None:
+                check_chain(
+                    b,
+                    previous=before.label,
+                    closing=before.closing,
+                    current=label,
+                    opening=acct.opening,
+                    file=file,
+                    column=f"{label} 010",
+                    row=a_line,
+                )
+            if acct.opening is not None and acct.closing is not None:
+                ends[number] = (ends.get(number, (acct.opening, acct.closing))[0], acct.closing)
+            previous[number] = acct
+            account_totals.append(int(account.trailer.account_control_total or 0))
+        trailer_line = lines.numbers[position]
+        position += len(group.trailer.rows)
+        trailer = group.trailer
+        where = f"98[{g}]"
+        b.total(
+            f"{where} group control total",
+            str(trailer.group_control_total),
+            str(sum(account_totals)),
+            file=file,
+            row=trailer_line,
+            column=f"{where} control total",
+        )
+        b.count_total(
+            f"{where} number of accounts",
+            str(trailer.number_of_accounts),
+            len(group.children),
+            file=file,
+            row=trailer_line,
+            column=f"{where} number of accounts",
+        )
+        b.count_total(
+            f"{where} number of records",
+            str(trailer.number_of_records),
+            _records(group),
+            file=file,
+            row=trailer_line,
+            column=f"{where} number of records",
+        )
+        group_totals.append(int(trailer.group_control_total or 0))
+    end = parsed.trailer
+    end_line = lines.numbers[min(position, len(lines.numbers) - 1)]
+    b.total(
+        "99 file control total",
+        str(end.file_control_total),
+        str(sum(group_totals)),
+        file=file,
+        row=end_line,
+        column="99 control total",
+    )
+    b.count_total(
+        "99 number of groups",
+        str(end.number_of_groups),
+        len(parsed.children),
+        file=file,
+        row=end_line,
+        column="99 number of groups",
+    )
+    b.count_total(
+        "99 number of records",
+        str(end.number_of_records),
+        _records(parsed),
+        file=file,
+        row=end_line,
+        column="99 number of records",
+    )
+    expose_balances(b, ends, file=file)
+    return FORMAT, encoding, statement_date
+
+
+def _detail(
+    b: Builder,
+    detail: Any,
+    *,
+    acct: _Account,
+    as_of: date | None,
+    fallback_id: str,
+    ids: UniqueIds,
+    file: str,
+    row: int,
+    raw_key: str,
+    tz: Any,
+) -> None:
+    code = _code(detail)
+    direction = getattr(detail.type_code, "transaction", None)
+    if direction is TypeCodeTransaction.misc:
+        b.skip("bai2_non_monetary")
+        return
+    try:
+        if direction not in (TypeCodeTransaction.credit, TypeCodeTransaction.debit):
+            raise RowFail("type code", f"type code {code} is not a credit or debit detail")
+        if detail.amount is None:
+            raise RowFail("amount", "amount is empty")
+        amount = int(detail.amount)
+        if amount < 0:
+            raise RowFail("amount", "BAI2 detail amounts are unsigned (the type code gives the sign)")
+        if amount >= MAX_AMOUNT_MINOR:
+            raise RowFail("amount", f"amount out of range: {amount}")
+        booked_at = _when(as_of, tz)
+        if booked_at is None:
+            raise RowFail("as-of date", "the group header has no as-of date")
+    except RowFail as exc:
+        b.reject(file, row, exc.column, exc.reason)
+        return
+    minor = amount if direction is TypeCodeTransaction.credit else -amount
+    availability = detail.availability if isinstance(detail.availability, dict) else {}
+    value_day = availability.get("date") if isinstance(availability.get("date"), date) else as_of
+    memo = tidy(detail.text) or tidy(getattr(detail.type_code, "description", ""))
+    if b.add(
+        file=file,
+        row=row,
+        raw_key=raw_key,
+        txn_id=reference(detail.bank_reference) or ids(fallback_id),
+        order_ref=reference(detail.customer_reference),
+        amount_minor=minor,
+        fee_minor=0,
+        currency=acct.currency,
+        booked_at=booked_at,
+        value_date=value_day,
+        txn_type=bank_txn_type(minor, reversal=False, text=memo, fee_code=code in _FEE_CODES),
+        status=TxnStatus.SUCCESS,
+        counterparty=None,
+        memo=memo,
+    ):
+        acct.entries[acct.currency] = acct.entries.get(acct.currency, 0) + minor
+        if minor >= 0:
+            acct.credits += 1
+            acct.credit_sum += minor
+        else:
+            acct.debits += 1
+            acct.debit_sum -= minor
+
+
+def _account_totals(
+    b: Builder, acct: _Account, account: Any, summaries: dict[str, Any], written: int, *, file: str, row: int
+) -> None:
+    trailer = account.trailer
+    b.total(
+        f"{acct.label} 49 account control total",
+        str(trailer.account_control_total),
+        str(written),
+        file=file,
+        row=row,
+        column="49 control total",
+    )
+    b.count_total(
+        f"{acct.label} 49 number of records",
+        str(trailer.number_of_records),
+        _records(account),
+        file=file,
+        row=row,
+        column="49 number of records",
+    )
+    if acct.opening is not None and acct.closing is not None:
+        check_balance(
+            b,
+            label=acct.label,
+            opening=acct.opening,
+            entries=acct.entries,
+            closing=acct.closing,
+            file=file,
+            column=f"{acct.label} 015",
+            row=row,
+        )
+    for code, name, count, total in (
+        ("100", "total credits", acct.credits, acct.credit_sum),
+        ("400", "total debits", acct.debits, acct.debit_sum),
+    ):
+        summary = summaries.get(code)
+        if summary is None or summary.amount is None:
+            continue
+        b.total(
+            f"{acct.label} {code} {name}",
+            Balance(int(summary.amount), acct.currency, None).text(),
+            Balance(total, acct.currency, None).text(),
+            file=file,
+            row=row,
+            column=f"03 {code}",
+        )
+        if summary.item_count is not None:
+            b.count_total(
+                f"{acct.label} {code} {name} item count",
+                str(summary.item_count),
+                count,
+                file=file,
+                row=row,
+                column=f"03 {code} item count",
+            )
+
+
+register(FormatReader(FORMAT, detect, parse, "BAI2 balance and transaction reports (bai2 package)"))

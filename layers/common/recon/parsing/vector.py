@@ -1,0 +1,422 @@
+"""Column-at-a-time conversions for the profile engine (pyarrow.compute + numpy, no per-row Python on the
+happy path): cell cleaning, exact amounts in integer minor units, dates and times to UTC, value maps and
+row conditions. Per-row Python runs only to word the rejection of rows that failed (``Failure.describe``).
+
+Every converter returns its values plus a ``Failure``: a boolean mask of rejected rows and how to word each
+rejection. Regexes here run on Arrow (RE2 syntax: no look-around, no back-references).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recon.money import exponent
+
+from .profiles import AmountFormat, Condition
+
+Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
+Describe = Callable[[npt.NDArray[np.intp]], list[tuple[str | None, str]]]
+
+MAX_INT_DIGITS = 15  # |amount| < 10**15 minor units (recon.parsing._common.MAX_AMOUNT_MINOR)
+MAX_AMOUNT_MINOR = 10**15
+_MICROS_PER_DAY = 86_400_000_000
+_MICROS_PER_HOUR = 3_600_000_000
+
+
+@dataclass
+class Failure:
+    """Rows rejected by one check, and the (column, reason) of each, computed only for those rows."""
+
+    mask: Bools
+    describe: Describe
+
+
+def no_failure(n: int) -> Failure:
+    return Failure(np.zeros(n, dtype=bool), lambda rows: [])
+
+
+def bools(arr: pa.Array | pa.ChunkedArray) -> Bools:
+    """A boolean Arrow array as numpy (nulls are False)."""
+    filled = pc.fill_null(arr, False)
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    return arr
+
+
+def text_at(arr: pa.Array, rows: npt.NDArray[np.intp]) -> list[str]:
+    return [v if v is not None else "" for v in arr.take(pa.array(rows, pa.int64())).to_pylist()]
+
+
+def empty(arr: pa.Array) -> Bools:
+    return bools(pc.equal(pc.binary_length(arr), 0))
+
+
+def const(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
+    return pc.if_else(pa.array(mask), yes, no)
+
+
+# -------------------------------------------------------------------------------------------- cleaning
+
+
+def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
+    """Trim whitespace (TABs too) and ``strip`` characters, then drop one leading ``prefix`` and trim again:
+    WeChat's backtick guard, Alipay's trailing TAB after ids, ICBC's space padding."""
+    out = pc.utf8_trim_whitespace(arr)
+    if strip:
+        out = pc.utf8_trim(out, characters=strip)
+    if prefix:
+        out = pc.if_else(pc.starts_with(out, prefix), pc.utf8_slice_codeunits(out, len(prefix)), out)
+        out = pc.utf8_trim_whitespace(out)
+        if strip:
+            out = pc.utf8_trim(out, characters=strip)
+    return out
+
+
+def nfkc(arr: pa.Array) -> pa.Array:
+    """NFKC-normalise the non-ASCII values (full-width digits, colons and brackets become ASCII)."""
+    ascii_ = pc.string_is_ascii(arr)
+    if pc.all(ascii_).as_py() is not False:
+        return arr
+    return pc.if_else(ascii_, arr, pc.utf8_normalize(arr, form="NFKC"))
+
+
+def blank_to(arr: pa.Array, values: Sequence[str], replacement: str = "") -> pa.Array:
+    """Values in ``values`` become ``replacement`` (null values like '-' or '0')."""
+    if not values:
+        return arr
+    hit = pc.is_in(arr, value_set=pa.array(list(values), pa.string()))
+    return pc.if_else(hit, pa.scalar(replacement, pa.string()), arr)
+
+
+def lower(arr: pa.Array) -> pa.Array:
+    return pc.utf8_lower(arr)
+
+
+# ------------------------------------------------------------------------------------------- amounts
+
+
+def _amount_pattern(fmt: AmountFormat) -> str:
+    dec = re.escape(fmt.decimal)
+    if fmt.minor_units:
+        return r"^[+-]?\d+$"
+    if fmt.thousands:
+        sep = re.escape(fmt.thousands)
+        return rf"^[+-]?(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)(?:{dec}\d+)?$"
+    return rf"^[+-]?\d+(?:{dec}\d+)?$"
+
+
+def normalise_amount_text(arr: pa.Array, fmt: AmountFormat) -> pa.Array:
+    """NFKC, currency symbols/prefixes removed, whitespace trimmed (``CNY 123.18`` -> ``123.18``)."""
+    out = nfkc(arr)
+    for symbol in fmt.symbols:
+        if symbol and pc.any(pc.match_substring(out, symbol)).as_py():
+            out = pc.replace_substring(out, symbol, "")
+    return pc.utf8_trim_whitespace(out)
+
+
+@dataclass
+class Amounts:
+    minor: Ints  # 0 where the row failed
+    failure: Failure
+    signed: Bools  # the value was written with an explicit sign
+
+
+def amounts(
+    arr: pa.Array,
+    exponents: npt.NDArray[np.int64],
+    currencies: Callable[[npt.NDArray[np.intp]], list[str]],
+    fmt: AmountFormat,
+    column: Callable[[npt.NDArray[np.intp]], list[str | None]],
+) -> Amounts:
+    """Exact amounts in integer minor units (cleaned text in; currency exponent per row).
+
+    Rejected: empty, not an amount, non-zero digits beyond the currency's minor unit, out of range.
+    """
+    n = len(arr)
+    text = normalise_amount_text(arr, fmt)
+    is_empty = empty(text)
+    ok = bools(pc.match_substring_regex(text, _amount_pattern(fmt)))
+    plain = text
+    if fmt.thousands:
+        plain = pc.replace_substring(plain, fmt.thousands, "")
+    if fmt.decimal == ",":
+        plain = pc.replace_substring(plain, ",", ".")
+    parts = pc.extract_regex(pc.if_else(pa.array(ok), plain, pa.scalar("0")), r"^(?P<s>[+-]?)(?P<i>\d+)(?:\.(?P<f>\d*))?$")
+    sign_text = pc.struct_field(parts, "s")
+    int_text = pc.utf8_ltrim(pc.struct_field(parts, "i"), characters="0")
+    frac_text = pc.struct_field(parts, "f")
+    too_long = ok & bools(pc.greater(pc.utf8_length(int_text), MAX_INT_DIGITS))
+    ok &= ~too_long
+    int_text = pc.if_else(pa.array(ok & ~empty(int_text)), int_text, pa.scalar("0"))
+    ints = np.asarray(pc.cast(int_text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    minor = np.zeros(n, dtype=np.int64)
+    imprecise = np.zeros(n, dtype=bool)
+    if fmt.minor_units:
+        minor = ints.copy()
+    else:
+        for e in np.unique(exponents) if n else []:
+            rows = exponents == e
+            e = int(e)
+            exact = bools(pc.match_substring_regex(frac_text, rf"^\d{{0,{e}}}0*$"))
+            imprecise |= rows & ok & ~exact
+            if e:
+                head = pc.utf8_rpad(pc.utf8_slice_codeunits(frac_text, 0, e), width=e, padding="0")
+                frac = np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+            else:
+                frac = np.zeros(n, dtype=np.int64)
+            minor = np.where(rows, ints * (10**e) + frac, minor)
+    negative = bools(pc.equal(sign_text, "-"))
+    minor = np.where(negative, -minor, minor)
+    out_of_range = ok & ~imprecise & (np.abs(minor) >= MAX_AMOUNT_MINOR)
+    bad = is_empty | ~ok | imprecise | out_of_range | too_long
+    minor = np.where(bad, 0, minor)
+    signed = bools(pc.match_substring_regex(text, r"^[+-]"))
+
+    def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
+        values = text_at(arr, rows)
+        plains = text_at(plain, rows)
+        curs = currencies(rows)
+        cols = column(rows)
+        out: list[tuple[str | None, str]] = []
+        for i, row in enumerate(rows):
+            value = values[i]
+            if is_empty[row]:
+                reason = "amount is empty"
+            elif too_long[row] or out_of_range[row]:
+                reason = f"amount out of range: {value!r}"
+            elif imprecise[row]:
+                reason = (
+                    f"{plains[i]!r} has more precision than {curs[i]} minor units allow (value {value!r})"
+                )
+            else:
+                reason = f"not an amount: {value!r}"
+            out.append((cols[i], reason))
+        return out
+
+    return Amounts(minor, Failure(bad, describe), signed)
+
+
+def zero_amount(arr: pa.Array, fmt: AmountFormat) -> Bools:
+    """The text is a zero amount (``0``, ``0.00``, ``-0.00``)."""
+    text = normalise_amount_text(arr, fmt)
+    if fmt.thousands:
+        text = pc.replace_substring(text, fmt.thousands, "")
+    return bools(pc.match_substring_regex(text, r"^[+-]?(?:0+[.,]?0*|[.,]0+)$"))
+
+
+def exponents_of(currencies: pa.Array) -> npt.NDArray[np.int64]:
+    """Minor-unit exponent per row from its currency code (recon.money.exponent)."""
+    uniques = pc.unique(currencies)
+    exps = pa.array([exponent(c or "") for c in uniques.to_pylist()], pa.int64())
+    idx = pc.index_in(currencies, value_set=uniques)
+    return np.asarray(pc.take(exps, idx).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------- date/time
+
+
+@dataclass
+class Moments:
+    local_micros: Ints  # naive local wall time, microseconds since 1970-01-01 (0 where failed)
+    failure: Failure
+
+
+def _strptime(text: pa.Array, fmt: str) -> pa.Array:
+    return pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+
+
+def moments(
+    arr: pa.Array,
+    formats: Sequence[str],
+    column: Callable[[npt.NDArray[np.intp]], list[str | None]],
+    *,
+    year: int | None = None,
+    month: int | None = None,
+) -> Moments:
+    """Parse local date/times with strptime formats tried in order (the first that reads a value wins).
+
+    ``year``: prefixed to values whose patterns lack one (``MM/DD`` with the year from a title line);
+    ``month``: the statement month: a value in a later month belongs to the year before (a January
+    statement listing December purchases).
+    """
+    n = len(arr)
+    text = nfkc(arr)
+    is_empty = empty(text)
+    found: pa.Array = pa.nulls(n, pa.timestamp("us"))
+    for fmt in formats:
+        if year is not None and "%Y" not in fmt:
+            parsed = _strptime(pc.binary_join_element_wise(pa.scalar(f"{year}"), text, "\x1f"), "%Y\x1f" + fmt)
+            if month is not None:
+                earlier = _strptime(
+                    pc.binary_join_element_wise(pa.scalar(f"{year - 1}"), text, "\x1f"), "%Y\x1f" + fmt
+                )
+                later = pc.greater(pc.month(parsed), month)
+                parsed = pc.if_else(pc.fill_null(later, False), earlier, parsed)
+        else:
+            parsed = _strptime(text, fmt)
+        found = pc.coalesce(found, parsed)
+    bad = is_empty | bools(pc.is_null(found))
+    micros = np.asarray(
+        pc.fill_null(found.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+
+    def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
+        values = text_at(arr, rows)
+        cols = column(rows)
+        return [
+            (cols[i], "time is empty" if is_empty[row] else f"not a time: {values[i]!r}")
+            for i, row in enumerate(rows)
+        ]
+
+    return Moments(micros, Failure(bad, describe))
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _offset_micros(local: datetime, tz: tzinfo) -> int:
+    offset = local.replace(tzinfo=tz).utcoffset()
+    assert offset is not None
+    return int(offset / timedelta(microseconds=1))
+
+
+def to_utc(local_micros: Ints, tz: tzinfo) -> Ints:
+    """Naive local wall times -> UTC instants, as ``datetime(..., tzinfo=tz)`` reads them (fold=0).
+
+    The zone's offset is looked up once per distinct hour; an hour whose offset changes inside it (a
+    transition off the hour) is resolved value by value.
+    """
+    if len(local_micros) == 0:
+        return local_micros.copy()
+    hours, inverse = np.unique(local_micros // _MICROS_PER_HOUR, return_inverse=True)
+    offsets = np.empty(len(hours), dtype=np.int64)
+    uneven: list[int] = []
+    for i, hour in enumerate(hours.tolist()):
+        start = _EPOCH + timedelta(hours=hour)
+        first = _offset_micros(start, tz)
+        if _offset_micros(start + timedelta(minutes=59, seconds=59, microseconds=999_999), tz) != first:
+            uneven.append(i)
+        offsets[i] = first
+    utc = local_micros - offsets[inverse]
+    for i in uneven:
+        for row in np.flatnonzero(inverse == i).tolist():
+            moment = _EPOCH + timedelta(microseconds=int(local_micros[row]))
+            utc[row] = local_micros[row] - _offset_micros(moment, tz)
+    return utc
+
+
+def local_days(local_micros: Ints) -> npt.NDArray[np.int32]:
+    return np.asarray(np.floor_divide(local_micros, _MICROS_PER_DAY), dtype=np.int32)
+
+
+# ------------------------------------------------------------------------------------------ value maps
+
+
+@dataclass
+class Mapped:
+    values: pa.Array
+    failure: Failure
+
+
+def map_values(
+    arr: pa.Array,
+    *,
+    exact: dict[str, str] | None,
+    contains: Sequence[tuple[str, str]] | None,
+    ignore_case: bool,
+    default: str | None,
+    reason: str,
+    column: Callable[[npt.NDArray[np.intp]], list[str | None]],
+) -> Mapped:
+    """Exact or substring value map; unmapped values take ``default`` or reject the row with ``reason``."""
+    n = len(arr)
+    key = lower(arr) if ignore_case else arr
+    result: pa.Array = pa.nulls(n, pa.string())
+    if exact is not None:
+        keys = [k.lower() if ignore_case else k for k in exact]
+        idx = pc.index_in(key, value_set=pa.array(keys, pa.string()))
+        result = pc.take(pa.array(list(exact.values()), pa.string()), idx)
+    elif contains is not None:
+        for needle, value in contains:
+            hit = pc.match_substring(key, needle.lower() if ignore_case else needle)
+            result = pc.if_else(pc.and_(hit, pc.is_null(result)), pa.scalar(value), result)
+    unmapped = bools(pc.is_null(result))
+    if default is not None:
+        result = pc.fill_null(result, default)
+        unmapped = np.zeros(n, dtype=bool)
+    else:
+        result = pc.fill_null(result, "")
+
+    def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
+        values = text_at(arr, rows)
+        cols = column(rows)
+        return [(cols[i], reason.replace("{value}", repr(values[i]))) for i in range(len(rows))]
+
+    return Mapped(result, Failure(unmapped, describe))
+
+
+# ------------------------------------------------------------------------------------------ conditions
+
+
+def condition(cond: Condition, cell: Callable[[list[str]], pa.Array | None], n: int) -> Bools:
+    """Evaluate a row condition; ``cell(aliases)`` gives a cleaned column (None: absent from the file, read
+    as empty)."""
+    if cond.all_ is not None:
+        out = np.ones(n, dtype=bool)
+        for sub in cond.all_:
+            out &= condition(sub, cell, n)
+        return out
+    if cond.any_ is not None:
+        out = np.zeros(n, dtype=bool)
+        for sub in cond.any_:
+            out |= condition(sub, cell, n)
+        return out
+    if cond.not_ is not None:
+        return ~condition(cond.not_, cell, n)
+    assert cond.column is not None
+    found = cell(cond.column)
+    arr = found if found is not None else pa.array([""] * n, pa.string())
+    if cond.ignore_case:
+        arr = lower(arr)
+
+    def fold(values: list[str]) -> pa.Array:
+        return pa.array([v.lower() if cond.ignore_case else v for v in values], pa.string())
+
+    if cond.equals is not None:
+        return bools(pc.is_in(arr, value_set=fold([cond.equals])))
+    if cond.in_ is not None:
+        return bools(pc.is_in(arr, value_set=fold(cond.in_)))
+    if cond.not_in is not None:
+        return ~bools(pc.is_in(arr, value_set=fold(cond.not_in)))
+    if cond.empty is not None:
+        return empty(arr) if cond.empty else ~empty(arr)
+    if cond.regex is not None:
+        return bools(pc.match_substring_regex(arr, cond.regex))
+    assert cond.nonzero is not None
+    nonzero = ~empty(arr) & ~zero_amount(arr, AmountFormat())
+    return nonzero if cond.nonzero else ~nonzero
+
+
+def decimal_minor(value: Decimal, exp: int) -> int:
+    """A profile's range bound (major units) in minor units."""
+    return int(value.scaleb(exp).to_integral_value())
