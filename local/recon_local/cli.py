@@ -2,7 +2,7 @@
 
 recon demo [--out DIR] [--date YYYY-MM-DD] [--seed N]
 recon run --project FILE --date YYYY-MM-DD --input DIR --out DIR
-recon parse FILE... [--out DIR]
+recon parse FILE... [--profile P|PATH.yaml] [--out DIR] [--json]
 recon schema [--out FILE]
 recon accuracy [--seed S] [--days N] [--orders M] [--start YYYY-MM-DD] [--profile P] [--out DIR]
 """
@@ -110,57 +110,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from recon.domain import Source
-    from recon.parsing import StatementParseError, detect_format, parse_statement
-    from recon.tables import to_table
+    from .parse_command import parse_files
 
-    status = 0
-    out = Path(args.out) if args.out else None
-    for name in args.files:
-        path = Path(name)
-        data = path.read_bytes()
-        fmt, confidence = detect_format(data, path.name)
-        source = {"wechat": Source.WECHAT, "alipay": Source.ALIPAY, "erp": Source.ERP}.get(
-            fmt.split(".", 1)[0], Source.BANK
-        )
-        try:
-            parsed = parse_statement(
-                data,
-                filename=path.name,
-                raw_key=str(path),
-                statement_id=path.stem,
-                source=source,
-                account_id=path.stem.lower()[:40] or "file",
-            )
-        except StatementParseError as exc:
-            status = 1
-            print(f"{path}: {fmt or 'unknown format'} ({confidence:.2f}): REJECTED: {exc}")
-            for err in exc.errors[:20]:
-                print(f"  {err}")
-            continue
-        totals = "; ".join(
-            f"{t.name} {'ok' if t.ok else 'MISMATCH'} ({t.stated})" for t in parsed.control_totals
-        )
-        net = sum(t.amount_minor for t in parsed.transactions)
-        currency = parsed.transactions[0].currency if parsed.transactions else "CNY"
-        print(
-            f"{path}: {parsed.format} ({confidence:.2f}), {parsed.encoding}; rows read {parsed.rows_read}, "
-            f"parsed {len(parsed.transactions)}, skipped {parsed.rows_skipped}, rejected {len(parsed.errors)}; "
-            f"Σ {format_amount(net, currency)} {currency}; control totals: {totals or 'none stated'}"
-        )
-        for err in parsed.errors[:20]:
-            print(f"  {err}")
-        if parsed.errors:
-            status = 1
-        if out:
-            import pyarrow.csv as pacsv
-            import pyarrow.parquet as pq
-
-            out.mkdir(parents=True, exist_ok=True)
-            table = to_table(parsed.transactions)
-            pq.write_table(table, out / f"{path.name}.parquet", compression="zstd")
-            pacsv.write_csv(table, out / f"{path.name}.csv")
-    return status
+    return parse_files(
+        [Path(f) for f in args.files],
+        profile=args.profile,
+        out=Path(args.out) if args.out else None,
+        as_json=args.json,
+        currency=args.currency,
+        timezone=args.timezone,
+    )
 
 
 def _accuracy(args: argparse.Namespace) -> int:
@@ -208,9 +167,22 @@ def main(argv: list[str] | None = None) -> int:
         "--out", required=True, help="folder for report.html, matches.csv, cases.csv, summary.json"
     )
     run.set_defaults(func=_run)
-    parse = sub.add_parser("parse", help="detect and parse statement files; print counts and control totals")
+    parse = sub.add_parser(
+        "parse",
+        help="detect and parse statement files; print format, profile, rows, control totals and errors",
+    )
     parse.add_argument("files", nargs="+")
-    parse.add_argument("--out", help="write normalized rows as CSV and Parquet here")
+    parse.add_argument(
+        "--profile",
+        help="parse with this profile instead of detecting the format: a YAML/JSON file of yours, or a "
+        "built-in profile as name or name@version",
+    )
+    parse.add_argument(
+        "--out", help="write each file's normalized rows here as <stem>.csv and <stem>.parquet"
+    )
+    parse.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parse.add_argument("--currency", default="CNY", help="currency of files that do not state one")
+    parse.add_argument("--timezone", default="Asia/Shanghai", help="time zone of times without an offset")
     parse.set_defaults(func=_parse)
     schema = sub.add_parser("schema", help="print the JSON schema of project files")
     schema.add_argument("--out")

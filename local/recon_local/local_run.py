@@ -8,14 +8,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from recon.domain import Case, MatchGroup, Project, Run, Source
-from recon.keys import project_config_key, raw_key, report_prefix
+from recon.domain import Case, MatchGroup, OpenItem, Project, Run, Source
+from recon.keys import project_config_key, raw_key, report_prefix, result_key
 from recon.parsing import detect_format
 from recon.pipeline.projects import run_id_for, statement_date_for
 
 from .runtime import LocalCloud
 
-OUTPUT_FILES = ("report.html", "matches.csv", "cases.csv", "summary.json")
+OUTPUT_FILES = (
+    "report.html",
+    "matches.csv",
+    "cases.csv",
+    "filtered.csv",
+    "open_items.csv",
+    "summary.json",
+)
 
 
 class InputError(ValueError):
@@ -34,6 +41,7 @@ class LocalRunResult:
     emails: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     history_states: list[str] = field(default_factory=list)
+    open_items: list[OpenItem] = field(default_factory=list)
 
 
 _FORMAT_SOURCE = {"wechat": Source.WECHAT, "alipay": Source.ALIPAY, "erp": Source.ERP}
@@ -104,10 +112,12 @@ def run_local(
                 target = out_dir / name
                 target.write_bytes(store.get(cloud.data_bucket, prefix + name))
                 outputs[name] = target
+        groups, items = _results(store, cloud.data_bucket, project.project_id, business_date, run_id)
         return LocalRunResult(
             project=project,
             run=run,
-            groups=repo.list_match_groups(run_id),
+            groups=groups,
+            open_items=items,
             cases=repo.list_cases(run_id),
             execution_status=execution.status,
             execution_error=f"{execution.error}: {execution.cause}" if execution.error else None,
@@ -116,6 +126,26 @@ def run_local(
             alerts=cloud.published_alerts(),
             history_states=_entered_states(execution.history),
         )
+
+
+def _results(
+    store: Any, bucket: str, project_id: str, business_date: date, run_id: str
+) -> tuple[list[MatchGroup], list[OpenItem]]:
+    """Every match group (the repository keeps only the suggested ones) and the open items."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from recon.resolving import groups_from_tables, open_items
+
+    def table(name: str) -> Any:
+        key = result_key(project_id, business_date, run_id, name)
+        return pq.read_table(io.BytesIO(store.get(bucket, key))) if cloud_has(store, bucket, key) else None
+
+    placements, groups = table("placements.parquet"), table("groups.parquet")
+    if placements is None or groups is None:
+        return [], []
+    return groups_from_tables(run_id, groups, placements), open_items(placements, business_date)
 
 
 def _mail(message: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from recon.domain import Project
-from recon_local.accuracy import evaluate, run_dates, run_labelled_set
+from recon.pipeline.projects import business_dates_needing
+from recon_local.accuracy import evaluate, run_dates, run_labelled_set, tail_dates
 from recon_local.labelled import generate_labelled_days
 
 SEED = 4242
@@ -31,16 +32,22 @@ def test_a_small_labelled_set_meets_the_issue_targets(tmp_path: Path) -> None:
 
 
 def test_runs_cover_every_file_and_give_identical_outputs_twice(tmp_path: Path) -> None:
-    """Every file is read by some run, items may age out after the last day, and the same inputs give
-    byte-identical results (matches, cases, filtered rows and open items) on a second pass."""
+    """Every file is read by some run, runs go on while items are open (up to carry_over_days + 1 days),
+    and the same inputs give byte-identical results (matches, cases, filtered rows, open items) twice."""
     labelled = generate_labelled_days(SEED + 100, START, 2, 20)
     project = Project.from_yaml(labelled.project_text)
     dates = run_dates(project, labelled)
     assert set(labelled.business_dates) <= set(dates)
-    assert max(dates) == max(labelled.business_dates) + timedelta(days=project.carry_over_days + 1)
+    for f in labelled.files:  # every file is read by a run
+        assert set(business_dates_needing(project, project.account(f.account_id), f.statement_date)) <= set(
+            dates
+        )
+    tail = tail_dates(project, labelled)
+    assert tail == [max(dates) + timedelta(days=n) for n in range(1, project.carry_over_days + 2)]
     first = run_labelled_set(labelled, tmp_path / "first")
     second = run_labelled_set(labelled, tmp_path / "second")
-    assert [r.business_date for r in first.runs] == dates
+    ran = [r.business_date for r in first.runs]
+    assert ran[: len(dates)] == dates and set(ran[len(dates) :]) <= set(tail)
     assert not first.failed, [(r.business_date, r.error) for r in first.failed]
     for a, b in zip(first.runs, second.runs, strict=True):
         assert (a.out_dir / "matches.csv").exists() and (a.out_dir / "cases.csv").exists()

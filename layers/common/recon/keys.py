@@ -6,7 +6,8 @@ data bucket:
     config/projects/<project>.yaml
     config/profiles/<profile name>/<profile version>.yaml
     normalized/project=<p>/source=<s>/account=<a>/date=<d>/<statement id>[@<profile>@<version>].parquet
-    results/project=<p>/date=<d>/run=<run id>/{matches,residue}.parquet
+    results/project=<p>/date=<d>/run=<run id>/{placements,groups,cases}.parquet, report.json
+    open-items/project=<p>/date=<d>/open_items.parquet   (rows still in flight after that day's run)
     reports/<project>/<date>/<run id>/{report.html,matches.csv,cases.csv,summary.json}
     quarantine/<project>/<account>/<date>/<file name>(.error.json)
 """
@@ -90,6 +91,36 @@ def normalized_key(
 
 def results_prefix(project_id: str, business_date: date, run_id: str) -> str:
     return f"results/project={project_id}/date={business_date.isoformat()}/run={run_id}/"
+
+
+# The match stage's results (Parquet, zstd) and the small JSON the report stage reads.
+RESULT_FILES = ("placements.parquet", "groups.parquet", "cases.parquet")
+REPORT_DATA_FILE = "report.json"
+
+
+def result_key(project_id: str, business_date: date, run_id: str, name: str) -> str:
+    """One of RESULT_FILES / REPORT_DATA_FILE of a run."""
+    return results_prefix(project_id, business_date, run_id) + name
+
+
+def open_items_prefix(project_id: str) -> str:
+    """Rows still in flight (carry-over), one snapshot per business date that left them open."""
+    return f"open-items/project={project_id}/"
+
+
+def open_items_key(project_id: str, business_date: date) -> str:
+    return f"{open_items_prefix(project_id)}date={business_date.isoformat()}/open_items.parquet"
+
+
+def parse_open_items_key(key: str) -> date | None:
+    """Business date of an open-items snapshot key; None if it is not one."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "open-items" or not parts[2].startswith("date=") or parts[3] != "open_items.parquet":
+        return None
+    try:
+        return date.fromisoformat(parts[2][len("date=") :])
+    except ValueError:
+        return None
 
 
 def report_prefix(project_id: str, business_date: date, run_id: str) -> str:

@@ -57,6 +57,13 @@ TRANSACTION_SCHEMA = pa.schema(
 )
 _V2_COLUMNS = ("dedupe_key", "in_file_duplicate")
 
+#: Columns the parse stage adds when it stores a statement (recon.pipeline.overlap); a parser never sets them.
+#: ``overlap_of``: id of an earlier statement of the same account that already delivered this row (null: the
+#: row is original); ``overlap_row``: that statement's row number. The match stage files such rows as
+#: filtered by rule ``overlapping-statement``. Stored objects are in ``NORMALIZED_SCHEMA``.
+STAGE_FIELDS = (pa.field("overlap_of", pa.string()), pa.field("overlap_row", pa.int32()))
+NORMALIZED_SCHEMA = pa.schema([*TRANSACTION_SCHEMA, *STAGE_FIELDS], metadata=TRANSACTION_SCHEMA.metadata)
+
 
 def mark_duplicates(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
     """True where a key repeats an earlier one (the first occurrence stays False)."""
@@ -96,9 +103,20 @@ def upgrade(table: pa.Table) -> pa.Table:
     return table.select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
 
 
+def normalized(table: pa.Table) -> pa.Table:
+    """A parser's or a stored table in ``NORMALIZED_SCHEMA`` (stage columns null where it has none)."""
+    out = upgrade(table)
+    for fld in STAGE_FIELDS:
+        present = fld.name in table.column_names
+        values = table.column(fld.name).cast(fld.type) if present else pa.nulls(table.num_rows, fld.type)
+        out = out.append_column(fld, values)
+    return out.cast(NORMALIZED_SCHEMA)
+
+
 def table_to_parquet(table: pa.Table) -> bytes:
+    """The stored form of a statement's rows: ``NORMALIZED_SCHEMA``, zstd."""
     sink = io.BytesIO()
-    pq.write_table(table.cast(TRANSACTION_SCHEMA), sink, compression="zstd")
+    pq.write_table(normalized(table), sink, compression="zstd")
     return sink.getvalue()
 
 
@@ -107,8 +125,8 @@ def to_parquet(transactions: Iterable[Transaction]) -> bytes:
 
 
 def read_parquet(data: bytes) -> pa.Table:
-    """A normalized Parquet object (version 1 or 2) as a version 2 table."""
-    return upgrade(pq.read_table(io.BytesIO(data)))
+    """A normalized Parquet object (version 1 or 2) as a version 2 table with the stage columns."""
+    return normalized(pq.read_table(io.BytesIO(data)))
 
 
 def from_table(table: pa.Table) -> list[Transaction]:

@@ -375,6 +375,12 @@ class Channels:
     def log(self, account_id: str) -> list[Any]:
         return self.svc.repo.list_fetch_log("demo", account_id, self.bill_date)
 
+    def change_fetch(self, account_id: str, **changes: Any) -> None:
+        key = "config/projects/demo.yaml"
+        project = yaml.safe_load(self.svc.store.get(DATA, key))
+        next(a for a in project["accounts"] if a["account_id"] == account_id)["fetch"].update(changes)
+        self.svc.store.put(DATA, key, yaml.safe_dump(project, allow_unicode=True).encode())
+
     def task(self, account_id: str) -> ChannelTask:
         source = Source.ALIPAY if account_id.startswith("alipay") else Source.WECHAT
         return ChannelTask(
@@ -502,5 +508,46 @@ def test_wechat_not_ready(channels: Channels) -> None:
     channels.wechat.not_ready.add(("tradebill.ALL", channels.bill_date.isoformat()))
     with pytest.raises(BillNotReady):
         channels.fetch("wechat-main")
+    assert _raw_versions() == []
+    assert [e.status for e in channels.log("wechat-main")] == ["not_ready"]
+
+
+# --- the Secrets Manager adapter ---------------------------------------------------------------------------
+
+
+def test_secrets_manager_adapter_caches_refreshes_and_never_echoes_values() -> None:
+    with mock_aws():
+        aws.reset()
+        client = boto3.client("secretsmanager")
+        client.create_secret(Name="recon/a", SecretString=json.dumps({"password": "first-value"}))
+        client.create_secret(Name="recon/not-json", SecretString="plain-secret-text")
+        client.create_secret(
+            Name="recon/nested", SecretString=json.dumps({"password": {"v": "nested-value"}})
+        )
+        secrets = SecretsManagerSecrets(max_age=300)
+        assert secrets.get_secret("recon/a") == {"password": "first-value"}
+        client.put_secret_value(SecretId="recon/a", SecretString=json.dumps({"password": "second-value"}))
+        assert secrets.get_secret("recon/a") == {"password": "first-value"}  # cached for max_age
+        assert secrets.get_secret("recon/a", force_fetch=True) == {"password": "second-value"}
+        assert SecretsManagerSecrets(max_age=0).get_secret("recon/a") == {"password": "second-value"}
+        for secret_id, value, reason in (
+            ("recon/not-json", "plain-secret-text", "not JSON"),
+            ("recon/nested", "nested-value", "JSON object of strings"),
+            ("recon/missing", "", "ResourceNotFoundException"),
+        ):
+            with pytest.raises(SecretUnavailable, match=reason) as failed:
+                secrets.get_secret(secret_id)
+            assert secret_id in str(failed.value)
+            assert not value or value not in str(failed.value)
+            assert failed.value.__cause__ is None and failed.value.__suppress_context__
+    aws.reset()
+
+
+def test_wechat_no_statement_exist_is_retried_as_not_ready(channels: Channels) -> None:
+    channels.change_fetch("wechat-main", fundflow_accounts=["OPERATION"])  # an account without flows
+    with pytest.raises(BillNotReady) as raised:
+        channels.fetch("wechat-main")
+    # The state machine retries by the exact error name: WeChat's NoBillForDate goes out as BillNotReady.
+    assert type(raised.value) is BillNotReady and raised.value.code == "NO_STATEMENT_EXIST"
     assert _raw_versions() == []
     assert [e.status for e in channels.log("wechat-main")] == ["not_ready"]

@@ -330,7 +330,9 @@ def test_engines_without_the_appended_columns_and_files_are_scored(tmp_path: Pat
         label("erp", "SO5", Expect.FILTERED, filter_rule="erp-unpaid-orders"),
         label("bank", "B9", Expect.FILTERED, filter_rule="bank-fees-and-interest", amount=-2000),
     ]
-    summary = {"sources": {"erp": {"filtered_by_rule": {"erp-unpaid-orders": 1}}, "bank": {}}}
+    summary: dict[str, object] = {
+        "sources": {"erp": {"filtered_by_rule": {"erp-unpaid-orders": 1}}, "bank": {}}
+    }
     out = write_run(
         tmp_path,
         "d1",

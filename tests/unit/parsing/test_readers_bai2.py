@@ -92,7 +92,7 @@ def test_signs_from_type_codes_references_and_fallback_ids() -> None:
     text = _bai2(
         [
             "16,165,12345,0,BREF1,ORDER-9,ALIPAY SETTLEMENT/",
-            "16,475,250,0,,,CHECK PAID/",
+            "16,475,250,0,,,CHECK PAID",
             "88,SECOND LINE",
             "16,698,100,0,BREF3,,SERVICE CHARGE/",
         ]
@@ -172,7 +172,13 @@ def test_broken_structure_is_refused_naming_the_line() -> None:
     text = _bai2(["16,165,100,0,B1,,/"])
     truncated = "\n".join(text.splitlines()[:4]) + "\n"
     error = refusal(truncated.encode(), "a.bai2")
-    assert "BAI2 structure cannot be read" in error.errors[0].reason
+    assert (error.errors[0].row, error.errors[0].reason) == (
+        4,
+        "BAI2 file does not end with a 99 file trailer (truncated?)",
+    )
+    no_trailers = "\n".join([*text.splitlines()[:4], text.splitlines()[-1]])
+    (problem,) = refusal(no_trailers.encode(), "a.bai2").errors
+    assert problem.row == 5 and "Expected RecordCode.account_trailer" in problem.reason
     unknown = text.replace("16,165,", "16,999,")
     assert "BAI2 structure cannot be read" in refusal(unknown.encode(), "a.bai2").errors[0].reason
 

@@ -31,7 +31,8 @@ def _sample_files() -> list[Path]:
 
 def _expected(path: Path) -> Any:
     with path.with_suffix(".yml").open(encoding="utf-8") as fh:
-        return yaml.load(fh, Loader=yaml.UnsafeLoader)  # noqa: S506 - mt-940's own test fixtures
+        # mt-940's own fixtures pickle its model objects: UnsafeLoader (trusted test data only).
+        return yaml.load(fh, Loader=yaml.UnsafeLoader)
 
 
 @pytest.mark.needs_samples
@@ -197,7 +198,9 @@ def test_customer_reference_is_the_order_ref_unless_a_codeword() -> None:
 
 
 def test_zero_and_three_decimal_currencies_are_exact() -> None:
-    jpy = _message([":61:2405010501C1500,NTRFNONREF//J1"], opening="C240501JPY100,", closing="C240501JPY1600,")
+    jpy = _message(
+        [":61:2405010501C1500,NTRFNONREF//J1"], opening="C240501JPY100,", closing="C240501JPY1600,"
+    )
     p = parse_bank(jpy.encode(), "jpy.sta", currency="JPY")
     assert p.transactions[0].amount_minor == 1500 and p.transactions[0].currency == "JPY"
     kwd = _message(
@@ -215,7 +218,9 @@ def test_too_many_decimals_rejects_the_row_and_names_its_line() -> None:
 
 
 def test_malformed_statement_line_is_a_rejected_row_not_a_crash() -> None:
-    text = _message([":61:NOT A STATEMENT LINE", ":86:details of the bad line", ":61:2405010501C0,00NTRFNONREF//X2"])
+    text = _message(
+        [":61:NOT A STATEMENT LINE", ":86:details of the bad line", ":61:2405010501C0,00NTRFNONREF//X2"]
+    )
     p, _ = parse_bank_or_partial(text.encode(), "a.sta")
     (error,) = p.errors
     assert error.row == 6 and error.column == ":61:" and "cannot be read" in error.reason

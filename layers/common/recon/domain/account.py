@@ -293,7 +293,17 @@ class Account(BaseModel):
     )
     currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
     delivery: Delivery = Delivery.UPLOAD
-    format: str | None = Field(default=None, description="Statement format (parse profile) expected from it")
+    format: str | None = Field(
+        default=None,
+        description="Statement format expected from it (a format id such as 'mt940' or 'camt.053', or a "
+        "prefix of one); a file detected as another format is quarantined",
+    )
+    profile: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        description="Parsing profile that reads its statements: 'name' (latest version) or 'name@version', "
+        "uploaded to config/profiles/<name>/<version>.yaml or built in; without it the format is detected",
+    )
     secret_id: str | None = Field(
         default=None, description="Secrets Manager id of the API/SFTP credentials (never the secret itself)"
     )

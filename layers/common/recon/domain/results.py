@@ -118,6 +118,23 @@ class Case(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
 
 
+class ResultsDigest(BaseModel):
+    """The small part of a run's results the report stage and the review API read (JSON; the full results
+    are Parquet beside it): counts, the suggested groups and a sample of the others, the open items."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    groups_by_rule: dict[str, int] = Field(default_factory=dict)
+    groups_by_pass: dict[str, int] = Field(default_factory=dict)
+    suggested_groups: int = 0
+    sample_groups: list[MatchGroup] = Field(
+        default_factory=list, description="Suggested groups first, then others, by id (at most 200)"
+    )
+    open_items: list[OpenItem] = Field(default_factory=list, description="At most 1,000, oldest first")
+    open_items_total: int = 0
+
+
 class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"

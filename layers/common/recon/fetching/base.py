@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 _M = TypeVar("_M", bound=BaseModel)
 
 # A file name we store under raw/<project>/<account>/<date>/: one path segment, no control characters.
-_SAFE_FILENAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+_SAFE_FILENAME = re.compile(r"[^/\\\x00-\x1f]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class FetchedBill:
     details: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _SAFE_FILENAME.match(self.filename) or self.filename in (".", ".."):
+        if not _SAFE_FILENAME.fullmatch(self.filename) or self.filename in (".", ".."):
             raise ValueError(f"unsafe statement file name {self.filename!r}")
 
     @property

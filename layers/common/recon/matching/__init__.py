@@ -1,6 +1,19 @@
-"""Matching: project rules -> match groups, filtered rows and findings (what could not be matched, and why)."""
+"""Matching: a project's rules over a day's rows (Arrow) -> placements, match groups and cases."""
 
-from .engine import match_transactions
-from .model import Finding, FindingKind, MatchOutcome, aggregate_ref, member_ref
+from .engine import MatchResult, match_table, plan
+from .ledger import CASE_SCHEMA, GROUP_SCHEMA, PLACEMENT_SCHEMA
+from .partition import Share, match_partition, match_residual, merge_results, partition_inputs
 
-__all__ = ["Finding", "FindingKind", "MatchOutcome", "aggregate_ref", "match_transactions", "member_ref"]
+__all__ = [
+    "CASE_SCHEMA",
+    "GROUP_SCHEMA",
+    "PLACEMENT_SCHEMA",
+    "MatchResult",
+    "Share",
+    "match_partition",
+    "match_residual",
+    "match_table",
+    "merge_results",
+    "partition_inputs",
+    "plan",
+]

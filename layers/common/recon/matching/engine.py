@@ -49,7 +49,6 @@ from .subset import subset_sum
 from .window import window_match
 
 PREFILTER: Final = "_prefilter"  # working-table column: the filter rule that took the row, or DUPLICATE_MARK
-DUPLICATE_OF: Final = "_duplicate_of"  # working-table column: _pos of the first occurrence
 ORDER_KNOWN: Final = "_order_known"
 DUPLICATE_MARK: Final = "\x00duplicate"
 
@@ -104,8 +103,9 @@ class MatchResult:
     open_rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def counts(self) -> dict[str, int]:
-        disposition = self.placements["disposition"]
-        return {str(k): int(v) for k, v in pc.value_counts(disposition).to_pylist() for k, v in [(k["values"], k["counts"])]}
+        """Rows per disposition (matched, case, filtered, open)."""
+        counted = pc.value_counts(self.placements["disposition"].cast(pa.string()))
+        return {str(c["values"]): int(c["counts"]) for c in counted.to_pylist()}
 
 
 # --- phases ------------------------------------------------------------------------------------------

@@ -58,12 +58,20 @@ class KeyGroups:
     gap_us: I64
     left_bad: BOOL
     right_bad: BOOL
-    left_status: pa.Array
-    right_status: pa.Array
     currency: I64
     currency_ok: BOOL
-    left_label: pa.Array
-    right_label: pa.Array
+    left_first: I64  # one member row per side, for words (labels, statuses) built only for cases
+    right_first: I64
+    texts: dict[str, pa.Array] | None = None  # precomputed labels/statuses (keys with several rows)
+
+    def text(self, frame: Frame, name: str, chosen: I64) -> pa.Array:
+        """left_label, right_label, left_status or right_status of the chosen keys."""
+        if self.texts is not None:
+            return self.texts[name].take(pa.array(chosen))
+        rows = (self.left_first if name.startswith("left") else self.right_first)[chosen]
+        if name.endswith("label"):
+            return _label(frame, rows)
+        return labels(frame.status[rows], STATUSES)
 
 
 def _runs(sorted_hashes: U64) -> tuple[I64, I64]:
@@ -154,12 +162,10 @@ def _pairs(frame: Frame, rule: KeyMatchRule, left: I64, right: I64, key_hash: U6
         gap_us=np.abs(frame.booked[right] - frame.booked[left]),
         left_bad=l_status != SUCCESS,
         right_bad=r_status != SUCCESS,
-        left_status=labels(l_status, STATUSES),
-        right_status=labels(r_status, STATUSES),
         currency=frame.currency[left].astype(np.int64),
         currency_ok=frame.currency[left] == frame.currency[right],
-        left_label=_label(frame, left),
-        right_label=_label(frame, right),
+        left_first=left,
+        right_first=right,
     )
 
 
@@ -238,12 +244,16 @@ def _multi(
         gap_us=np.array(agg["gap"], np.int64),
         left_bad=np.array(agg["lb"], bool),
         right_bad=np.array(agg["rb"], bool),
-        left_status=pa.array(l_status, pa.string()),
-        right_status=pa.array(r_status, pa.string()),
         currency=np.array(agg["cur"], np.int64),
         currency_ok=np.array(agg["cok"], bool),
-        left_label=pa.array(l_label, pa.string()),
-        right_label=pa.array(r_label, pa.string()),
+        left_first=first_left,
+        right_first=first_left,
+        texts={
+            "left_status": pa.array(l_status, pa.string()),
+            "right_status": pa.array(r_status, pa.string()),
+            "left_label": pa.array(l_label, pa.string()),
+            "right_label": pa.array(r_label, pa.string()),
+        },
     )
 
 
@@ -333,7 +343,7 @@ def _groups(
             "fee_delta_minor": fee_delta[chosen] if rule.fee_rate_percent is not None else None,
             "explanation": explanation,
         },
-        content_hash(g.key_hash[chosen], rule.name),
+        g.key_hash[chosen],
         rows,
         owner,
     )
@@ -357,8 +367,8 @@ def _cases(
     cur = g.currency[chosen]
     take = pa.array(chosen)
     la, ra = g.left_amount[chosen], g.right_amount[chosen]
-    ll, rl = g.left_label.take(take), g.right_label.take(take)
-    ls, rs = g.left_status.take(take), g.right_status.take(take)
+    ll, rl = g.text(frame, "left_label", chosen), g.text(frame, "right_label", chosen)
+    ls, rs = g.text(frame, "left_status", chosen), g.text(frame, "right_status", chosen)
     fd = fee_delta[chosen]
     # Amount at stake: the difference for amount and fee cases, else the channel side's amount.
     stake = np.where(k == AMOUNT_MISMATCH, d, np.where(k == FEE_MISMATCH, fd, ra))

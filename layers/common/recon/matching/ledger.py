@@ -128,6 +128,13 @@ class Ledger:
             self.rules.append(name)
         return self.rules.index(name)
 
+    def _rule_codes(self, value: Any, n: int) -> npt.NDArray[np.int32]:
+        if isinstance(value, str):
+            return np.full(n, self.rule_code(value), dtype=np.int32)
+        names = _as_list(value, n)
+        lookup = {name: self.rule_code(name) for name in sorted(set(names))}
+        return np.array([lookup[name] for name in names], dtype=np.int32)
+
     def _place(self, rows: I64, disposition: int, ref: I64 | int, rule: npt.NDArray[np.int32] | int) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
@@ -150,8 +157,7 @@ class Ledger:
         n = len(hashes)
         if n == 0:
             return
-        codes = np.array([self.rule_code(r) for r in _as_list(columns["rule"], n)], dtype=np.int32)
-        self._place(rows, MATCHED, self._n_groups + owner, codes[owner])
+        self._place(rows, MATCHED, self._n_groups + owner, self._rule_codes(columns["rule"], n)[owner])
         self._groups.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
         self._n_groups += n
 
@@ -159,8 +165,7 @@ class Ledger:
         n = len(hashes)
         if n == 0:
             return
-        codes = np.array([self.rule_code(r) for r in _as_list(columns["rule"], n)], dtype=np.int32)
-        self._place(rows, CASE, self._n_cases + owner, codes[owner])
+        self._place(rows, CASE, self._n_cases + owner, self._rule_codes(columns["rule"], n)[owner])
         self._cases.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
         self._n_cases += n
 

@@ -49,14 +49,6 @@ from .hashing import hash_words
 from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries
 from .settlement import Batch, batch_totals
 
-BATCH_SCHEMA = pa.schema(
-    [
-        pa.field("rule", pa.string()),
-        pa.field("batch", pa.string(), nullable=False),
-    ]
-)
-
-
 @dataclass
 class Share:
     """One task's part of the result."""

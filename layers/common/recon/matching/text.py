@@ -15,19 +15,26 @@ from .frame import I64, Frame
 def money(amounts: I64, currency_codes: np.ndarray, currencies: list[str]) -> pa.Array:
     """Exact decimal text of minor units (``-10.00``), per row in its currency's minor unit."""
     amounts = np.asarray(amounts, dtype=np.int64)
-    if len(amounts) == 0:
+    n = len(amounts)
+    if n == 0:
         return pa.array([], pa.string())
     exps = np.array([exponent(c) for c in currencies] or [2], dtype=np.int64)[np.asarray(currency_codes, np.intp)]
-    scale = 10**exps
     magnitude = np.abs(amounts)
-    whole = pa.array(magnitude // scale).cast(pa.string())
-    frac = pc.utf8_lpad(pa.array(magnitude % scale).cast(pa.string()), width=int(exps.max()), padding="0")
-    if (exps != exps.max()).any():  # mixed exponents: trim to each row's width
-        frac = pc.utf8_slice_codeunits(frac, start=0, stop=int(exps.max()))
-        frac = pa.array([f[-e:] if e else "" for f, e in zip(frac.to_pylist(), exps.tolist(), strict=True)])
+    parts: list[pa.Array] = []
+    index: list[np.ndarray] = []
+    for e in np.unique(exps).tolist():
+        sel = np.flatnonzero(exps == e)
+        whole = pa.array(magnitude[sel] // 10**e).cast(pa.string())
+        if e:
+            frac = pc.utf8_lpad(pa.array(magnitude[sel] % 10**e).cast(pa.string()), width=e, padding="0")
+            whole = pc.binary_join_element_wise(whole, frac, ".")
+        parts.append(whole)
+        index.append(sel)
+    body = pa.concat_arrays(parts)
+    order = np.empty(n, dtype=np.int64)
+    order[np.concatenate(index)] = np.arange(n)
     sign = pa.array(np.where(amounts < 0, "-", ""))
-    body = pc.if_else(pa.array(exps > 0), pc.binary_join_element_wise(whole, frac, "."), whole)
-    return pc.binary_join_element_wise(sign, body, "")
+    return pc.binary_join_element_wise(sign, body.take(pa.array(order)), "")
 
 
 def one_money(amount: int, currency: str) -> str:

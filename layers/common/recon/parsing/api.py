@@ -1,107 +1,267 @@
-"""Format detection (from content) and the ``parse_statement`` entry point."""
+"""Format detection (from content) and the ``parse_statement`` entry point.
+
+Detection scores every profile's ``match`` section (first-line markers, header names) on the decoded head
+of each file, plus the code readers of ``registry.py`` and camt.053; the highest confidence wins (ties: the
+more specific profile, then the name). gzip and zip containers are opened; an .xlsx workbook is one file.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
 from recon.domain.common import Source
 
-from . import alipay, camt, erp, readers, wechat
+from . import camt, readers, sheets
 from ._common import (
     Builder,
     Context,
     Member,
     RowFail,
     check_currency,
+    clean,
     decode,
     fatal,
     is_gzip,
     is_zip,
-    records,
+    norm_header,
     unpack,
     zone,
 )
-from .layouts import ERP_HEADER, ERP_LAYOUT
+from .engine import _sample, decode_text, first_line, run_profile, sniff_delimiter
+from .lines import split_cells
 from .model import UNKNOWN_FORMAT, ParsedStatement, StatementParseError
+from .profiles import Profile, builtin_profiles
 from .registry import best_reader, reader_for
 
 assert readers  # imported for its side effect: every reader module registers itself
 
 _XML_START = (b"<", b"\xef\xbb\xbf<")
+ARCHIVE_INNER_FACTOR = 0.95  # a format zipped alone is recognised a little less surely
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a file is: the format (profile name or reader format id) and how sure we are."""
+
+    format: str
+    confidence: float
+    profile: Profile | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    header_line: int | None = None  # 1-based line of the column header
+
+
+UNKNOWN = Detection(UNKNOWN_FORMAT, 0.0)
 
 
 def _looks_xml(data: bytes) -> bool:
     return data.lstrip().startswith(_XML_START) or data.lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"<")
 
 
-def _detect_text(data: bytes, filename: str) -> tuple[str, float]:
+@dataclass
+class _View:
+    """One unpacked file as detection sees it: its decoded head, or its spreadsheet / JSON rows."""
+
+    data: bytes
+    file: str
+    _text: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, str] | None] = field(default_factory=dict)
+    _rows: dict[str, list[list[str]] | None] = field(default_factory=dict)
+
+    def text(self, encodings: Sequence[str], markers: Sequence[str]) -> tuple[str, str] | None:
+        key = (tuple(encodings), tuple(markers))
+        if key not in self._text:
+            try:
+                decoded = decode_text(_sample(self.data)[: 1 << 18], self.file, encodings, markers)
+                self._text[key] = (decoded.buf.decode("utf-8", "replace"), decoded.encoding)
+            except StatementParseError:
+                self._text[key] = None
+        return self._text[key]
+
+    def sheet(self, container: str) -> list[list[str]] | None:
+        if container not in self._rows:
+            rows: list[list[str]] | None = None
+            try:
+                if container == "xls" and sheets.is_xls(self.data):
+                    rows = sheets.xls_rows(self.data, self.file)
+                elif container == "xlsx" and sheets.is_xlsx(self.data):
+                    rows = sheets.xlsx_rows(self.data, self.file)
+                elif container == "pdf" and sheets.is_pdf(self.data):
+                    rows = sheets.pdf_rows(self.data, self.file)
+            except StatementParseError:
+                rows = None
+            self._rows[container] = rows
+        return self._rows[container]
+
+
+def _binary(data: bytes) -> bool:
+    return sheets.is_xls(data) or sheets.is_xlsx(data) or sheets.is_pdf(data)
+
+
+def _header_hit(profile: Profile, rows: Iterable[list[str]]) -> int | None:
+    """0-based index of the first row holding every header name (and none of the absent ones)."""
+    names = {norm_header(h) for h in profile.header_names()}
+    absent = {norm_header(h) for h in profile.match.header_absent}
+    for i, row in enumerate(rows):
+        if i >= profile.header_scan:
+            break
+        cells = {norm_header(clean(c)) for c in row}
+        if names <= cells and not (absent & cells):
+            return i
+    return None
+
+
+def score(profile: Profile, view: _View) -> Detection | None:
+    """The profile's confidence when its ``match`` holds on ``view``, else None."""
+    m = profile.match
+    if not m.first_line and not profile.header_names():
+        return None  # a profile that says nothing about how to recognise it is only used explicitly
+    container = profile.container
+    encoding: str | None = None
+    delimiter: str | None = None
+    if container in ("xls", "xlsx", "pdf"):
+        rows = view.sheet(container)
+        if rows is None:
+            return None
+        head = next((",".join(r).strip(",") for r in rows if any(c.strip() for c in r)), "")
+    else:
+        if _binary(view.data):
+            return None
+        found = view.text(profile.encodings, m.first_line)
+        if found is None:
+            return None
+        text, encoding = found
+        head = first_line(text)
+        if container == "json":
+            if not head.startswith(("[", "{")):
+                return None
+            try:
+                header, _, _ = sheets.json_rows(view.data.decode("utf-8-sig", "replace"), view.file, profile.json_records)
+            except StatementParseError:
+                return None
+            rows = [header]
+        else:
+            lines = text.splitlines()[: profile.header_scan]
+            delimiter = profile.delimiter
+            if delimiter == "auto":
+                delimiter = sniff_delimiter(lines, profile.header_names())
+            rows = [split_cells(line, delimiter, profile.quote) for line in lines]
+    if m.first_line and not head.lstrip("\ufeff").startswith(tuple(m.first_line)):
+        return None
+    line: int | None = None
+    if profile.header_names() or m.header_absent:
+        hit = _header_hit(profile, rows)
+        if hit is None:
+            return None
+        line = hit + 1
+    return Detection(profile.name, m.confidence, profile, encoding, delimiter, line)
+
+
+def _specificity(d: Detection) -> tuple[float, int, str]:
+    p = d.profile
+    spec = 0 if p is None else len(p.match.header) + len(p.match.first_line) + len(p.match.header_absent)
+    return (d.confidence, spec, "" if p is None else p.name)
+
+
+def _best(found: Iterable[Detection]) -> Detection:
+    ranked = sorted(found, key=lambda d: (-d.confidence, -_specificity(d)[1], _specificity(d)[2]))
+    return ranked[0] if ranked else UNKNOWN
+
+
+def _detect_file(data: bytes, file: str, profiles: Sequence[Profile]) -> Detection:
     """Format of one (unpacked) file from its content."""
-    builtin = _detect_builtin(data, filename)
-    found = best_reader(data, filename)
-    if found is not None and found[2] > builtin[1]:
-        return found[1], found[2]
-    return builtin
-
-
-def _detect_builtin(data: bytes, filename: str) -> tuple[str, float]:
+    found: list[Detection] = []
     if _looks_xml(data):
         try:
-            root, _ = camt.load(data, filename)
+            root, _ = camt.load(data, file)
         except StatementParseError:
-            return UNKNOWN_FORMAT, 0.0
-        return (camt.version_of(root), 0.99) if camt.is_camt053(root) else (UNKNOWN_FORMAT, 0.0)
-    try:
-        text, _ = decode(data, filename)
-    except StatementParseError:
-        return UNKNOWN_FORMAT, 0.0
-    head = alipay.first_line(text)
-    if head.startswith(alipay.TRADE_DETAIL):
-        return "alipay.trade.csv", 0.95
-    if head.startswith(alipay.ACCOUNT_DETAIL):
-        return "alipay.signcustomer.csv", 0.95
-    for rec in records(text):
-        if rec.fields is None:
+            root = None
+        if root is not None and camt.is_camt053(root):
+            found.append(Detection(camt.version_of(root), 0.99))
+    reader = best_reader(data, file)
+    if reader is not None:
+        found.append(Detection(reader[1], reader[2]))
+    view = _View(data, file)
+    for profile in profiles:
+        if profile.archive is not None:
             continue
-        header = [h.strip().lstrip("\ufeff") for h in rec.fields]
-        found = wechat.identify(header)
-        if found is not None:
-            return found[1].format, 0.95
-        if tuple(header[: len(ERP_HEADER)]) == ERP_HEADER:
-            return ERP_LAYOUT.format, 0.99
-        if ERP_LAYOUT.matches(header):
-            return ERP_LAYOUT.format, 0.9
-        break
-    return UNKNOWN_FORMAT, 0.0
-
-
-def _detect_members(members: list[Member], filename: str) -> tuple[str, float]:
-    if len(members) == 1 and members[0].name is None:
-        return _detect_text(members[0].data, filename)
-    kinds = []
-    for m in members:
         try:
-            text, _ = decode(m.data, f"{filename}!{m.name}", prefer_gbk=True)
-        except StatementParseError:
+            hit = score(profile, view)
+        except (ValueError, UnicodeError, json.JSONDecodeError):
+            hit = None
+        if hit is not None:
+            found.append(hit)
+    return _best(found)
+
+
+def _member_head(member: Member, encodings: Sequence[str]) -> str:
+    try:
+        decoded = decode_text(_sample(member.data)[: 1 << 16], member.name or "", encodings, ())
+    except StatementParseError:
+        return ""
+    return first_line(decoded.buf.decode("utf-8", "replace"))
+
+
+def _detect_members(members: list[Member], filename: str, profiles: Sequence[Profile]) -> Detection:
+    if len(members) == 1 and members[0].name is None:
+        return _detect_file(members[0].data, filename, profiles)
+    found: list[Detection] = []
+    for profile in profiles:
+        if profile.archive is None:
             continue
-        kinds.append(alipay.member_kind(m.name, text))
-    if alipay.TRADE_DETAIL in kinds:
-        return "alipay.trade.zip", 0.99
-    if alipay.ACCOUNT_DETAIL in kinds:
-        return "alipay.signcustomer.zip", 0.95
+        data_spec = next(m for m in profile.archive.members if m.role == "data")
+        marks = tuple(data_spec.first_line or profile.match.first_line)
+        for member in members:
+            head = _member_head(member, profile.encodings)
+            by_name = bool(member.name and data_spec.name_suffix and member.name.endswith(tuple(data_spec.name_suffix)))
+            if (marks and head.startswith(marks)) or by_name:
+                found.append(Detection(profile.name, profile.match.confidence, profile))
+                break
+    if found:
+        return _best(found)
     if len(members) == 1:  # any other format, zipped alone
-        fmt, confidence = _detect_text(members[0].data, filename)
-        return fmt, confidence * 0.95
-    return UNKNOWN_FORMAT, 0.0
+        inner = _detect_file(members[0].data, f"{filename}!{members[0].name}", profiles)
+        if inner.format != UNKNOWN_FORMAT:
+            return Detection(
+                inner.format,
+                inner.confidence * ARCHIVE_INNER_FACTOR,
+                inner.profile,
+                inner.encoding,
+                inner.delimiter,
+                inner.header_line,
+            )
+    return UNKNOWN
 
 
-def detect_format(data: bytes, filename: str) -> tuple[str, float]:
-    """(format, confidence) from the content (gzip and zip containers are opened); never raises.
+def _candidates(profiles: Iterable[Profile] | None) -> list[Profile]:
+    builtin = builtin_profiles().latest()
+    if profiles is None:
+        return builtin
+    extra = list(profiles)
+    names = {p.name for p in extra}
+    return [*extra, *(p for p in builtin if p.name not in names)]
 
-    ``filename`` is only used in messages: a misnamed file is detected by what it holds.
+
+def detect(data: bytes, filename: str, *, profiles: Iterable[Profile] | None = None) -> Detection:
+    """What ``data`` is, from its content (never from ``filename``, which only names it in messages).
+
+    ``profiles``: user profiles considered besides the built-in ones (a user profile with a built-in's name
+    replaces it). Never raises.
     """
     try:
         members = unpack(data, filename)
     except StatementParseError:
-        return UNKNOWN_FORMAT, 0.0
-    return _detect_members(members, filename)
+        return UNKNOWN
+    return _detect_members(members, filename, _candidates(profiles))
+
+
+def detect_format(
+    data: bytes, filename: str, *, profiles: Iterable[Profile] | None = None
+) -> tuple[str, float]:
+    """(format, confidence) from the content (gzip and zip containers are opened); never raises."""
+    found = detect(data, filename, profiles=profiles)
+    return found.format, found.confidence
 
 
 def parse_statement(
@@ -114,8 +274,14 @@ def parse_statement(
     account_id: str,
     currency: str = "CNY",
     timezone: str = "Asia/Shanghai",
+    profile: Profile | None = None,
+    profiles: Iterable[Profile] | None = None,
 ) -> ParsedStatement:
-    """Parse one raw statement file into normalized transactions with full row accounting.
+    """Parse one raw statement file into normalized rows with full row accounting.
+
+    ``profile`` (e.g. a user's uploaded profile, or an earlier version of a built-in one) is used as given,
+    without detection. Otherwise the format is detected among the built-in profiles, ``profiles`` and the
+    code readers.
 
     Raises ``StatementParseError`` (with file/row/column errors) for an unknown format, a corrupt
     container, undecodable text or a control total that disagrees; rows failing validation are returned
@@ -127,27 +293,6 @@ def parse_statement(
     except RowFail as exc:
         raise fatal(filename, exc.reason) from exc
     members = unpack(data, filename)
-    fmt, _confidence = _detect_members(members, filename)
-    if fmt == UNKNOWN_FORMAT:
-        if len(members) == 1:  # name the precise problem: malformed XML, a bad byte, a foreign XML root
-            only = members[0]
-            file = filename if only.name is None else f"{filename}!{only.name}"
-            if _looks_xml(only.data):
-                root, _ = camt.load(only.data, file)
-                child = next(iter(root), None)
-                raise fatal(
-                    file,
-                    f"unknown statement format: XML <{camt.local(root.tag)}>"
-                    f"{f'/<{camt.local(child.tag)}>' if child is not None else ''} is not a camt.053 "
-                    "statement (Document/BkToCstmrStmt)",
-                )
-            decode(only.data, file)
-        container = "gzip " if is_gzip(data) else "zip " if is_zip(data) else ""
-        raise fatal(
-            filename,
-            f"unknown statement format: the {container}content is not a WeChat Pay bill, an Alipay bill, "
-            "a camt.053 statement or an ERP order export",
-        )
     ctx = Context(
         filename=filename,
         raw_key=raw_key,
@@ -157,27 +302,47 @@ def parse_statement(
         currency=currency,
         tz=tz,
     )
-    b = Builder(ctx, profile=fmt)
-    if fmt.startswith("alipay."):
-        zipped = fmt.endswith(".zip")
-        fmt, encoding, statement_date = alipay.parse(
-            members, b, filename=filename, raw_key=raw_key, zipped=zipped
-        )
-        return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
+    if profile is not None:
+        return run_profile(profile, members, ctx)
+    found = _detect_members(members, filename, _candidates(profiles))
+    if found.format == UNKNOWN_FORMAT:
+        _explain_unknown(members, data, filename)
+    if found.profile is not None:
+        return run_profile(found.profile, members, ctx)
 
     member = members[0]
     file = filename if member.name is None else f"{filename}!{member.name}"
     key = raw_key if member.name is None else f"{raw_key}!{member.name}"
-    reader = reader_for(fmt) if not fmt.startswith(("camt.053", "wechat.", "erp.")) else None
-    if reader is not None:
-        fmt, encoding, statement_date = reader.parse(member.data, b, file, key)
-        return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
-    if fmt.startswith("camt.053"):
+    b = Builder(ctx, profile=found.format)
+    if found.format.startswith("camt.053"):
         fmt, encoding, statement_date = camt.parse(member.data, b, file=file, raw_key=key)
         return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
-    text, encoding = decode(member.data, file)
-    if fmt.startswith("wechat."):
-        fmt = wechat.parse(text, b, file=file, raw_key=key)
-    else:
-        fmt = erp.parse(text, b, file=file, raw_key=key)
-    return b.result(format=fmt, encoding=encoding, statement_date=None)
+    reader = reader_for(found.format)
+    if reader is None:  # pragma: no cover - a detector named a format no reader claims
+        raise fatal(filename, f"no reader for format {found.format!r}")
+    fmt, encoding, statement_date = reader.parse(member.data, b, file, key)
+    return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
+
+
+def _explain_unknown(members: list[Member], data: bytes, filename: str) -> None:
+    """Raise the most precise error for content no profile or reader recognises."""
+    if len(members) == 1:  # name the precise problem: malformed XML, a bad byte, a foreign XML root
+        only = members[0]
+        file = filename if only.name is None else f"{filename}!{only.name}"
+        if _looks_xml(only.data):
+            root, _ = camt.load(only.data, file)
+            child = next(iter(root), None)
+            raise fatal(
+                file,
+                f"unknown statement format: XML <{camt.local(root.tag)}>"
+                f"{f'/<{camt.local(child.tag)}>' if child is not None else ''} is not a camt.053 "
+                "statement (Document/BkToCstmrStmt)",
+            )
+        if not _binary(only.data):
+            decode(only.data, file)
+    container = "gzip " if is_gzip(data) else "zip " if is_zip(data) else ""
+    raise fatal(
+        filename,
+        f"unknown statement format: the {container}content matches no parsing profile (WeChat Pay, Alipay, "
+        "bank exports, ERP orders, or a profile of yours) and no statement reader (camt.053, MT940, ...)",
+    )

@@ -48,6 +48,7 @@ from .lines import BufferLines, Lines, NotUtf8, RecordLines, split_cells
 from .model import ParsedStatement, StatementParseError, TotalCheck, finish
 from .profiles import (
     ALL_ROWS,
+    AmountFormat,
     AMOUNT_FIELDS,
     TEXT_FIELDS,
     ArchiveMember,
@@ -399,6 +400,7 @@ class _Partition:
         self.slots: list[Slot] = []
         self.specs = profile.kind_fields(kind)
         self.order = {f: i for i, f in enumerate(self.specs)}
+        self._amount_cache: dict[tuple[int, str], tuple[pa.Array, vector.Amounts]] = {}
 
     # ---------------------------------------------------------------------------------- sources
     def _source(self, spec: FieldSpec) -> tuple[pa.Array, Callable[[Idx], list[str | None]]]:
@@ -538,12 +540,19 @@ class _Partition:
         return pc.if_else(pa.array(bad), pa.scalar(self.ctx.currency), arr)
 
     def _parse_amount(
-        self, arr: pa.Array, column: Callable[[Idx], list[str | None]], spec: FieldSpec, exps: npt.NDArray[np.int64], *, zero_if_empty: bool
+        self, arr: pa.Array, column: Callable[[Idx], list[str | None]], fmt: AmountFormat, exps: npt.NDArray[np.int64]
     ) -> vector.Amounts:
-        if zero_if_empty:
-            arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar("0"), arr)
-        cur = self._cur_fn()
-        return vector.amounts(arr, exps, cur, spec.amount, column)
+        """A column parsed as amounts, empty values read as 0 (cached: totals and fields share parses)."""
+        key = (id(arr), fmt.model_dump_json())
+        hit = self._amount_cache.get(key)
+        if hit is not None:
+            return hit[1]
+        zeroed = arr
+        if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():
+            zeroed = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar("0"), arr)
+        parsed = vector.amounts(zeroed, exps, self._cur_fn(), fmt, column)
+        self._amount_cache[key] = (arr, parsed)  # keeps arr alive: its id stays unique
+        return parsed
 
     def _cur_fn(self) -> Callable[[Idx], list[str]]:
         cur = self._currency_values
@@ -567,7 +576,7 @@ class _Partition:
                 arr = c.get(cols)
                 arr = vector.blank_to(arr if arr is not None else c.empty_column(), spec.null_values)
                 name = c.name(cols)
-                parsed = self._parse_amount(arr, lambda rows, name=name: [name] * len(rows), spec, exps, zero_if_empty=True)
+                parsed = self._parse_amount(arr, lambda rows, name=name: [name] * len(rows), spec.amount, exps)
                 self._add(fld, sub, parsed.failure)
                 if sign > 0:
                     credit = (parsed.minor, name)
@@ -589,7 +598,9 @@ class _Partition:
         else:
             arr, column = self._text(spec)
             self._required(fld, spec, arr, column)
-            parsed = self._parse_amount(arr, column, spec, exps, zero_if_empty=False)
+            parsed = self._parse_amount(arr, column, spec.amount, exps)
+            blank = vector.empty(arr)
+            self._add(fld, 0.9, vector.Failure(blank, lambda rows: [(col, "amount is empty") for col in column(rows)]))
             self._add(fld, 1, parsed.failure)
             minor = parsed.minor
             if spec.unsigned:
@@ -871,7 +882,9 @@ def _width_failure(profile: Profile, part: Part, widths: npt.NDArray[np.int64], 
         return vector.Failure(mask, width)
     if isinstance(part.lines, RecordLines) and profile.container != "csv":
         return vector.no_failure(n)
-    mask = (widths < ncols) | ((widths > ncols) & (profile.extra_fields == "reject"))
+    mask = ((widths < ncols) & (profile.missing_fields == "reject")) | (
+        (widths > ncols) & (profile.extra_fields == "reject")
+    )
 
     def counted(rows: Idx) -> list[tuple[str | None, str]]:
         return [(None, f"expected {ncols} fields, got {int(widths[r])}") for r in rows]
@@ -932,8 +945,7 @@ def _total_columns(profile: Profile, p: _Partition, sub: Columns_, kind: int) ->
                 out[(t, v)] = np.zeros(sub.n, dtype=np.int64)
                 continue
             name = sub.name(value.sum)
-            arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar("0"), arr)
-            parsed = vector.amounts(arr, p.exps, p._cur_fn(), value.amount, lambda rows, name=name: [name] * len(rows))
+            parsed = p._parse_amount(arr, lambda rows, name=name: [name] * len(rows), value.amount, p.exps)
             if parsed.failure.mask.any():
                 p.slots.append(Slot(500 + t + v / 100, parsed.failure))
             out[(t, v)] = np.abs(parsed.minor) if value.sum_abs else parsed.minor

@@ -474,7 +474,12 @@ class Profile(_Spec):
     header: list[str] = Field(default=[], description="Header names locating the header row (default match.header)")
     strip: str = Field(default="", description="Characters trimmed from every cell besides whitespace")
     strip_prefix: str = Field(default="", description="One leading occurrence removed from every cell ('`')")
-    extra_fields: Literal["reject", "ignore"] = "reject"
+    extra_fields: Literal["reject", "ignore"] = Field(
+        default="reject", description="A data row with more fields than the header: reject it, or ignore the extra"
+    )
+    missing_fields: Literal["reject", "empty"] = Field(
+        default="reject", description="A data row with fewer fields: reject it, or read the missing ones as empty"
+    )
     lines: list[LineRule] = []
     sections: list[Section] = []
     captures: list[Capture] = []

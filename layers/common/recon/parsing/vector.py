@@ -78,17 +78,18 @@ def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
 # -------------------------------------------------------------------------------------------- cleaning
 
 
+_SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
+
+
 def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
-    """Trim whitespace (TABs too) and ``strip`` characters, then drop one leading ``prefix`` and trim again:
-    WeChat's backtick guard, Alipay's trailing TAB after ids, ICBC's space padding."""
-    out = pc.utf8_trim_whitespace(arr)
+    """Trim whitespace (TABs too) and ``strip`` characters; with ``prefix`` (WeChat's backtick guard), leading
+    prefix characters are removed along with leading whitespace. Alipay's TAB after ids, ICBC's padding."""
+    if prefix:
+        out = pc.utf8_rtrim_whitespace(pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip))
+    else:
+        out = pc.utf8_trim_whitespace(arr)
     if strip:
         out = pc.utf8_trim(out, characters=strip)
-    if prefix:
-        out = pc.if_else(pc.starts_with(out, prefix), pc.utf8_slice_codeunits(out, len(prefix)), out)
-        out = pc.utf8_trim_whitespace(out)
-        if strip:
-            out = pc.utf8_trim(out, characters=strip)
     return out
 
 
@@ -138,7 +139,31 @@ def normalise_amount_text(arr: pa.Array, fmt: AmountFormat) -> pa.Array:
 class Amounts:
     minor: Ints  # 0 where the row failed
     failure: Failure
-    signed: Bools  # the value was written with an explicit sign
+
+
+_PLAIN_AMOUNT = rf"^[+-]?\d{{1,{MAX_INT_DIGITS}}}(?:\.\d+)?$"
+
+
+def _fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat) -> Ints | None:
+    """The common case in one Arrow cast: every value a plain decimal (no separators, symbols or empties)
+    in one currency. Arrow's decimal cast refuses digits beyond the scale, so exactness is kept; the
+    unscaled decimal integer is the amount in minor units. None: use the general path."""
+    n = len(arr)
+    if n == 0 or fmt.minor_units or fmt.decimal != "." or not bool(np.all(exponents == exponents[0])):
+        return None
+    if not pc.all(pc.match_substring_regex(arr, _PLAIN_AMOUNT)).as_py():
+        return None
+    try:
+        dec = pc.cast(arr, pa.decimal128(38, int(exponents[0])))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # a value with more precision than the currency: the general path words it
+    if isinstance(dec, pa.ChunkedArray):
+        dec = dec.combine_chunks()
+    words = np.frombuffer(dec.buffers()[1], dtype=np.int64).reshape(-1, 2)[dec.offset : dec.offset + n]
+    minor = words[:, 0].copy()
+    if np.any(np.abs(minor) >= MAX_AMOUNT_MINOR) or np.any(words[:, 1] != (minor >> 63)):
+        return None
+    return minor
 
 
 def amounts(
@@ -153,6 +178,9 @@ def amounts(
     Rejected: empty, not an amount, non-zero digits beyond the currency's minor unit, out of range.
     """
     n = len(arr)
+    fast = _fast_amounts(arr, exponents, fmt)
+    if fast is not None:
+        return Amounts(fast, no_failure(n))
     text = normalise_amount_text(arr, fmt)
     is_empty = empty(text)
     ok = bools(pc.match_substring_regex(text, _amount_pattern(fmt)))
@@ -190,7 +218,6 @@ def amounts(
     out_of_range = ok & ~imprecise & (np.abs(minor) >= MAX_AMOUNT_MINOR)
     bad = is_empty | ~ok | imprecise | out_of_range | too_long
     minor = np.where(bad, 0, minor)
-    signed = bools(pc.match_substring_regex(text, r"^[+-]"))
 
     def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
         values = text_at(arr, rows)
@@ -213,7 +240,7 @@ def amounts(
             out.append((cols[i], reason))
         return out
 
-    return Amounts(minor, Failure(bad, describe), signed)
+    return Amounts(minor, Failure(bad, describe))
 
 
 def zero_amount(arr: pa.Array, fmt: AmountFormat) -> Bools:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from recon.domain import ControlTotal, Statement
-from recon.money import MoneyError, format_amount, to_minor
+from recon.money import MoneyError, to_decimal, to_minor
 
 CHAIN = "chain"
 
@@ -37,7 +37,7 @@ class Balance:
     currency: str
 
     def __str__(self) -> str:
-        return f"{format_amount(self.minor, self.currency)} {self.currency}"
+        return f"{to_decimal(self.minor, self.currency)} {self.currency}"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,9 @@ from recon.fetching.base import (
     Connector,
     CredentialsInvalid,
     FetchedBill,
+    FetchError,
     ProviderRejected,
+    ProviderUnavailable,
     RetryPolicy,
     VerificationError,
     load_credentials,
@@ -91,11 +93,18 @@ def fetch_statements(task: ChannelTask, svc: Services) -> FetchOutput:
             attempt.record("overdue", detail=message)
             raise BillOverdue(message, code=exc.code or "OVERDUE") from None
         attempt.record("not_ready", detail=_describe(exc))
-        raise
+        raise _as_state_machine_error(exc, BillNotReady) from None
+    except ProviderUnavailable as exc:
+        attempt.record("failed", detail=_describe(exc))
+        raise _as_state_machine_error(exc, ProviderUnavailable) from None
     except Exception as exc:
         attempt.record("failed", detail=_describe(exc))
         raise
-    keys, stored = _store(svc, task, bills)
+    try:
+        keys, stored = _store(svc, task, bills)
+    except Exception as exc:
+        attempt.record("failed", bills=bills, detail=f"verified, but storing failed: {_describe(exc)}")
+        raise
     status = "stored" if stored else "unchanged"
     attempt.record(status, bills=bills, keys=keys, detail=_files_detail(bills, keys, stored))
     log.info(
@@ -109,6 +118,14 @@ def fetch_statements(task: ChannelTask, svc: Services) -> FetchOutput:
         },
     )
     return FetchOutput(account_id=task.account_id, source=task.source, status=status, raw_keys=keys)
+
+
+def _as_state_machine_error(exc: FetchError, kind: type[FetchError]) -> FetchError:
+    """The state machine retries by exact error name (the exception's class): a subclass such as WeChat
+    Pay's ``NoBillForDate`` is raised as its retryable base."""
+    if type(exc) is kind:
+        return exc
+    return kind(str(exc), code=exc.code or type(exc).__name__)
 
 
 def fetch_window(timezone: str, bill_date: date, window: FetchWindow) -> tuple[datetime, datetime]:

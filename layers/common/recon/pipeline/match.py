@@ -1,32 +1,55 @@
-"""Match stage: load the run's normalized rows, apply the project's rules, store the outcome."""
+"""Match stage: load the run's normalized rows and the open items earlier runs left, apply the project's
+rules (recon.matching), store the results as Parquet and the new open items.
+
+Rows are loaded in a canonical order (accounts as the project lists them, statements by id, rows as
+stored), so the same inputs give byte-identical results.
+"""
 
 from __future__ import annotations
 
-from recon.domain import FileAccounting, Project, StatementStatus, Transaction
-from recon.keys import results_prefix
-from recon.matching import MatchOutcome, match_transactions
-from recon.tables import from_parquet
+import io
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recon.domain import FileAccounting, Project, StatementStatus
+from recon.keys import (
+    RESULT_FILES,
+    open_items_key,
+    open_items_prefix,
+    parse_open_items_key,
+    result_key,
+)
+from recon.matching import MatchResult, match_table
+from recon.tables import read_parquet
 
 from .contracts import MatchInput, MatchOutput, RunRef
 from .projects import load_project, statement_date_for
 from .run import audit
 from .services import Services
 
-OUTCOME_FILE = "outcome.json"
+FIRST_SEEN = "first_seen"
 
 
-def outcome_key(ref: RunRef) -> str:
-    return results_prefix(ref.project_id, ref.business_date, ref.run_id) + OUTCOME_FILE
+def write_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table.combine_chunks(), sink, compression="zstd")
+    return sink.getvalue()
 
 
-def _load_rows(
-    svc: Services, project: Project, ref: RunRef
-) -> tuple[list[Transaction], list[FileAccounting]]:
-    rows: list[Transaction] = []
+def read_table(svc: Services, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(svc.store.get(svc.settings.data_bucket, key)))
+
+
+def _load_rows(svc: Services, project: Project, ref: RunRef) -> tuple[list[pa.Table], list[FileAccounting]]:
+    tables: list[pa.Table] = []
     files: list[FileAccounting] = []
     for account in project.accounts:
         # Statements are filed under the business date they serve (a bank statement of T+1 serves T).
-        for st in svc.repo.list_statements(project.project_id, account.account_id, ref.business_date):
+        statements = svc.repo.list_statements(project.project_id, account.account_id, ref.business_date)
+        for st in sorted(statements, key=lambda s: (s.statement_id, s.raw_key)):
             files.append(
                 FileAccounting(
                     raw_key=st.raw_key,
@@ -41,19 +64,62 @@ def _load_rows(
                 )
             )
             if st.status is StatementStatus.PARSED and st.parquet_key:
-                rows.extend(from_parquet(svc.store.get(svc.settings.data_bucket, st.parquet_key)))
-    return rows, files
+                tables.append(read_parquet(svc.store.get(svc.settings.data_bucket, st.parquet_key)))
+    return tables, files
+
+
+def previous_open_items(
+    svc: Services, project_id: str, business_date: date
+) -> tuple[date | None, pa.Table | None]:
+    """The latest open-items snapshot of a business date before this one (carry-over)."""
+    dated = [
+        (d, o.key)
+        for o in svc.store.list(svc.settings.data_bucket, open_items_prefix(project_id))
+        if (d := parse_open_items_key(o.key)) is not None and d < business_date
+    ]
+    if not dated:
+        return None, None
+    day, key = max(dated)
+    return day, read_table(svc, key)
+
+
+def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:
+    """Today's rows (first seen today: null) followed by the carried open items."""
+    parts = list(tables)
+    if carried is not None and carried.num_rows:
+        parts.append(carried)
+    if not parts:
+        raise ValueError("nothing to match: no parsed statement and no open item")
+    table = pa.concat_tables(parts, promote_options="permissive")
+    if FIRST_SEEN not in table.column_names:
+        table = table.append_column(FIRST_SEEN, pa.nulls(table.num_rows, pa.date32()))
+    return table
+
+
+def open_snapshot(rows: pa.Table, result: MatchResult) -> pa.Table:
+    """The rows left open, as full rows with the business date each was first seen."""
+    open_rows = rows.take(pa.array(result.open_rows))
+    first_seen = pc.fill_null(
+        open_rows[FIRST_SEEN].cast(pa.date32()), pa.scalar(result.business_date, pa.date32())
+    )
+    return open_rows.set_column(open_rows.column_names.index(FIRST_SEEN), FIRST_SEEN, first_seen)
 
 
 def match_run(request: MatchInput, svc: Services) -> MatchOutput:
     project = load_project(svc.store, svc.settings, request.project_id)
-    rows, files = _load_rows(svc, project, request)
-    outcome = match_transactions(project, request.run_id, request.business_date, rows)
+    tables, files = _load_rows(svc, project, request)
+    carried_from, carried = previous_open_items(svc, project.project_id, request.business_date)
+    rows = assemble(tables, carried)
+    result = match_table(project, rows, request.business_date)
+    bucket = svc.settings.data_bucket
+    for name, table in zip(RESULT_FILES, (result.placements, result.groups, result.cases), strict=True):
+        key = result_key(request.project_id, request.business_date, request.run_id, name)
+        svc.store.put(bucket, key, write_parquet(table), content_type="application/vnd.apache.parquet")
     svc.store.put(
-        svc.settings.data_bucket,
-        outcome_key(request),
-        outcome.model_dump_json().encode(),
-        content_type="application/json",
+        bucket,
+        open_items_key(project.project_id, request.business_date),
+        write_parquet(open_snapshot(rows, result)),
+        content_type="application/vnd.apache.parquet",
     )
     run = svc.repo.get_run(request.run_id)
     if run is not None:
@@ -71,24 +137,23 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
         if problems:
             run.error = "; ".join(problems)[:2000]
         svc.repo.put_run(run)
+    counts = result.counts()
     audit(
         svc,
         "system:match",
         "run.matched",
         request.run_id,
-        rows=len(rows),
-        groups=len(outcome.groups),
-        findings=len(outcome.findings),
-        filtered=len(outcome.filtered),
+        rows=rows.num_rows,
+        carried_in=0 if carried is None else carried.num_rows,
+        carried_from=carried_from.isoformat() if carried_from else None,
+        groups=result.groups.num_rows,
+        cases=result.cases.num_rows,
+        **{f"rows_{k}": v for k, v in sorted(counts.items())},
     )
     return MatchOutput(
         run_id=request.run_id,
         project_id=request.project_id,
         business_date=request.business_date,
-        match_groups=len(outcome.groups),
-        residue_rows=sum(len(f.members) for f in outcome.findings),
+        match_groups=result.groups.num_rows,
+        residue_rows=counts.get("case", 0),
     )
-
-
-def load_outcome(svc: Services, ref: RunRef) -> MatchOutcome:
-    return MatchOutcome.model_validate_json(svc.store.get(svc.settings.data_bucket, outcome_key(ref)))

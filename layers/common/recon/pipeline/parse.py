@@ -1,25 +1,66 @@
-"""Parse stage: raw statement files -> normalized Parquet, or quarantine with an error report."""
+"""Parse stage: raw statement files -> normalized Parquet, or quarantine with an error report.
+
+Per raw object (docs/parse-stage.md):
+
+1. The same bytes are parsed once per account (checksum). A quarantined statement is read again when the
+   account's profile now resolves to another version (the user fixed the profile).
+2. The account's profile (``Account.profile``: ``name`` or ``name@version``; uploaded under
+   ``config/profiles/`` or built in) is resolved and handed to the parser; without one the format is
+   detected from the content. An invalid profile quarantines the file with the profile's errors and alerts;
+   other files and sources go on.
+3. Accepted rows are marked against earlier statements of the account (``overlap_of``, recon.pipeline
+   .overlap), the balance chain is checked against the neighbouring statements (recon.pipeline.chain), and
+   the parser's Arrow table is written as Parquet (zstd) straight away: no per-row Python objects.
+4. A rejected file is copied to ``quarantine/`` beside ``<file>.error.json`` (file, row, column, reason of
+   every error, the format and profile tried, the row accounting) and an alert is published.
+
+``reparse_statement`` reads a stored statement's immutable raw object again with another profile version
+and writes a new normalized object beside the old one; the Statement names the current one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from recon.domain import Account, Project, RowError, Source, Statement, StatementStatus
+import pyarrow.parquet as pq
+
+from recon.domain import Account, ControlTotal, Project, RowError, Source, Statement, StatementStatus
 from recon.keys import normalized_key, parse_raw_key, quarantine_key, raw_prefix
-from recon.parsing import ParsedStatement, StatementParseError, parse_statement
-from recon.tables import to_parquet
+from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
+from recon.parsing.profiles import Profile
+from recon.tables import table_to_parquet
 
-from .contracts import ChannelTask, ParseOutput, StartRunInput, StatementSummary
+from .chain import Balance, balances, chain_break, chain_total, with_chain
+from .contracts import ChannelTask, ParseOutput, ReparseOutput, StartRunInput, StatementSummary
+from .overlap import (
+    EARLIER_COLUMNS,
+    IN_FILE_DUPLICATE,
+    EarlierStatement,
+    count_marked,
+    count_true,
+    mark_overlaps,
+    period_of,
+)
+from .profile_store import ProfileError, ProfileSpec, ProfileStore
 from .projects import business_dates_needing, load_project, statement_date_for, statement_id_for
 from .run import audit
 from .services import Services
 
 log = logging.getLogger(__name__)
 
-_MAX_ERRORS_STORED = 200
+_MAX_ERRORS_STORED = 200  # on the Statement and in the error report; the report says how many more there are
+_MAX_ERRORS_ALERTED = 10
+_CHAIN_LOOKBACK = 62  # statements searched on each side for the balance chain's neighbour
+
+
+class StatementNotFound(LookupError):
+    """No statement with that id."""
 
 
 def _summary(statement: Statement) -> StatementSummary:
@@ -32,44 +73,87 @@ def _summary(statement: Statement) -> StatementSummary:
         rows_skipped=statement.rows_skipped,
         rows_rejected=statement.rows_rejected,
         error=str(statement.errors[0]) if statement.errors else None,
+        format=statement.format,
+        profile=statement.profile,
+        profile_version=statement.profile_version,
+        rows_in_file_duplicate=statement.rows_in_file_duplicate,
+        rows_overlapping=statement.rows_overlapping,
+        blocked=chain_break(statement),
     )
 
 
-def _source_of(fmt: str) -> Source | None:
+def source_of_format(fmt: str) -> Source | None:
     prefix = fmt.split(".", 1)[0]
     return {"wechat": Source.WECHAT, "alipay": Source.ALIPAY, "erp": Source.ERP}.get(
-        prefix, Source.BANK if prefix in ("camt", "mt940", "bai2", "ofx", "bank") else None
+        prefix, Source.BANK if prefix in ("camt", "mt940", "mt942", "bai2", "ofx", "bank") else None
     )
 
 
-def ingest_object(
-    svc: Services, *, project: Project, account: Account, statement_date: date, key: str, business_date: date
-) -> Statement:
-    """Parse one raw object once (by checksum); quarantine it with a full error report if it is bad."""
-    settings = svc.settings
-    head = svc.store.head(settings.raw_bucket, key)
-    data = svc.store.get(settings.raw_bucket, key)
-    checksum = hashlib.sha256(data).hexdigest()
-    existing = svc.repo.find_statement_by_checksum(project.project_id, account.account_id, checksum)
-    if existing is not None:
-        log.info("statement already parsed", extra={"raw_key": key, "statement_id": existing.statement_id})
-        return existing
-    statement_id = statement_id_for(project.project_id, account.account_id, checksum)
-    filename = key.rsplit("/", 1)[-1]
-    base = {
-        "statement_id": statement_id,
-        "project_id": project.project_id,
-        "source": account.source,
-        "account_id": account.account_id,
-        "business_date": business_date,
-        "raw_key": key,
-        "raw_version_id": head.version_id if head else None,
-        "checksum": checksum,
-        "size": len(data),
-        "parsed_at": svc.clock(),
-    }
-    parsed: ParsedStatement | None = None
+def _expectation_errors(account: Account, parsed: ParsedStatement, key: str) -> list[RowError]:
+    """The file must be what the account expects: its source, and its format when the account names one."""
+    errors = []
+    found = source_of_format(parsed.format)
+    if found is not None and found is not account.source:
+        errors.append(
+            RowError(
+                file=key,
+                row=0,
+                reason=f"file is a {parsed.format} statement but account {account.account_id} "
+                f"expects {account.source.value}",
+            )
+        )
+    expected = account.format
+    if expected and parsed.format != expected and not parsed.format.startswith(expected + "."):
+        errors.append(
+            RowError(
+                file=key,
+                row=0,
+                reason=f"file is a {parsed.format} statement but account {account.account_id} "
+                f"expects format {expected}",
+            )
+        )
+    return errors
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Attempt:
+    """One read of a raw object: the parse result (possibly partial) and everything that rejects it."""
+
+    parsed: ParsedStatement | None
     errors: list[RowError]
+    profile: str
+    profile_version: str
+    profile_problem: ProfileError | None = None
+
+    @property
+    def accepted(self) -> ParsedStatement | None:
+        """The parse to accept, or None when anything rejects the file."""
+        return None if self.errors else self.parsed
+
+
+def _account_profile(svc: Services, account: Account) -> Profile | None:
+    """The profile the account names (None: detect the format); raises ``ProfileError``."""
+    if not account.profile:
+        return None
+    return ProfileStore(svc.store, svc.settings.data_bucket).resolve(ProfileSpec.parse(account.profile))
+
+
+def _read(
+    svc: Services,
+    *,
+    project: Project,
+    account: Account,
+    data: bytes,
+    key: str,
+    statement_id: str,
+    profile: Profile | ProfileError | None,
+) -> _Attempt:
+    if isinstance(profile, ProfileError):
+        error = RowError(file=profile.key or key, row=0, reason=str(profile))
+        return _Attempt(None, [error], profile.name, profile.version or "", profile)
     try:
         parsed = parse_statement(
             data,
@@ -80,66 +164,206 @@ def ingest_object(
             account_id=account.account_id,
             currency=account.currency,
             timezone=project.timezone,
+            profile=profile,
         )
-        errors = list(parsed.errors)
-        found = _source_of(parsed.format)
-        if found is not None and found is not account.source:
-            errors.insert(
-                0,
-                RowError(
-                    file=key,
-                    row=1,
-                    reason=f"file is a {parsed.format} statement but account {account.account_id} "
-                    f"expects {account.source.value}",
-                ),
-            )
     except StatementParseError as exc:
         errors = list(exc.errors) or [RowError(file=key, row=0, reason=str(exc))]
+        partial = exc.parsed
+    except Exception as exc:  # a parser defect must not take the other files down: quarantine and alert
+        log.exception("parser failed", extra={"raw_key": key})
+        errors = [RowError(file=key, row=0, reason=f"internal parser error: {type(exc).__name__}: {exc}")]
+        partial = None
+    else:
+        errors = [*_expectation_errors(account, parsed, key), *parsed.errors]
+        partial = parsed
+    name = partial.profile if partial else (profile.name if profile else "")
+    version = partial.profile_version if partial else (str(profile.version) if profile else "")
+    return _Attempt(partial, errors, name, version)
 
-    if parsed is not None and not errors:
-        pkey = normalized_key(
-            project.project_id, account.source.value, account.account_id, statement_date, statement_id
-        )
-        svc.store.put(
-            settings.data_bucket, pkey, to_parquet(parsed.transactions), content_type="application/x-parquet"
-        )
-        statement = Statement(
-            **base,
-            status=StatementStatus.PARSED,
-            format=parsed.format,
-            encoding=parsed.encoding,
-            profile=parsed.profile,
-            profile_version=parsed.profile_version,
-            rows_read=parsed.rows_read,
-            rows_parsed=len(parsed.transactions),
-            rows_skipped=parsed.rows_skipped,
-            skipped_by_rule=parsed.skipped_by_rule,
-            control_totals=parsed.control_totals,
-            parquet_key=pkey,
+
+# --- accepting ----------------------------------------------------------------------------------------------
+
+
+def _ingest_order(parsed_at: datetime | None, statement_id: str) -> tuple[str, str]:
+    """Order of first ingestion: the earlier statement owns a repeated row (a missing time sorts first)."""
+    return (parsed_at.astimezone(UTC).isoformat() if parsed_at else "", statement_id)
+
+
+def _period(statement: Statement) -> tuple[date, date]:
+    end = statement.period_end or statement.business_date
+    return statement.period_start or end, end
+
+
+def _earlier_statements(
+    svc: Services,
+    *,
+    project: Project,
+    account: Account,
+    statement_id: str,
+    first_parsed_at: datetime,
+    period: tuple[date, date],
+) -> list[EarlierStatement]:
+    """Accepted statements of the account, ingested before this one, whose period overlaps it."""
+    start, end = period
+    mine = _ingest_order(first_parsed_at, statement_id)
+    found = []
+    for other in svc.repo.list_account_statements(project.project_id, account.account_id, ending_from=start):
+        other_start = _period(other)[0]
+        if (
+            other.statement_id == statement_id
+            or other.status is not StatementStatus.PARSED
+            or other.parquet_key is None
+            or other_start > end
+            or _ingest_order(other.parsed_at, other.statement_id) >= mine
+        ):
+            continue
+        found.append((other, other.parquet_key))
+    found.sort(key=lambda pair: _ingest_order(pair[0].parsed_at, pair[0].statement_id))
+    earlier = []
+    for other, parquet_key in found:
+        data = svc.store.get(svc.settings.data_bucket, parquet_key)
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        columns = [c for c in EARLIER_COLUMNS if c in parquet.schema_arrow.names]
+        start_o, end_o = _period(other)
+        earlier.append(EarlierStatement(other.statement_id, start_o, end_o, parquet.read(columns=columns)))
+    return earlier
+
+
+def _neighbour(
+    svc: Services, statement: Statement, *, before: bool, currency: str
+) -> tuple[Statement, Balance] | None:
+    """The account's closest accepted statement before (its closing) or after (its opening) ``statement``."""
+    end = statement.period_end or statement.business_date
+    if before:
+        candidates = svc.repo.list_account_statements(
+            statement.project_id,
+            statement.account_id,
+            ending_to=end - timedelta(days=1),
+            newest_first=True,
+            limit=_CHAIN_LOOKBACK,
         )
     else:
-        statement = _quarantine(
-            svc,
-            project=project,
-            account=account,
-            statement_date=statement_date,
-            data=data,
-            filename=filename,
-            base=base,
-            parsed=parsed,
-            errors=errors,
+        candidates = svc.repo.list_account_statements(
+            statement.project_id,
+            statement.account_id,
+            ending_from=end + timedelta(days=1),
+            limit=_CHAIN_LOOKBACK,
         )
-    svc.repo.put_statement(statement)
-    audit(
-        svc,
-        "system:parse",
-        f"statement.{statement.status.value}",
-        statement.statement_id,
-        raw_key=key,
-        rows_read=statement.rows_read,
-        errors=len(statement.errors),
-    )
+    for other in candidates:
+        if other.status is not StatementStatus.PARSED or other.statement_id == statement.statement_id:
+            continue
+        stated = balances(other.control_totals, currency)
+        if stated is not None:
+            return other, stated.closing if before else stated.opening
+    return None
+
+
+def _chain(svc: Services, project: Project, account: Account, statement: Statement) -> Statement:
+    """Check the statement's opening against the previous closing, and the next statement against it."""
+    stated = balances(statement.control_totals, account.currency)
+    if stated is None:
+        return statement
+    chain: ControlTotal | None = None
+    previous = _neighbour(svc, statement, before=True, currency=account.currency)
+    if previous is not None and previous[1].currency == stated.opening.currency:
+        chain = chain_total(stated.opening, previous[1])
+    statement = statement.model_copy(update={"control_totals": with_chain(statement.control_totals, chain)})
+    reason = chain_break(statement)
+    if reason and previous is not None:
+        _alert_chain_break(svc, project, statement, previous[0], reason)
+
+    following = _neighbour(svc, statement, before=False, currency=account.currency)
+    if following is not None and following[1].currency == stated.closing.currency:
+        later = following[0]
+        was = chain_break(later)
+        updated = later.model_copy(
+            update={
+                "control_totals": with_chain(later.control_totals, chain_total(following[1], stated.closing))
+            }
+        )
+        now = chain_break(updated)
+        if updated != later:
+            svc.repo.put_statement(updated)
+            audit(
+                svc,
+                "system:parse",
+                "statement.chain_restored" if was and not now else "statement.chain_checked",
+                later.statement_id,
+                previous_statement=statement.statement_id,
+                ok=now is None,
+            )
+        if now and not was:
+            _alert_chain_break(svc, project, updated, statement, now)
     return statement
+
+
+def _alert_chain_break(
+    svc: Services, project: Project, statement: Statement, previous: Statement, reason: str
+) -> None:
+    svc.alerts.publish(
+        subject=f"[recon] balance chain break: {project.project_id} {statement.account_id}",
+        message=f"{reason}.\nPrevious statement: {previous.statement_id} ({previous.raw_key}, covering up to "
+        f"{_period(previous)[1]}).\nThe statement is kept and its rows are stored, but reconciliation of "
+        f"account {statement.account_id} is blocked until the gap is closed: upload the missing statement, "
+        "or re-parse the statements with a corrected profile.",
+        attributes={"kind": "balance_chain_break"},
+    )
+
+
+def _accept(
+    svc: Services,
+    *,
+    project: Project,
+    account: Account,
+    statement_date: date,
+    base: dict[str, Any],
+    parsed: ParsedStatement,
+) -> Statement:
+    table = parsed.table
+    period = period_of(table, project.timezone, parsed.statement_date, statement_date)
+    earlier = _earlier_statements(
+        svc,
+        project=project,
+        account=account,
+        statement_id=base["statement_id"],
+        first_parsed_at=base["parsed_at"],
+        period=period,
+    )
+    table = mark_overlaps(table, earlier, project.timezone)
+    pkey = normalized_key(
+        project.project_id,
+        account.source.value,
+        account.account_id,
+        statement_date,
+        base["statement_id"],
+        profile=parsed.profile,
+        profile_version=parsed.profile_version,
+    )
+    svc.store.put(
+        svc.settings.data_bucket, pkey, table_to_parquet(table), content_type="application/x-parquet"
+    )
+    statement = Statement(
+        **base,
+        status=StatementStatus.PARSED,
+        format=parsed.format,
+        encoding=parsed.encoding,
+        profile=parsed.profile,
+        profile_version=parsed.profile_version,
+        rows_read=parsed.rows_read,
+        rows_parsed=table.num_rows,
+        rows_skipped=parsed.rows_skipped,
+        skipped_by_rule=parsed.skipped_by_rule,
+        control_totals=parsed.control_totals,
+        parquet_key=pkey,
+        period_start=period[0],
+        period_end=period[1],
+        rows_in_file_duplicate=count_true(table, IN_FILE_DUPLICATE),
+        rows_overlapping=count_marked(table),
+    )
+    return _chain(svc, project, account, statement)
+
+
+# --- quarantine ---------------------------------------------------------------------------------------------
 
 
 def _quarantine(
@@ -149,46 +373,82 @@ def _quarantine(
     account: Account,
     statement_date: date,
     data: bytes,
-    filename: str,
-    base: dict[str, object],
-    parsed: ParsedStatement | None,
-    errors: list[RowError],
+    base: dict[str, Any],
+    attempt: _Attempt,
 ) -> Statement:
     """Copy the file to quarantine/ beside an error report; the raw object itself is never touched."""
     settings = svc.settings
+    raw_key: str = base["raw_key"]
+    filename = raw_key.rsplit("/", 1)[-1]
     qkey = quarantine_key(project.project_id, account.account_id, statement_date, filename)
-    svc.store.put(settings.data_bucket, qkey, data)
+    parsed, errors = attempt.parsed, attempt.errors
+    if parsed is not None:
+        fmt, confidence = parsed.format, None
+    elif attempt.profile_problem is None:
+        fmt, confidence = detect_format(data, raw_key)
+    else:
+        fmt, confidence = "", None
+    rows_read = parsed.rows_read if parsed else 0
+    rows_skipped = parsed.rows_skipped if parsed else 0
+    rows_rejected = rows_read - rows_skipped  # nothing from a quarantined file reaches matching
     report = {
-        "file": base["raw_key"],
+        "file": raw_key,
+        "raw_version_id": base["raw_version_id"],
         "checksum": base["checksum"],
-        "format": parsed.format if parsed else None,
+        "size": base["size"],
+        "statement_id": base["statement_id"],
+        "project_id": project.project_id,
+        "account_id": account.account_id,
+        "statement_date": statement_date.isoformat(),
+        "format": fmt,
+        "format_confidence": confidence,
+        "encoding": parsed.encoding if parsed else "",
+        "profile": attempt.profile,
+        "profile_version": attempt.profile_version,
+        "accounting": {
+            "rows_read": rows_read,
+            "rows_parsed": 0,
+            "rows_skipped": rows_skipped,
+            "skipped_by_rule": parsed.skipped_by_rule if parsed else {},
+            "rows_rejected": rows_rejected,
+            "rows_valid_but_held": parsed.table.num_rows if parsed else 0,
+            "rows_with_errors": sum(1 for e in errors if e.row > 0),
+        },
+        "control_totals": [{**t.model_dump(), "ok": t.ok} for t in (parsed.control_totals if parsed else [])],
         "errors": [e.model_dump() for e in errors[:_MAX_ERRORS_STORED]],
         "error_count": len(errors),
+        "errors_not_listed": max(len(errors) - _MAX_ERRORS_STORED, 0),
     }
+    svc.store.put(settings.data_bucket, qkey, data)
     svc.store.put(
         settings.data_bucket,
         qkey + ".error.json",
         json.dumps(report, ensure_ascii=False, indent=2).encode(),
         content_type="application/json",
     )
-    rows_read = parsed.rows_read if parsed else 0
-    rows_skipped = parsed.rows_skipped if parsed else 0
-    rows_rejected = rows_read - rows_skipped  # nothing from a quarantined file reaches matching
-    lines = "\n".join(f"- {e}" for e in errors[:10])
-    more = f"\n... and {len(errors) - 10} more" if len(errors) > 10 else ""
+    lines = "\n".join(f"- {e}" for e in errors[:_MAX_ERRORS_ALERTED])
+    more = f"\n... and {len(errors) - _MAX_ERRORS_ALERTED} more" if len(errors) > _MAX_ERRORS_ALERTED else ""
+    problem = attempt.profile_problem
+    if problem is not None:
+        subject = f"[recon] invalid parsing profile {problem.name}: {project.project_id} {account.account_id}"
+        kind = "profile_invalid"
+    else:
+        subject = f"[recon] statement quarantined: {project.project_id} {account.account_id}"
+        kind = "statement_quarantined"
     svc.alerts.publish(
-        subject=f"[recon] statement quarantined: {project.project_id} {account.account_id}",
-        message=f"File {base['raw_key']} was quarantined ({len(errors)} error(s)); the run goes on with the "
-        f"other sources.\n{lines}{more}\nError report: s3://{settings.data_bucket}/{qkey}.error.json",
-        attributes={"kind": "statement_quarantined"},
+        subject=subject,
+        message=f"File {raw_key} was quarantined ({len(errors)} error(s); format {fmt or 'unknown'}, profile "
+        f"{attempt.profile or '-'}@{attempt.profile_version or '-'}); the run goes on with the other "
+        f"sources.\n{lines}{more}\nError report: s3://{settings.data_bucket}/{qkey}.error.json",
+        attributes={"kind": kind},
     )
     return Statement(
         **base,
         status=StatementStatus.QUARANTINED,
-        format=parsed.format if parsed else "",
+        format=fmt,
         encoding=parsed.encoding if parsed else "",
-        profile=parsed.profile if parsed else "",
-        profile_version=parsed.profile_version if parsed else "",
+        profile=attempt.profile,
+        profile_version=attempt.profile_version,
         rows_read=rows_read,
         rows_parsed=0,
         rows_skipped=rows_skipped,
@@ -197,6 +457,288 @@ def _quarantine(
         errors=errors[:_MAX_ERRORS_STORED],
         control_totals=parsed.control_totals if parsed else [],
         quarantine_key=qkey,
+    )
+
+
+# --- ingestion ----------------------------------------------------------------------------------------------
+
+
+def _process(
+    svc: Services,
+    *,
+    project: Project,
+    account: Account,
+    statement_date: date,
+    data: bytes,
+    base: dict[str, Any],
+    profile: Profile | ProfileError | None,
+) -> tuple[Statement, _Attempt]:
+    attempt = _read(
+        svc,
+        project=project,
+        account=account,
+        data=data,
+        key=base["raw_key"],
+        statement_id=base["statement_id"],
+        profile=profile,
+    )
+    accepted = attempt.accepted
+    if accepted is not None:
+        statement = _accept(
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            base=base,
+            parsed=accepted,
+        )
+    else:
+        statement = _quarantine(
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            data=data,
+            base=base,
+            attempt=attempt,
+        )
+    return statement, attempt
+
+
+def _profile_or_problem(svc: Services, account: Account) -> Profile | ProfileError | None:
+    try:
+        return _account_profile(svc, account)
+    except ProfileError as exc:
+        return exc
+
+
+def _label(profile: Profile | ProfileError | None) -> tuple[str, str]:
+    if profile is None:
+        return ("", "")
+    if isinstance(profile, ProfileError):
+        return (profile.name, profile.version or "")
+    return (profile.name, str(profile.version))
+
+
+def _may_retry(existing: Statement, account: Account) -> bool:
+    """Same bytes again: only a file quarantined while the account names a profile is worth another read
+    (its profile may have been fixed); anything else gives the same result as before."""
+    return existing.status is StatementStatus.QUARANTINED and bool(account.profile)
+
+
+def ingest_object(
+    svc: Services, *, project: Project, account: Account, statement_date: date, key: str, business_date: date
+) -> Statement:
+    """Parse one raw object once (by checksum); quarantine it with a full error report if it is bad."""
+    settings = svc.settings
+    head = svc.store.head(settings.raw_bucket, key)
+    version_id = head.version_id if head else None
+    data = svc.store.get(settings.raw_bucket, key, version_id=version_id)
+    checksum = hashlib.sha256(data).hexdigest()
+    existing = svc.repo.find_statement_by_checksum(project.project_id, account.account_id, checksum)
+    profile = (
+        None
+        if existing is not None and not _may_retry(existing, account)
+        else _profile_or_problem(svc, account)
+    )
+    if existing is not None:
+        if not _may_retry(existing, account) or _label(profile) == (
+            existing.profile,
+            existing.profile_version,
+        ):
+            log.info(
+                "statement already parsed", extra={"raw_key": key, "statement_id": existing.statement_id}
+            )
+            return existing
+        # The same bytes, quarantined under another profile version: the user fixed the profile.
+        base = _base_of(existing) | {"raw_key": key, "raw_version_id": version_id, "reparsed_at": svc.clock()}
+    else:
+        base = {
+            "statement_id": statement_id_for(project.project_id, account.account_id, checksum),
+            "project_id": project.project_id,
+            "source": account.source,
+            "account_id": account.account_id,
+            "business_date": business_date,
+            "raw_key": key,
+            "raw_version_id": version_id,
+            "checksum": checksum,
+            "size": len(data),
+            "parsed_at": svc.clock(),
+        }
+    statement, _ = _process(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        data=data,
+        base=base,
+        profile=profile,
+    )
+    svc.repo.put_statement(statement)
+    _audit_statement(svc, statement, "statement")
+    return statement
+
+
+def _base_of(statement: Statement) -> dict[str, Any]:
+    """The identity of a stored statement, kept across re-parses."""
+    return {
+        "statement_id": statement.statement_id,
+        "project_id": statement.project_id,
+        "source": statement.source,
+        "account_id": statement.account_id,
+        "business_date": statement.business_date,
+        "raw_key": statement.raw_key,
+        "raw_version_id": statement.raw_version_id,
+        "checksum": statement.checksum,
+        "size": statement.size,
+        "parsed_at": statement.parsed_at,
+    }
+
+
+def _audit_statement(svc: Services, statement: Statement, prefix: str, **extra: object) -> None:
+    audit(
+        svc,
+        "system:parse",
+        f"{prefix}.{statement.status.value}",
+        statement.statement_id,
+        raw_key=statement.raw_key,
+        profile=statement.profile,
+        profile_version=statement.profile_version,
+        parquet_key=statement.parquet_key,
+        rows_read=statement.rows_read,
+        rows_in_file_duplicate=statement.rows_in_file_duplicate,
+        rows_overlapping=statement.rows_overlapping,
+        errors=len(statement.errors),
+        chain_break=chain_break(statement),
+        **extra,
+    )
+
+
+def reparse_statement(
+    statement_id: str, profile_version: str | None, svc: Services, *, profile: str | None = None
+) -> ReparseOutput:
+    """Read a statement's raw object (the version it was read from) again with another profile version.
+
+    The new normalized object is written beside the old one (its key names the profile version) and becomes
+    current. A re-parse that fails leaves an accepted statement as it was (``rejected``); a quarantined one
+    stays quarantined with the new error report. Re-run the business date afterwards to reconcile again.
+    """
+    current = svc.repo.get_statement(statement_id)
+    if current is None:
+        raise StatementNotFound(f"no statement {statement_id!r}")
+    project = load_project(svc.store, svc.settings, current.project_id)
+    account = project.account(current.account_id)
+    parts = parse_raw_key(current.raw_key)
+    if parts is None:
+        raise ValueError(f"statement {statement_id} has no raw key in the raw/ layout: {current.raw_key!r}")
+    statement_date = parts[2]
+    name = profile or current.profile or (ProfileSpec.parse(account.profile).name if account.profile else "")
+    previous = {
+        "previous_profile": current.profile,
+        "previous_profile_version": current.profile_version,
+        "previous_parquet_key": current.parquet_key,
+    }
+    chosen: Profile | ProfileError
+    try:
+        spec = ProfileSpec.parse(f"{name}@{profile_version}" if profile_version else name)
+        chosen = ProfileStore(svc.store, svc.settings.data_bucket).resolve(spec)
+    except ProfileError as exc:
+        chosen = exc
+    if (
+        not isinstance(chosen, ProfileError)
+        and current.status is StatementStatus.PARSED
+        and (chosen.name, str(chosen.version)) == (current.profile, current.profile_version)
+    ):
+        return ReparseOutput(
+            statement_id=statement_id,
+            status="unchanged",
+            statement=_summary(current),
+            parquet_key=current.parquet_key,
+            **previous,
+        )
+    data = svc.store.get(svc.settings.raw_bucket, current.raw_key, version_id=current.raw_version_id)
+    if hashlib.sha256(data).hexdigest() != current.checksum:
+        raise ValueError(f"raw object of {statement_id} no longer has checksum {current.checksum}")
+    base = _base_of(current) | {"reparsed_at": svc.clock()}
+    if isinstance(chosen, ProfileError) and current.status is StatementStatus.PARSED:
+        return _rejected(
+            svc, current, [RowError(file=chosen.key or current.raw_key, row=0, reason=str(chosen))], previous
+        )
+    if current.status is StatementStatus.PARSED:
+        attempt = _read(
+            svc,
+            project=project,
+            account=account,
+            data=data,
+            key=current.raw_key,
+            statement_id=statement_id,
+            profile=chosen,
+        )
+        accepted = attempt.accepted
+        if accepted is None:
+            return _rejected(svc, current, attempt.errors, previous)
+        statement = _accept(
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            base=base,
+            parsed=accepted,
+        )
+    else:
+        statement, attempt = _process(
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            data=data,
+            base=base,
+            profile=chosen,
+        )
+    svc.repo.put_statement(statement)
+    _audit_statement(svc, statement, "statement.reparse", **previous)
+    return ReparseOutput(
+        statement_id=statement_id,
+        status="reparsed" if statement.status is StatementStatus.PARSED else "rejected",
+        statement=_summary(statement),
+        parquet_key=statement.parquet_key,
+        errors=[str(e) for e in statement.errors[:_MAX_ERRORS_ALERTED]],
+        **previous,
+    )
+
+
+def _rejected(
+    svc: Services, current: Statement, errors: list[RowError], previous: dict[str, Any]
+) -> ReparseOutput:
+    audit(
+        svc,
+        "system:parse",
+        "statement.reparse_rejected",
+        current.statement_id,
+        errors=[str(e) for e in errors[:_MAX_ERRORS_ALERTED]],
+        error_count=len(errors),
+    )
+    return ReparseOutput(
+        statement_id=current.statement_id,
+        status="rejected",
+        statement=_summary(current),
+        parquet_key=current.parquet_key,
+        errors=[str(e) for e in errors[:_MAX_ERRORS_STORED]],
+        **previous,
+    )
+
+
+# --- stage entry points -------------------------------------------------------------------------------------
+
+
+def _output(account: Account, statements: list[Statement]) -> ParseOutput:
+    summaries = [_summary(s) for s in statements]
+    return ParseOutput(
+        account_id=account.account_id,
+        source=account.source,
+        statements=summaries,
+        quarantined=sum(s.status is StatementStatus.QUARANTINED for s in statements),
+        blocked=[s.blocked for s in summaries if s.blocked],
     )
 
 
@@ -218,12 +760,9 @@ def parse_channel(task: ChannelTask, svc: Services) -> ParseOutput:
         )
         for o in sorted(objects, key=lambda o: o.key)
     ]
-    return ParseOutput(
-        account_id=account.account_id,
-        source=account.source,
-        statements=[_summary(s) for s in statements],
-        quarantined=sum(s.status is StatementStatus.QUARANTINED for s in statements),
-    )
+    # A statement parsed earlier may have been blocked (or unblocked) since by a neighbour's arrival.
+    current = [svc.repo.get_statement(s.statement_id) or s for s in statements]
+    return _output(account, current)
 
 
 def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
@@ -260,12 +799,7 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
                     project_id=project.project_id, business_date=business_date, trigger="upload"
                 ).model_dump(mode="json"),
             )
-    return ParseOutput(
-        account_id=account.account_id,
-        source=account.source,
-        statements=[_summary(statement)],
-        quarantined=int(statement.status is StatementStatus.QUARANTINED),
-    )
+    return _output(account, [statement])
 
 
 def _inputs_complete(svc: Services, project: Project, business_date: date) -> bool:
@@ -278,4 +812,4 @@ def _inputs_complete(svc: Services, project: Project, business_date: date) -> bo
     return True
 
 
-__all__ = ["ingest_object", "ingest_upload", "parse_channel"]
+__all__ = ["StatementNotFound", "ingest_object", "ingest_upload", "parse_channel", "reparse_statement"]

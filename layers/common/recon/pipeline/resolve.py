@@ -1,24 +1,68 @@
-"""Resolve stage: classify what matching left over into cases, account for every row, store results."""
+"""Resolve stage: turn the match results into what people review — cases and suggested groups in the
+repository (review status kept across re-runs), the run's accounting, the per-row CSV exports and the
+small digest the report stage reads."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from recon.resolving import classify_findings, run_accounting
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recon.domain import ResultsDigest
+from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
+from recon.reporting import cases_csv
+from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
+from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting
 
 from .contracts import ResolveOutput, RunRef
-from .match import load_outcome
+from .match import read_table
 from .projects import load_project
 from .run import RunNotFound, audit
 from .services import Services
 
+SAMPLE_GROUPS = 200
+OPEN_ITEMS_SHOWN = 1000
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    return {str(c["values"]): int(c["counts"]) for c in pc.value_counts(column.cast(pa.string())).to_pylist()}
+
 
 def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
-    project = load_project(svc.store, svc.settings, ref.project_id)
-    outcome = load_outcome(svc, ref)
-    cases = classify_findings(project, ref.run_id, outcome)
-    accounting = run_accounting(outcome, cases)  # raises if a row was lost or placed twice
-    svc.repo.replace_results(ref.run_id, outcome.groups, cases)
+    load_project(svc.store, svc.settings, ref.project_id)  # the project must still exist
+    key = lambda name: result_key(ref.project_id, ref.business_date, ref.run_id, name)  # noqa: E731
+    placements = read_table(svc, key("placements.parquet"))
+    groups = read_table(svc, key("groups.parquet"))
+    case_table = read_table(svc, key("cases.parquet"))
+    accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
+    cases = cases_from_tables(ref.run_id, case_table, placements)
+    is_suggested = pc.equal(groups["status"], "suggested")
+    suggested = groups_from_tables(ref.run_id, groups.filter(is_suggested), placements)
+    svc.repo.replace_results(ref.run_id, suggested, cases)
+    others = groups.filter(pc.invert(is_suggested)).slice(0, max(0, SAMPLE_GROUPS - len(suggested)))
+    items = open_items(placements, ref.business_date)
+    digest = ResultsDigest(
+        run_id=ref.run_id,
+        groups_by_rule=dict(sorted(_counts(groups["rule"]).items())) if groups.num_rows else {},
+        groups_by_pass=dict(sorted(_counts(groups["match_pass"]).items())) if groups.num_rows else {},
+        suggested_groups=len(suggested),
+        sample_groups=(suggested + groups_from_tables(ref.run_id, others, placements))[:SAMPLE_GROUPS],
+        open_items=items[:OPEN_ITEMS_SHOWN],
+        open_items_total=len(items),
+    )
+    bucket = svc.settings.data_bucket
+    svc.store.put(
+        bucket, key(REPORT_DATA_FILE), digest.model_dump_json().encode(), content_type="application/json"
+    )
+    prefix = report_prefix(ref.project_id, ref.business_date, ref.run_id)
+    for name, body in (
+        ("matches.csv", matches_csv(placements)),
+        ("cases.csv", cases_csv(cases).encode("utf-8")),
+        ("filtered.csv", filtered_csv(placements)),
+        ("open_items.csv", open_items_csv(placements, ref.business_date)),
+    ):
+        svc.store.put(bucket, prefix + name, body, content_type="text/csv")
     run = svc.repo.get_run(ref.run_id)
     if run is None:
         raise RunNotFound(ref.run_id)
@@ -27,11 +71,23 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     for c in cases:
         minor_by_type[c.type.value] += c.delta_minor
     run.sources = accounting
-    run.match_groups = len(outcome.groups)
+    run.match_groups = groups.num_rows
+    run.suggested_groups = len(suggested)
+    run.open_items = len(items)
+    run.groups_by_pass = digest.groups_by_pass
     run.cases_by_type = dict(sorted(by_type.items()))
     run.case_minor_by_type = dict(sorted(minor_by_type.items()))
     svc.repo.put_run(run)
-    audit(svc, "system:resolve", "run.resolved", ref.run_id, cases=len(cases), by_type=dict(by_type))
+    audit(
+        svc,
+        "system:resolve",
+        "run.resolved",
+        ref.run_id,
+        cases=len(cases),
+        by_type=dict(by_type),
+        suggested_groups=len(suggested),
+        open_items=len(items),
+    )
     return ResolveOutput(
         run_id=ref.run_id,
         project_id=ref.project_id,

@@ -1,4 +1,9 @@
-"""Machine-readable run results: matches.csv, cases.csv and summary.json (formats documented in README)."""
+"""Machine-readable run results: cases.csv and summary.json, plus the column lists of every export.
+
+matches.csv, filtered.csv and open_items.csv are one row per input row and are written column-wise from
+the result tables by ``recon.reporting.tabular`` (resolve stage); this module stays free of dataframe
+libraries (the report function has none). New columns are only ever appended (the foundation contract).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 from recon.domain import Case, MatchGroup, MemberRef, Run
 from recon.money import to_decimal
 
-MATCH_COLUMNS = ["group_id", "rule", "source", "txn_id", "amount", "currency"]
+MATCH_COLUMNS = ["group_id", "rule", "source", "txn_id", "amount", "currency", "status", "confidence", "pass"]
 CASE_COLUMNS = [
     "case_id",
     "type",
@@ -22,7 +27,12 @@ CASE_COLUMNS = [
     "counterpart_source",
     "counterpart_txn_id",
     "delta",
+    "severity",
+    "reason",
+    "rule",
 ]
+FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule"]
+OPEN_ITEM_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "first_seen", "age_days"]
 
 
 def _amount(m: MemberRef) -> str:
@@ -38,13 +48,29 @@ def _csv(columns: list[str], rows: Iterable[list[str]]) -> str:
 
 
 def matches_csv(groups: list[MatchGroup]) -> str:
-    """One row per member of a match group."""
+    """One row per member of the given match groups (the full file comes from ``tabular.matches_csv``)."""
     rows = (
-        [g.group_id, g.rule, m.source.value, m.txn_id, _amount(m), m.currency]
+        [
+            g.group_id,
+            g.rule,
+            m.source.value,
+            m.txn_id,
+            _amount(m),
+            m.currency,
+            g.status.value,
+            _confidence(g.confidence),
+            g.match_pass,
+        ]
         for g in sorted(groups, key=lambda g: g.group_id)
         for m in g.members
     )
     return _csv(MATCH_COLUMNS, rows)
+
+
+def _confidence(value: float) -> str:
+    """Up to four decimals, no trailing zeros (``1``, ``0.95``)."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def _counterpart(case: Case, member: MemberRef) -> MemberRef | None:
@@ -72,6 +98,9 @@ def cases_csv(cases: list[Case]) -> str:
                     other.source.value if other else "",
                     other.txn_id if other else "",
                     delta,
+                    case.severity.value,
+                    case.reason,
+                    case.rule,
                 ]
             )
     return _csv(CASE_COLUMNS, rows)
@@ -79,6 +108,13 @@ def cases_csv(cases: list[Case]) -> str:
 
 def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
     """Rows in/out per source and per file, matched, cases by type, filtered, quarantined."""
+    dispositions = {
+        "matched": sum(s.matched for s in run.sources),
+        "suggested": sum(s.suggested for s in run.sources),
+        "case": sum(s.in_cases for s in run.sources),
+        "filtered": sum(s.filtered for s in run.sources),
+        "open": sum(s.open for s in run.sources),
+    }
     return {
         "run_id": run.run_id,
         "project_id": run.project_id,
@@ -92,7 +128,10 @@ def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
                 "in_cases": s.in_cases,
                 "filtered": s.filtered,
                 "filtered_by_rule": s.filtered_by_rule,
-                "rows_out": s.matched + s.in_cases + s.filtered,
+                "rows_out": s.matched + s.in_cases + s.filtered + s.open,
+                "carried_in": s.carried_in,
+                "suggested": s.suggested,
+                "open": s.open,
             }
             for s in run.sources
         },
@@ -122,6 +161,10 @@ def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
             for k, v in run.case_minor_by_type.items()
         },
         "error": run.error,
+        "dispositions": dispositions,
+        "suggested_groups": run.suggested_groups,
+        "open_items": run.open_items,
+        "groups_by_pass": run.groups_by_pass,
     }
 
 

@@ -1,5 +1,5 @@
-"""Resolving: findings -> typed cases (discrepancies) with severity and a reason; run accounting."""
+"""Resolving: the engine's result tables -> Case / MatchGroup / OpenItem models and the run's accounting."""
 
-from .classify import classify_findings, run_accounting
+from .classify import cases_from_tables, describe_delta, groups_from_tables, open_items, run_accounting
 
-__all__ = ["classify_findings", "run_accounting"]
+__all__ = ["cases_from_tables", "describe_delta", "groups_from_tables", "open_items", "run_accounting"]

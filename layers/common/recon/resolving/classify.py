@@ -1,144 +1,208 @@
-"""Turn the matcher's findings into cases a finance user can act on."""
+"""From the engine's tables to what people read: Case and MatchGroup models (with members and evidence),
+open items, and the run's accounting (rows in = matched + in cases + filtered + open, per source).
+
+The engine already typed every case (its taxonomy is in recon.matching.residue and the passes); here the
+small residue becomes pydantic models for the repository, the report and the review API.
+"""
 
 from __future__ import annotations
 
-from recon.domain import Case, CaseType, MemberRef, Project, Source, SourceAccounting, stable_id
-from recon.matching import Finding, FindingKind, MatchOutcome
+import json
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recon.domain import (
+    Case,
+    CaseType,
+    Evidence,
+    MatchGroup,
+    MatchStatus,
+    MemberRef,
+    OpenItem,
+    Severity,
+    Source,
+    SourceAccounting,
+)
 from recon.money import format_amount
 
-
-def _real(members: list[MemberRef]) -> list[MemberRef]:
-    return [m for m in members if not m.is_aggregate]
+_MEMBER_COLUMNS = ["txn_uid", "source", "account_id", "txn_id", "amount_minor", "currency"]
 
 
-def _case_type(finding: Finding) -> CaseType:
-    kind = finding.kind
-    if kind is FindingKind.DUPLICATE:
-        return CaseType.DUPLICATE
-    if kind is FindingKind.KEY_STATUS_MISMATCH:
-        return CaseType.STATUS_MISMATCH
-    if kind is FindingKind.KEY_TIME_MISMATCH:
-        return CaseType.TIME_MISMATCH
-    if kind in (FindingKind.KEY_AMOUNT_MISMATCH, FindingKind.SETTLEMENT_AMOUNT_MISMATCH):
-        return CaseType.AMOUNT_MISMATCH
-    if kind is FindingKind.SETTLEMENT_MISSING:
-        return CaseType.MISSING_IN_BANK
-    source = finding.members[0].source
-    if source is Source.ERP:
-        return CaseType.MISSING_IN_CHANNEL  # 短款: booked, never paid through the channel
-    if source.is_channel:
-        return CaseType.MISSING_IN_ERP  # 长款: paid, never booked
-    return CaseType.MISSING_IN_CHANNEL  # a bank row no channel settlement or rule explains
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    return table.to_pylist()
 
 
-def _delta(finding: Finding, case_type: CaseType) -> int:
-    """Signed amount at stake: what this side shows minus what the other side shows."""
-    if finding.kind is FindingKind.KEY_AMOUNT_MISMATCH:
-        sides: dict[bool, int] = {True: 0, False: 0}
-        first = finding.members[0].source
-        for m in finding.members:
-            sides[m.source == first] += m.amount_minor
-        return sides[False] - sides[True]  # channel - ERP
-    if finding.kind is FindingKind.SETTLEMENT_AMOUNT_MISMATCH:
-        return sum(m.amount_minor for m in finding.members) - sum(m.amount_minor for m in finding.counterpart)
-    if case_type is CaseType.MISSING_IN_BANK:
-        return -sum(m.amount_minor for m in finding.members)  # money expected in the bank, not there
-    if finding.kind in (FindingKind.KEY_STATUS_MISMATCH, FindingKind.KEY_TIME_MISMATCH):
-        return sum(m.amount_minor for m in finding.members if m.source is not Source.ERP)
-    return sum(m.amount_minor for m in finding.members)
+def _members_by(placements: pa.Table, column: str, ids: set[str] | None = None) -> dict[str, list[MemberRef]]:
+    """Members of each case or group, in input order."""
+    selected = placements.filter(pc.is_valid(placements[column]))
+    if ids is not None:
+        selected = selected.filter(pc.is_in(selected[column], value_set=pa.array(sorted(ids), pa.string())))
+    out: dict[str, list[MemberRef]] = defaultdict(list)
+    for row in selected.select([column, *_MEMBER_COLUMNS]).to_pylist():
+        out[row[column]].append(MemberRef(**{k: row[k] for k in _MEMBER_COLUMNS}))
+    return out
 
 
-_REASONS = {
-    CaseType.DUPLICATE: "The same source id appears more than once; only the first occurrence was matched.",
-    CaseType.STATUS_MISMATCH: "Both sides know the transaction but disagree on whether it happened.",
-    CaseType.TIME_MISMATCH: "Keys and amounts agree but the booking times are further apart than allowed.",
-    CaseType.AMOUNT_MISMATCH: "Both sides know the transaction but the amounts differ.",
-    CaseType.MISSING_IN_BANK: "短款: the channel settled this day but no matching bank credit arrived.",
-    CaseType.MISSING_IN_ERP: "长款: the channel received money for an order the ERP does not have.",
-    CaseType.MISSING_IN_CHANNEL: "The other side has no counterpart for this row.",
-}
-
-
-def _reason(finding: Finding, case_type: CaseType) -> str:
-    base = _REASONS.get(case_type, "Unclassified difference.")
-    first = finding.members[0] if finding.members else None
-    refund = first is not None and first.amount_minor < 0
-    if case_type is CaseType.MISSING_IN_CHANNEL and first is not None and first.source is Source.ERP:
-        base = (
-            "长款: the ERP booked a refund the channel never executed; the customer has not been paid back."
-            if refund
-            else "短款: the ERP booked this order but the channel never received the money."
-        )
-    elif case_type is CaseType.MISSING_IN_CHANNEL:
-        base = "长款: money arrived in the bank that no channel settlement or rule explains."
-    elif case_type is CaseType.MISSING_IN_ERP and refund:
-        base = "短款: the channel paid out a refund the ERP has not booked."
-    return f"{base} {finding.detail}".strip()
-
-
-def classify_findings(project: Project, run_id: str, outcome: MatchOutcome) -> list[Case]:
-    cases: list[Case] = []
-    for finding in outcome.findings:
-        case_type = _case_type(finding)
-        delta = _delta(finding, case_type)
-        currency = (finding.members or finding.counterpart)[0].currency
-        uids = sorted(m.txn_uid for m in finding.members + finding.counterpart)
-        cases.append(
-            Case(
-                case_id=stable_id("case", run_id, case_type.value, *uids),
-                run_id=run_id,
-                type=case_type,
-                members=finding.members,
-                counterpart=finding.counterpart,
-                delta_minor=delta,
-                currency=currency,
-                severity=project.severity.classify(delta),
-                rule=finding.rule,
-                reason=_reason(finding, case_type),
-                evidence=finding.evidence,
+def _evidence(row: dict[str, Any], fields: list[str]) -> list[Evidence]:
+    """Field-by-field evidence from a result row's columns, then any extra evidence it carries."""
+    currency = row["currency"]
+    out: list[Evidence] = []
+    if row.get("key") and "key" in fields:
+        out.append(Evidence(field="key", left=row["key"], right=row["key"], equal=True))
+    left, right = row.get("left_amount_minor"), row.get("right_amount_minor")
+    if left is not None and right is not None and "amount" in fields:
+        out.append(
+            Evidence(
+                field="amount",
+                left=format_amount(left, currency),
+                right=format_amount(right, currency),
+                equal=left == right,
+                delta=format_amount(right - left, currency),
             )
         )
-    cases.sort(key=lambda c: (c.type.value, c.case_id))
-    return cases
-
-
-def run_accounting(outcome: MatchOutcome, cases: list[Case]) -> list[SourceAccounting]:
-    """Rows in = matched + in cases + filtered, per source. Raises if any row is lost or placed twice."""
-    per: dict[str, SourceAccounting] = {
-        s: SourceAccounting(source=Source(s), rows_in=n) for s, n in sorted(outcome.rows_in.items())
-    }
-    seen: set[str] = set()
-
-    def count(members: list[MemberRef], field: str, money_field: str | None) -> None:
-        for m in _real(members):
-            if m.txn_uid in seen:
-                raise ValueError(f"row {m.txn_uid} is in more than one place")
-            seen.add(m.txn_uid)
-            acc = per.setdefault(m.source.value, SourceAccounting(source=m.source))
-            setattr(acc, field, getattr(acc, field) + 1)
-            if money_field:
-                setattr(acc, money_field, getattr(acc, money_field) + m.amount_minor)
-
-    for group in outcome.groups:
-        count(group.members, "matched", "matched_minor")
-    for case in cases:
-        count(case.members, "in_cases", "in_cases_minor")
-    for uid, rule in outcome.filtered.items():
-        if uid in seen:
-            raise ValueError(f"row {uid} is in more than one place")
-        seen.add(uid)
-        source = uid.split(":", 1)[0]
-        acc = per.setdefault(source, SourceAccounting(source=Source(source)))
-        acc.filtered += 1
-        acc.filtered_by_rule[rule] = acc.filtered_by_rule.get(rule, 0) + 1
-    unbalanced = [a for a in per.values() if not a.balanced]
-    if unbalanced:
-        detail = "; ".join(
-            f"{a.source.value}: in {a.rows_in} != matched {a.matched} + cases {a.in_cases} + filtered {a.filtered}"
-            for a in unbalanced
+    if row.get("time_delta_s") is not None and "booked_at" in fields:
+        out.append(
+            Evidence(field="booked_at", left="", right="", equal=row.get("_time_ok", True), delta=f"{row['time_delta_s']}s")
         )
-        raise ValueError(f"rows lost or invented: {detail}")
-    return list(per.values())
+    if row.get("left_status") is not None and "status" in fields:
+        out.append(
+            Evidence(
+                field="status",
+                left=row["left_status"],
+                right=row["right_status"] or "",
+                equal=row["left_status"] == row["right_status"],
+            )
+        )
+    if row.get("fee_delta_minor") is not None and "fee" in fields:
+        out.append(
+            Evidence(
+                field="fee",
+                left="schedule",
+                right="stated",
+                equal=row["fee_delta_minor"] == 0,
+                delta=format_amount(row["fee_delta_minor"], currency),
+            )
+        )
+    if row.get("evidence"):
+        out += [Evidence(**e) for e in json.loads(row["evidence"])]
+    return out
+
+
+def cases_from_tables(run_id: str, cases: pa.Table, placements: pa.Table) -> list[Case]:
+    """Every case as a Case model, with its member rows, counterparts, evidence and reason."""
+    members = _members_by(placements, "case_id")
+    out: list[Case] = []
+    for row in _rows(cases):
+        own = list(members.get(row["case_id"], []))
+        if row.get("aggregate"):
+            own.append(MemberRef(**json.loads(row["aggregate"])))
+        counterpart = [MemberRef(**m) for m in json.loads(row["counterparts"])] if row.get("counterparts") else []
+        row["_time_ok"] = row["type"] != CaseType.TIME_MISMATCH.value
+        out.append(
+            Case(
+                case_id=row["case_id"],
+                run_id=run_id,
+                type=CaseType(row["type"]),
+                members=own,
+                counterpart=counterpart,
+                delta_minor=row["delta_minor"],
+                currency=row["currency"],
+                severity=Severity(row["severity"]),
+                rule=row["rule"],
+                reason=row["reason"],
+                evidence=_evidence(row, ["key", "amount", "booked_at", "status"]),
+            )
+        )
+    return out
+
+
+def groups_from_tables(run_id: str, groups: pa.Table, placements: pa.Table) -> list[MatchGroup]:
+    """The given groups as MatchGroup models (call it with a few: suggested ones, a sample)."""
+    if groups.num_rows == 0:
+        return []
+    members = _members_by(placements, "group_id", set(groups["group_id"].to_pylist()))
+    out = []
+    for row in _rows(groups):
+        out.append(
+            MatchGroup(
+                group_id=row["group_id"],
+                run_id=run_id,
+                rule=row["rule"],
+                members=members.get(row["group_id"], []),
+                evidence=_evidence(row, ["key", "amount", "booked_at", "fee"]),
+                confidence=row["confidence"],
+                status=MatchStatus(row["status"]),
+                settles=row["settles"].split(",") if row.get("settles") else [],
+                explanation=row["explanation"],
+                match_pass=row["match_pass"],
+            )
+        )
+    return out
+
+
+def open_items(placements: pa.Table, business_date: date, limit: int | None = None) -> list[OpenItem]:
+    rows = placements.filter(pc.equal(placements["disposition"].cast(pa.string()), "open"))
+    items = []
+    for row in rows.select([*_MEMBER_COLUMNS, "first_seen", "rule"]).to_pylist():
+        items.append(
+            OpenItem(
+                **{k: row[k] for k in _MEMBER_COLUMNS},
+                first_seen=row["first_seen"],
+                age_days=(business_date - row["first_seen"]).days,
+                rule=row["rule"],
+            )
+        )
+    items.sort(key=lambda i: (i.first_seen, i.source.value, i.txn_id))
+    return items[:limit] if limit is not None else items
+
+
+def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAccounting]:
+    """Rows in (+ carried in) = matched + in cases + filtered + open, per source. Raises if a row is not
+    in exactly one place."""
+    source = placements["source"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
+    disposition = placements["disposition"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
+    amount = placements["amount_minor"].to_numpy()
+    first_seen = np.asarray(
+        placements["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
+    today = (business_date - date(1970, 1, 1)).days
+    suggested = (
+        pc.fill_null(pc.equal(placements["status"].cast(pa.string()), "suggested"), False)
+        .to_numpy(zero_copy_only=False)
+        .astype(bool)
+    )
+    rule = pc.fill_null(placements["rule"].cast(pa.string()), "").to_numpy(zero_copy_only=False).astype(str)
+    known = {"matched", "case", "filtered", "open"}
+    if not set(np.unique(disposition).tolist()) <= known:
+        raise ValueError(f"rows without a place: {sorted(set(np.unique(disposition).tolist()) - known)}")
+    out = []
+    for name in sorted(set(source.tolist())):
+        sel = source == name
+        acc = SourceAccounting(source=Source(name))
+        acc.rows_in = int((sel & (first_seen >= today)).sum())
+        acc.carried_in = int((sel & (first_seen < today)).sum())
+        for disp, count_field, money_field in (
+            ("matched", "matched", "matched_minor"),
+            ("case", "in_cases", "in_cases_minor"),
+            ("filtered", "filtered", None),
+            ("open", "open", "open_minor"),
+        ):
+            mask = sel & (disposition == disp)
+            setattr(acc, count_field, int(mask.sum()))
+            if money_field:
+                setattr(acc, money_field, int(amount[mask].sum()))
+        acc.suggested = int((sel & suggested).sum())
+        filtered_rules = rule[sel & (disposition == "filtered")]
+        acc.filtered_by_rule = {str(k): int(v) for k, v in zip(*np.unique(filtered_rules, return_counts=True), strict=True)}
+        if not acc.balanced:
+            raise ValueError(f"rows lost or invented: {name}")
+        out.append(acc)
+    return out
 
 
 def describe_delta(case: Case) -> str:

@@ -83,6 +83,17 @@ class _Lines:
                 self.lines.append(raw.strip())
         self.pulled = 0
 
+    def current(self, helper: Any) -> int:
+        """Physical line of the record the package was reading (it looks one line ahead)."""
+        rows = getattr(getattr(helper, "current_record", None), "rows", None) or [None]
+        ahead = 0 if self.pulled == len(self.lines) and self._ends_with(rows) else 1
+        start = max(self.pulled - ahead - len(rows), 0)
+        return self.numbers[min(start, len(self.numbers) - 1)]
+
+    def _ends_with(self, rows: list[Any]) -> bool:
+        last = rows[-1]
+        return isinstance(last, tuple) and len(last) == 2 and self.lines[-1][3:] == last[1]
+
     def __iter__(self) -> Iterator[str]:
         for line in self.lines:
             self.pulled += 1
@@ -125,13 +136,16 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
     lines = _Lines(text)
     if not lines.lines:
         raise fatal(file, "empty BAI2 file")
+    if not lines.lines[-1].startswith("99,"):
+        # Also a guard: the package loops forever on a file that ends inside an account.
+        raise fatal(file, "BAI2 file does not end with a 99 file trailer (truncated?)", row=lines.numbers[-1])
+    helper = None
     try:
         helper = IteratorHelper(iter(lines))
         parsed = Bai2FileParser(helper, check_integrity=False).parse()
     except Exception as exc:  # the package raises many kinds on a malformed record: the file is unreadable
-        at = min(max(lines.pulled - 1, 1), len(lines.numbers))
         raise fatal(
-            file, f"BAI2 structure cannot be read: {type(exc).__name__}: {exc}", row=lines.numbers[at - 1]
+            file, f"BAI2 structure cannot be read: {type(exc).__name__}: {exc}", row=lines.current(helper)
         ) from exc
     tz = b.ctx.tz
     file_id = tidy(str(getattr(parsed.header, "file_id", "") or "")) or "BAI2"

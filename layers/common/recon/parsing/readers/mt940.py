@@ -30,6 +30,8 @@ Decisions:
   MT942 ``:90D:``/``:90C:`` number and sum of debit/credit entries; each message's opening equals the
   previous message's closing of the same account (the break names both). ``opening``/``closing`` totals
   expose the file's first and last balance per account (see ``_bank``).
+* Every message needs ``:20:`` and ``:25:``; an MT940 message (one without the MT942 fields ``:13D:``,
+  ``:34F:``, ``:90D:``/``:90C:``) also needs both balances, else its entries would go unchecked.
 * ``:86:`` fields after a closing balance are statement information (ING ``/SUM/``), not entry details.
 """
 
@@ -78,6 +80,7 @@ _TRANSMISSION = "\x00\x01\x02\x03\x04"  # SOH/STX/ETX/EOT framing some banks lea
 _SINGLE_LINE = frozenset(
     {"20", "21", "25", "28", "28C", "60F", "60M", "62F", "62M", "64", "65", "13D", "34F", "90D", "90C"}
 )
+_INTERIM_TAGS = frozenset({"13D", "34F", "90D", "90C"})  # MT942: no balances, entry sums instead
 _CLOSING_TAGS = frozenset({"62F", "62M", "62"})
 _BANK_REF_SPLIT = re.compile(r"^(.*?//[^/\n]{1,16})(/.*)$", re.DOTALL)
 _DETECT_TAG = re.compile(rb"(?m)^:(20|25|28C?|60[FM]|61|62[FM]|13D|34F|90[DC]):")
@@ -435,8 +438,17 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             opening = closing = None
             currency = ""
             ok = False
-        if opening is None and ("date" in head or "sum_debit_entries" in head or "c_floor_limit" in head):
-            is_942 = True
+        interim = opening is None and closing is None and _INTERIM_TAGS & {f.tag for f in message.fields}
+        is_942 = is_942 or bool(interim)
+        missing = [tag for tag in ("20", "25") if not any(f.tag == tag for f in message.fields)]
+        if not interim and ok:
+            missing += [
+                name for name, bal in ((":60F:/:60M:", opening), (":62F:/:62M:", closing)) if bal is None
+            ]
+        if missing:
+            # Mandatory fields: without both balances the entries of this message would go unchecked.
+            b.fail(file, first_line, label, f"{label} lacks {', '.join(missing)}")
+            ok = False
         stmt = _Stmt(label, account, currency or b.ctx.currency, opening, closing)
         for n, group in enumerate(_entry_groups(entry_fields), start=1):
             _entry(

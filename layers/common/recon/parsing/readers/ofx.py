@@ -21,9 +21,9 @@ Decisions:
 * ``txn_id``: ``FITID``, else ``<DTSTART>-<DTEND>:<statement>.<n>``; ``order_ref``: ``REFNUM``;
   counterparty: ``NAME`` or ``PAYEE/NAME``; memo: ``MEMO``, else the name.
 * Balances: OFX states only the closing ledger balance (``LEDGERBAL``), no opening balance, so nothing
-  can be checked inside one file. We expose ``closing`` = ``LEDGERBAL`` and ``opening`` = ``LEDGERBAL`` -
-  Σ entries of that statement (derived), so chaining consecutive files checks yesterday's ``LEDGERBAL``
-  against today's.
+  can be checked inside one file. We expose ``closing`` = ``LEDGERBAL`` (dated ``DTASOF``) and
+  ``opening`` = ``LEDGERBAL`` - Σ entries of that statement (derived, dated ``DTSTART``), so chaining
+  consecutive files checks yesterday's ``LEDGERBAL`` against today's.
 """
 
 from __future__ import annotations
@@ -182,8 +182,14 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             curdef = b.ctx.currency
         account = _text(stmt, "BANKACCTFROM", "ACCTID") or _text(stmt, "CCACCTFROM", "ACCTID") or where
         total = 0
+        start: date | None = None
         for listing in [el for el in stmt if el.tag in ("BANKTRANLIST", "BANKTRANLISTP")]:
             span = f"{_text(listing, 'DTSTART')[:8]}-{_text(listing, 'DTEND')[:8]}"
+            if start is None and listing.tag == "BANKTRANLIST":
+                try:
+                    start = _when(_text(listing, "DTSTART"), tz, "DTSTART").astimezone(tz).date()
+                except RowFail:
+                    start = None
             for n, trn in enumerate(listing.iter("STMTTRN"), start=1):
                 row = lines[rows[id(trn)]]
                 if listing.tag == "BANKTRANLISTP":
@@ -210,7 +216,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
                 b.fail(file, 0, exc.column, exc.reason)
                 continue
             closing = Balance(closing_minor, curdef, as_of)
-            opening = Balance(closing_minor - total, curdef, None)
+            opening = Balance(closing_minor - total, curdef, start)
             ends[account] = (ends.get(account, (opening, closing))[0], closing)
             statement_date = as_of
     expose_balances(b, ends, file=file)

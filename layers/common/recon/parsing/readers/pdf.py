@@ -25,6 +25,7 @@ import re
 from typing import Any
 
 from recon.parsing._common import fatal
+from recon.parsing.model import StatementParseError
 
 MAX_PAGES = 2000
 _MAGIC = re.compile(rb"^\s*%PDF-\d")
@@ -84,11 +85,13 @@ def pdf_rows(data: bytes, file: str) -> list[PdfRow]:
                         number += 1
                         rows.append(PdfRow([_cell(c) for c in cells], page=page_no, row=number))
                 page.close()  # frees the page's parsed objects: statements can run to many pages
+    except StatementParseError:
+        raise
     except PdfminerException as exc:
         cause = exc.args[0] if exc.args else exc
         reason = "encrypted PDF (password protected)" if "Password" in type(cause).__name__ else "corrupt PDF"
         raise fatal(file, f"{reason}: {type(cause).__name__}") from exc
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:
+    except Exception as exc:  # pdfminer/pdfplumber raise many kinds on damaged documents: all are "corrupt"
         raise fatal(file, f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
     if not has_text:
         raise fatal(file, "PDF has no text layer (a scanned image?): only PDFs with text can be read")

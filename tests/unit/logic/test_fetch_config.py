@@ -1,0 +1,126 @@
+"""Connector configuration of accounts, fetch windows and endpoint selection (pure, no network)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from recon.adapters.memory import MemorySecrets
+from recon.domain import Account
+from recon.domain.account import AlipayFetch, FetchWindow, WechatFetch
+from recon.fetching.base import FetchedBill, redact_urls
+from recon.pipeline.fetch import fetch_window, provider_endpoint
+from recon.ports import SecretUnavailable
+from recon.settings import Settings
+
+SFTP = {
+    "kind": "sftp",
+    "host": "sftp.bank.example",
+    "host_key_fingerprints": ["SHA256:" + "A" * 43],
+    "filename_pattern": "STMT_{date:%Y%m%d}.xml",
+}
+
+
+def account(**values: Any) -> Account:
+    base: dict[str, Any] = {"account_id": "bank-1", "source": "bank", "name": "Bank"}
+    return Account.model_validate({**base, **values})
+
+
+def test_a_connector_must_fit_the_accounts_source_and_delivery() -> None:
+    ok = account(delivery="sftp", secret_id="recon/bank-1", fetch=SFTP)
+    assert ok.fetch is not None and ok.fetch.kind == "sftp"
+    with pytest.raises(ValueError, match="needs source 'bank' and delivery 'sftp'"):
+        account(delivery="api", secret_id="recon/bank-1", fetch=SFTP)
+    with pytest.raises(ValueError, match="needs source 'alipay' and delivery 'api'"):
+        account(delivery="api", secret_id="recon/bank-1", fetch={"kind": "alipay"})
+    alipay = Account.model_validate(
+        {
+            "account_id": "ali",
+            "source": "alipay",
+            "name": "Alipay",
+            "delivery": "api",
+            "secret_id": "recon/ali",
+            "fetch": {"kind": "alipay", "environment": "sandbox"},
+        }
+    )
+    assert isinstance(alipay.fetch, AlipayFetch) and alipay.fetch.bill_types == ["trade"]
+
+
+def test_secret_must_be_under_the_recon_prefix_the_fetchers_may_read() -> None:
+    for secret_id in (None, "", "prod/bank-1", "recon"):
+        with pytest.raises(ValueError, match="under 'recon/'"):
+            account(delivery="sftp", secret_id=secret_id, fetch=SFTP)
+
+
+def test_custom_endpoints_are_https_or_loopback_and_carry_no_credentials() -> None:
+    assert AlipayFetch(environment="custom", endpoint="https://gw.example/gateway.do").endpoint
+    assert AlipayFetch(environment="custom", endpoint="http://127.0.0.1:9000/gateway.do").endpoint
+    for bad in (
+        {"environment": "custom"},  # custom needs an endpoint
+        {"environment": "production", "endpoint": "https://gw.example"},  # and only custom has one
+        {"environment": "custom", "endpoint": "http://gw.example/gateway.do"},
+        {"environment": "custom", "endpoint": "https://app:key@gw.example/gateway.do"},
+    ):
+        with pytest.raises(ValueError):
+            AlipayFetch.model_validate(bad)
+    with pytest.raises(ValueError, match="no sandbox"):
+        WechatFetch(environment="sandbox")
+    with pytest.raises(ValueError, match="unique"):
+        WechatFetch(bill_types=["ALL", "ALL"])
+
+
+def test_gateway_urls_come_from_the_settings() -> None:
+    settings = Settings(
+        raw_bucket="r",
+        data_bucket="d",
+        table_name="t",
+        alipay_gateway_url="https://alipay.prod.example/gateway.do",
+        alipay_sandbox_gateway_url="https://alipay.sandbox.example/gateway.do",
+        wechatpay_base_url="https://wechat.example",
+    )
+    assert provider_endpoint(AlipayFetch(), settings) == "https://alipay.prod.example/gateway.do"
+    assert provider_endpoint(AlipayFetch(environment="sandbox"), settings) == (
+        "https://alipay.sandbox.example/gateway.do"
+    )
+    assert provider_endpoint(WechatFetch(), settings) == "https://wechat.example"
+    custom = WechatFetch(environment="custom", endpoint="https://proxy.internal.example")
+    assert provider_endpoint(custom, settings) == "https://proxy.internal.example"
+    defaults = Settings(raw_bucket="r", data_bucket="d", table_name="t")
+    assert provider_endpoint(AlipayFetch(), defaults) == "https://openapi.alipay.com/gateway.do"
+    assert provider_endpoint(WechatFetch(), defaults) == "https://api.mch.weixin.qq.com"
+
+
+def test_fetch_window_is_counted_from_the_end_of_the_bill_date_in_the_projects_time_zone() -> None:
+    opens, closes = fetch_window("Asia/Shanghai", date(2026, 11, 20), AlipayFetch().window)
+    assert opens == datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    assert closes == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)  # 15:00 in Shanghai
+    wechat_opens, _ = fetch_window("Asia/Shanghai", date(2026, 11, 20), WechatFetch().window)
+    assert wechat_opens.astimezone(UTC).hour == 2  # 10:00 in Shanghai
+    with pytest.raises(ValueError, match="after opens_after_hours"):
+        FetchWindow(opens_after_hours=10, closes_after_hours=9)
+
+
+def test_memory_secrets_cache_until_force_fetch_like_a_warm_lambda() -> None:
+    secrets = MemorySecrets({"recon/a": {"password": "one"}})
+    assert secrets.get_secret("recon/a") == {"password": "one"}
+    secrets.rotate("recon/a", {"password": "two"})
+    assert secrets.get_secret("recon/a") == {"password": "one"}  # cached
+    assert secrets.get_secret("recon/a", force_fetch=True) == {"password": "two"}
+    assert secrets.get_secret("recon/a") == {"password": "two"}
+    assert secrets.reads == {"recon/a": 2}
+    with pytest.raises(SecretUnavailable, match="recon/missing"):
+        secrets.get_secret("recon/missing")
+
+
+def test_fetched_bill_names_are_single_path_segments() -> None:
+    assert FetchedBill("a.zip", b"x", date(2026, 1, 1)).checksum.startswith("2d711642")
+    for bad in ("../x", "a/b", "", ".", "x\n"):
+        with pytest.raises(ValueError):
+            FetchedBill(bad, b"x", date(2026, 1, 1))
+
+
+def test_download_urls_lose_their_tokens_in_messages() -> None:
+    text = "GET https://dwbillcenter.alipay.com/downloadBillFile.resource?token=abc&fileId=1 failed"
+    assert redact_urls(text) == "GET https://dwbillcenter.alipay.com/downloadBillFile.resource?… failed"
