@@ -177,8 +177,18 @@ def generate(directory: Path, orders: int, *, seed: int = 20261120) -> dict[str,
     extra = np.arange(k * 3)
     refs = _ids("SO", erp_order, 12)
     refund_refs = pa.array(np.where(erp_refund >= 0, erp_refund, 0)).cast(pa.string())
-    refund_refs = pa.compute.if_else(pa.array(erp_refund >= 0), pa.compute.binary_join_element_wise("RF", refund_refs, ""), pa.scalar(None, pa.string()))
-    erp_txn = pa.compute.binary_join_element_wise(refs, pa.compute.if_else(pa.array(erp_refund >= 0), pa.compute.binary_join_element_wise("#", refund_refs, ""), ""), "")
+    refund_refs = pa.compute.if_else(
+        pa.array(erp_refund >= 0),
+        pa.compute.binary_join_element_wise("RF", refund_refs, ""),
+        pa.scalar(None, pa.string()),
+    )
+    erp_txn = pa.compute.binary_join_element_wise(
+        refs,
+        pa.compute.if_else(
+            pa.array(erp_refund >= 0), pa.compute.binary_join_element_wise("#", refund_refs, ""), ""
+        ),
+        "",
+    )
     erp_rows = np.flatnonzero(erp_keep)
     dup_rows = dup[erp_keep[dup]]
     erp_all = np.concatenate([erp_rows, dup_rows])
@@ -200,15 +210,24 @@ def generate(directory: Path, orders: int, *, seed: int = 20261120) -> dict[str,
     wechat_side = wechat_side[np.searchsorted(erp_order, erp_order)] if False else (erp_order % 2 == 0)
     tables = {"erp": erp}
     nets = {}
-    for name, account, mask in (("wechat", "wechat-main", wechat_side), ("alipay", "alipay-main", ~wechat_side)):
+    for name, account, mask in (
+        ("wechat", "wechat-main", wechat_side),
+        ("alipay", "alipay-main", ~wechat_side),
+    ):
         rows = np.flatnonzero(keep & mask)
         extra_rows = extra[(extra % 2 == 0) == (name == "wechat")]
         take = pa.array(rows)
-        ch_ids = _ids("42000" if name == "wechat" else "2026112022001", np.arange(len(rows) + len(extra_rows)), 20 if name == "wechat" else 16)
+        ch_ids = _ids(
+            "42000" if name == "wechat" else "2026112022001",
+            np.arange(len(rows) + len(extra_rows)),
+            20 if name == "wechat" else 16,
+        )
         ex_amount = _prices(rng, len(extra_rows))
         amounts = np.concatenate([ch_amount[rows], ex_amount])
         fees = np.concatenate([ch_fee[rows], (ex_amount * 6 + 500) // 1000])
-        status = np.concatenate([ch_status[rows], np.full(len(extra_rows), "success", dtype=object)]).astype(str)
+        status = np.concatenate([ch_status[rows], np.full(len(extra_rows), "success", dtype=object)]).astype(
+            str
+        )
         table = _table(
             source=name,
             account=account,
@@ -217,7 +236,9 @@ def generate(directory: Path, orders: int, *, seed: int = 20261120) -> dict[str,
             refund_ref=pa.concat_arrays([refund_refs.take(take), pa.nulls(len(extra_rows), pa.string())]),
             amount=amounts,
             fee=fees,
-            booked_us=np.concatenate([ch_booked[rows], start + rng.integers(0, 86_000_000_000, len(extra_rows))]),
+            booked_us=np.concatenate(
+                [ch_booked[rows], start + rng.integers(0, 86_000_000_000, len(extra_rows))]
+            ),
             status=status,
         )
         tables[name] = table
@@ -257,15 +278,28 @@ def generate_keyless(directory: Path, orders: int, *, seed: int = 7) -> dict[str
     booked = start + np.sort(rng.integers(0, 86_400_000_000 - 300_000_000, orders))
     erp_ids = _ids("SO", np.arange(orders), 12)
     erp = _table(
-        source="erp", account="erp", txn_id=erp_ids, order_ref=erp_ids, refund_ref=pa.nulls(orders, pa.string()),
-        amount=amount, fee=np.zeros(orders, np.int64), booked_us=booked, status=np.full(orders, "success"),
+        source="erp",
+        account="erp",
+        txn_id=erp_ids,
+        order_ref=erp_ids,
+        refund_ref=pa.nulls(orders, pa.string()),
+        amount=amount,
+        fee=np.zeros(orders, np.int64),
+        booked_us=booked,
+        status=np.full(orders, "success"),
     )
     perm = rng.permutation(orders)
     ch_ids = _ids("42000", np.arange(orders), 20)
     channel = _table(
-        source="wechat", account="wechat-main", txn_id=ch_ids, order_ref=pa.nulls(orders, pa.string()),
-        refund_ref=pa.nulls(orders, pa.string()), amount=amount[perm], fee=(amount[perm] * 6 + 500) // 1000,
-        booked_us=booked[perm] + rng.integers(1, 120, orders) * 1_000_000, status=np.full(orders, "success"),
+        source="wechat",
+        account="wechat-main",
+        txn_id=ch_ids,
+        order_ref=pa.nulls(orders, pa.string()),
+        refund_ref=pa.nulls(orders, pa.string()),
+        amount=amount[perm],
+        fee=(amount[perm] * 6 + 500) // 1000,
+        booked_us=booked[perm] + rng.integers(1, 120, orders) * 1_000_000,
+        status=np.full(orders, "success"),
     )
     directory.mkdir(parents=True, exist_ok=True)
     pq.write_table(erp, directory / "erp.parquet", compression="zstd")
@@ -282,7 +316,17 @@ def _read(directory: Path) -> Any:
 
     names = sorted(p.stem for p in directory.glob("*.parquet") if p.stem != "truth")
     order = [n for n in ("erp", "wechat", "alipay", "bank") if n in names]
-    low = ["source", "account_id", "currency", "txn_type", "status", "statement_id", "raw_key", "profile", "profile_version"]
+    low = [
+        "source",
+        "account_id",
+        "currency",
+        "txn_type",
+        "status",
+        "statement_id",
+        "raw_key",
+        "profile",
+        "profile_version",
+    ]
     from concurrent.futures import ThreadPoolExecutor
 
     def one(name: str) -> Any:
@@ -294,8 +338,6 @@ def _read(directory: Path) -> Any:
 
 
 def engine(directory: Path, out: Path, project_text: str) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
     from recon.domain import Project
     from recon.matching import match_table
 
@@ -308,14 +350,21 @@ def engine(directory: Path, out: Path, project_text: str) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     from concurrent.futures import ThreadPoolExecutor
 
-    def write(item: tuple[str, Any]) -> None:
-        pq.write_table(item[1], out / f"{item[0]}.parquet", compression="zstd")
+    def write(name: str) -> None:
+        result.write(name, str(out / f"{name}.parquet"))
 
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(write, [("placements", result.placements), ("groups", result.groups), ("cases", result.cases)]))
+        list(pool.map(write, ["placements", "groups", "cases"]))
     (out / "summary.json").write_text(json.dumps(result.counts(), sort_keys=True))
     total = time.perf_counter() - started
-    return {"seconds": total, "read_s": read_s, "match_s": match_s, "write_s": total - read_s - match_s, "rows": rows.num_rows, "counts": result.counts()}
+    return {
+        "seconds": total,
+        "read_s": read_s,
+        "match_s": match_s,
+        "write_s": total - read_s - match_s,
+        "rows": rows.num_rows,
+        "counts": result.counts(),
+    }
 
 
 # --- references --------------------------------------------------------------------------------------
@@ -368,43 +417,76 @@ def pandas_ref(directory: Path, out: Path, keyless: bool) -> dict[str, Any]:
         c = pd.read_parquet(directory / "wechat.parquet", columns=["txn_id", "amount_minor", "booked_at"])
         e = e.sort_values("booked_at")
         c = c.sort_values("booked_at")
-        m = pd.merge_asof(c, e, on="booked_at", by="amount_minor", direction="backward", tolerance=pd.Timedelta(minutes=15), suffixes=("_ch", "_erp"))
+        m = pd.merge_asof(
+            c,
+            e,
+            on="booked_at",
+            by="amount_minor",
+            direction="backward",
+            tolerance=pd.Timedelta(minutes=15),
+            suffixes=("_ch", "_erp"),
+        )
         m[["txn_id_erp", "txn_id_ch"]].to_parquet(out / "pairs.parquet", compression="zstd")
         return {"seconds": time.perf_counter() - started}
     frames = [pd.read_parquet(directory / f"{n}.parquet") for n in ("erp", "wechat", "alipay", "bank")]
     t = pd.concat(frames, ignore_index=True)
-    filtered = ((t.source == "erp") & t.status.isin(["closed", "pending"])) | ((t.source == "bank") & t.memo.fillna("").str.contains("账户管理费|结息"))
+    filtered = ((t.source == "erp") & t.status.isin(["closed", "pending"])) | (
+        (t.source == "bank") & t.memo.fillna("").str.contains("账户管理费|结息")
+    )
     keep = t[~filtered]
     e = keep[(keep.source == "erp") & ~keep.in_file_duplicate]
     c = keep[keep.source.isin(["wechat", "alipay"])]
     m = e.merge(c, on=["order_ref", "refund_ref"], how="outer", suffixes=("_e", "_c"), indicator=True)
     outcome = np.select(
-        [m._merge == "right_only", m._merge == "left_only", m.status_e != m.status_c, m.amount_minor_e != m.amount_minor_c,
-         (m.booked_at_c - m.booked_at_e).abs() > pd.Timedelta(hours=24)],
-        ["MISSING_IN_ERP", "MISSING_IN_CHANNEL", "STATUS_MISMATCH", "AMOUNT_MISMATCH", "TIME_MISMATCH"], "matched")
+        [
+            m._merge == "right_only",
+            m._merge == "left_only",
+            m.status_e != m.status_c,
+            m.amount_minor_e != m.amount_minor_c,
+            (m.booked_at_c - m.booked_at_e).abs() > pd.Timedelta(hours=24),
+        ],
+        ["MISSING_IN_ERP", "MISSING_IN_CHANNEL", "STATUS_MISMATCH", "AMOUNT_MISMATCH", "TIME_MISMATCH"],
+        "matched",
+    )
     m["outcome"] = outcome
     net = c[c.status == "success"].groupby("account_id").net_minor.sum()
     bank = keep[keep.source == "bank"].copy()
     bank["account"] = np.where(bank.memo.str.contains("财付通"), "wechat-main", "alipay-main")
-    bank["outcome"] = np.where(bank.amount_minor.values == net.reindex(bank.account).values, "matched", "AMOUNT_MISMATCH")
-    placements = pd.concat([
-        m.loc[m.txn_uid_e.notna(), ["txn_uid_e", "outcome", "order_ref"]].set_axis(["txn_uid", "outcome", "k"], axis=1),
-        m.loc[m.txn_uid_c.notna(), ["txn_uid_c", "outcome", "order_ref"]].set_axis(["txn_uid", "outcome", "k"], axis=1),
-        bank[["txn_uid", "outcome", "account"]].set_axis(["txn_uid", "outcome", "k"], axis=1),
-        t.loc[filtered, ["txn_uid"]].assign(outcome="filtered", k=None),
-    ])
+    bank["outcome"] = np.where(
+        bank.amount_minor.values == net.reindex(bank.account).values, "matched", "AMOUNT_MISMATCH"
+    )
+    placements = pd.concat(
+        [
+            m.loc[m.txn_uid_e.notna(), ["txn_uid_e", "outcome", "order_ref"]].set_axis(
+                ["txn_uid", "outcome", "k"], axis=1
+            ),
+            m.loc[m.txn_uid_c.notna(), ["txn_uid_c", "outcome", "order_ref"]].set_axis(
+                ["txn_uid", "outcome", "k"], axis=1
+            ),
+            bank[["txn_uid", "outcome", "account"]].set_axis(["txn_uid", "outcome", "k"], axis=1),
+            t.loc[filtered, ["txn_uid"]].assign(outcome="filtered", k=None),
+        ]
+    )
     placements.to_parquet(out / "placements.parquet", compression="zstd")
     return {"seconds": time.perf_counter() - started}
 
 
 # --- precision of the keyless pass -------------------------------------------------------------------
 def keyless_precision(directory: Path, out: Path) -> dict[str, float]:
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     truth = pq.read_table(directory / "truth.parquet").to_pydict()
     erp_of = dict(zip(truth["channel"], truth["erp"], strict=True))
-    placements = pq.read_table(out / "placements.parquet", columns=["txn_id", "group_id", "status", "source"])
+    from recon.matching import with_identity
+
+    identity = pa.concat_tables(
+        [pq.read_table(directory / f"{n}.parquet", columns=["txn_uid", "txn_id"]) for n in ("erp", "wechat")]
+    )
+    placements = pq.read_table(out / "placements.parquet")
+    groups = pq.read_table(out / "groups.parquet")
+    placements = with_identity(placements, identity, groups, pq.read_table(out / "cases.parquet"))
     matched = placements.filter(pc.is_valid(placements["group_id"]))
     by_group: dict[str, dict[str, str]] = {}
     statuses: dict[str, str] = {}
@@ -458,10 +540,29 @@ def run(sizes: list[int], keyless_sizes: list[int], repeat: int = 3) -> list[dic
             data = root / f"data-{name.replace(' ', '-')}-{n}"
             _in_child("generate_keyless" if keyless else "generate", data, n)
             project = KEYLESS_PROJECT if keyless else PROJECT
-            ours = _best(repeat, lambda data=data, project=project: _in_child("engine", data, root / "out-engine", project))
-            duck = _best(repeat, lambda data=data, keyless=keyless: _in_child("duckdb_ref", data, root / "out-duckdb", keyless))
-            pandas = _best(1 if n > 2_000_000 else repeat, lambda data=data, keyless=keyless: _in_child("pandas_ref", data, root / "out-pandas", keyless))
-            row = {"case": label, "ours": ours, "duckdb": duck, "pandas": pandas, "target": TARGETS.get(label)}
+            ours = _best(
+                repeat,
+                lambda data=data, project=project: _in_child("engine", data, root / "out-engine", project),
+            )
+            duck = _best(
+                repeat,
+                lambda data=data, keyless=keyless: _in_child(
+                    "duckdb_ref", data, root / "out-duckdb", keyless
+                ),
+            )
+            pandas = _best(
+                1 if n > 2_000_000 else repeat,
+                lambda data=data, keyless=keyless: _in_child(
+                    "pandas_ref", data, root / "out-pandas", keyless
+                ),
+            )
+            row = {
+                "case": label,
+                "ours": ours,
+                "duckdb": duck,
+                "pandas": pandas,
+                "target": TARGETS.get(label),
+            }
             if keyless:
                 row["quality"] = keyless_precision(data, root / "out-engine")
             rows.append(row)

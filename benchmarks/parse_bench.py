@@ -75,7 +75,8 @@ def _lines(rows: pa.Array, newline: str = "\r\n") -> bytes:
     with_end = _join(rows, newline, sep="")
     offsets = np.frombuffer(with_end.buffers()[1], dtype=np.int32)[: len(with_end) + 1]
     data = with_end.buffers()[2]
-    return data.to_pybytes()[offsets[0] : offsets[-1]]
+    raw: bytes = data.to_pybytes()
+    return raw[offsets[0] : offsets[-1]]
 
 
 def wechat_bill(rows: int) -> tuple[bytes, int]:
@@ -138,7 +139,10 @@ def wechat_bill(rows: int) -> tuple[bytes, int]:
             _money(int(refund_amount.sum())),
         )
     )
-    tail = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n" + summary
+    tail = (
+        "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n"
+        + summary
+    )
     return (WECHAT_HEADER + "\r\n").encode() + body + (tail + "\r\n").encode(), rows
 
 
@@ -410,7 +414,7 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=CAMT_ENTRIES, help="camt.053 entries")
     parser.add_argument("--only", choices=["wechat", "alipay", "camt"])
     args = parser.parse_args()
-    cases = {
+    cases: dict[str, Callable[[], dict[str, Any]]] = {
         "wechat": lambda: bench_parse_wechat_1m(0, args.rows),
         "alipay": lambda: bench_parse_alipay_1m(0, args.rows),
         "camt": lambda: bench_parse_camt_100k(0, args.entries),

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.accuracy import bench_accuracy
+from benchmarks.parse_bench import (
+    PARSE_BENCHMARKS,
+    bench_parse_alipay_1m,
+    bench_parse_camt_100k,
+    bench_parse_wechat_1m,
+)
 
 DAY = date(2026, 11, 20)
 
@@ -116,7 +122,8 @@ def bench_match_day(orders: int) -> dict[str, Any]:
     }
 
 
-BENCHMARKS = [bench_parse_wechat, bench_match_day, bench_accuracy]
+BENCHMARKS = [bench_parse_wechat, *PARSE_BENCHMARKS, bench_match_day, bench_accuracy]
+_ = (bench_parse_wechat_1m, bench_parse_alipay_1m, bench_parse_camt_100k)  # run_in_child finds them here
 
 
 def run_in_child(fn_name: str, orders: int, queue: Any) -> None:

@@ -20,7 +20,14 @@ from typing import Any
 import pyarrow.csv as pacsv
 
 from recon.domain import RowError, Source
-from recon.parsing import ParsedStatement, Profile, StatementParseError, builtin_profiles, detect, parse_statement
+from recon.parsing import (
+    ParsedStatement,
+    Profile,
+    StatementParseError,
+    builtin_profiles,
+    detect,
+    parse_statement,
+)
 from recon.pipeline.overlap import count_true
 from recon.pipeline.parse import source_of_format
 from recon.pipeline.profile_store import ProfileError, ProfileSpec, profile_from_text
@@ -162,12 +169,16 @@ def describe(result: FileResult) -> list[str]:
             lines.append(
                 "  skipped     " + ", ".join(f"{rule} {n}" for rule, n in sorted(p.skipped_by_rule.items()))
             )
-        lines.append(f"  duplicates  {count_true(p.table, 'in_file_duplicate')} row(s) flagged in_file_duplicate")
+        lines.append(
+            f"  duplicates  {count_true(p.table, 'in_file_duplicate')} row(s) flagged in_file_duplicate"
+        )
         if p.control_totals:
             for i, t in enumerate(p.control_totals):
                 relation = "=" if t.ok else "≠"
                 label = "totals      " if i == 0 else "            "
-                lines.append(f"  {label}{_mark(t.ok)} {t.name}: stated {t.stated} {relation} computed {t.computed}")
+                lines.append(
+                    f"  {label}{_mark(t.ok)} {t.name}: stated {t.stated} {relation} computed {t.computed}"
+                )
         else:
             lines.append("  totals      none stated")
     if result.errors:

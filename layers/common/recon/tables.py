@@ -91,7 +91,11 @@ def to_table(transactions: Iterable[Transaction]) -> pa.Table:
     if not rows:
         return table
     flags = mark_duplicates(table.column("dedupe_key"))
-    return table.set_column(table.schema.get_field_index("in_file_duplicate"), TRANSACTION_SCHEMA.field("in_file_duplicate"), flags)
+    return table.set_column(
+        table.schema.get_field_index("in_file_duplicate"),
+        TRANSACTION_SCHEMA.field("in_file_duplicate"),
+        flags,
+    )
 
 
 def upgrade(table: pa.Table) -> pa.Table:

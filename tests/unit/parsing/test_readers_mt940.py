@@ -303,3 +303,16 @@ def test_detect_is_cheap_and_specific() -> None:
     assert reader.detect(b":20:X\n:61:bad\n", "x") is None  # no :25: account: not a statement
     assert reader.detect(_message([]).encode(), "x") == ("mt940", 0.95)
     assert reader.detect(b"\x00\xff" * 100, "x") is None
+
+
+def test_german_gv_code_details() -> None:
+    text = _message(
+        [
+            ":61:2405010501C12,00NTRFNONREF//G1",
+            ":86:166?00GUTSCHRIFT?20EREF+ORDER-9?21SVWZ+Rechnung 1?32ALIPAY EUROPE",
+        ],
+        closing="C240501EUR112,00",
+    )
+    (txn,) = parse_bank(text.encode(), "de.sta").transactions
+    assert (txn.order_ref, txn.counterparty) == ("ORDER-9", "ALIPAY EUROPE")
+    assert txn.memo is not None and "Rechnung 1" in txn.memo

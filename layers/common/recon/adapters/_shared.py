@@ -55,7 +55,6 @@ def account_sort_date(statement: Statement) -> date:
     return statement.period_end or statement.business_date
 
 
-
 def sortable_instant(at: datetime) -> str:
     """Fixed-width UTC timestamp that sorts lexicographically in time order (naive = UTC)."""
     if at.tzinfo is None:

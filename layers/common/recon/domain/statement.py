@@ -147,7 +147,8 @@ class Statement(BaseModel):
         default=0, description="Parsed rows repeating an earlier row's dedupe key in the same file (kept)"
     )
     rows_overlapping: int = Field(
-        default=0, description="Parsed rows an earlier statement of the account already delivered (overlap_of)"
+        default=0,
+        description="Parsed rows an earlier statement of the account already delivered (overlap_of)",
     )
     reparsed_at: datetime | None = Field(default=None, description="When the current parse replaced another")
 

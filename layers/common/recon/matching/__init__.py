@@ -1,7 +1,7 @@
 """Matching: a project's rules over a day's rows (Arrow) -> placements, match groups and cases."""
 
 from .engine import MatchResult, match_table, plan
-from .ledger import CASE_SCHEMA, GROUP_SCHEMA, PLACEMENT_SCHEMA
+from .ledger import CASE_SCHEMA, GROUP_SCHEMA, PLACEMENT_SCHEMA, with_identity
 from .partition import Share, match_partition, match_residual, merge_results, partition_inputs
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "merge_results",
     "partition_inputs",
     "plan",
+    "with_identity",
 ]

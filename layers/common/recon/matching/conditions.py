@@ -59,6 +59,20 @@ def condition_mask(frame: Frame, condition: FieldCondition, scope: BOOL) -> BOOL
         bound = int(value)  # type: ignore[arg-type]  # validated: an int
         result = {"lt": numbers < bound, "le": numbers <= bound, "gt": numbers > bound, "ge": numbers >= bound}
         return np.asarray(result[op]) & scope
+    if name in _CODED and op in ("eq", "ne", "in", "not_in"):
+        vocabulary = _CODED[name]
+        wanted = [str(v) for v in value] if isinstance(value, list) else [str(value)]  # type: ignore[union-attr]
+        hit = np.zeros(len(vocabulary) + 1, dtype=bool)
+        for v in wanted:
+            if v in vocabulary:
+                hit[vocabulary.index(v)] = True
+        inside = hit[getattr(frame, name)]
+        return (inside if op in ("eq", "in") else ~inside) & scope
+    if op == "regex" and scope.sum() < frame.n // 4:  # evaluate on the rows in scope only
+        rows = np.flatnonzero(scope)
+        out = np.zeros(frame.n, dtype=bool)
+        out[rows] = regex_mask(_text(frame, name).take(pa.array(rows)), str(value), np.ones(len(rows), bool))
+        return out
     column = _text(frame, name)
     if op in ("empty", "not_empty"):
         empty = _numpy_bool(pc.or_kleene(pc.is_null(column), pc.equal(pc.fill_null(column, ""), "")))

@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from recon.domain import AmountTolerance, Project
 
@@ -39,8 +40,10 @@ class Context:
     def threshold(self) -> float:
         return self.project.auto_match_min_confidence
 
-    def status(self, confidence: np.ndarray) -> np.ndarray:
-        return np.where(confidence >= self.threshold, "auto", "suggested")
+    def status(self, confidence: np.ndarray) -> pa.DictionaryArray:
+        """auto at or above the project's threshold, else suggested."""
+        codes = np.where(np.asarray(confidence) >= self.threshold, 0, 1).astype(np.int32)
+        return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(["auto", "suggested"]))
 
 
 def tolerance(tol: AmountTolerance, expected: I64) -> I64:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from recon.domain import (
     FilterRule,
@@ -39,7 +40,7 @@ from recon.domain import (
 
 from .conditions import apply_filter, apply_mapping
 from .context import OVERLAP_RULE, Context
-from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, plain
+from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
 from .hashing import hash_strings
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
@@ -51,6 +52,7 @@ from .window import window_match
 PREFILTER: Final = "_prefilter"  # working-table column: the filter rule that took the row, or DUPLICATE_MARK
 ORDER_KNOWN: Final = "_order_known"
 DUPLICATE_MARK: Final = "\x00duplicate"
+_LOW_CARDINALITY: Final = ("rule", "match_pass", "status", "currency", "type", "severity", "explanation")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,18 @@ class MatchResult:
     business_date: date
     open_rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
+    def write(self, name: str, sink: Any) -> None:
+        """Write one result table (``placements``, ``groups`` or ``cases``) as Parquet (zstd).
+
+        Dictionary encoding only for low-cardinality columns and no column statistics: on 2M rows this
+        halves the write time, and nothing reads these files by predicate.
+        """
+        table: pa.Table = getattr(self, name)
+        low = [f.name for f in table.schema if pa.types.is_dictionary(f.type) or f.name in _LOW_CARDINALITY]
+        pq.write_table(
+            table.combine_chunks(), sink, compression="zstd", use_dictionary=low, write_statistics=False
+        )
+
     def counts(self) -> dict[str, int]:
         """Rows per disposition (matched, case, filtered, open)."""
         counted = pc.value_counts(self.placements["disposition"].cast(pa.string()))
@@ -125,23 +139,37 @@ def _apply(frame: Frame, ledger: Ledger, ctx: Context, rule: Rule, partials: dic
 
 
 def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
-    """Rows the parser flagged as repeats within their file, and the first occurrence of each."""
+    """Rows the parser flagged as repeats within their file, and the first occurrence of each (same
+    statement, same dedupe key, earliest position)."""
     flagged = frame.optional_bool("in_file_duplicate")
     if not flagged.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     key_column = "dedupe_key" if "dedupe_key" in frame.table.column_names else "txn_id"
-    statement = frame.text("statement_id") if "statement_id" in frame.table.column_names else frame.text("account_id")
-    h = hash_strings(frame.text(key_column), seed=8) ^ hash_strings(statement, seed=9)
+    statement, _ = labels_of(frame.table["statement_id"] if "statement_id" in frame.table.column_names else frame.table["account_id"])
     rows = np.flatnonzero(flagged)
-    originals = np.flatnonzero(~flagged)
-    order = np.lexsort((frame.position[originals], h[originals]))
-    sorted_h = h[originals][order]
-    pos = np.searchsorted(sorted_h, h[rows])
-    pos = np.minimum(pos, max(len(sorted_h) - 1, 0))
-    found = (len(sorted_h) > 0) & (sorted_h[pos] == h[rows]) if len(sorted_h) else np.zeros(len(rows), bool)
-    first = np.where(found, originals[order][pos] if len(sorted_h) else 0, -1)
-    # A flagged row whose original is not here (another partition cannot happen: same key) stays a row.
-    return rows[found], first[found]
+    candidates = np.flatnonzero(np.isin(statement, np.unique(statement[rows])) & ~flagged)
+
+    def keyed(subset: I64) -> np.ndarray:
+        text = frame.text(key_column).take(pa.array(subset))
+        return hash_strings(text, seed=8) ^ (statement[subset].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+
+    h_rows, h_cand = keyed(rows), keyed(candidates)
+    wanted = np.sort(h_rows)
+    pos = np.minimum(np.searchsorted(wanted, h_cand), len(wanted) - 1)
+    hits = candidates[wanted[pos] == h_cand]
+    hits = hits[np.argsort(frame.position[hits], kind="stable")]
+    hit_keys = frame.text(key_column).take(pa.array(hits)).to_pylist()
+    row_keys = frame.text(key_column).take(pa.array(rows)).to_pylist()
+    first_of: dict[tuple[int, str], int] = {}
+    for row, key in zip(hits.tolist(), hit_keys, strict=True):
+        first_of.setdefault((int(statement[row]), key), row)
+    found, first = [], []
+    for row, key in zip(rows.tolist(), row_keys, strict=True):
+        original = first_of.get((int(statement[row]), key))
+        if original is not None:  # else the original is not among these rows: the row is matched as any
+            found.append(row)
+            first.append(original)
+    return np.array(found, np.int64), np.array(first, np.int64)
 
 
 def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> None:

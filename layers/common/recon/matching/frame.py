@@ -9,7 +9,7 @@ columns are ignored.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -53,38 +53,40 @@ def plain(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     return column
 
 
+def _encoded(column: pa.ChunkedArray | pa.Array) -> tuple[list[str | None], npt.NDArray[np.int64]]:
+    """(dictionary values, indices) of a text column; a dictionary column is used as it is."""
+    if isinstance(column, pa.Array):
+        column = pa.chunked_array([column])
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    column = column.unify_dictionaries()
+    chunks = column.chunks
+    if not chunks:
+        return [], np.zeros(0, np.int64)
+    values = chunks[0].dictionary.to_pylist()
+    parts = [np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), np.int64) for c in chunks]
+    return values, (np.concatenate(parts) if len(parts) > 1 else parts[0])
+
+
 def codes_of(column: pa.ChunkedArray | pa.Array, vocabulary: tuple[str, ...], what: str) -> I8:
     """Codes of a low-cardinality text column in a fixed vocabulary (an unknown value is an error)."""
-    if isinstance(column, pa.ChunkedArray) and pa.types.is_dictionary(column.type):
-        column = column.unify_dictionaries()
-        chunks = column.chunks
-        dictionary = chunks[0].dictionary if chunks else pa.array([], pa.string())
-        indices = (
-            np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in chunks])
-            if chunks
-            else np.zeros(0, np.int32)
-        )
-    else:
-        encoded = pc.dictionary_encode(plain(column))
-        dictionary, indices = encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
-    values = dictionary.to_pylist()
+    values, indices = _encoded(column)
     unknown = [v for v in values if v not in vocabulary]
-    if unknown:
-        raise ValueError(f"unknown {what} value(s) {unknown[:5]}")
-    lookup = np.array([vocabulary.index(v) for v in values] or [0], dtype=np.int8)
-    return lookup[indices.astype(np.intp)] if len(indices) else np.zeros(0, np.int8)
+    if unknown or (indices < 0).any():
+        raise ValueError(f"unknown {what} value(s) {unknown[:5] or [None]}")
+    lookup = np.array([vocabulary.index(str(v)) for v in values] or [0], dtype=np.int8)
+    return lookup[indices]
 
 
 def labels_of(column: pa.ChunkedArray | pa.Array) -> tuple[I32, list[str]]:
     """Codes of an open-vocabulary low-cardinality text column (account ids, currencies), sorted labels."""
-    encoded = pc.dictionary_encode(plain(column))
-    labels = encoded.dictionary.to_pylist()
+    values, indices = _encoded(column)
+    labels = [("" if v is None else str(v)) for v in values]
     order = sorted(range(len(labels)), key=lambda i: labels[i])
-    remap = np.empty(len(labels) or 1, dtype=np.int32)
+    remap = np.zeros(len(labels) + 1, dtype=np.int32)
     for new, old in enumerate(order):
         remap[old] = new
-    indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.intp)
-    return (remap[indices] if len(indices) else np.zeros(0, np.int32)), [labels[i] for i in order]
+    return remap[indices], [labels[i] for i in order]
 
 
 def _int64(table: pa.Table, name: str, default: int = 0) -> I64:
@@ -149,17 +151,29 @@ class Frame:
         self._key_hash: dict[tuple[str, ...], U64] = {}
 
     # --- text columns (mapping rules may rewrite them) ------------------------------------------------
-    def text(self, name: str) -> pa.Array:
+    def text(self, name: str) -> pa.Array | pa.ChunkedArray:
+        """A text column (chunked as read: take() and compute functions accept it as it is)."""
         if name not in self._text:
             if name in self.table.column_names:
-                self._text[name] = plain(self.table[name])
+                column = self.table[name]
+                self._text[name] = column.cast(pa.string()) if pa.types.is_dictionary(column.type) else column
             elif name == "source":
                 self._text[name] = pa.array(SOURCES).take(pa.array(self.source))
             else:
                 self._text[name] = pa.nulls(self.n, pa.string())
         return self._text[name]
 
-    def set_text(self, name: str, values: pa.Array) -> None:
+    def take_text(self, name: str, rows: npt.NDArray[np.integer[Any]]) -> pa.Array:
+        """Values of a text column at ``rows`` (a contiguous copy is kept for large takes: a take from
+        chunks resolves the chunk of every index)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        column = self.text(name)
+        if isinstance(column, pa.ChunkedArray) and column.num_chunks > 1 and len(rows) * 8 > self.n:
+            column = plain(column)
+            self._text[name] = column
+        return plain(column.take(pa.array(rows)))
+
+    def set_text(self, name: str, values: pa.Array | pa.ChunkedArray) -> None:
         self._text[name] = values
         self._words.pop(name, None)
         for key in [k for k in self._key_hash if name in k]:

@@ -24,7 +24,6 @@ _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xBF58476D1CE4E5B9)
 _K3 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _mix(x: U64) -> U64:
@@ -66,20 +65,39 @@ class Words:
 
 
 def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
-    """Exact padded bytes of a string column (nulls as empty strings)."""
-    plain = pc.fill_null(_plain(array), "")
-    n = len(plain)
-    offsets = np.frombuffer(plain.buffers()[1], dtype=np.int32)[plain.offset : plain.offset + n + 1]
-    lengths = np.diff(offsets).astype(np.int32)
-    longest = int(lengths.max()) if n else 0
+    """Exact padded bytes of a string column (nulls as empty strings), chunk by chunk (no concatenation
+    of the strings themselves)."""
+    if isinstance(array, pa.ChunkedArray) and not pa.types.is_dictionary(array.type):
+        chunks = [c for c in array.chunks if len(c)] or [pa.array([], pa.string())]
+    else:
+        chunks = [_plain(array)]
+    prepared = []
+    longest = 0
+    for chunk in chunks:
+        if pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_decode()
+        if pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type):
+            chunk = chunk.cast(pa.string())
+        chunk = pc.fill_null(chunk, "")
+        n = len(chunk)
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + n + 1]
+        lengths = np.diff(offsets).astype(np.int32)
+        longest = max(longest, int(lengths.max()) if n else 0)
+        prepared.append((chunk, lengths))
     width = max(1, (longest + 7) // 8)
-    if longest == 0:
-        return Words(np.zeros((n, 1), dtype=np.uint64), lengths)
-    padded = pc.ascii_rpad(plain, width=width * 8, padding="\x00")
-    p_off = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset : padded.offset + n + 1]
-    data = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[p_off[0] : p_off[-1]]
-    words = data.view(np.uint64).reshape(n, width)
-    return Words(words, lengths)
+    words = []
+    for chunk, lengths in prepared:
+        n = len(chunk)
+        if longest == 0 or n == 0:
+            words.append(np.zeros((n, width), dtype=np.uint64))
+            continue
+        padded = pc.ascii_rpad(chunk, width=width * 8, padding="\x00")
+        p_off = np.frombuffer(padded.buffers()[1], dtype=np.int32)[padded.offset : padded.offset + n + 1]
+        data = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[p_off[0] : p_off[-1]]
+        words.append(data.view(np.uint64).reshape(n, width))
+    all_words = words[0] if len(words) == 1 else np.concatenate(words)
+    all_lengths = prepared[0][1] if len(prepared) == 1 else np.concatenate([p[1] for p in prepared])
+    return Words(all_words, all_lengths)
 
 
 def hash_words(w: Words, seed: int = 0) -> U64:
@@ -118,6 +136,9 @@ def hash_texts(texts: list[str], seed: int = 0) -> U64:
     return hash_strings(pa.array(texts, type=pa.string()), seed)
 
 
+_HEX_PAIRS = np.array([int.from_bytes(f"{b:02x}".encode(), "little") for b in range(256)], dtype=np.uint16)
+
+
 def hex_ids(prefix: str, h: U64) -> pa.Array:
     """``<prefix>_<16 lowercase hex digits>`` for each hash, built without a Python loop."""
     n = len(h)
@@ -125,11 +146,10 @@ def hex_ids(prefix: str, h: U64) -> pa.Array:
     width = len(head) + 16
     out = np.empty((n, width), dtype=np.uint8)
     out[:, : len(head)] = head
-    shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    nibbles = (h[:, None] >> shifts[None, :]) & np.uint64(0xF)
-    out[:, len(head) :] = _HEX[nibbles.astype(np.intp)]
+    big_endian = np.ascontiguousarray(h, dtype=">u8").view(np.uint8).reshape(n, 8)
+    out[:, len(head) :] = _HEX_PAIRS[big_endian].view(np.uint8).reshape(n, 16)
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 def hex_id(prefix: str, value: int) -> str:

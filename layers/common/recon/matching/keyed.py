@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.domain import KeyMatchRule
 
@@ -35,8 +36,8 @@ from .context import (
     scheduled_fee,
     tolerance,
 )
-from .frame import BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame
-from .hashing import U64
+from .frame import BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
+from .hashing import U64, hash_strings
 from .ledger import Ledger
 from .text import join, labels, money, severities, take_text
 
@@ -130,8 +131,6 @@ def _key_text(frame: Frame, fields: tuple[str, ...], rows: I64) -> pa.Array:
     parts = [take_text(frame, name, rows) for name in fields]
     if len(parts) == 1:
         return parts[0]
-    import pyarrow.compute as pc
-
     return pc.binary_join_element_wise(*parts, "/", null_handling="skip")
 
 
@@ -186,7 +185,7 @@ def _multi(
             members = members[np.all([frame.words(f).equal(members, np.full(len(members), first)) for f in fields], axis=0)]
             seen: dict[tuple[int, str], int] = {}
             unique: list[int] = []
-            for row in sorted(members.tolist(), key=lambda r: int(frame_position(frame)[r])):
+            for row in sorted(members.tolist(), key=lambda r: int(frame.position[r])):
                 identity = (int(frame.account[row]), frame.str_at("txn_id", row))
                 if identity in seen:
                     dup_rows.append(row)
@@ -257,11 +256,6 @@ def _multi(
     )
 
 
-def frame_position(frame: Frame) -> I64:
-    """Global position of each row (``_pos`` when a partition carries it): the tie-break between copies."""
-    return frame.position
-
-
 def _many_label(frame: Frame, rows: list[int]) -> str:
     source = SOURCES[int(frame.source[rows[0]])]
     ids = [frame.str_at("txn_id", r) for r in rows]
@@ -295,6 +289,9 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
 
 
 def _subset_members(g: KeyGroups, chosen: I64) -> tuple[I64, I64]:
+    if g.texts is None:  # one row a side: the members are the first rows themselves
+        k = np.arange(len(chosen), dtype=np.int64)
+        return np.concatenate([g.left_first[chosen], g.right_first[chosen]]), np.concatenate([k, k])
     local = np.full(len(g.key_hash), -1, dtype=np.int64)
     local[chosen] = np.arange(len(chosen))
     keep = local[g.owner] >= 0
@@ -442,13 +439,38 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
     if len(rows) == 0:
         return
     cur = frame.currency[rows]
-    counterparts = [dumps([member_ref(frame, int(f))]) for f in first.tolist()]
-    uids = [frame.uid(int(r)) for r in rows.tolist()]
-    positions = [int(frame.position[int(r)]) for r in rows.tolist()]
-    from .hashing import hash_texts
-
-    ids = hash_texts([f"{u}\x1f{p}" for u, p in zip(uids, positions, strict=True)])
-    label = _label(frame, rows)
+    take_first = pa.array(first)
+    firsts = {
+        "txn_uid": frame.text("txn_uid").take(take_first).to_pylist(),
+        "txn_id": frame.text("txn_id").take(take_first).to_pylist(),
+    }
+    counterparts = [
+        dumps(
+            [
+                {
+                    "txn_uid": uid,
+                    "source": SOURCES[int(frame.source[f])],
+                    "account_id": frame.accounts[int(frame.account[f])],
+                    "txn_id": tid,
+                    "amount_minor": int(frame.amount[f]),
+                    "currency": frame.currencies[int(frame.currency[f])],
+                }
+            ]
+        )
+        for f, uid, tid in zip(first.tolist(), firsts["txn_uid"], firsts["txn_id"], strict=True)
+    ]
+    lineage = [take_text(frame, "txn_uid", rows)]
+    for name in ("raw_key", "row_number"):
+        if name in frame.table.column_names:
+            lineage.append(plain(frame.table[name]).take(pa.array(rows)).cast(pa.string()))
+    if len(lineage) == 1:
+        lineage.append(pa.array(frame.position[rows]).cast(pa.string()))
+    ids = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=10)
+    where = (
+        join(" at ", plain(frame.table["raw_key"]).take(take_first), " row ", pa.array(_row_numbers(frame, first)).cast(pa.string()))
+        if "raw_key" in frame.table.column_names
+        else pa.array([""] * len(rows))
+    )
     ledger.add_cases(
         {
             "type": DUPLICATE,
@@ -463,9 +485,7 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
             "counterparts": pa.array(counterparts, pa.string()),
             "reason": join(
                 "The same source id appears more than once; only the first occurrence is reconciled: ",
-                label, " ", money(frame.amount[rows], cur, frame.currencies), " repeats ",
-                take_text(frame, "raw_key", first) if "raw_key" in frame.table.column_names else "",
-                " row ", pa.array(_row_numbers(frame, first)).cast(pa.string()), ".",
+                _label(frame, rows), " ", money(frame.amount[rows], cur, frame.currencies), " repeats the row", where, ".",
             ),
         },
         content_hash(ids, DUPLICATE),
@@ -477,6 +497,5 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
 def _row_numbers(frame: Frame, rows: I64) -> I64:
     if "row_number" not in frame.table.column_names:
         return np.asarray(frame.position[rows])
-    from .frame import plain
-
-    return np.asarray(plain(frame.table["row_number"]).to_numpy(zero_copy_only=False), np.int64)[rows]
+    taken = plain(frame.table["row_number"]).take(pa.array(rows))
+    return np.asarray(pc.fill_null(taken, 0).to_numpy(zero_copy_only=False), np.int64)

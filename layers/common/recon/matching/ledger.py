@@ -28,22 +28,22 @@ _DICT = pa.dictionary(pa.int32(), pa.string())
 GROUP_SCHEMA = pa.schema(
     [
         pa.field("group_id", pa.string(), nullable=False),
-        pa.field("rule", pa.string(), nullable=False),
-        pa.field("match_pass", pa.string(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),
+        pa.field("rule", _DICT, nullable=False),
+        pa.field("match_pass", _DICT, nullable=False),
+        pa.field("status", _DICT, nullable=False),
         pa.field("confidence", pa.float64(), nullable=False),
         pa.field("members", pa.int32(), nullable=False),
         pa.field("left_members", pa.int32(), nullable=False),
         pa.field("right_members", pa.int32(), nullable=False),
         pa.field("key", pa.string()),
-        pa.field("currency", pa.string(), nullable=False),
+        pa.field("currency", _DICT, nullable=False),
         pa.field("left_amount_minor", pa.int64(), nullable=False),
         pa.field("right_amount_minor", pa.int64(), nullable=False),
         pa.field("amount_delta_minor", pa.int64(), nullable=False),
         pa.field("time_delta_s", pa.int64()),
         pa.field("fee_delta_minor", pa.int64()),
         pa.field("settles", pa.string()),
-        pa.field("explanation", pa.string(), nullable=False),
+        pa.field("explanation", _DICT, nullable=False),
         pa.field("evidence", pa.string()),
     ],
     metadata={"recon.results": "groups", "recon.results_version": "1"},
@@ -52,18 +52,18 @@ GROUP_SCHEMA = pa.schema(
 CASE_SCHEMA = pa.schema(
     [
         pa.field("case_id", pa.string(), nullable=False),
-        pa.field("type", pa.string(), nullable=False),
-        pa.field("rule", pa.string(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
+        pa.field("type", _DICT, nullable=False),
+        pa.field("rule", _DICT, nullable=False),
+        pa.field("severity", _DICT, nullable=False),
         pa.field("delta_minor", pa.int64(), nullable=False),
-        pa.field("currency", pa.string(), nullable=False),
+        pa.field("currency", _DICT, nullable=False),
         pa.field("members", pa.int32(), nullable=False),
         pa.field("key", pa.string()),
         pa.field("left_amount_minor", pa.int64()),
         pa.field("right_amount_minor", pa.int64()),
         pa.field("time_delta_s", pa.int64()),
-        pa.field("left_status", pa.string()),
-        pa.field("right_status", pa.string()),
+        pa.field("left_status", _DICT),
+        pa.field("right_status", _DICT),
         pa.field("counterparts", pa.string()),
         pa.field("aggregate", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
@@ -72,17 +72,19 @@ CASE_SCHEMA = pa.schema(
     metadata={"recon.results": "cases", "recon.results_version": "1"},
 )
 
+# One row per input row, in input order (row i describes input row i). The row's identity (txn_uid, txn_id)
+# stays in the immutable normalized inputs; ``with_identity`` joins it back for readers. Groups and cases
+# are referenced by their row in the groups / cases table (writing 2M id strings cost 0.19 s, the int32
+# indices 0.04 s; see docs/matching.md).
 PLACEMENT_SCHEMA = pa.schema(
     [
-        pa.field("txn_uid", pa.string(), nullable=False),
         pa.field("source", _DICT, nullable=False),
         pa.field("account_id", _DICT, nullable=False),
-        pa.field("txn_id", pa.string(), nullable=False),
         pa.field("amount_minor", pa.int64(), nullable=False),
         pa.field("currency", _DICT, nullable=False),
         pa.field("disposition", _DICT, nullable=False),
-        pa.field("group_id", pa.string()),
-        pa.field("case_id", pa.string()),
+        pa.field("group", pa.int32()),
+        pa.field("case", pa.int32()),
         pa.field("rule", _DICT),
         pa.field("match_pass", _DICT),
         pa.field("status", _DICT),
@@ -112,6 +114,7 @@ class Ledger:
     _cases: list[_Batch] = field(default_factory=list)
     _n_groups: int = 0
     _n_cases: int = 0
+    _placed: int = 0
 
     def __post_init__(self) -> None:
         n = self.frame.n
@@ -139,9 +142,13 @@ class Ledger:
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
             return
-        if (self.disposition[rows] != UNPLACED).any() or len(np.unique(rows)) != len(rows):
+        before = self._placed
+        if (self.disposition[rows] != UNPLACED).any():
             raise AssertionError("a row was placed twice")  # a bug, never data
         self.disposition[rows] = disposition
+        self._placed = int(np.count_nonzero(self.disposition))
+        if self._placed != before + len(rows):
+            raise AssertionError("a row was placed twice")  # the same row twice in one call
         self.ref[rows] = ref
         self.rule[rows] = rule
 
@@ -190,10 +197,8 @@ class Ledger:
         disp = self.disposition
         matched = disp == MATCHED
         in_case = disp == CASE
-        g_idx = np.where(matched, group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else 0, 0)
-        c_idx = np.where(in_case, case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else 0, 0)
-        group_id = _take_masked(plain(groups["group_id"]), g_idx, matched)
-        case_id = _take_masked(plain(cases["case_id"]), c_idx, in_case)
+        g_idx = group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else np.zeros(len(disp), np.int64)
+        c_idx = case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else np.zeros(len(disp), np.int64)
         if len(groups):
             suggested = np.asarray(
                 pc.equal(groups["status"], SUGGESTED).to_numpy(zero_copy_only=False), dtype=np.int32
@@ -209,15 +214,13 @@ class Ledger:
             pass_codes = np.zeros(1, np.int32)
         return pa.table(
             {
-                "txn_uid": f.text("txn_uid"),
                 "source": dictionary(f.source, SOURCES),
                 "account_id": dictionary(f.account, f.accounts),
-                "txn_id": f.text("txn_id"),
                 "amount_minor": pa.array(f.amount, pa.int64()),
                 "currency": dictionary(f.currency, f.currencies),
                 "disposition": dictionary(disp, DISPOSITIONS),
-                "group_id": group_id,
-                "case_id": case_id,
+                "group": pa.array(g_idx.astype(np.int32), pa.int32(), mask=~matched),
+                "case": pa.array(c_idx.astype(np.int32), pa.int32(), mask=~in_case),
                 "rule": dictionary(self.rule, self.rules),
                 "match_pass": dictionary(np.where(matched, pass_codes[g_idx], -1), PASSES),
                 "status": dictionary(np.where(matched, suggested[g_idx], -1), (AUTO, SUGGESTED)),
@@ -234,29 +237,39 @@ PASSES: Final = ("exact_key", "key_tolerance", "window", "settlement", "subset_s
 def dictionary(codes: npt.NDArray[np.integer[Any]], vocabulary: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
     """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
     rows give the same bytes however they were assembled."""
-    codes = np.asarray(codes, dtype=np.int64)
-    valid = codes >= 0
-    used = np.unique(codes[valid])
+    codes = np.asarray(codes)
+    counts = np.bincount(codes.astype(np.int64) + 1, minlength=len(vocabulary) + 1)
+    used = np.flatnonzero(counts[1:])
     labels = [vocabulary[int(u)] for u in used]
     order = sorted(range(len(labels)), key=lambda i: labels[i])
-    remap = np.zeros(max(len(vocabulary), 1), dtype=np.int32)
-    for new, i in enumerate(order):
-        remap[int(used[i])] = new
-    indices = pa.array(np.where(valid, remap[np.where(valid, codes, 0)], 0).astype(np.int32), mask=~valid)
-    return pa.DictionaryArray.from_arrays(indices, pa.array([labels[i] for i in order], pa.string()))
+    nulls = counts[0] > 0
+    if len(used) == len(vocabulary) and order == list(range(len(order))) and list(used) == list(range(len(used))):
+        indices = codes.astype(np.int32, copy=False)  # already canonical: every label used, sorted
+    else:
+        remap = np.zeros(len(vocabulary) + 1, dtype=np.int32)
+        for new, i in enumerate(order):
+            remap[int(used[i]) + 1] = new
+        indices = remap[codes.astype(np.int64) + 1]
+    mask = codes < 0 if nulls else None
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int32(), mask=mask), pa.array([labels[i] for i in order], pa.string())
+    )
 
 
 def canonical_dictionaries(table: pa.Table) -> pa.Table:
-    """Re-encode every dictionary column with its used labels sorted (after concatenating partitions)."""
+    """Re-encode every dictionary column with exactly its used labels, sorted, in one chunk (works on the
+    dictionaries and indices; values are never decoded)."""
     for i, f in enumerate(table.schema):
         if not pa.types.is_dictionary(f.type):
             continue
-        values = plain(table.column(i).cast(pa.string()) if table.num_rows else table.column(i))
-        if not table.num_rows:
-            continue
-        vocabulary = sorted(v for v in pc.unique(values).to_pylist() if v is not None)
-        index = pc.index_in(values, value_set=pa.array(vocabulary, pa.string()))
-        codes = np.asarray(pc.fill_null(index, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        column = table.column(i).unify_dictionaries()
+        chunks = column.chunks
+        vocabulary = [str(v) for v in chunks[0].dictionary.to_pylist()] if chunks else []
+        codes = (
+            np.concatenate([np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), np.int64) for c in chunks])
+            if chunks
+            else np.zeros(0, np.int64)
+        )
         table = table.set_column(i, f, dictionary(codes, vocabulary))
     return table
 
@@ -270,8 +283,20 @@ def _as_list(value: Any, n: int) -> list[str]:
 
 
 def _column(value: Any, n: int, typ: pa.DataType) -> pa.Array:
+    if pa.types.is_dictionary(typ):
+        if isinstance(value, str):
+            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+        if value is None:
+            return pa.DictionaryArray.from_arrays(pa.nulls(n, pa.int32()), pa.array([], pa.string()))
+        if isinstance(value, pa.ChunkedArray):
+            value = value.combine_chunks()
+        if not isinstance(value, pa.Array):
+            value = pa.array(value if isinstance(value, list) else value.tolist(), pa.string())
+        if not pa.types.is_dictionary(value.type):
+            value = pc.dictionary_encode(value.cast(pa.string()))
+        return value.cast(typ)
     if isinstance(value, pa.ChunkedArray):
-        value = plain(value)
+        value = value.combine_chunks()
     if isinstance(value, pa.Array):
         return value if value.type == typ else value.cast(typ)
     if isinstance(value, np.ndarray):
@@ -281,13 +306,6 @@ def _column(value: Any, n: int, typ: pa.DataType) -> pa.Array:
     if isinstance(value, list):
         return pa.array(value, typ)
     return pa.array([value] * n, typ) if n else pa.array([], typ)
-
-
-def _take_masked(ids: pa.Array, idx: I64, mask: BOOL) -> pa.Array:
-    if len(ids) == 0:
-        return pa.nulls(len(idx), pa.string())
-    taken = ids.take(pa.array(idx.astype(np.int64)))
-    return pc.if_else(pa.array(mask), taken, pa.scalar(None, pa.string()))
 
 
 def _table(
@@ -304,15 +322,36 @@ def _table(
         return schema.empty_table(), np.zeros(0, np.int64)
     body = pa.concat_tables(parts)
     hashes = np.concatenate([b.hashes for b in batches])
-    if len(np.unique(hashes)) != len(hashes):
+    by_hash = np.argsort(hashes)
+    sorted_hashes = hashes[by_hash]
+    if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
         raise AssertionError(f"two {prefix} ids collide (identical defining content)")
-    ids = hex_ids(prefix, hashes)
     if by_type:
-        types = body["type"].to_numpy(zero_copy_only=False).astype(str)
-        order = np.lexsort((hashes, types))
+        types = body["type"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
+        order = by_hash[np.argsort(types[by_hash], kind="stable")]
     else:
-        order = np.argsort(hashes, kind="stable")
+        order = by_hash
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    table = body.add_column(0, pa.field(id_column, pa.string(), nullable=False), ids).take(pa.array(order))
-    return table.cast(schema), rank
+    table = body.add_column(0, pa.field(id_column, pa.string(), nullable=False), hex_ids(prefix, hashes))
+    if not np.array_equal(order, np.arange(len(order))):
+        table = table.take(pa.array(order))
+    return canonical_dictionaries(table.select(schema.names)).cast(schema), rank
+
+
+def with_identity(placements: pa.Table, identity: pa.Table, groups: pa.Table, cases: pa.Table) -> pa.Table:
+    """Placements with each row's ``txn_uid`` and ``txn_id`` (``identity``: the input rows, same order) and
+    its ``group_id`` / ``case_id`` — what readers (exports, review) want, assembled after the fact."""
+    if identity.num_rows != placements.num_rows:
+        raise ValueError(f"{identity.num_rows} input rows for {placements.num_rows} placements")
+
+    def ids(table: pa.Table, column: str, index: pa.ChunkedArray) -> pa.Array:
+        if table.num_rows == 0:
+            return pa.nulls(len(index), pa.string())
+        return plain(table[column]).take(plain(index))
+
+    out = placements
+    out = out.add_column(0, "txn_uid", plain(identity["txn_uid"]))
+    out = out.add_column(3, "txn_id", plain(identity["txn_id"]))
+    out = out.append_column("group_id", ids(groups, "group_id", placements["group"]))
+    return out.append_column("case_id", ids(cases, "case_id", placements["case"]))

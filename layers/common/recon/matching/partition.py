@@ -144,17 +144,31 @@ def _empty_like(residuals: list[pa.Table]) -> pa.Table:
 
 def merge_results(shares: list[Share], business_date: date) -> MatchResult:
     """Concatenate task results into the single run's tables (same order, same bytes)."""
-    placements = pa.concat_tables([s.placements.cast(shares[0].placements.schema) for s in shares], promote_options="default")
+    groups, group_new = _merge_sorted([s.groups for s in shares], [("group_id", "ascending")])
+    cases, case_new = _merge_sorted([s.cases for s in shares], [("type", "ascending"), ("case_id", "ascending")])
+    parts = []
+    for k, share in enumerate(shares):
+        p = share.placements
+        for column, new in (("group", group_new[k]), ("case", case_new[k])):
+            local = np.asarray(pc.fill_null(p[column], 0).to_numpy(zero_copy_only=False), np.int64)
+            remapped = pa.array(new[local].astype(np.int32) if len(new) else local.astype(np.int32), mask=~np.asarray(pc.is_valid(p[column]).to_numpy(zero_copy_only=False), bool))
+            p = p.set_column(p.column_names.index(column), column, remapped)
+        parts.append(p)
+    placements = pa.concat_tables(parts, promote_options="permissive")
     placements = placements.take(pc.sort_indices(placements["_pos"]))
     open_rows = np.flatnonzero(np.asarray(pc.equal(placements["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool))
     placements = canonical_dictionaries(placements.drop_columns(["_pos"]))
-    groups = pa.concat_tables([s.groups for s in shares])
-    groups = groups.take(pc.sort_indices(groups["group_id"]))
-    cases = pa.concat_tables([s.cases for s in shares])
-    cases = cases.take(pc.sort_indices(cases, sort_keys=[("type", "ascending"), ("case_id", "ascending")]))
-    return MatchResult(
-        _compact(placements), _compact(groups), _compact(cases), business_date, open_rows
-    )
+    return MatchResult(_compact(placements), _compact(groups), _compact(cases), business_date, open_rows)
+
+
+def _merge_sorted(tables: list[pa.Table], keys: list[tuple[str, str]]) -> tuple[pa.Table, list[np.ndarray]]:
+    """Concatenate and sort; per input table, the new row of each of its rows."""
+    merged = pa.concat_tables(tables)
+    order = np.asarray(pc.sort_indices(merged, sort_keys=keys).to_numpy(), np.int64) if merged.num_rows else np.zeros(0, np.int64)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    offsets = np.cumsum([0] + [t.num_rows for t in tables])
+    return merged.take(pa.array(order)), [inverse[offsets[k] : offsets[k + 1]] for k in range(len(tables))]
 
 
 def _compact(table: pa.Table) -> pa.Table:

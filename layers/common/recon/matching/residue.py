@@ -132,7 +132,8 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     variant[(src == BANK) & (amount > 0)] = 5
     variant[(src == BANK) & (amount <= 0)] = 6
     variant[~happened] = 7
-    case_type = labels(variant, [k for k, _ in kinds])
+    types = sorted({k for k, _ in kinds})
+    case_type = labels(np.array([types.index(k) for k, _ in kinds])[variant], types)
     cur = frame.currency[rows]
     label = join(labels(src, SOURCES), " ", take_text(frame, "txn_id", rows))
     age = frame.today - frame.first_seen[rows]

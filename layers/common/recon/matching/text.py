@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 from recon.domain import SeverityThresholds
 from recon.money import exponent, format_amount
 
-from .frame import I64, Frame
+from .frame import I64, Frame, plain
 
 
 def money(amounts: I64, currency_codes: np.ndarray, currencies: list[str]) -> pa.Array:
@@ -44,9 +44,7 @@ def one_money(amount: int, currency: str) -> str:
 def severities(thresholds: SeverityThresholds, at_stake: I64) -> pa.Array:
     stake = np.abs(np.asarray(at_stake, dtype=np.int64))
     codes = np.where(stake >= thresholds.high_minor, 2, np.where(stake >= thresholds.medium_minor, 1, 0))
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), ["low", "medium", "high"]).cast(
-        pa.string()
-    )
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), ["low", "medium", "high"])
 
 
 def join(*parts: pa.Array | str) -> pa.Array:
@@ -58,10 +56,9 @@ def join(*parts: pa.Array | str) -> pa.Array:
 
 
 def take_text(frame: Frame, name: str, rows: I64) -> pa.Array:
-    return frame.text(name).take(pa.array(np.asarray(rows, dtype=np.int64)))
+    return frame.take_text(name, rows)
 
 
 def labels(codes: np.ndarray, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary)).cast(
-        pa.string()
-    )
+    """Labels of codes, as a dictionary array (cheap to build and to take from)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,7 @@ from recon.domain import WindowMatchRule
 from .assignment import ambiguous_pairs, best_assignment
 from .context import Context, content_hash, tolerance
 from .frame import I64, SOURCES, Frame
-from .hashing import combine, hash_strings
+from .hashing import combine, hash_strings, hash_words
 from .ledger import Ledger
 from .text import join, labels, money, take_text
 
@@ -45,26 +46,53 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
     if len(left) == 0 or len(right) == 0:
         return
     window_ms = int(rule.time_window_hours * 3_600_000)
-    el, er = _candidates(frame, rule, left, right, window_ms)
-    if len(el) == 0:
+    c = _candidates(frame, rule, left, right, window_ms)
+    out_l, out_r, out_c, out_clear, out_s = [], [], [], [], []
+    if len(c.el):
+        score = _scores(frame, rule, left[c.el], right[c.er], window_ms)
+        keep = score > 0
+        el, er, score = c.el[keep], c.er[keep], score[keep]
+        chosen_l, chosen_r, confidence, clear = _assign(len(left), len(right), el, er, score, rule.max_block)
+        out_l.append(chosen_l)
+        out_r.append(chosen_r)
+        out_c.append(confidence)
+        out_clear.append(clear)
+        out_s.append(_edge_scores(el, er, score, chosen_l, chosen_r))
+    if c.crowded_l.any() and c.crowded_r.any() and c.block_l is not None and c.block_r is not None:
+        sl, sr, ss = _sweep(frame, left, right, c, window_ms)
+        out_l.append(sl)
+        out_r.append(sr)
+        out_c.append(np.round(np.minimum(SUGGESTED_CAP, 0.5 * (0.5 + 0.5 * ss)), 4))
+        out_clear.append(np.zeros(len(sl), dtype=bool))
+        out_s.append(ss)
+    if not out_l or sum(len(x) for x in out_l) == 0:
         return
-    a_rows, b_rows = left[el], right[er]
-    score = _scores(frame, rule, a_rows, b_rows, window_ms)
-    keep = score > 0
-    el, er, score = el[keep], er[keep], score[keep]
-    chosen_l, chosen_r, confidence, clear = _assign(len(left), len(right), el, er, score, rule.max_block)
-    if len(chosen_l) == 0:
-        return
-    l_rows, r_rows = left[chosen_l], right[chosen_r]
-    edge_score = _edge_scores(el, er, score, chosen_l, chosen_r)
-    _record(frame, ledger, ctx, rule, l_rows, r_rows, confidence, clear, edge_score)
+    _record(
+        frame,
+        ledger,
+        ctx,
+        rule,
+        left[np.concatenate(out_l)],
+        right[np.concatenate(out_r)],
+        np.concatenate(out_c),
+        np.concatenate(out_clear),
+        np.concatenate(out_s),
+    )
 
 
 # --- 1. candidates -----------------------------------------------------------------------------------
-def _candidates(
-    frame: Frame, rule: WindowMatchRule, left: I64, right: I64, window_ms: int
-) -> tuple[I64, I64]:
-    """Candidate pairs as (index into left, index into right)."""
+@dataclass
+class _Candidates:
+    el: I64  # candidate pairs between rows that are not crowded (indices into left / right)
+    er: I64
+    crowded_l: np.ndarray  # more candidates than max_candidates: paired by the sweep, never auto
+    crowded_r: np.ndarray
+    block_l: I64 | None  # exact amounts: (currency, sign, amount) block code of each row
+    block_r: I64 | None
+
+
+def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, window_ms: int) -> _Candidates:
+    """Candidate pairs as (index into left, index into right), and the crowded rows."""
     t_ms = frame.booked // 1000
     t0 = int(min(t_ms[left].min(), t_ms[right].min()))
     span = int(max(t_ms[left].max(), t_ms[right].max())) - t0 + 2 * window_ms + 1
@@ -73,44 +101,107 @@ def _candidates(
     group_l = frame.currency[left].astype(np.int64) * 3 + sign_l + 1
     group_r = frame.currency[right].astype(np.int64) * 3 + sign_r + 1
     tol = rule.amount_tolerance
-    exact = tol.minor == 0 and tol.percent == 0
-    if exact:
+    cap = rule.max_candidates
+    if tol.minor == 0 and tol.percent == 0:
         # One sortable integer per row: (currency, sign, amount) block, then time.
-        block_l = (group_l << np.int64(48)) + frame.amount[left] + np.int64(1 << 46)
-        block_r = (group_r << np.int64(48)) + frame.amount[right] + np.int64(1 << 46)
-        codes, inverse = np.unique(np.concatenate([block_l, block_r]), return_inverse=True)
-        if len(codes) * span >= 2**62:
-            raise ValueError("time range too long for one window pass")
-        cl = inverse[: len(left)].astype(np.int64) * span + (t_ms[left] - t0 + window_ms)
-        cr = inverse[len(left) :].astype(np.int64) * span + (t_ms[right] - t0 + window_ms)
-        order_r = np.argsort(cr, kind="stable")
+        block_l = group_l * np.int64(1 << 50) + frame.amount[left] + np.int64(1 << 49)
+        block_r = group_r * np.int64(1 << 50) + frame.amount[right] + np.int64(1 << 49)
+        code_l, code_r, cl, cr, unit = _composite(block_l, block_r, t_ms[left] - t0, t_ms[right] - t0, span, window_ms)
+        order_r = np.argsort(cr)
         sorted_r = cr[order_r]
-        order_l = np.argsort(cl, kind="stable")
-        lo = np.searchsorted(sorted_r, cl[order_l] - window_ms, side="left")
-        hi = np.searchsorted(sorted_r, cl[order_l] + window_ms, side="right")
-        mid = np.searchsorted(sorted_r, cl[order_l], side="left")
-        lo, hi = _cap(lo, hi, mid, rule.max_candidates)
+        order_l = np.argsort(cl)
+        sorted_l = cl[order_l]
+        reach = window_ms // unit
+        lo = np.searchsorted(sorted_r, sorted_l - reach, side="left")
+        hi = np.searchsorted(sorted_r, sorted_l + reach, side="right")
+        count_l = np.empty(len(left), np.int64)
+        count_l[order_l] = hi - lo
+        count_r = np.empty(len(right), np.int64)
+        count_r[order_r] = np.searchsorted(sorted_l, sorted_r + reach, side="right") - np.searchsorted(
+            sorted_l, sorted_r - reach, side="left"
+        )
+        crowded_l, crowded_r = count_l > cap, count_r > cap
+        calm = ~crowded_l[order_l]
+        lo, hi, rows_l = lo[calm], hi[calm], order_l[calm]
         counts = hi - lo
-        el = np.repeat(order_l, counts)
+        el = np.repeat(rows_l, counts)
         starts = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts)
         er = order_r[starts + np.arange(len(el))]
-        return el.astype(np.int64), er.astype(np.int64)
+        keep = ~crowded_r[er]
+        return _Candidates(el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, code_l, code_r)
     # With an amount tolerance: ranges by amount within the block, then the time filter.
-    block_r = group_r
-    order_r = np.lexsort((frame.amount[right], block_r))
-    key_r = (block_r[order_r] << np.int64(48)) + frame.amount[right][order_r] + np.int64(1 << 46)
+    order_r = np.lexsort((frame.amount[right], group_r))
+    key_r = (group_r[order_r] << np.int64(48)) + frame.amount[right][order_r] + np.int64(1 << 46)
     allowed = tolerance(tol, frame.amount[left])
     base_l = (group_l << np.int64(48)) + frame.amount[left] + np.int64(1 << 46)
     lo = np.searchsorted(key_r, base_l - allowed, side="left")
     hi = np.searchsorted(key_r, base_l + allowed, side="right")
-    cap = 8 * rule.max_candidates
-    hi = np.minimum(hi, lo + cap)
+    hi = np.minimum(hi, lo + 8 * cap)
     counts = hi - lo
     el = np.repeat(np.arange(len(left)), counts)
     starts = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts)
     er = order_r[starts + np.arange(len(el))]
     near = np.abs(t_ms[left][el] - t_ms[right][er]) <= window_ms
-    return el[near].astype(np.int64), er[near].astype(np.int64)
+    el, er = el[near], er[near]
+    crowded_l = np.bincount(el, minlength=len(left)) > cap
+    crowded_r = np.bincount(er, minlength=len(right)) > cap
+    keep = ~crowded_l[el] & ~crowded_r[er]
+    return _Candidates(el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, None, None)
+
+
+def _composite(
+    block_l: I64, block_r: I64, t_l: I64, t_r: I64, span_ms: int, window_ms: int
+) -> tuple[I64, I64, I64, I64, int]:
+    """Block codes and one sortable int64 per row: (block, time). Packs the block's offset and the time
+    (ms, or s when ms do not fit) into 63 bits; else ranks the blocks densely (a sort more)."""
+    low = int(min(block_l.min(), block_r.min()))
+    block_bits = max(1, int(max(block_l.max(), block_r.max()) - low).bit_length())
+    for unit in (1, 1000):
+        time_bits = max(1, (span_ms // unit + 2).bit_length())
+        if block_bits + time_bits <= 62:
+            code_l, code_r = block_l - low, block_r - low
+            pad = window_ms // unit + 1
+            return (
+                code_l,
+                code_r,
+                (code_l << np.int64(time_bits)) + t_l // unit + pad,
+                (code_r << np.int64(time_bits)) + t_r // unit + pad,
+                unit,
+            )
+    _, inverse = np.unique(np.concatenate([block_l, block_r]), return_inverse=True)
+    code_l, code_r = inverse[: len(block_l)].astype(np.int64), inverse[len(block_l) :].astype(np.int64)
+    if (int(code_l.max(initial=0)) + 1) * span_ms >= 2**62:
+        raise ValueError("time range too long for one window pass")
+    return code_l, code_r, code_l * span_ms + t_l + window_ms, code_r * span_ms + t_r + window_ms, 1
+
+
+def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) -> tuple[I64, I64, np.ndarray]:
+    """Crowded rows of one amount: k-th left with k-th right in time order (the pairing that minimises the
+    total time gap), within the window. Returns pairs and their time scores (always suggested)."""
+    assert c.block_l is not None and c.block_r is not None
+    pool_l, pool_r = np.flatnonzero(c.crowded_l), np.flatnonzero(c.crowded_r)
+    t_l, t_r = frame.booked[left[pool_l]], frame.booked[right[pool_r]]
+    ol = np.lexsort((t_l, c.block_l[pool_l]))
+    orr = np.lexsort((t_r, c.block_r[pool_r]))
+    bl, br = c.block_l[pool_l][ol], c.block_r[pool_r][orr]
+
+    def ranks(blocks: I64) -> I64:
+        start = np.ones(len(blocks), dtype=bool)
+        start[1:] = blocks[1:] != blocks[:-1]
+        first = np.maximum.accumulate(np.where(start, np.arange(len(blocks)), 0))
+        return np.arange(len(blocks)) - first
+
+    big = np.int64(1 << 32)
+    kl = bl * big + ranks(bl)
+    kr = br * big + ranks(br)
+    pos = np.searchsorted(kr, kl)
+    pos = np.minimum(pos, max(len(kr) - 1, 0))
+    hit = (kr[pos] == kl) if len(kr) else np.zeros(len(kl), bool)
+    a = pool_l[ol][hit]
+    b = pool_r[orr][pos[hit]]
+    gap = np.abs(frame.booked[right[b]] - frame.booked[left[a]]) // 1000
+    near = gap <= window_ms
+    return a[near], b[near], np.round(1.0 - gap[near] / max(window_ms, 1), 4)
 
 
 def _cap(lo: I64, hi: I64, mid: I64, k: int) -> tuple[I64, I64]:
@@ -278,28 +369,30 @@ def _blocks(
     out_l: list[int] = []
     out_r: list[int] = []
     out_c: list[float] = []
+    large: list[np.ndarray] = []
     for part in np.split(order, bounds):
         ls, rs, ss = el[part], er[part], score[part]
         ul, ur = np.unique(ls), np.unique(rs)
-        if len(ul) <= max_block and len(ur) <= max_block:
-            li = {v: i for i, v in enumerate(ul.tolist())}
-            ri = {v: i for i, v in enumerate(ur.tolist())}
-            edges = {
-                (li[x], ri[y]): s for x, y, s in zip(ls.tolist(), rs.tolist(), ss.tolist(), strict=True)
-            }
-            chosen, total = best_assignment(len(ul), len(ur), edges)
-            doubtful = ambiguous_pairs(len(ul), len(ur), edges, chosen, total, CLEAR_MARGIN)
-            for a, b in sorted(chosen.items()):
-                s = edges[(a, b)]
-                conf = 0.5 + 0.5 * s
-                out_l.append(int(ul[a]))
-                out_r.append(int(ur[b]))
-                out_c.append(round(min(conf, SUGGESTED_CAP) if a in doubtful else conf, 4))
-        else:
-            pl, pr, pc_ = _mutual_rounds(ls, rs, ss)
-            out_l += pl
-            out_r += pr
-            out_c += [round(min(SUGGESTED_CAP, 0.5 * (0.5 + 0.5 * s)), 4) for s in pc_]
+        if len(ul) > max_block or len(ur) > max_block:
+            large.append(part)
+            continue
+        li = {v: i for i, v in enumerate(ul.tolist())}
+        ri = {v: i for i, v in enumerate(ur.tolist())}
+        edges = {(li[x], ri[y]): s for x, y, s in zip(ls.tolist(), rs.tolist(), ss.tolist(), strict=True)}
+        chosen, total = best_assignment(len(ul), len(ur), edges)
+        doubtful = ambiguous_pairs(len(ul), len(ur), edges, chosen, total, CLEAR_MARGIN)
+        for a, b in sorted(chosen.items()):
+            conf = 0.5 + 0.5 * edges[(a, b)]
+            out_l.append(int(ul[a]))
+            out_r.append(int(ur[b]))
+            out_c.append(round(min(conf, SUGGESTED_CAP) if a in doubtful else conf, 4))
+    if large:
+        # Large blocks are independent: one set of mutual-best rounds pairs them all.
+        part = np.concatenate(large)
+        pl, pr, pc_ = _mutual_rounds(el[part], er[part], score[part])
+        out_l += pl
+        out_r += pr
+        out_c += [round(min(SUGGESTED_CAP, 0.5 * (0.5 + 0.5 * s)), 4) for s in pc_]
     return np.array(out_l, np.int64), np.array(out_r, np.int64), np.array(out_c, dtype=float)
 
 
@@ -353,18 +446,18 @@ def _record(
     cur = frame.currency[l_rows]
     gap_s = np.abs(frame.booked[r_rows] - frame.booked[l_rows]) // 1_000_000
     delta = frame.amount[r_rows] - frame.amount[l_rows]
-    l_label = join(labels(frame.source[l_rows], SOURCES), " ", take_text(frame, "txn_id", l_rows))
-    r_label = join(labels(frame.source[r_rows], SOURCES), " ", take_text(frame, "txn_id", r_rows))
-    how = labels(np.where(clear, 0, 1), ["each other's clear best candidate", "best assignment of a block"])
-    explanation = join(
-        "no shared key; ", l_label, " ↔ ", r_label, ": amount ", money(frame.amount[r_rows], cur, frame.currencies),
-        ", booked ", pa.array(gap_s).cast(pa.string()), "s apart; ", how, " (score ",
-        pa.array(np.round(score, 3)).cast(pa.string()), ")",
+    # The numbers (amounts, Δt, confidence) are columns of the group; the words say how it was chosen.
+    window = f"{rule.time_window_hours:g}h"
+    explanation = labels(
+        np.where(clear, 0, np.where(confidence > SUGGESTED_CAP, 1, 2)),
+        [
+            f"no shared key; amount and time within {window}; each the other's clear best candidate",
+            f"no shared key; amount and time within {window}; the best assignment of its candidate block",
+            f"no shared key; amount and time within {window}; other assignments score almost as well: confirm",
+        ],
     )
-    pair_hash = combine(
-        hash_strings(take_text(frame, "txn_uid", l_rows), seed=3),
-        hash_strings(take_text(frame, "txn_uid", r_rows), seed=4),
-    )
+    ids = hash_words(frame.words("txn_id"), seed=3) ^ (frame.account.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    pair_hash = combine(ids[l_rows], ids[r_rows])
     ledger.add_groups(
         {
             "rule": rule.name,

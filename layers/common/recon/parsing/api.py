@@ -137,7 +137,9 @@ def score(profile: Profile, view: _View) -> Detection | None:
             if not head.startswith(("[", "{")):
                 return None
             try:
-                header, _, _ = sheets.json_rows(view.data.decode("utf-8-sig", "replace"), view.file, profile.json_records)
+                header, _, _ = sheets.json_rows(
+                    view.data.decode("utf-8-sig", "replace"), view.file, profile.json_records
+                )
             except StatementParseError:
                 return None
             rows = [header]
@@ -173,12 +175,9 @@ def _detect_file(data: bytes, file: str, profiles: Sequence[Profile]) -> Detecti
     """Format of one (unpacked) file from its content."""
     found: list[Detection] = []
     if _looks_xml(data):
-        try:
-            root, _ = camt.load(data, file)
-        except StatementParseError:
-            root = None
-        if root is not None and camt.is_camt053(root):
-            found.append(Detection(camt.version_of(root), 0.99))
+        version = camt.sniff_camt053(data)
+        if version is not None:
+            found.append(Detection(version, 0.99))
     reader = best_reader(data, file)
     if reader is not None:
         found.append(Detection(reader[1], reader[2]))
@@ -214,7 +213,9 @@ def _detect_members(members: list[Member], filename: str, profiles: Sequence[Pro
         marks = tuple(data_spec.first_line or profile.match.first_line)
         for member in members:
             head = _member_head(member, profile.encodings)
-            by_name = bool(member.name and data_spec.name_suffix and member.name.endswith(tuple(data_spec.name_suffix)))
+            by_name = bool(
+                member.name and data_spec.name_suffix and member.name.endswith(tuple(data_spec.name_suffix))
+            )
             if (marks and head.startswith(marks)) or by_name:
                 found.append(Detection(profile.name, profile.match.confidence, profile))
                 break

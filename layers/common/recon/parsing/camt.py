@@ -54,8 +54,17 @@ _FEE_CODES = {"CHRG", "COMM", "FEES", "FEE"}
 _STATUS = {"BOOK": TxnStatus.SUCCESS, "PDNG": TxnStatus.PENDING, "": TxnStatus.SUCCESS}
 
 
+_LOCAL_NAMES: dict[str, str] = {}
+
+
 def local(tag: object) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+    """Local name of an element tag (namespace dropped); memoised: a statement repeats few tags."""
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = _LOCAL_NAMES[tag] = tag.rsplit("}", 1)[-1]
+    return name
 
 
 def kids(el: ET.Element | None, name: str) -> list[ET.Element]:
@@ -101,6 +110,20 @@ def load(data: bytes, file: str) -> tuple[ET.Element, str]:
     except (ValueError, LookupError, UnicodeError, RecursionError) as exc:
         raise fatal(file, f"malformed XML: {type(exc).__name__}: {exc}") from exc
     return root, encoding
+
+
+_HEAD_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?Document[\s>/]")
+_HEAD_STMT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?BkToCstmrStmt[\s>/]")
+
+
+def sniff_camt053(data: bytes) -> str | None:
+    """The camt.053 version when the document's head shows a Document/BkToCstmrStmt, without parsing the
+    whole file (detection sees every upload); ``parse`` then reads it fully and strictly."""
+    head = data[: 1 << 16]
+    if _DTD.search(head) or not _HEAD_ROOT.search(head) or not _HEAD_STMT.search(head):
+        return None
+    found = _NS_VERSION.search(head.decode("utf-8", "replace"))
+    return f"camt.053.001.{found.group(1)}" if found else "camt.053"
 
 
 def is_camt053(root: ET.Element) -> bool:

@@ -14,9 +14,10 @@ The result is a ``ParsedStatement`` whose ``table`` follows ``recon.tables.TRANS
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -26,7 +27,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.domain.statement import RowError
-from recon.money import exponent
 from recon.tables import TRANSACTION_SCHEMA, mark_duplicates
 
 from . import sheets, vector
@@ -37,7 +37,6 @@ from ._common import (
     RowFail,
     clean,
     decode,
-    fatal,
     fmt_amount,
     norm_header,
     parse_amount,
@@ -45,12 +44,11 @@ from ._common import (
     records,
 )
 from .lines import BufferLines, Lines, NotUtf8, RecordLines, split_cells
-from .model import ParsedStatement, StatementParseError, TotalCheck, finish
+from .model import ParsedStatement, StatementParseError, TotalCheck, TotalKind, finish
 from .profiles import (
     ALL_ROWS,
-    AmountFormat,
-    AMOUNT_FIELDS,
     TEXT_FIELDS,
+    AmountFormat,
     ArchiveMember,
     Columns,
     Condition,
@@ -171,7 +169,9 @@ class Part:
     objects: list[bool] | None = None  # JSON: which records are objects
 
 
-def open_part(member: Member, profile: Profile, *, filename: str, raw_key: str, trust_utf8: bool = True) -> Part:
+def open_part(
+    member: Member, profile: Profile, *, filename: str, raw_key: str, trust_utf8: bool = True
+) -> Part:
     file = filename if member.name is None else f"{filename}!{member.name}"
     key = raw_key if member.name is None else f"{raw_key}!{member.name}"
     data = member.data
@@ -187,6 +187,7 @@ def open_part(member: Member, profile: Profile, *, filename: str, raw_key: str, 
     if container == "json":
         header, rows, objects = sheets.json_rows(decoded.buf.decode("utf-8"), file, profile.json_records)
         lines = RecordLines.from_rows([header, *rows], first_line=0)
+        lines.blank[1:][~np.array(objects, dtype=bool)] = False  # a non-object record is a row to reject
         return Part(file, key, lines, decoded.encoding, virtual_header=True, objects=objects)
     delimiter = profile.delimiter
     if delimiter == "auto":
@@ -195,7 +196,12 @@ def open_part(member: Member, profile: Profile, *, filename: str, raw_key: str, 
     buffer = BufferLines(decoded.buf, delimiter=delimiter, quote=profile.quote)
     if buffer.multiline:  # quoted values span lines: read records with the csv module
         text = decoded.buf.decode("utf-8") if decoded.checked else _checked(decoded, file)
-        return Part(file, key, RecordLines.from_csv_text(text, delimiter=delimiter, quote=profile.quote), decoded.encoding)
+        return Part(
+            file,
+            key,
+            RecordLines.from_csv_text(text, delimiter=delimiter, quote=profile.quote),
+            decoded.encoding,
+        )
     return Part(file, key, buffer, decoded.encoding)
 
 
@@ -235,7 +241,7 @@ class Layout:
         return idx[~lines.blank[idx]] if len(idx) else idx
 
 
-def _header_at(lines: Lines, profile: Profile, rules: list[tuple[str, object]]) -> int | None:
+def _header_at(lines: Lines, profile: Profile, rules: Sequence[tuple[str, re.Pattern[str]]]) -> int | None:
     names = {norm_header(h) for h in profile.header_names()}
     for i in range(min(lines.count, profile.header_scan)):
         if lines.blank[i]:
@@ -244,7 +250,7 @@ def _header_at(lines: Lines, profile: Profile, rules: list[tuple[str, object]]) 
             cells = {norm_header(clean(c)) for c in lines.cells(i)}
             if names <= cells:
                 return i
-        elif not any(regex.search(lines.text(i)) for _, regex in rules):  # type: ignore[attr-defined]
+        elif not any(regex.search(lines.text(i)) for _, regex in rules):
             return i
     return None
 
@@ -256,17 +262,16 @@ def layout(part: Part, profile: Profile) -> Layout:
     out = Layout()
     n = lines.count
     before = [(r.name, re.compile(r.regex)) for r in profile.lines if r.scope in ("any", "before_header")]
-    if part.virtual_header:
-        header = 0 if n else None
-    else:
-        header = _header_at(lines, profile, before)
+    header = (0 if n else None) if part.virtual_header else _header_at(lines, profile, before)
     last = lines.line_no(n - 1) if n else 1
     if header is None:
         for i in range(n):
             out.skipped["blank" if lines.blank[i] else "preamble"] += 1
         wanted = ", ".join(profile.header_names()) or "a header row"
         what = "empty file" if n == 0 or bool(np.all(lines.blank)) else "no column header found"
-        out.errors.append(RowError(file=part.file, row=max(last, 1), column=None, reason=f"{what}: expected {wanted}"))
+        out.errors.append(
+            RowError(file=part.file, row=max(last, 1), column=None, reason=f"{what}: expected {wanted}")
+        )
         return out
     out.header = header
     out.header_cells = [clean(c).lstrip("\ufeff") for c in lines.cells(header)]
@@ -274,7 +279,7 @@ def layout(part: Part, profile: Profile) -> Layout:
         if lines.blank[i]:
             out.skipped["blank"] += 1
             continue
-        name = next((rule for rule, regex in before if regex.search(lines.text(i))), "preamble")  # type: ignore[attr-defined]
+        name = next((rule for rule, regex in before if regex.search(lines.text(i))), "preamble")
         out.skipped[name] += 1
         out.rule_lines.append((name, i))
     if not part.virtual_header:
@@ -347,7 +352,7 @@ def layout(part: Part, profile: Profile) -> Layout:
 
 
 @dataclass
-class Columns_:
+class Cells:
     """The cleaned data columns of one row partition, addressed by header aliases."""
 
     index: dict[str, int]  # normalised header name -> column position
@@ -380,17 +385,12 @@ class Slot:
     failure: vector.Failure
 
 
-@dataclass
-class Converted:
-    """Standard fields of one partition, plus its failures."""
-
-    values: dict[str, object]
-    slots: list[Slot]
-    sums: dict[int, npt.NDArray[np.int64]]  # control-total sum columns by total index
-
-
 class _Partition:
-    def __init__(self, profile: Profile, kind: RowKind | None, cols: Columns_, ctx: Context, captures: dict[str, str]) -> None:
+    """The rows of one row kind: its fields (the profile's, overridden by the kind's) and checks."""
+
+    def __init__(
+        self, profile: Profile, kind: RowKind | None, cols: Cells, ctx: Context, captures: dict[str, str]
+    ) -> None:
         self.profile = profile
         self.kind = kind
         self.c = cols
@@ -439,7 +439,9 @@ class _Partition:
             for name in spec.join:
                 arr = c.get([name])
                 if arr is not None:
-                    parts.append(pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr))
+                    parts.append(
+                        pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
+                    )
             if not parts:
                 return c.empty_column(), (lambda rows: [None] * len(rows))
             joined = pc.binary_join_element_wise(*parts, spec.sep, null_handling="skip")
@@ -456,7 +458,9 @@ class _Partition:
         parts = [self.c.get([name]) for name in names]
         cols = [p if p is not None else self.c.empty_column() for p in parts]
         joined = pc.binary_join_element_wise(*cols, "\x1f") if len(cols) > 1 else cols[0]
-        hashed = pd.util.hash_array(np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object), categorize=False)
+        hashed = pd.util.hash_array(
+            np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object), categorize=False
+        )
         digits = pc.cast(pa.array(hashed, pa.uint64()), pa.string())
         return pc.binary_join_element_wise(pa.scalar("h"), digits, "")
 
@@ -466,17 +470,21 @@ class _Partition:
         for old, new in spec.replace.items():
             arr = pc.replace_substring(arr, old, new)
         if spec.extract is not None:
-            found = pc.extract_regex(arr, spec.extract if "(?P<" in spec.extract else f"(?P<v>{spec.extract})")
+            found = pc.extract_regex(
+                arr, spec.extract if "(?P<" in spec.extract else f"(?P<v>{spec.extract})"
+            )
             arr = pc.fill_null(pc.struct_field(found, 0), "")
         if spec.default is not None:
             arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(spec.default), arr)
         return arr, column
 
-    def _add(self, fld: str, sub: int, failure: vector.Failure) -> None:
+    def _add(self, fld: str, sub: float, failure: vector.Failure) -> None:
         if failure.mask.any():
             self.slots.append(Slot(self.order[fld] + sub / 10, failure))
 
-    def _required(self, fld: str, spec: FieldSpec, arr: pa.Array, column: Callable[[Idx], list[str | None]]) -> None:
+    def _required(
+        self, fld: str, spec: FieldSpec, arr: pa.Array, column: Callable[[Idx], list[str | None]]
+    ) -> None:
         if spec.required or fld == "txn_id":
             mask = vector.empty(arr)
             reason = spec.required_reason
@@ -487,12 +495,16 @@ class _Partition:
         values: dict[str, object] = {}
         specs = self.specs
         values["currency"] = self._currency(specs.get("currency"))
-        exps = vector.exponents_of(values["currency"])  # type: ignore[arg-type]
+        currency = values["currency"]
+        assert isinstance(currency, pa.Array)
+        exps = vector.exponents_of(currency)
         self.exps = exps
         if "amount" in specs:
             values["amount"] = self._amount("amount", specs["amount"], exps, values)
         values["fee"] = (
-            self._amount("fee", specs["fee"], exps, values) if "fee" in specs else np.zeros(self.n, dtype=np.int64)
+            self._amount("fee", specs["fee"], exps, values)
+            if "fee" in specs
+            else np.zeros(self.n, dtype=np.int64)
         )
         booked = specs.get("booked_at")
         if booked is not None:
@@ -540,7 +552,11 @@ class _Partition:
         return pc.if_else(pa.array(bad), pa.scalar(self.ctx.currency), arr)
 
     def _parse_amount(
-        self, arr: pa.Array, column: Callable[[Idx], list[str | None]], fmt: AmountFormat, exps: npt.NDArray[np.int64]
+        self,
+        arr: pa.Array,
+        column: Callable[[Idx], list[str | None]],
+        fmt: AmountFormat,
+        exps: npt.NDArray[np.int64],
     ) -> vector.Amounts:
         """A column parsed as amounts, empty values read as 0 (cached: totals and fields share parses)."""
         key = (id(arr), fmt.model_dump_json())
@@ -564,9 +580,14 @@ class _Partition:
 
     _currency_values: pa.Array | None = None
 
-    def _amount(self, fld: str, spec: FieldSpec, exps: npt.NDArray[np.int64], values: dict[str, object]) -> npt.NDArray[np.int64]:
+    def _amount(
+        self, fld: str, spec: FieldSpec, exps: npt.NDArray[np.int64], values: dict[str, object]
+    ) -> npt.NDArray[np.int64]:
         c = self.c
-        self._currency_values = values.get("currency")  # type: ignore[assignment]
+        minor: npt.NDArray[np.int64]
+        column: Callable[[Idx], list[str | None]]
+        found = values.get("currency")
+        self._currency_values = found if isinstance(found, pa.Array) else None
         if spec.credit is not None or spec.debit is not None:
             total = np.zeros(self.n, dtype=np.int64)
             credit = debit = None
@@ -576,7 +597,7 @@ class _Partition:
                 arr = c.get(cols)
                 arr = vector.blank_to(arr if arr is not None else c.empty_column(), spec.null_values)
                 name = c.name(cols)
-                parsed = self._parse_amount(arr, lambda rows, name=name: [name] * len(rows), spec.amount, exps)
+                parsed = self._parse_amount(arr, _named(name), spec.amount, exps)
                 self._add(fld, sub, parsed.failure)
                 if sign > 0:
                     credit = (parsed.minor, name)
@@ -587,32 +608,46 @@ class _Partition:
             if credit is not None:
                 neg = credit[0] < 0
                 cname = credit[1]
-                self._add(fld, 3, vector.Failure(neg, lambda rows: [(cname, f"negative {cname}")] * len(rows)))
+                self._add(
+                    fld, 3, vector.Failure(neg, lambda rows: [(cname, f"negative {cname}")] * len(rows))
+                )
             if credit is not None and debit is not None:
                 both = (credit[0] != 0) & (debit[0] != 0)
                 msg = f"a row with both {credit[1]} and {debit[1]}"
                 dname = debit[1]
                 self._add(fld, 4, vector.Failure(both, lambda rows: [(dname, msg)] * len(rows)))
             minor = total
-            column: Callable[[Idx], list[str | None]] = lambda rows: [c.name(spec.credit or spec.debit or [fld])] * len(rows)  # noqa: E731
+            column = _named(c.name(spec.credit or spec.debit or [fld]))
+
         else:
             arr, column = self._text(spec)
             self._required(fld, spec, arr, column)
             parsed = self._parse_amount(arr, column, spec.amount, exps)
             blank = vector.empty(arr)
-            self._add(fld, 0.9, vector.Failure(blank, lambda rows: [(col, "amount is empty") for col in column(rows)]))
+            self._add(
+                fld,
+                0.9,
+                vector.Failure(blank, lambda rows: [(col, "amount is empty") for col in column(rows)]),
+            )
             self._add(fld, 1, parsed.failure)
             minor = parsed.minor
             if spec.unsigned:
                 reason = spec.unsigned_reason
-                self._add(fld, 2, vector.Failure(minor < 0, lambda rows: [(col, reason) for col in column(rows)]))
+                self._add(
+                    fld, 2, vector.Failure(minor < 0, lambda rows: [(col, reason) for col in column(rows)])
+                )
         if spec.sign_from is not None:
             sf = spec.sign_from
             ind = c.get(sf.column)
             ind = ind if ind is not None else c.empty_column()
             mapped = vector.map_values(
-                ind, exact=dict(sf.map), contains=None, ignore_case=sf.ignore_case, default=None,
-                reason=sf.reason, column=lambda rows: [c.name(sf.column)] * len(rows),
+                ind,
+                exact=dict(sf.map),
+                contains=None,
+                ignore_case=sf.ignore_case,
+                default=None,
+                reason=sf.reason,
+                column=lambda rows: [c.name(sf.column)] * len(rows),
             )
             self._add(fld, 0.5, mapped.failure)
             minus = vector.bools(pc.equal(mapped.values, "-"))
@@ -641,7 +676,7 @@ class _Partition:
 
     def _moment(self, fld: str, spec: FieldSpec) -> npt.NDArray[np.int64]:
         if spec.const is not None:
-            arr, column = vector.const(spec.const, self.n), (lambda rows: [None] * len(rows))
+            arr, column = vector.const(spec.const, self.n), _named(None)
         else:
             arr, column = self._text(spec)
         formats = [strptime_format(p) for p in spec.formats] or ["%Y-%m-%d %H:%M:%S"]
@@ -663,8 +698,13 @@ class _Partition:
         if spec.const is not None:
             return arr
         mapped = vector.map_values(
-            arr, exact=spec.map, contains=spec.contains, ignore_case=spec.ignore_case,
-            default=spec.map_default, reason=spec.unknown_reason, column=column,
+            arr,
+            exact=spec.map,
+            contains=spec.contains,
+            ignore_case=spec.ignore_case,
+            default=spec.map_default,
+            reason=spec.unknown_reason,
+            column=column,
         )
         self._add(fld, 1, mapped.failure)
         return mapped.values
@@ -677,7 +717,26 @@ class _Partition:
             holds = vector.condition(check.require, cell, self.n)
             col = check.column or _first_column(check.require)
             reason = check.reason
-            self.slots.append(Slot(-0.5 + k / 1000, vector.Failure(~holds, lambda rows, col=col, reason=reason: [(col, reason)] * len(rows))))
+            self.slots.append(
+                Slot(
+                    -0.5 + k / 1000,
+                    vector.Failure(~holds, _described(col, reason)),
+                )
+            )
+
+
+def _named(name: str | None) -> Callable[[Idx], list[str | None]]:
+    def column(rows: Idx) -> list[str | None]:
+        return [name] * len(rows)
+
+    return column
+
+
+def _described(column: str | None, reason: str) -> vector.Describe:
+    def describe(rows: Idx) -> list[tuple[str | None, str]]:
+        return [(column, reason)] * len(rows)
+
+    return describe
 
 
 def _first_column(cond: Condition) -> str | None:
@@ -687,6 +746,9 @@ def _first_column(cond: Condition) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------- the run
+
+
+_PartOut = tuple[Idx, "_Partition", dict[str, object], dict[tuple[int, int], npt.NDArray[np.int64]]]
 
 
 @dataclass
@@ -699,20 +761,33 @@ class _Member:
 def _roles(members: list[Member], profile: Profile, filename: str) -> tuple[list[_Member], list[RowError]]:
     if profile.archive is None:
         if len(members) != 1:
-            return [], [RowError(file=filename, row=FILE_LEVEL_ROW, column=None, reason=f"expected one file, the archive holds {len(members)}")]
+            return [], [
+                RowError(
+                    file=filename,
+                    row=FILE_LEVEL_ROW,
+                    column=None,
+                    reason=f"expected one file, the archive holds {len(members)}",
+                )
+            ]
         return [_Member(members[0], "data", None)], []
     out: list[_Member] = []
     errors: list[RowError] = []
     for m in members:
         head = ""
         try:
-            head = first_line(decode_text(_sample(m.data), filename, profile.encodings, ()).buf[: 1 << 14].decode("utf-8", "replace"))
+            head = first_line(
+                decode_text(_sample(m.data), filename, profile.encodings, ())
+                .buf[: 1 << 14]
+                .decode("utf-8", "replace")
+            )
         except StatementParseError:
             head = ""
         role = None
         for spec in profile.archive.members:
             marks = spec.first_line or (profile.match.first_line if spec.role == "data" else [])
-            if (marks and head.startswith(tuple(marks))) or (m.name and spec.name_suffix and m.name.endswith(tuple(spec.name_suffix))):
+            if (marks and head.startswith(tuple(marks))) or (
+                m.name and spec.name_suffix and m.name.endswith(tuple(spec.name_suffix))
+            ):
                 role = spec
                 break
         out.append(_Member(m, role.role if role else "unknown", role))
@@ -721,7 +796,14 @@ def _roles(members: list[Member], profile: Profile, filename: str) -> tuple[list
         if (spec.required or spec.role == "data") and found != 1:
             what = "data" if spec.role == "data" else spec.role
             suffix = f" ({', '.join(spec.name_suffix)})" if spec.name_suffix else ""
-            errors.append(RowError(file=filename, row=FILE_LEVEL_ROW, column=None, reason=f"expected one {what} member{suffix}, found {found}"))
+            errors.append(
+                RowError(
+                    file=filename,
+                    row=FILE_LEVEL_ROW,
+                    column=None,
+                    reason=f"expected one {what} member{suffix}, found {found}",
+                )
+            )
     return out, errors
 
 
@@ -747,7 +829,9 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
             continue
         file = f"{filename}!{r.member.name}" if r.member.name else filename
         try:
-            decoded = decode_text(r.member.data, file, profile.encodings, (r.spec.first_line if r.spec else ()))
+            decoded = decode_text(
+                r.member.data, file, profile.encodings, (r.spec.first_line if r.spec else ())
+            )
         except StatementParseError as exc:
             fatal_errors += exc.errors
             continue
@@ -758,42 +842,85 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
         rows_read += len(recs)
         if r.spec is None:
             if profile.archive is not None and profile.archive.unknown_members == "reject":
-                fatal_errors.append(RowError(file=file, row=FILE_LEVEL_ROW, column=None, reason="unexpected member in the archive"))
+                fatal_errors.append(
+                    RowError(
+                        file=file, row=FILE_LEVEL_ROW, column=None, reason="unexpected member in the archive"
+                    )
+                )
             continue
-        rl = RecordLines([x.line for x in recs], [x.raw for x in recs], [split_cells(x.raw, ",", '"') if not x.blank else [] for x in recs])
-        section_hits.append(SectionHit(r.role, r.spec, [i for i in range(rl.count) if not rl.blank[i]], file, rl))
+        rl = RecordLines(
+            [x.line for x in recs],
+            [x.raw for x in recs],
+            [split_cells(x.raw, ",", '"') if not x.blank else [] for x in recs],
+        )
+        section_hits.append(
+            SectionHit(r.role, r.spec, [i for i in range(rl.count) if not rl.blank[i]], file, rl)
+        )
     if len(data) != 1:
-        raise StatementParseError(fatal_errors or [RowError(file=filename, row=FILE_LEVEL_ROW, reason="no data member")],
-                                  _empty(profile, rows_read, skipped, fatal_errors))
+        raise StatementParseError(
+            fatal_errors or [RowError(file=filename, row=FILE_LEVEL_ROW, reason="no data member")],
+            _empty(profile, rows_read, skipped, fatal_errors),
+        )
     part = open_part(data[0].member, profile, filename=filename, raw_key=ctx.raw_key, trust_utf8=trust_utf8)
     lay = layout(part, profile)
     lines = part.lines
     skipped.update(lay.skipped)
     fatal_errors += lay.errors
     section_hits = lay.sections + section_hits
-    _captures(profile, lay, part, section_hits, captures, fatal_errors)
+    _captures(profile, lay, part, hits=section_hits, out=captures, errors=fatal_errors)
     statement_date = _statement_date(profile, captures, part, fatal_errors)
     data_idx = lay.data_rows(lines)
     rows_read += lines.count - (1 if part.virtual_header and lines.count else 0)
     if lay.header is None:
-        return finish(_empty(profile, rows_read, skipped, fatal_errors, part.encoding, statement_date), [], fatal_errors)
+        return finish(
+            _empty(
+                profile,
+                rows_read,
+                skipped,
+                fatal_errors,
+                encoding=part.encoding,
+                statement_date=statement_date,
+            ),
+            [],
+            fatal_errors,
+        )
 
     header = lay.header_cells
     index: dict[str, int] = {}
     for pos, name in enumerate(header):
         index.setdefault(norm_header(name), pos)
-    cols0 = Columns_(index, header, {}, 0)
+    cols0 = Cells(index, header, {}, 0)
     missing, needed = _needed(profile, cols0)
     if missing:
-        fatal_errors.append(RowError(file=part.file, row=lines.line_no(lay.header), column=", ".join(missing), reason="required columns missing"))
+        fatal_errors.append(
+            RowError(
+                file=part.file,
+                row=lines.line_no(lay.header),
+                column=", ".join(missing),
+                reason="required columns missing",
+            )
+        )
         rows_read_data = len(data_idx)
         skipped["unread"] += rows_read_data
-        return finish(_empty(profile, rows_read, skipped, fatal_errors, part.encoding, statement_date), [], fatal_errors)
+        return finish(
+            _empty(
+                profile,
+                rows_read,
+                skipped,
+                fatal_errors,
+                encoding=part.encoding,
+                statement_date=statement_date,
+            ),
+            [],
+            fatal_errors,
+        )
 
     table = lines.read(data_idx, len(header), sorted(needed))
     n = len(data_idx)
-    cleaned = {i: vector.clean(a, strip=profile.strip, prefix=profile.strip_prefix) for i, a in table.columns.items()}
-    cols = Columns_(index, header, cleaned, n)
+    cleaned = {
+        i: vector.clean(a, strip=profile.strip, prefix=profile.strip_prefix) for i, a in table.columns.items()
+    }
+    cols = Cells(index, header, cleaned, n)
     line_nos = lines.line_nos(data_idx)
 
     # Row kinds (first match wins), for field overrides and control-total groups.
@@ -803,11 +930,11 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
         kind_of[hit & (kind_of == -1)] = k
 
     width_fail = _width_failure(profile, part, table.widths, len(header), n)
-    parts_out = []
+    parts_out: list[_PartOut] = []
     for k in np.unique(kind_of).tolist():
         rows = np.flatnonzero(kind_of == k)
         take = pa.array(rows, pa.int64())
-        sub = Columns_(index, header, {i: a.take(take) for i, a in cleaned.items()}, len(rows))
+        sub = Cells(index, header, {i: a.take(take) for i, a in cleaned.items()}, len(rows))
         p = _Partition(profile, profile.kinds[k] if k >= 0 else None, sub, ctx, captures)
         values = p.run()
         sums = _total_columns(profile, p, sub, k)
@@ -827,14 +954,16 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
     errors = _row_errors(first_fail, entries, part.file, line_nos)
     valid = first_fail == -1
 
-    columns = _assemble(parts_out, n, ctx)
+    columns = _assemble(parts_out)
     counts = Counter[str]({ALL_ROWS: n})
     for k, kind in enumerate(profile.kinds):
         counts[kind.name] = int(np.sum(kind_of == k))
-    sums = _sum_totals(profile, parts_out, n, valid, kind_of)
-    checks = _control_totals(profile, section_hits, lay, part, counts, sums, ctx, fatal_errors)
+    sum_totals = _sum_totals(parts_out, valid)
+    checks = _control_totals(
+        profile, section_hits, lay, part, counts=counts, sums=sum_totals, ctx=ctx, errors=fatal_errors
+    )
 
-    out_table = _table(columns, valid, line_nos, part.raw_key, profile, ctx)
+    out_table = _table(columns, valid, line_nos, raw_key=part.raw_key, profile=profile, ctx=ctx)
     parsed = ParsedStatement(
         format=profile.name,
         encoding=part.encoding,
@@ -871,7 +1000,9 @@ def _row_errors(
     return [e for _, e in found]
 
 
-def _width_failure(profile: Profile, part: Part, widths: npt.NDArray[np.int64], ncols: int, n: int) -> vector.Failure:
+def _width_failure(
+    profile: Profile, part: Part, widths: npt.NDArray[np.int64], ncols: int, n: int
+) -> vector.Failure:
     if part.objects is not None:
         objects = np.array(part.objects, dtype=bool) if n else np.zeros(0, dtype=bool)
         mask = ~objects
@@ -892,7 +1023,7 @@ def _width_failure(profile: Profile, part: Part, widths: npt.NDArray[np.int64], 
     return vector.Failure(mask, counted)
 
 
-def _needed(profile: Profile, cols: Columns_) -> tuple[list[str], set[int]]:
+def _needed(profile: Profile, cols: Cells) -> tuple[list[str], set[int]]:
     """(missing required columns, positions of every column read)."""
     missing: list[str] = []
     needed: set[int] = set()
@@ -932,7 +1063,9 @@ def _needed(profile: Profile, cols: Columns_) -> tuple[list[str], set[int]]:
     return missing, needed
 
 
-def _total_columns(profile: Profile, p: _Partition, sub: Columns_, kind: int) -> dict[tuple[int, int], npt.NDArray[np.int64]]:
+def _total_columns(
+    profile: Profile, p: _Partition, sub: Cells, kind: int
+) -> dict[tuple[int, int], npt.NDArray[np.int64]]:
     """Parse the summed columns of control totals (rows whose kind the total sums); a bad value rejects."""
     out: dict[tuple[int, int], npt.NDArray[np.int64]] = {}
     kind_name = profile.kinds[kind].name if kind >= 0 else ""
@@ -945,14 +1078,14 @@ def _total_columns(profile: Profile, p: _Partition, sub: Columns_, kind: int) ->
                 out[(t, v)] = np.zeros(sub.n, dtype=np.int64)
                 continue
             name = sub.name(value.sum)
-            parsed = p._parse_amount(arr, lambda rows, name=name: [name] * len(rows), value.amount, p.exps)
+            parsed = p._parse_amount(arr, _named(name), value.amount, p.exps)
             if parsed.failure.mask.any():
                 p.slots.append(Slot(500 + t + v / 100, parsed.failure))
             out[(t, v)] = np.abs(parsed.minor) if value.sum_abs else parsed.minor
     return out
 
 
-def _sum_totals(profile: Profile, parts_out: list, n: int, valid: npt.NDArray[np.bool_], kind_of: npt.NDArray[np.int64]) -> dict[tuple[int, int], int]:  # type: ignore[type-arg]
+def _sum_totals(parts_out: list[_PartOut], valid: npt.NDArray[np.bool_]) -> dict[tuple[int, int], int]:
     out: dict[tuple[int, int], int] = {}
     for rows, _p, _values, sums in parts_out:
         for key, arr in sums.items():
@@ -960,7 +1093,7 @@ def _sum_totals(profile: Profile, parts_out: list, n: int, valid: npt.NDArray[np
     return out
 
 
-def _assemble(parts_out: list, n: int, ctx: Context) -> dict[str, object]:  # type: ignore[type-arg]
+def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
     """Partition results back in row order."""
     order = np.concatenate([rows for rows, *_ in parts_out]) if parts_out else np.zeros(0, dtype=np.intp)
     inverse = pa.array(np.argsort(order, kind="stable"), pa.int64())
@@ -968,8 +1101,15 @@ def _assemble(parts_out: list, n: int, ctx: Context) -> dict[str, object]:  # ty
     keys = ("txn_id", "order_ref", "refund_ref", "counterparty", "memo", "currency", "txn_type", "status")
     for key in keys:
         arrays = [values.get(key) for _, _, values, _ in parts_out]
-        arrays = [a if a is not None else vector.const("", len(rows)) for a, (rows, *_rest) in zip(arrays, parts_out, strict=True)]
-        out[key] = pa.concat_arrays([vector.strings(a) for a in arrays]).take(inverse) if arrays else pa.array([], pa.string())
+        arrays = [
+            a if a is not None else vector.const("", len(rows))
+            for a, (rows, *_rest) in zip(arrays, parts_out, strict=True)
+        ]
+        out[key] = (
+            pa.concat_arrays([vector.strings(a) for a in arrays]).take(inverse)
+            if arrays
+            else pa.array([], pa.string())
+        )
     inv_np = np.argsort(order, kind="stable")
     for key in ("amount", "fee", "booked_local", "value_local"):
         arrays = [values.get(key) for _, _, values, _ in parts_out]
@@ -977,16 +1117,28 @@ def _assemble(parts_out: list, n: int, ctx: Context) -> dict[str, object]:  # ty
             if key == "value_local":
                 out[key] = None
                 continue
-            arrays = [a if a is not None else np.zeros(len(rows), dtype=np.int64) for a, (rows, *_r) in zip(arrays, parts_out, strict=True)]
-        out[key] = np.concatenate(arrays)[inv_np] if arrays else np.zeros(0, dtype=np.int64)
+            arrays = [
+                a if a is not None else np.zeros(len(rows), dtype=np.int64)
+                for a, (rows, *_r) in zip(arrays, parts_out, strict=True)
+            ]
+        numeric = [np.asarray(a, dtype=np.int64) for a in arrays]
+        out[key] = np.concatenate(numeric)[inv_np] if numeric else np.zeros(0, dtype=np.int64)
     return out
 
 
-def _table(columns: dict[str, object], valid: npt.NDArray[np.bool_], line_nos: npt.NDArray[np.int64], raw_key: str, profile: Profile, ctx: Context) -> pa.Table:
+def _table(
+    columns: dict[str, object],
+    valid: npt.NDArray[np.bool_],
+    line_nos: npt.NDArray[np.int64],
+    *,
+    raw_key: str,
+    profile: Profile,
+    ctx: Context,
+) -> pa.Table:
     keep = pa.array(valid)
 
     def s(name: str) -> pa.Array:
-        return pc.filter(columns[name], keep)  # type: ignore[arg-type]
+        return pc.filter(columns[name], keep)
 
     def opt(name: str) -> pa.Array:
         arr = s(name)
@@ -1038,7 +1190,15 @@ def _table(columns: dict[str, object], valid: npt.NDArray[np.bool_], line_nos: n
 # ------------------------------------------------------------------------------------ totals & captures
 
 
-def _captures(profile: Profile, lay: Layout, part: Part, hits: list[SectionHit], out: dict[str, str], errors: list[RowError]) -> None:
+def _captures(
+    profile: Profile,
+    lay: Layout,
+    part: Part,
+    *,
+    hits: list[SectionHit],
+    out: dict[str, str],
+    errors: list[RowError],
+) -> None:
     import re
 
     if not profile.captures:
@@ -1059,7 +1219,9 @@ def _captures(profile: Profile, lay: Layout, part: Part, hits: list[SectionHit],
                 break
 
 
-def _statement_date(profile: Profile, captures: dict[str, str], part: Part, errors: list[RowError]) -> date | None:
+def _statement_date(
+    profile: Profile, captures: dict[str, str], part: Part, errors: list[RowError]
+) -> date | None:
     value = captures.get("statement_date")
     if not value:
         return None
@@ -1067,7 +1229,11 @@ def _statement_date(profile: Profile, captures: dict[str, str], part: Part, erro
         y, m, d = (int(x) for x in value.split("-")[:3])
         return date(y, m, d)
     except ValueError:
-        errors.append(RowError(file=part.file, row=FILE_LEVEL_ROW, column="statement_date", reason=f"not a date: {value!r}"))
+        errors.append(
+            RowError(
+                file=part.file, row=FILE_LEVEL_ROW, column="statement_date", reason=f"not a date: {value!r}"
+            )
+        )
         return None
 
 
@@ -1078,7 +1244,10 @@ def _section_table(hit: SectionHit, profile: Profile) -> tuple[list[str], list[s
     import re
 
     def cells(i: int) -> list[str]:
-        return [clean(c) if not profile.strip_prefix else _strip_prefix(clean(c), profile.strip_prefix) for c in lines.cells(i)]
+        return [
+            clean(c) if not profile.strip_prefix else _strip_prefix(clean(c), profile.strip_prefix)
+            for c in lines.cells(i)
+        ]
 
     if not hit.rows:
         return None
@@ -1091,7 +1260,14 @@ def _section_table(hit: SectionHit, profile: Profile) -> tuple[list[str], list[s
         head_at = None
     else:
         pattern = re.compile(header_rule)
-        head_at = next((k for k, i in enumerate(hit.rows) if pattern.search(unicodedata.normalize("NFKC", lines.text(i)))), -1)
+        head_at = next(
+            (
+                k
+                for k, i in enumerate(hit.rows)
+                if pattern.search(unicodedata.normalize("NFKC", lines.text(i)))
+            ),
+            -1,
+        )
         if head_at == -1:
             return None
     if values_rule == "next":
@@ -1101,7 +1277,14 @@ def _section_table(hit: SectionHit, profile: Profile) -> tuple[list[str], list[s
     else:
         pattern = re.compile(values_rule)
         start = (head_at or 0) + (0 if head_at is None else 1)
-        at = next((k for k in range(start, len(hit.rows)) if pattern.search(cells(hit.rows[k])[0] if cells(hit.rows[k]) else "")), -1)
+        at = next(
+            (
+                k
+                for k in range(start, len(hit.rows))
+                if pattern.search(cells(hit.rows[k])[0] if cells(hit.rows[k]) else "")
+            ),
+            -1,
+        )
         if at == -1:
             return None
     if at >= len(hit.rows):
@@ -1119,6 +1302,7 @@ def _control_totals(
     hits: list[SectionHit],
     lay: Layout,
     part: Part,
+    *,
     counts: Counter[str],
     sums: dict[tuple[int, int], int],
     ctx: Context,
@@ -1140,27 +1324,68 @@ def _control_totals(
             hit = found[0]
             table = _section_table(hit, profile)
             if table is None:
-                errors.append(RowError(file=hit.file, row=FILE_LEVEL_ROW, column=None, reason=f"{total.section} has no header or no values row"))
+                errors.append(
+                    RowError(
+                        file=hit.file,
+                        row=FILE_LEVEL_ROW,
+                        column=None,
+                        reason=f"{total.section} has no header or no values row",
+                    )
+                )
                 continue
             header, values, line = table
             if header == [] and hit.spec is not None and getattr(hit.spec, "table_header", None) == "file":
                 header = lay.header_cells
-            if len(values) != len(header) and profile.extra_fields == "reject" and header is not lay.header_cells:
-                errors.append(RowError(file=hit.file, row=line, column=None, reason=f"{total.section} row has {len(values)} fields, its header {len(header)}"))
+            if (
+                len(values) != len(header)
+                and profile.extra_fields == "reject"
+                and header is not lay.header_cells
+            ):
+                errors.append(
+                    RowError(
+                        file=hit.file,
+                        row=line,
+                        column=None,
+                        reason=f"{total.section} row has {len(values)} fields, its header {len(header)}",
+                    )
+                )
                 continue
-            stated = {}
+            stated: dict[str, tuple[str, str]] = {}
             for h, v in zip(header, values, strict=False):
                 stated.setdefault(norm_header(h), (h, v))
             for v_i, value in enumerate(total.values):
                 assert value.column is not None
-                hit_value = next((stated[norm_header(a)] for a in value.column if norm_header(a) in stated), None)
+                hit_value = next(
+                    (stated[norm_header(a)] for a in value.column if norm_header(a) in stated), None
+                )
                 if hit_value is None:
                     if value.required:
-                        errors.append(RowError(file=hit.file, row=line, column=value.column[0], reason=f"{total.section} row lacks this column"))
+                        errors.append(
+                            RowError(
+                                file=hit.file,
+                                row=line,
+                                column=value.column[0],
+                                reason=f"{total.section} row lacks this column",
+                            )
+                        )
                     continue
                 col, text = hit_value
                 name = f"{total.name}.{value.key or col}"
-                checks.append(_check(name, text, value, counts, sums, (t, v_i), currency, hit.file, line, col, errors))
+                checks.extend(
+                    _check(
+                        name,
+                        text,
+                        value,
+                        counts=counts,
+                        sums=sums,
+                        key=(t, v_i),
+                        currency=currency,
+                        file=hit.file,
+                        row=line,
+                        column=col,
+                        errors=errors,
+                    )
+                )
         else:
             assert total.line is not None
             pattern = re.compile(total.line)
@@ -1174,7 +1399,14 @@ def _control_totals(
             label = total.label or total.name
             if found_line is None:
                 if total.required:
-                    errors.append(RowError(file=part.file, row=last_line, column=label, reason=total.missing or f"{total.name} missing: file truncated?"))
+                    errors.append(
+                        RowError(
+                            file=part.file,
+                            row=last_line,
+                            column=label,
+                            reason=total.missing or f"{total.name} missing: file truncated?",
+                        )
+                    )
                 continue
             i, text = found_line
             line = part.lines.line_no(i)
@@ -1183,11 +1415,32 @@ def _control_totals(
                 m = re.search(value.regex, text)
                 key = value.key or label
                 if m is None:
-                    errors.append(RowError(file=part.file, row=line, column=label, reason=f"{total.name}: no {key} value in {text!r}"))
+                    errors.append(
+                        RowError(
+                            file=part.file,
+                            row=line,
+                            column=label,
+                            reason=f"{total.name}: no {key} value in {text!r}",
+                        )
+                    )
                     continue
                 stated_text = m.group(1) if m.re.groups else m.group(0)
-                checks.append(_check(f"{total.name}.{key}", stated_text, value, counts, sums, (t, v_i), currency, part.file, line, label, errors))
-    return [c for c in checks if c is not None]
+                checks.extend(
+                    _check(
+                        f"{total.name}.{key}",
+                        stated_text,
+                        value,
+                        counts=counts,
+                        sums=sums,
+                        key=(t, v_i),
+                        currency=currency,
+                        file=part.file,
+                        row=line,
+                        column=label,
+                        errors=errors,
+                    )
+                )
+    return checks
 
 
 def _section_required(profile: Profile, name: str) -> bool:
@@ -1201,7 +1454,20 @@ def _section_missing(profile: Profile, name: str) -> str:
     return f"{name} section missing: file truncated?"
 
 
-def _check(name: str, text: str, value: object, counts: Counter[str], sums: dict[tuple[int, int], int], key: tuple[int, int], currency: str, file: str, row: int, column: str, errors: list[RowError]) -> TotalCheck | None:
+def _check(
+    name: str,
+    text: str,
+    value: object,
+    *,
+    counts: Counter[str],
+    sums: dict[tuple[int, int], int],
+    key: tuple[int, int],
+    currency: str,
+    file: str,
+    row: int,
+    column: str,
+    errors: list[RowError],
+) -> list[TotalCheck]:
     from recon.domain.statement import ControlTotal
 
     from .profiles import TotalValue
@@ -1211,18 +1477,28 @@ def _check(name: str, text: str, value: object, counts: Counter[str], sums: dict
         if value.count is not None:
             stated = str(parse_count(text, column))
             computed = str(counts.get(value.count, 0))
-            kind = "count"
+            kind: TotalKind = "count"
         else:
             stated = fmt_amount(parse_amount(text, currency, column), currency)
             computed = fmt_amount(sums.get(key, 0), currency)
             kind = "amount"
     except RowFail as exc:
-        errors.append(RowError(file=file, row=row, column=column, reason=f"control total {name}: {exc.reason}"))
-        return None
-    return TotalCheck(ControlTotal(name=name, stated=stated, computed=computed), file, row, column, kind)  # type: ignore[arg-type]
+        errors.append(
+            RowError(file=file, row=row, column=column, reason=f"control total {name}: {exc.reason}")
+        )
+        return []
+    return [TotalCheck(ControlTotal(name=name, stated=stated, computed=computed), file, row, column, kind)]
 
 
-def _empty(profile: Profile, rows_read: int, skipped: Counter[str], errors: list[RowError], encoding: str = "", statement_date: date | None = None) -> ParsedStatement:
+def _empty(
+    profile: Profile,
+    rows_read: int,
+    skipped: Counter[str],
+    errors: list[RowError],
+    *,
+    encoding: str = "",
+    statement_date: date | None = None,
+) -> ParsedStatement:
     return ParsedStatement(
         format=profile.name,
         encoding=encoding,
@@ -1236,4 +1512,3 @@ def _empty(profile: Profile, rows_read: int, skipped: Counter[str], errors: list
         errors=[],
         control_totals=[],
     )
-

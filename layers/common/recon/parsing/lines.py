@@ -77,7 +77,9 @@ class BufferLines:
     def __init__(self, buf: bytes, *, delimiter: str, quote: str) -> None:
         arr = np.frombuffer(buf, dtype=np.uint8)
         carriage = np.flatnonzero(arr == 13)
-        if len(carriage) and (carriage[-1] == len(buf) - 1 or np.any(arr[carriage[carriage < len(buf) - 1] + 1] != 10)):
+        if len(carriage) and (
+            carriage[-1] == len(buf) - 1 or np.any(arr[carriage[carriage < len(buf) - 1] + 1] != 10)
+        ):
             buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
         self.buf = buf
         self.delimiter = delimiter
@@ -177,7 +179,11 @@ class BufferLines:
         if not invalid:
             return DataTable(columns, widths)
         # Rows with another field count: read them with the csv module and put them back in file order.
-        bad_pos = np.array([number - 1 for number, _ in invalid], dtype=np.int64)  # 0-based record ordinal
+        if any(
+            number is None for number, _ in invalid
+        ):  # pragma: no cover - single-threaded reads number rows
+            raise RuntimeError("Arrow did not number an invalid row")
+        bad_pos = np.array([(number or 0) - 1 for number, _ in invalid], dtype=np.int64)  # 0-based ordinal
         good_pos = np.setdiff1d(np.arange(n), bad_pos)
         extra_cells = [split_cells(text, self.delimiter, self.quote) for _, text in invalid]
         order = np.argsort(np.concatenate((good_pos, bad_pos)), kind="stable")
@@ -277,9 +283,7 @@ class RecordLines:
 
     def read(self, rows: Idx, ncols: int, needed: Sequence[int]) -> DataTable:
         picked = [self._cells[int(i)] for i in rows]
-        columns = {
-            i: pa.array([c[i] if i < len(c) else "" for c in picked], pa.string()) for i in needed
-        }
+        columns = {i: pa.array([c[i] if i < len(c) else "" for c in picked], pa.string()) for i in needed}
         return DataTable(columns, np.array([len(c) for c in picked], dtype=np.int64))
 
 

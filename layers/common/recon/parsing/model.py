@@ -93,7 +93,9 @@ class TotalCheck:
     kind: TotalKind
 
 
-def finish(parsed: ParsedStatement, checks: list[TotalCheck], fatal_errors: list[RowError]) -> ParsedStatement:
+def finish(
+    parsed: ParsedStatement, checks: list[TotalCheck], fatal_errors: list[RowError]
+) -> ParsedStatement:
     """Return ``parsed``, or raise StatementParseError on a file-level problem or a disagreeing total.
 
     Counts are always enforced. Amount totals are enforced only when every data row parsed: with rejected

@@ -52,6 +52,15 @@ ALL_ROWS = "all"  # the row group every data row belongs to (control totals)
 Columns = list[str]  # header names: aliases of one column, the first present in the file wins
 
 
+def _regex(value: str) -> str:
+    """A regex that compiles (pydantic reports ValueError, not re.error)."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regex {value!r}: {exc}") from None
+    return value
+
+
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -95,7 +104,9 @@ def strptime_format(pattern: str) -> str:
         else:
             char = pattern[i]
             if char.isalpha():
-                raise ValueError(f"date pattern {pattern!r}: unknown letter {char!r} (use yyyy MM dd HH mm ss)")
+                raise ValueError(
+                    f"date pattern {pattern!r}: unknown letter {char!r} (use yyyy MM dd HH mm ss)"
+                )
             out.append("%%" if char == "%" else char)
             i += 1
     return "".join(out)
@@ -138,7 +149,7 @@ class Condition(_Spec):
         elif self.column is None or len(tests) != 1:
             raise ValueError("a condition names a column and exactly one test (equals, in, not_in, ...)")
         if self.regex is not None:
-            re.compile(self.regex)
+            _regex(self.regex)
         return self
 
     def columns(self) -> Iterator[Columns]:
@@ -192,21 +203,29 @@ class FieldSpec(_Spec):
     first_of: list[str] | None = Field(
         default=None, description="Several columns: per row, the first non-empty value"
     )
-    template: str | None = Field(default=None, description="'{column}' placeholders, e.g. '{微信订单号}#{微信退款单号}'")
-    join: list[str] | None = Field(default=None, description="Columns whose non-empty values are joined with sep")
+    template: str | None = Field(
+        default=None, description="'{column}' placeholders, e.g. '{微信订单号}#{微信退款单号}'"
+    )
+    join: list[str] | None = Field(
+        default=None, description="Columns whose non-empty values are joined with sep"
+    )
     sep: str = " "
     const: str | None = None
     digest: list[str] | None = Field(
         default=None,
         description="A deterministic id from these columns' values (for files without a transaction id)",
     )
-    credit: Columns | None = Field(default=None, description="Amounts: money-in column (amount = credit - debit)")
+    credit: Columns | None = Field(
+        default=None, description="Amounts: money-in column (amount = credit - debit)"
+    )
     debit: Columns | None = Field(default=None, description="Amounts: money-out column (its sign is ignored)")
     optional: bool = Field(default=False, description="The column may be absent from the file (then empty)")
     # cleaning
     null_values: list[str] = Field(default=[], description="Values that mean empty, e.g. '-' or '0'")
     replace: dict[str, str] = Field(default={}, description="Substring replacements")
-    extract: str | None = Field(default=None, description="Regex; its first group (or the match) is the value")
+    extract: str | None = Field(
+        default=None, description="Regex; its first group (or the match) is the value"
+    )
     default: str | None = Field(default=None, description="Value used when empty")
     # validation
     required: bool = False
@@ -215,9 +234,12 @@ class FieldSpec(_Spec):
     formats: list[str] = Field(
         default=[], description="Date/time patterns tried in order: yyyy MM dd (or DD) HH mm ss"
     )
-    year_from: str | None = Field(default=None, description="Capture holding the year for patterns without one")
+    year_from: str | None = Field(
+        default=None, description="Capture holding the year for patterns without one"
+    )
     month_from: str | None = Field(
-        default=None, description="Capture holding the statement month: later months belong to the year before"
+        default=None,
+        description="Capture holding the statement month: later months belong to the year before",
     )
     # amounts
     amount: AmountFormat = AmountFormat()
@@ -259,7 +281,7 @@ class FieldSpec(_Spec):
         for pattern in self.formats:
             strptime_format(pattern)
         if self.extract is not None:
-            re.compile(self.extract)
+            _regex(self.extract)
         if self.map is not None and self.contains is not None:
             raise ValueError("use map or contains, not both")
         return self
@@ -307,7 +329,9 @@ class Check(_Spec):
 
     require: Condition
     reason: str
-    column: str | None = Field(default=None, description="Column named in the rejection (default: the tested one)")
+    column: str | None = Field(
+        default=None, description="Column named in the rejection (default: the tested one)"
+    )
 
 
 class RowKind(_Spec):
@@ -332,8 +356,7 @@ class LineRule(_Spec):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
-        return value
+        return _regex(value)
 
 
 class Section(_Spec):
@@ -344,7 +367,9 @@ class Section(_Spec):
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     start: str = Field(description="Regex on the raw line")
-    lines: int | None = Field(default=None, ge=1, description="Length including the start line; none: to the end")
+    lines: int | None = Field(
+        default=None, ge=1, description="Length including the start line; none: to the end"
+    )
     table_header: str = "start"
     table_values: str = "next"
     required: bool = False
@@ -353,8 +378,7 @@ class Section(_Spec):
     @field_validator("start")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
-        return value
+        return _regex(value)
 
 
 class Capture(_Spec):
@@ -367,8 +391,7 @@ class Capture(_Spec):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
-        return value
+        return _regex(value)
 
 
 class ArchiveMember(_Spec):
@@ -417,7 +440,7 @@ class TotalValue(_Spec):
         if (self.column is None) == (self.regex is None):
             raise ValueError("a total is stated by a section column or by a regex on a line")
         if self.regex is not None:
-            re.compile(self.regex)
+            _regex(self.regex)
         return self
 
 
@@ -439,7 +462,7 @@ class ControlTotal(_Spec):
         if (self.section is None) == (self.line is None):
             raise ValueError("control totals come from a section or from a line")
         if self.line is not None:
-            re.compile(self.line)
+            _regex(self.line)
         return self
 
 
@@ -455,7 +478,9 @@ class Match(_Spec):
 class Profile(_Spec):
     """One statement layout, as data. See docs/parsing.md for every key with examples."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{1,80}$", description="Format id, e.g. bank.icbc.debit_v1")
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{1,80}$", description="Format id, e.g. bank.icbc.debit_v1"
+    )
     version: str = Field(min_length=1, max_length=40, description="Recorded on every parsed row")
     description: str = ""
     extends: str | None = Field(default=None, description="Name of a profile whose keys this one overrides")
@@ -471,14 +496,18 @@ class Profile(_Spec):
     sheet: int | str = Field(default=0, description="xls/xlsx: sheet index or name")
     json_records: str | None = Field(default=None, description="json: dotted path to the array of records")
     header_scan: int = Field(default=60, ge=1, description="Lines searched for the column header")
-    header: list[str] = Field(default=[], description="Header names locating the header row (default match.header)")
+    header: list[str] = Field(
+        default=[], description="Header names locating the header row (default match.header)"
+    )
     strip: str = Field(default="", description="Characters trimmed from every cell besides whitespace")
     strip_prefix: str = Field(default="", description="One leading occurrence removed from every cell ('`')")
     extra_fields: Literal["reject", "ignore"] = Field(
-        default="reject", description="A data row with more fields than the header: reject it, or ignore the extra"
+        default="reject",
+        description="A data row with more fields than the header: reject it, or ignore the extra",
     )
     missing_fields: Literal["reject", "empty"] = Field(
-        default="reject", description="A data row with fewer fields: reject it, or read the missing ones as empty"
+        default="reject",
+        description="A data row with fewer fields: reject it, or read the missing ones as empty",
     )
     lines: list[LineRule] = []
     sections: list[Section] = []
@@ -716,3 +745,7 @@ def profile_json_schema() -> dict[str, Any]:
     schema["$id"] = "https://recon.example/profile.schema.json"
     schema["title"] = "recon parsing profile"
     return schema
+
+
+if __name__ == "__main__":  # python -m recon.parsing.profiles > docs/profile.schema.json
+    print(json.dumps(profile_json_schema(), ensure_ascii=False, indent=2))

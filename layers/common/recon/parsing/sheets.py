@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -37,7 +38,7 @@ def number_text(value: float | int) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
         return str(value)
-    if value != value or value in (float("inf"), float("-inf")):
+    if math.isnan(value) or math.isinf(value):
         return str(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
@@ -157,8 +158,7 @@ def _json_text(value: Any) -> str:
 def pdf_rows(data: bytes, file: str) -> list[list[str]]:
     """Table rows of a PDF statement, through the PDF reader when it is installed."""
     try:
-        from .readers import pdf  # type: ignore[attr-defined]
+        from .readers import pdf
     except ImportError:
         raise fatal(file, "PDF statements need the PDF reader (recon.parsing.readers.pdf)") from None
-    rows: list[list[str]] = pdf.pdf_rows(data, file)
-    return rows
+    return [list(row) for row in pdf.pdf_rows(data, file)]

@@ -189,7 +189,9 @@ def amounts(
         plain = pc.replace_substring(plain, fmt.thousands, "")
     if fmt.decimal == ",":
         plain = pc.replace_substring(plain, ",", ".")
-    parts = pc.extract_regex(pc.if_else(pa.array(ok), plain, pa.scalar("0")), r"^(?P<s>[+-]?)(?P<i>\d+)(?:\.(?P<f>\d*))?$")
+    parts = pc.extract_regex(
+        pc.if_else(pa.array(ok), plain, pa.scalar("0")), r"^(?P<s>[+-]?)(?P<i>\d+)(?:\.(?P<f>\d*))?$"
+    )
     sign_text = pc.struct_field(parts, "s")
     int_text = pc.utf8_ltrim(pc.struct_field(parts, "i"), characters="0")
     frac_text = pc.struct_field(parts, "f")
@@ -197,16 +199,17 @@ def amounts(
     ok &= ~too_long
     int_text = pc.if_else(pa.array(ok & ~empty(int_text)), int_text, pa.scalar("0"))
     ints = np.asarray(pc.cast(int_text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    minor = np.zeros(n, dtype=np.int64)
+    minor: Ints = np.zeros(n, dtype=np.int64)
     imprecise = np.zeros(n, dtype=bool)
     if fmt.minor_units:
         minor = ints.copy()
     else:
-        for e in np.unique(exponents) if n else []:
-            rows = exponents == e
-            e = int(e)
+        for e_value in np.unique(exponents) if n else []:
+            rows = exponents == e_value
+            e = int(e_value)
             exact = bools(pc.match_substring_regex(frac_text, rf"^\d{{0,{e}}}0*$"))
             imprecise |= rows & ok & ~exact
+            frac: Ints
             if e:
                 head = pc.utf8_rpad(pc.utf8_slice_codeunits(frac_text, 0, e), width=e, padding="0")
                 frac = np.asarray(pc.cast(head, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -268,8 +271,35 @@ class Moments:
     failure: Failure
 
 
+_ISO = {"%Y-%m-%d %H:%M:%S": 19, "%Y-%m-%dT%H:%M:%S": 19, "%Y-%m-%d": 10}
+
+
 def _strptime(text: pa.Array, fmt: str) -> pa.Array:
-    return pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    """strptime, then checked: Arrow's strptime rolls impossible dates over (2024-02-30 -> 03-01), so a
+    value must format back to its own text; values that do not (unpadded digits, or impossible) are read by
+    Python's ``datetime.strptime``, which refuses impossible dates."""
+    width = _ISO.get(fmt)
+    if width is not None and len(text) and pc.all(pc.equal(pc.utf8_length(text), width)).as_py():
+        try:  # the ISO-8601 cast is strict and fast: the common case in one step
+            return pc.cast(text, pa.timestamp("us"))
+        except pa.ArrowInvalid:
+            pass
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    if len(text) == 0:
+        return parsed
+    same = pc.equal(pc.strftime(parsed, format=fmt), text)
+    check = np.flatnonzero(
+        ~bools(same) & bools(pc.is_valid(parsed)) | bools(pc.is_null(parsed)) & ~empty(text)
+    )
+    if not len(check):
+        return parsed
+    values = parsed.to_pylist()
+    for row, value in zip(check.tolist(), text_at(text, check), strict=True):
+        try:
+            values[row] = datetime.strptime(value, fmt)
+        except ValueError:
+            values[row] = None
+    return pa.array(values, pa.timestamp("us"))
 
 
 def moments(
@@ -292,7 +322,9 @@ def moments(
     found: pa.Array = pa.nulls(n, pa.timestamp("us"))
     for fmt in formats:
         if year is not None and "%Y" not in fmt:
-            parsed = _strptime(pc.binary_join_element_wise(pa.scalar(f"{year}"), text, "\x1f"), "%Y\x1f" + fmt)
+            parsed = _strptime(
+                pc.binary_join_element_wise(pa.scalar(f"{year}"), text, "\x1f"), "%Y\x1f" + fmt
+            )
             if month is not None:
                 earlier = _strptime(
                     pc.binary_join_element_wise(pa.scalar(f"{year - 1}"), text, "\x1f"), "%Y\x1f" + fmt
@@ -302,6 +334,8 @@ def moments(
         else:
             parsed = _strptime(text, fmt)
         found = pc.coalesce(found, parsed)
+        if not pc.any(pc.is_null(found)).as_py():
+            break
     bad = is_empty | bools(pc.is_null(found))
     micros = np.asarray(
         pc.fill_null(found.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64

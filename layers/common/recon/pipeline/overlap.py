@@ -30,9 +30,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-OVERLAP_RULE = "overlapping-statement"
-OVERLAP_OF = "overlap_of"
-OVERLAP_ROW = "overlap_row"
+from recon.tables import STAGE_FIELDS
+
+OVERLAP_OF, OVERLAP_ROW = (f.name for f in STAGE_FIELDS)  # the columns this module fills
 DEDUPE_KEY = "dedupe_key"
 IN_FILE_DUPLICATE = "in_file_duplicate"
 
@@ -180,7 +180,6 @@ __all__ = [
     "EARLIER_COLUMNS",
     "OVERLAP_OF",
     "OVERLAP_ROW",
-    "OVERLAP_RULE",
     "EarlierStatement",
     "booked_dates",
     "count_marked",

@@ -83,6 +83,7 @@ def _summary(statement: Statement) -> StatementSummary:
 
 
 def source_of_format(fmt: str) -> Source | None:
+    """The source a format id belongs to, from its family prefix (None when the prefix does not say)."""
     prefix = fmt.split(".", 1)[0]
     return {"wechat": Source.WECHAT, "alipay": Source.ALIPAY, "erp": Source.ERP}.get(
         prefix, Source.BANK if prefix in ("camt", "mt940", "mt942", "bai2", "ofx", "bank") else None
@@ -412,7 +413,7 @@ def _quarantine(
             "skipped_by_rule": parsed.skipped_by_rule if parsed else {},
             "rows_rejected": rows_rejected,
             "rows_valid_but_held": parsed.table.num_rows if parsed else 0,
-            "rows_with_errors": sum(1 for e in errors if e.row > 0),
+            "rows_with_errors": len(parsed.errors) if parsed else 0,  # rows that failed validation
         },
         "control_totals": [{**t.model_dump(), "ok": t.ok} for t in (parsed.control_totals if parsed else [])],
         "errors": [e.model_dump() for e in errors[:_MAX_ERRORS_STORED]],

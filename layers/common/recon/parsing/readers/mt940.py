@@ -86,7 +86,7 @@ _BANK_REF_SPLIT = re.compile(r"^(.*?//[^/\n]{1,16})(/.*)$", re.DOTALL)
 _DETECT_TAG = re.compile(rb"(?m)^:(20|25|28C?|60[FM]|61|62[FM]|13D|34F|90[DC]):")
 _ASN = re.compile(r"ASNBNL2")
 _EREF = re.compile(r"/EREF/(?P<v>.*?)(?=//|/[A-Z]{2,4}/|$)")
-_EREF_SEPA = re.compile(r"EREF\+(?P<v>\S+)")
+_EREF_SEPA = re.compile(r"EREF\+(?P<v>[^?\s]+)")
 _CNTP = re.compile(r"/CNTP/[^/]*/[^/]*/(?P<v>[^/]*)/")
 _NAME = re.compile(r"/NAME/(?P<v>[^/]*)")
 _REMI = re.compile(r"/REMI/(?:USTD//|STRD/[A-Z]*/)?(?P<v>.*?)(?=//|/[A-Z]{4}/|$)")
@@ -303,8 +303,8 @@ def _entry(
     status = str(data.get("status") or "").upper()
     # ASN's customer reference is the counterparty's IBAN and its supplementary details the name.
     order_ref = (
-        _first(flat, _EREF, _EREF_SEPA)
-        or reference(data.get("end_to_end_reference"))
+        reference(data.get("end_to_end_reference"))
+        or _first(flat, _EREF, _EREF_SEPA)
         or ("" if asn else _customer_reference(data.get("customer_reference")))
     )
     counterparty = (

@@ -13,6 +13,8 @@ Decisions:
 * A "row" is one ``STMTTRN``; ``row_number`` is the physical line of its ``<STMTTRN>`` tag. The number of
   ``<STMTTRN>`` tags in the text must equal the number read (nothing silently dropped). Transactions of a
   pending list (``BANKTRANLISTP``) are skipped (rule ``ofx_pending``).
+* Markup: end tags must close what is open (an end tag may close empty SGML leaves left open); misnested
+  or unclosed aggregates refuse the file.
 * Statements: every ``STMTRS`` and ``CCSTMTRS``, each ``BANKTRANLIST`` in it (some banks repeat it).
 * ``TRNAMT`` is signed (positive = money in); a decimal comma is accepted when there is no decimal point.
   Currency: ``CURRENCY/CURSYM`` of the transaction, else the statement's ``CURDEF``, else the account's.
@@ -105,8 +107,40 @@ def _body(data: bytes, file: str) -> tuple[str, str, str]:
     return FORMAT_V1, encoding, str(body)
 
 
+class _NestingChecked(TreeBuilder):
+    """ofxtools' tag parser, with end tags checked against what is open (ElementTree's builder pops
+    whatever is on top, so misnested markup would silently move rows between statements). An end tag
+    may close empty elements left open before it (SGML leaves without text), nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._open: list[list[Any]] = []  # [tag, number of children]
+
+    def start(self, tag: str, attrs: dict[str, str]) -> Any:
+        if self._open:
+            self._open[-1][1] += 1
+        self._open.append([tag, 0])
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> Any:
+        if not any(open_tag == tag for open_tag, _ in self._open):
+            raise ValueError(f"</{tag}> closes nothing that is open")
+        while self._open[-1][0] != tag:
+            inner, children = self._open.pop()
+            if children:
+                raise ValueError(f"</{tag}> while <{inner}> is still open")
+            super().end(inner)
+        self._open.pop()
+        return super().end(tag)
+
+    def close(self) -> Any:
+        if self._open:
+            raise ValueError(f"<{self._open[-1][0]}> is never closed")
+        return super().close()
+
+
 def _tree(body: str, file: str) -> ET.Element:
-    builder = TreeBuilder()
+    builder = _NestingChecked()
     try:
         # Tags are case-insensitive in practice; ofxtools matches upper case only.
         builder.feed(_TAG_CASE.sub(lambda m: f"<{m.group(1)}{m.group(2).upper()}>", body))
