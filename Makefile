@@ -17,7 +17,7 @@ help:
 	@echo "make bench  - benchmarks (figures and ratios)"
 	@echo "make size   - unzipped size of the common layer and each function against Lambda's 250 MB budget"
 
-$(STAMP): requirements/dev.txt requirements/dataframe.txt layers/common/requirements.txt $(wildcard functions/*/requirements.txt) pyproject.toml
+$(STAMP): requirements/dev.txt requirements/dataframe.txt layers/common/requirements.txt layers/common/requirements-pdf.txt $(wildcard functions/*/requirements.txt) pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements/dev.txt

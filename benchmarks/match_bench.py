@@ -26,8 +26,7 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -523,8 +522,9 @@ def _in_child(target: str, *args: Any) -> dict[str, Any]:
     return result
 
 
-def _best(runs: int, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    results = [fn() for _ in range(runs)]
+def _best(runs: int, target: str, *args: Any) -> dict[str, Any]:
+    """The fastest of ``runs`` child processes (peak RSS: the largest)."""
+    results = [_in_child(target, *args) for _ in range(runs)]
     best = min(results, key=lambda r: r["seconds"])
     best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in results)
     return best
@@ -540,22 +540,9 @@ def run(sizes: list[int], keyless_sizes: list[int], repeat: int = 3) -> list[dic
             data = root / f"data-{name.replace(' ', '-')}-{n}"
             _in_child("generate_keyless" if keyless else "generate", data, n)
             project = KEYLESS_PROJECT if keyless else PROJECT
-            ours = _best(
-                repeat,
-                lambda data=data, project=project: _in_child("engine", data, root / "out-engine", project),
-            )
-            duck = _best(
-                repeat,
-                lambda data=data, keyless=keyless: _in_child(
-                    "duckdb_ref", data, root / "out-duckdb", keyless
-                ),
-            )
-            pandas = _best(
-                1 if n > 2_000_000 else repeat,
-                lambda data=data, keyless=keyless: _in_child(
-                    "pandas_ref", data, root / "out-pandas", keyless
-                ),
-            )
+            ours = _best(repeat, "engine", data, root / "out-engine", project)
+            duck = _best(repeat, "duckdb_ref", data, root / "out-duckdb", keyless)
+            pandas = _best(1 if n > 2_000_000 else repeat, "pandas_ref", data, root / "out-pandas", keyless)
             row = {
                 "case": label,
                 "ours": ours,
@@ -628,6 +615,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-_ = (timedelta,)

@@ -7,10 +7,10 @@ import resource
 import time
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from benchmarks.accuracy import bench_accuracy
+from benchmarks.match_bench import bench_match
 from benchmarks.parse_bench import (
     PARSE_BENCHMARKS,
     bench_parse_alipay_1m,
@@ -75,54 +75,7 @@ def bench_parse_wechat(orders: int) -> dict[str, Any]:
     }
 
 
-def bench_match_day(orders: int) -> dict[str, Any]:
-    import pandas as pd
-
-    from recon.domain import Project
-    from recon.matching import match_transactions
-    from recon.parsing import parse_statement
-    from recon_local.demo_data import generate_day
-
-    project = Project.from_yaml(
-        (Path(__file__).parents[1] / "local/recon_local/projects/demo.yaml").read_text()
-    )
-    day = generate_day(DAY, orders=orders)
-    rows = []
-    for account_id, (name, data) in day.files.items():
-        account = project.account(account_id)
-        rows += parse_statement(
-            data,
-            filename=name,
-            raw_key=name,
-            statement_id=account_id,
-            source=account.source,
-            account_id=account_id,
-        ).transactions
-    ours = _best_of(lambda: match_transactions(project, "bench", DAY, rows))
-    frame = pd.DataFrame(
-        [
-            {
-                "source": t.source.value,
-                "order_ref": t.order_ref,
-                "refund_ref": t.refund_ref or "",
-                "amount": t.amount_minor,
-            }
-            for t in rows
-        ]
-    )
-    erp, channel = frame[frame.source == "erp"], frame[frame.source.isin(["wechat", "alipay"])]
-    ref = _best_of(lambda: erp.merge(channel, on=["order_ref", "refund_ref"], how="outer", indicator=True))
-    return {
-        "benchmark": f"match a day three-way ({len(rows):,} rows)",
-        "seconds": ours,
-        "rows_per_s": len(rows) / ours,
-        "reference": "pandas outer merge ERP<->channels on the keys (no evidence, no settlement)",
-        "ratio_vs_reference": f"{ours / ref:.1f}x",
-        "peak_rss_mib": _peak_mib(),
-    }
-
-
-BENCHMARKS = [bench_parse_wechat, *PARSE_BENCHMARKS, bench_match_day, bench_accuracy]
+BENCHMARKS = [bench_parse_wechat, *PARSE_BENCHMARKS, bench_match, bench_accuracy]
 _ = (bench_parse_wechat_1m, bench_parse_alipay_1m, bench_parse_camt_100k)  # run_in_child finds them here
 
 

@@ -142,10 +142,16 @@ def _results(
         key = result_key(project_id, business_date, run_id, name)
         return pq.read_table(io.BytesIO(store.get(bucket, key))) if cloud_has(store, bucket, key) else None
 
-    placements, groups = table("placements.parquet"), table("groups.parquet")
-    if placements is None or groups is None:
+    placements, groups, cases = table("placements.parquet"), table("groups.parquet"), table("cases.parquet")
+    if placements is None or groups is None or cases is None:
         return [], []
-    return groups_from_tables(run_id, groups, placements), open_items(placements, business_date)
+    from recon.matching import with_identity
+    from recon.pipeline.contracts import RunRef
+    from recon.pipeline.match import load_identity
+
+    ref = RunRef(run_id=run_id, project_id=project_id, business_date=business_date)
+    placed = with_identity(placements, load_identity(store, bucket, ref), groups, cases)
+    return groups_from_tables(run_id, groups, placed), open_items(placed, business_date)
 
 
 def _mail(message: dict[str, Any]) -> dict[str, Any]:

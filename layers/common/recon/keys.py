@@ -6,8 +6,8 @@ data bucket:
     config/projects/<project>.yaml
     config/profiles/<profile name>/<profile version>.yaml
     normalized/project=<p>/source=<s>/account=<a>/date=<d>/<statement id>[@<profile>@<version>].parquet
-    results/project=<p>/date=<d>/run=<run id>/{placements,groups,cases}.parquet, report.json
-    open-items/project=<p>/date=<d>/open_items.parquet   (rows still in flight after that day's run)
+    results/project=<p>/date=<d>/run=<run id>/{placements,groups,cases}.parquet, inputs.json, report.json
+    open-items/project=<p>/date=<d>/{open_items.parquet,batches.json}   (still in flight after that day's run)
     reports/<project>/<date>/<run id>/{report.html,matches.csv,cases.csv,summary.json}
     quarantine/<project>/<account>/<date>/<file name>(.error.json)
 """
@@ -96,6 +96,7 @@ def results_prefix(project_id: str, business_date: date, run_id: str) -> str:
 # The match stage's results (Parquet, zstd) and the small JSON the report stage reads.
 RESULT_FILES = ("placements.parquet", "groups.parquet", "cases.parquet")
 REPORT_DATA_FILE = "report.json"
+INPUTS_FILE = "inputs.json"  # the normalized objects the placements' rows come from, in order
 
 
 def result_key(project_id: str, business_date: date, run_id: str, name: str) -> str:
@@ -112,10 +113,20 @@ def open_items_key(project_id: str, business_date: date) -> str:
     return f"{open_items_prefix(project_id)}date={business_date.isoformat()}/open_items.parquet"
 
 
+def open_batches_key(project_id: str, business_date: date) -> str:
+    """Settlement batches waiting for a credit that may also pay a later day (JSON), beside the rows."""
+    return f"{open_items_prefix(project_id)}date={business_date.isoformat()}/batches.json"
+
+
 def parse_open_items_key(key: str) -> date | None:
     """Business date of an open-items snapshot key; None if it is not one."""
     parts = key.split("/")
-    if len(parts) != 4 or parts[0] != "open-items" or not parts[2].startswith("date=") or parts[3] != "open_items.parquet":
+    if (
+        len(parts) != 4
+        or parts[0] != "open-items"
+        or not parts[2].startswith("date=")
+        or parts[3] != "open_items.parquet"
+    ):
         return None
     try:
         return date.fromisoformat(parts[2][len("date=") :])

@@ -6,6 +6,7 @@ import io
 import zipfile
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ def samples(sub: str) -> Path:
     return folder
 
 
-def parse(data: bytes, filename: str, source: Source = Source.WECHAT, **kw: str) -> ParsedStatement:
+def parse(data: bytes, filename: str, source: Source = Source.WECHAT, **kw: Any) -> ParsedStatement:
     return parse_statement(
         data,
         filename=filename,

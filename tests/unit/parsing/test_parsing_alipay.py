@@ -6,6 +6,7 @@ import io
 import zipfile
 from datetime import date
 
+import pyarrow as pa
 import pytest
 
 from recon.domain import Source, TxnType
@@ -217,3 +218,68 @@ def test_signcustomer_account_bill() -> None:
     )
     assert (fee.amount_minor, fee.txn_type) == (-500, TxnType.FEE)
     assert len(p.control_totals) == 4 and all(c.ok for c in p.control_totals)
+
+
+def _big_detail(rows: int, *, bad: bytes | None = None) -> bytes:
+    """A bare 业务明细 CSV over 1 MiB, so the GBK bytes are read as they are (columns decoded when read)."""
+    lines = [
+        ali_row(
+            f"20190916220014588605{i:08d}",
+            f"o{i}",
+            "交易" if i % 5 else "退款",
+            "1.00" if i % 5 else "-1.00",
+            "0.01" if i % 5 else "-0.01",
+            refund_no="" if i % 5 else f"r{i}",
+            商品名称=f"商品{i % 7}",
+        )
+        for i in range(rows)
+    ]
+    trades = sum(1 for i in range(rows) if i % 5)
+    data = ali_detail(
+        lines,
+        f"#交易合计：{trades}笔，商家实收共{trades}.00元",
+        f"#退款合计：{rows - trades}笔，商家实收退款共-{rows - trades}.00元",
+    )
+    if bad is not None:
+        data = data.replace("商品3".encode("gbk"), bad, 1)
+    return data
+
+
+def test_large_gbk_bill_is_read_without_transcoding_and_equals_the_exact_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recon.parsing import builtin_profiles
+    from recon.parsing._common import Context, Member, zone
+    from recon.parsing.engine import _run
+    from recon.parsing.lines import BufferLines
+
+    read_as: list[str] = []
+    original = BufferLines._text_column
+
+    def spy(self: BufferLines, arr: pa.Array) -> pa.Array:
+        read_as.append(self.encoding)
+        return original(self, arr)
+
+    monkeypatch.setattr(BufferLines, "_text_column", spy)
+    data = _big_detail(6000)
+    assert len(data) > 1 << 20
+    p = parse(data, "detail.csv", Source.ALIPAY)
+    assert set(read_as) == {"gbk"}  # the columns were decoded from GBK as read, not the file transcoded
+    assert_accounting(p)
+    assert (p.format, p.encoding, len(p.transactions), p.errors) == ("alipay.trade.csv", "gbk", 6000, [])
+    assert all(c.ok for c in p.control_totals)
+    assert {t.memo for t in p.transactions} == {f"商品{k}" for k in range(7)}
+    ctx = Context(
+        "detail.csv", "raw/detail.csv", "stmt-1", Source.ALIPAY, "acct-1", "CNY", zone("Asia/Shanghai", "x")
+    )
+    exact = _run(builtin_profiles().get("alipay.trade.csv"), [Member(None, data)], ctx, trust_utf8=False)
+    assert exact.table.equals(p.table)
+
+
+def test_large_gbk_bill_with_a_bad_byte_names_its_line() -> None:
+    data = _big_detail(6000, bad=b"\x81\x20")
+    line = data[: data.index(b"\x81\x20")].count(b"\n") + 1
+    with pytest.raises(StatementParseError) as info:
+        parse(data, "detail.csv", Source.ALIPAY)
+    (error,) = info.value.errors
+    assert "undecodable" in error.reason and error.row == line

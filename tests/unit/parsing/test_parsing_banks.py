@@ -5,22 +5,30 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import Any
 
 import pytest
 
 from recon.domain import Source, TxnType
-from recon.parsing import Profile, StatementParseError, builtin_profiles, detect_format, parse_statement
+from recon.parsing import (
+    ParsedStatement,
+    Profile,
+    StatementParseError,
+    builtin_profiles,
+    detect_format,
+    parse_statement,
+)
 
 from ._support import REPO, assert_accounting, at, parse, samples
 
 DEG = "double-entry-generator"
 
 
-def _bank(data: bytes, name: str, **kw: object):  # type: ignore[no-untyped-def]
-    return parse(data, name, Source.BANK, **kw)  # type: ignore[arg-type]
+def _bank(data: bytes, name: str, **kw: Any) -> ParsedStatement:
+    return parse(data, name, Source.BANK, **kw)
 
 
-def _net(p) -> int:  # type: ignore[no-untyped-def]
+def _net(p: ParsedStatement) -> int:
     return sum(t.amount_minor for t in p.transactions)
 
 

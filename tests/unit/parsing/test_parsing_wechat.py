@@ -212,3 +212,18 @@ def test_fund_flow_bill() -> None:
 def test_wechat_source_is_only_a_label() -> None:
     p = parse(wx_bill(ROWS, SUMMARY), "bill.csv", Source.BANK)
     assert p.transactions[0].txn_uid.startswith("bank:acct-1:")
+
+
+def test_every_row_kind_checks_the_currency_and_rows_keep_file_order() -> None:
+    rows = [
+        wx_payment("4200000001", "SO-1", "100.00", "0.60000").replace("`CNY", "`yuan"),
+        wx_refund("4200000001", "SO-1", "5030000001", "RF-1", "20.00", "-0.12000").replace("`CNY", "`yuan"),
+        wx_payment("4200000002", "SO-2", "50.00", "0.30000"),
+    ]
+    p = parse(wx_bill(rows, "`3,`150.00,`20.00,`0.00,`0.78000,`150.00,`20.00"), "bill.csv")
+    assert_accounting(p)
+    assert [(e.row, e.column, e.reason) for e in p.errors] == [
+        (2, "货币种类", "not a currency code: 'YUAN'"),
+        (3, "货币种类", "not a currency code: 'YUAN'"),
+    ]
+    assert [t.txn_id for t in p.transactions] == ["4200000002"]

@@ -311,7 +311,8 @@ def test_detection_by_decoding_sniffing_and_header_search(encoding: str, delimit
     assert_accounting(p)
     assert p.encoding == encoding and p.skipped_by_rule == {"preamble": 2, "blank": 1, "header": 1}
     assert [t.row_number for t in p.transactions] == [5, 6, 7]
-    assert p.transactions[0].memo.startswith("咖啡")
+    memo = p.transactions[0].memo
+    assert memo is not None and memo.startswith("咖啡")
 
 
 def test_in_file_duplicates_are_flagged_never_dropped() -> None:

@@ -70,7 +70,9 @@ class MatchGroup(BaseModel):
         description="Settlement batches this group settles, as '<channel account>@<business date>'",
     )
     explanation: str = ""
-    match_pass: str = Field(default="", description="exact_key, key_tolerance, window, settlement, subset_sum")
+    match_pass: str = Field(
+        default="", description="exact_key, key_tolerance, window, settlement, subset_sum"
+    )
 
 
 class CaseType(StrEnum):

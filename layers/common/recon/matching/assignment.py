@@ -90,7 +90,13 @@ def best_assignment(
 
 
 def ambiguous_pairs(
-    n_left: int, n_right: int, edges: dict[tuple[int, int], float], chosen: dict[int, int], total: float, margin: float
+    n_left: int,
+    n_right: int,
+    edges: dict[tuple[int, int], float],
+    chosen: dict[int, int],
+    total: float,
+    *,
+    margin: float,
 ) -> set[int]:
     """Left rows whose chosen edge can be given up for an assignment within ``margin`` of ``total``."""
     left_degree: dict[int, int] = {}

@@ -57,16 +57,21 @@ def condition_mask(frame: Frame, condition: FieldCondition, scope: BOOL) -> BOOL
     if op in ("lt", "le", "gt", "ge"):
         numbers = getattr(frame, _INTEGER[name])
         bound = int(value)  # type: ignore[arg-type]  # validated: an int
-        result = {"lt": numbers < bound, "le": numbers <= bound, "gt": numbers > bound, "ge": numbers >= bound}
+        result = {
+            "lt": numbers < bound,
+            "le": numbers <= bound,
+            "gt": numbers > bound,
+            "ge": numbers >= bound,
+        }
         return np.asarray(result[op]) & scope
     if name in _CODED and op in ("eq", "ne", "in", "not_in"):
         vocabulary = _CODED[name]
-        wanted = [str(v) for v in value] if isinstance(value, list) else [str(value)]  # type: ignore[union-attr]
+        wanted = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         hit = np.zeros(len(vocabulary) + 1, dtype=bool)
         for v in wanted:
             if v in vocabulary:
                 hit[vocabulary.index(v)] = True
-        inside = hit[getattr(frame, name)]
+        inside: BOOL = np.asarray(hit[getattr(frame, name)], dtype=bool)
         return (inside if op in ("eq", "in") else ~inside) & scope
     if op == "regex" and scope.sum() < frame.n // 4:  # evaluate on the rows in scope only
         rows = np.flatnonzero(scope)

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from recon.domain import AmountTolerance, Project
 
-from .frame import I64, SOURCES, Frame
+from .frame import ANY, I64, SOURCES, Frame
 from .hashing import U64, combine, seed_of
 
 # Case types (recon.domain.CaseType values), by the name the engine uses.
@@ -40,7 +40,7 @@ class Context:
     def threshold(self) -> float:
         return self.project.auto_match_min_confidence
 
-    def status(self, confidence: np.ndarray) -> pa.DictionaryArray:
+    def status(self, confidence: ANY) -> pa.DictionaryArray:
         """auto at or above the project's threshold, else suggested."""
         codes = np.where(np.asarray(confidence) >= self.threshold, 0, 1).astype(np.int32)
         return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(["auto", "suggested"]))

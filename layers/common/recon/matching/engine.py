@@ -40,7 +40,7 @@ from recon.domain import (
 
 from .conditions import apply_filter, apply_mapping
 from .context import OVERLAP_RULE, Context
-from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
+from .frame import ANY, BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
 from .hashing import hash_strings
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
@@ -103,6 +103,7 @@ class MatchResult:
     cases: pa.Table
     business_date: date
     open_rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    open_batches: dict[str, list[Batch]] = field(default_factory=dict)
 
     def write(self, name: str, sink: Any) -> None:
         """Write one result table (``placements``, ``groups`` or ``cases``) as Parquet (zstd).
@@ -123,7 +124,16 @@ class MatchResult:
 
 
 # --- phases ------------------------------------------------------------------------------------------
-def _apply(frame: Frame, ledger: Ledger, ctx: Context, rule: Rule, partials: dict[str, list[Batch]], settled: Settled) -> None:
+def _apply(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: Rule,
+    *,
+    partials: dict[str, list[Batch]],
+    settled: Settled,
+    carried: dict[str, list[Batch]],
+) -> None:
     if isinstance(rule, FilterRule):
         apply_filter(frame, ledger, rule)
     elif isinstance(rule, MappingRule):
@@ -133,7 +143,15 @@ def _apply(frame: Frame, ledger: Ledger, ctx: Context, rule: Rule, partials: dic
     elif isinstance(rule, WindowMatchRule):
         window_match(frame, ledger, rule, ctx)
     elif isinstance(rule, SettlementRule):
-        settle(frame, ledger, rule, ctx, partials.get(rule.name, []), settled)
+        settle(
+            frame,
+            ledger,
+            rule,
+            ctx,
+            partial=partials.get(rule.name, []),
+            settled=settled,
+            carried=carried.get(rule.name, []),
+        )
     elif isinstance(rule, SubsetSumRule):
         subset_sum(frame, ledger, rule, ctx)
 
@@ -145,13 +163,19 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
     if not flagged.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     key_column = "dedupe_key" if "dedupe_key" in frame.table.column_names else "txn_id"
-    statement, _ = labels_of(frame.table["statement_id"] if "statement_id" in frame.table.column_names else frame.table["account_id"])
+    statement, _ = labels_of(
+        frame.table["statement_id"]
+        if "statement_id" in frame.table.column_names
+        else frame.table["account_id"]
+    )
     rows = np.flatnonzero(flagged)
     candidates = np.flatnonzero(np.isin(statement, np.unique(statement[rows])) & ~flagged)
 
-    def keyed(subset: I64) -> np.ndarray:
+    def keyed(subset: I64) -> ANY:
         text = frame.text(key_column).take(pa.array(subset))
-        return hash_strings(text, seed=8) ^ (statement[subset].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        return hash_strings(text, seed=8) ^ (
+            statement[subset].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        )
 
     h_rows, h_cand = keyed(rows), keyed(candidates)
     wanted = np.sort(h_rows)
@@ -179,38 +203,60 @@ def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> None:
     keep = ledger.disposition[rows] == UNPLACED
     duplicates(frame, ledger, ctx, rows[keep], first[keep])
     for rule in p.prepare:
-        _apply(frame, ledger, ctx, rule, {}, Settled())
+        _apply(frame, ledger, ctx, rule, partials={}, settled=Settled(), carried={})
 
 
 def keyed(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> BOOL:
     for rule in p.keyed:
-        _apply(frame, ledger, ctx, rule, {}, Settled())
+        _apply(frame, ledger, ctx, rule, partials={}, settled=Settled(), carried={})
     return order_known(frame, ledger)
 
 
 def residual(
-    frame: Frame, ledger: Ledger, ctx: Context, p: Plan, known: BOOL, partials: dict[str, list[Batch]]
-) -> None:
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    p: Plan,
+    known: BOOL,
+    *,
+    partials: dict[str, list[Batch]],
+    carried: dict[str, list[Batch]],
+) -> Settled:
     settled = Settled()
     for rule in p.residual:
-        _apply(frame, ledger, ctx, rule, partials, settled)
+        _apply(frame, ledger, ctx, rule, partials=partials, settled=settled, carried=carried)
     residual_duplicates(frame, ledger, ctx)
     carry_over(frame, ledger, ctx.project, settled.in_flight)
     classify(frame, ledger, ctx, known)
+    return settled
 
 
-def match_table(project: Project, rows: pa.Table, business_date: date) -> MatchResult:
+def match_table(
+    project: Project,
+    rows: pa.Table,
+    business_date: date,
+    *,
+    carried_batches: dict[str, list[Batch]] | None = None,
+) -> MatchResult:
     """Place every row: match groups, cases, filtered, open. ``rows`` follows recon.tables' schema (by
-    column name; optional columns may be absent, extra columns are ignored)."""
+    column name; optional columns may be absent, extra columns are ignored). ``carried_batches``: the
+    settlement batches earlier runs left open, by rule (``MatchResult.open_batches`` of the day before)."""
     frame = Frame(rows, business_date, project.timezone)
     ledger = Ledger(frame)
     ctx = Context(project)
     p = plan(project)
     prepare(frame, ledger, ctx, p)
     known = keyed(frame, ledger, ctx, p)
-    residual(frame, ledger, ctx, p, known, {})
+    settled = residual(frame, ledger, ctx, p, known, partials={}, carried=carried_batches or {})
     placements, groups, cases = ledger.finish()
-    return MatchResult(placements, groups, cases, business_date, np.flatnonzero(ledger.disposition == 4))
+    return MatchResult(
+        placements,
+        groups,
+        cases,
+        business_date,
+        np.flatnonzero(ledger.disposition == 4),
+        settled.open_batches,
+    )
 
 
 # --- the working table handed between phases (partitioned runs) ------------------------------------------
@@ -220,7 +266,7 @@ def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: BOOL | None
     take = pa.array(np.asarray(rows, np.int64))
     table = frame.table.take(take)
     replace: dict[str, pa.Array] = {}
-    for name, values in frame._text.items():  # noqa: SLF001 — the frame's working text columns
+    for name, values in frame._text.items():
         if name in table.column_names or name in ("order_ref", "refund_ref", "counterparty", "memo"):
             replace[name] = values.take(take)
     replace["amount_minor"] = pa.array(frame.amount[rows], pa.int64())
@@ -232,7 +278,9 @@ def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: BOOL | None
     replace["_pos"] = pa.array(frame.position[rows], pa.int64())
     prefilter = np.where(ledger.disposition[rows] == FILTERED, ledger.rule[rows], -1)
     names = pa.array(ledger.rules or [""], pa.string())
-    mark = pc.if_else(pa.array(prefilter >= 0), names.take(pa.array(np.maximum(prefilter, 0))), pa.scalar(None, pa.string()))
+    mark = pc.if_else(
+        pa.array(prefilter >= 0), names.take(pa.array(np.maximum(prefilter, 0))), pa.scalar(None, pa.string())
+    )
     dup = ledger.disposition[rows] == CASE
     replace[PREFILTER] = pc.if_else(pa.array(dup), pa.scalar(DUPLICATE_MARK), mark)
     if known is not None:

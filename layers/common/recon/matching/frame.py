@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 
 from .hashing import U64, Words, combine, hash_words, words_of
 
+ANY = npt.NDArray[Any]
+F64 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int8]
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -92,7 +94,9 @@ def labels_of(column: pa.ChunkedArray | pa.Array) -> tuple[I32, list[str]]:
 def _int64(table: pa.Table, name: str, default: int = 0) -> I64:
     if name not in table.column_names:
         return np.full(table.num_rows, default, dtype=np.int64)
-    return np.asarray(pc.fill_null(plain(table[name]), default).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.asarray(
+        pc.fill_null(plain(table[name]), default).to_numpy(zero_copy_only=False), dtype=np.int64
+    )
 
 
 class Frame:

@@ -53,7 +53,9 @@ class Words:
     words: npt.NDArray[np.uint64]
     lengths: npt.NDArray[np.int32]
 
-    def equal(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], other: Words | None = None) -> npt.NDArray[np.bool_]:
+    def equal(
+        self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], other: Words | None = None
+    ) -> npt.NDArray[np.bool_]:
         """Row ``a[k]`` of self holds exactly the bytes of row ``b[k]`` of ``other`` (default self)."""
         o = self if other is None else other
         same = self.lengths[a] == o.lengths[b]
@@ -61,7 +63,7 @@ class Words:
         for j in range(width):
             same &= self.words[a, j] == o.words[b, j]
         # A longer padded width only holds bytes beyond the shorter one when lengths differ (checked).
-        return same
+        return np.asarray(same, dtype=bool)
 
 
 def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
@@ -73,9 +75,8 @@ def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
         chunks = [_plain(array)]
     prepared = []
     longest = 0
-    for chunk in chunks:
-        if pa.types.is_dictionary(chunk.type):
-            chunk = chunk.dictionary_decode()
+    for raw in chunks:
+        chunk = raw.dictionary_decode() if pa.types.is_dictionary(raw.type) else raw
         if pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type):
             chunk = chunk.cast(pa.string())
         chunk = pc.fill_null(chunk, "")
@@ -86,7 +87,7 @@ def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
         prepared.append((chunk, lengths))
     width = max(1, (longest + 7) // 8)
     words = []
-    for chunk, lengths in prepared:
+    for chunk, _ in prepared:
         n = len(chunk)
         if longest == 0 or n == 0:
             words.append(np.zeros((n, width), dtype=np.uint64))

@@ -32,11 +32,10 @@ from .context import (
     Context,
     content_hash,
     dumps,
-    member_ref,
     scheduled_fee,
     tolerance,
 )
-from .frame import BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
+from .frame import ANY, BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
 from .hashing import U64, hash_strings
 from .ledger import Ledger
 from .text import join, labels, money, severities, take_text
@@ -179,10 +178,12 @@ def _multi(
     dup_first: list[int] = []
     for lefts, rights in runs:
         sides: list[list[int]] = []
-        for members in (lefts, rights):
-            first = int(members.min())
+        for side in (lefts, rights):
+            first = int(side.min())
             # Rows under one hash must carry the very same key (collision guard), else they wait.
-            members = members[np.all([frame.words(f).equal(members, np.full(len(members), first)) for f in fields], axis=0)]
+            members = side[
+                np.all([frame.words(f).equal(side, np.full(len(side), first)) for f in fields], axis=0)
+            ]
             seen: dict[tuple[int, str], int] = {}
             unique: list[int] = []
             for row in sorted(members.tolist(), key=lambda r: int(frame.position[r])):
@@ -201,13 +202,16 @@ def _multi(
         return None
     rows: list[int] = []
     owner: list[int] = []
-    agg: dict[str, list[int]] = {k: [] for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lb", "rb", "cur", "cok", "l0")}
+    agg: dict[str, list[int]] = {
+        k: [] for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lb", "rb", "cur", "cok", "l0")
+    }
     l_status: list[str] = []
     r_status: list[str] = []
     l_label: list[str] = []
     r_label: list[str] = []
-    for g, (lefts, rights) in enumerate(kept):
-        rows += lefts + rights
+    for g, (left_list, right_list) in enumerate(kept):
+        lefts, rights = np.array(left_list, np.int64), np.array(right_list, np.int64)
+        rows += left_list + right_list
         owner += [g] * (len(lefts) + len(rights))
         la, ra = frame.amount[lefts], frame.amount[rights]
         lt, rt = frame.booked[lefts], frame.booked[rights]
@@ -222,8 +226,8 @@ def _multi(
         agg["lb"].append(int(lbad.all()))
         agg["rb"].append(int(rbad.all()))
         agg["cur"].append(int(frame.currency[lefts[0]]))
-        agg["cok"].append(int(len(set(frame.currency[lefts + rights].tolist())) == 1))
-        agg["l0"].append(lefts[0])
+        agg["cok"].append(int(len(set(frame.currency[np.concatenate([lefts, rights])].tolist())) == 1))
+        agg["l0"].append(left_list[0])
         l_status.append(",".join(sorted({STATUSES[s] for s in frame.status[lefts].tolist()})))
         r_status.append(",".join(sorted({STATUSES[s] for s in frame.status[rights].tolist()})))
         l_label.append(_many_label(frame, lefts))
@@ -256,7 +260,7 @@ def _multi(
     )
 
 
-def _many_label(frame: Frame, rows: list[int]) -> str:
+def _many_label(frame: Frame, rows: I64) -> str:
     source = SOURCES[int(frame.source[rows[0]])]
     ids = [frame.str_at("txn_id", r) for r in rows]
     return f"{source} {' + '.join(ids)}"
@@ -284,8 +288,28 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
     ):
         kind[mask] = name  # later assignments win: the list runs from weakest to strongest
     matched = kind == ""
-    _groups(frame, ledger, ctx, rule, g, np.flatnonzero(matched), delta, allowed, fee_delta)
-    _cases(frame, ledger, ctx, rule, g, np.flatnonzero(~matched), kind, delta, fee_delta)
+    _groups(
+        frame,
+        ledger,
+        ctx,
+        rule,
+        g,
+        chosen=np.flatnonzero(matched),
+        delta=delta,
+        allowed=allowed,
+        fee_delta=fee_delta,
+    )
+    _cases(
+        frame,
+        ledger,
+        ctx,
+        rule,
+        g,
+        chosen=np.flatnonzero(~matched),
+        kind=kind,
+        delta=delta,
+        fee_delta=fee_delta,
+    )
 
 
 def _subset_members(g: KeyGroups, chosen: I64) -> tuple[I64, I64]:
@@ -304,6 +328,7 @@ def _groups(
     ctx: Context,
     rule: KeyMatchRule,
     g: KeyGroups,
+    *,
     chosen: I64,
     delta: I64,
     allowed: I64,
@@ -318,7 +343,10 @@ def _groups(
     hours = f"{rule.time_tolerance_hours:g}h"
     explanation = labels(
         np.where(exact, 0, 1),
-        [f"{names} equal; amount equal; booked within {hours}", f"{names} equal; amount within tolerance; booked within {hours}"],
+        [
+            f"{names} equal; amount equal; booked within {hours}",
+            f"{names} equal; amount within tolerance; booked within {hours}",
+        ],
     )
     rows, owner = _subset_members(g, chosen)
     currency = g.currency[chosen]
@@ -352,8 +380,9 @@ def _cases(
     ctx: Context,
     rule: KeyMatchRule,
     g: KeyGroups,
+    *,
     chosen: I64,
-    kind: np.ndarray,
+    kind: ANY,
     delta: I64,
     fee_delta: I64,
 ) -> None:
@@ -383,27 +412,59 @@ def _cases(
         if name == AMOUNT_MISMATCH:
             text = join(
                 "Both sides know the transaction but the amounts differ: ",
-                m_ll, " ", m_la, " vs ", m_rl, " ", m_ra, " (Δ ", money(d[mask], cur[mask], frame.currencies), ").",
+                m_ll,
+                " ",
+                m_la,
+                " vs ",
+                m_rl,
+                " ",
+                m_ra,
+                " (Δ ",
+                money(d[mask], cur[mask], frame.currencies),
+                ").",
             )
         elif name == STATUS_MISMATCH:
             text = join(
                 "Both sides know the transaction but disagree on whether it happened: ",
-                m_ll, " is ", ls.take(idx), ", ", m_rl, " is ", rs.take(idx), ".",
+                m_ll,
+                " is ",
+                ls.take(idx),
+                ", ",
+                m_rl,
+                " is ",
+                rs.take(idx),
+                ".",
             )
         elif name == TIME_MISMATCH:
             text = join(
                 "Keys and amounts agree but the booking times are ",
                 pa.array(gap_s[mask]).cast(pa.string()),
-                f"s apart (tolerance {rule.time_tolerance_hours:g}h): ", m_ll, " vs ", m_rl, ".",
+                f"s apart (tolerance {rule.time_tolerance_hours:g}h): ",
+                m_ll,
+                " vs ",
+                m_rl,
+                ".",
             )
         elif name == FEE_MISMATCH:
             text = join(
-                "The channel's fee differs from the fee schedule "
-                f"({rule.fee_rate_percent}%) by ", money(fd[mask], cur[mask], frame.currencies), ": ",
-                m_rl, " ", m_ra, " for ", m_ll, ".",
+                f"The channel's fee differs from the fee schedule ({rule.fee_rate_percent}%) by ",
+                money(fd[mask], cur[mask], frame.currencies),
+                ": ",
+                m_rl,
+                " ",
+                m_ra,
+                " for ",
+                m_ll,
+                ".",
             )
         else:
-            text = join("Both sides know the transaction but book it in different currencies: ", m_ll, " vs ", m_rl, ".")
+            text = join(
+                "Both sides know the transaction but book it in different currencies: ",
+                m_ll,
+                " vs ",
+                m_rl,
+                ".",
+            )
         reasons.append(text)
         masks.append(np.flatnonzero(mask))
     order = np.concatenate(masks)
@@ -467,7 +528,12 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
         lineage.append(pa.array(frame.position[rows]).cast(pa.string()))
     ids = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=10)
     where = (
-        join(" at ", plain(frame.table["raw_key"]).take(take_first), " row ", pa.array(_row_numbers(frame, first)).cast(pa.string()))
+        join(
+            " at ",
+            plain(frame.table["raw_key"]).take(take_first),
+            " row ",
+            pa.array(_row_numbers(frame, first)).cast(pa.string()),
+        )
         if "raw_key" in frame.table.column_names
         else pa.array([""] * len(rows))
     )
@@ -485,7 +551,12 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
             "counterparts": pa.array(counterparts, pa.string()),
             "reason": join(
                 "The same source id appears more than once; only the first occurrence is reconciled: ",
-                _label(frame, rows), " ", money(frame.amount[rows], cur, frame.currencies), " repeats the row", where, ".",
+                _label(frame, rows),
+                " ",
+                money(frame.amount[rows], cur, frame.currencies),
+                " repeats the row",
+                where,
+                ".",
             ),
         },
         content_hash(ids, DUPLICATE),

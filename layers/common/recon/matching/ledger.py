@@ -197,7 +197,9 @@ class Ledger:
         disp = self.disposition
         matched = disp == MATCHED
         in_case = disp == CASE
-        g_idx = group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else np.zeros(len(disp), np.int64)
+        g_idx = (
+            group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else np.zeros(len(disp), np.int64)
+        )
         c_idx = case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else np.zeros(len(disp), np.int64)
         if len(groups):
             suggested = np.asarray(
@@ -234,7 +236,9 @@ class Ledger:
 PASSES: Final = ("exact_key", "key_tolerance", "window", "settlement", "subset_sum")
 
 
-def dictionary(codes: npt.NDArray[np.integer[Any]], vocabulary: tuple[str, ...] | list[str]) -> pa.DictionaryArray:
+def dictionary(
+    codes: npt.NDArray[np.integer[Any]], vocabulary: tuple[str, ...] | list[str]
+) -> pa.DictionaryArray:
     """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
     rows give the same bytes however they were assembled."""
     codes = np.asarray(codes)
@@ -243,7 +247,11 @@ def dictionary(codes: npt.NDArray[np.integer[Any]], vocabulary: tuple[str, ...] 
     labels = [vocabulary[int(u)] for u in used]
     order = sorted(range(len(labels)), key=lambda i: labels[i])
     nulls = counts[0] > 0
-    if len(used) == len(vocabulary) and order == list(range(len(order))) and list(used) == list(range(len(used))):
+    if (
+        len(used) == len(vocabulary)
+        and order == list(range(len(order)))
+        and list(used) == list(range(len(used)))
+    ):
         indices = codes.astype(np.int32, copy=False)  # already canonical: every label used, sorted
     else:
         remap = np.zeros(len(vocabulary) + 1, dtype=np.int32)
@@ -266,7 +274,12 @@ def canonical_dictionaries(table: pa.Table) -> pa.Table:
         chunks = column.chunks
         vocabulary = [str(v) for v in chunks[0].dictionary.to_pylist()] if chunks else []
         codes = (
-            np.concatenate([np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), np.int64) for c in chunks])
+            np.concatenate(
+                [
+                    np.asarray(pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False), np.int64)
+                    for c in chunks
+                ]
+            )
             if chunks
             else np.zeros(0, np.int64)
         )

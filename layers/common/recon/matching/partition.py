@@ -23,7 +23,6 @@ merged result equals ``match_table`` byte for byte.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -44,10 +43,11 @@ from .engine import (
     seed_prepared,
     working_table,
 )
-from .frame import Frame, plain
+from .frame import ANY, Frame, plain
 from .hashing import hash_words
 from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries
-from .settlement import Batch, batch_totals
+from .settlement import Batch, batch_totals, batches_from_json, batches_to_json
+
 
 @dataclass
 class Share:
@@ -58,18 +58,11 @@ class Share:
     cases: pa.Table
     residual: pa.Table | None = None
     batches: dict[str, list[Batch]] | None = None
+    open_batches: dict[str, list[Batch]] | None = None
 
     def batches_json(self) -> str:
         """The batch totals as JSON (to pass between tasks)."""
-        return json.dumps(
-            {rule: [b.__dict__ for b in batches] for rule, batches in sorted((self.batches or {}).items())},
-            sort_keys=True,
-        )
-
-
-def batches_from_json(text: str) -> dict[str, list[Batch]]:
-    data = json.loads(text)
-    return {rule: [Batch(**b) for b in batches] for rule, batches in data.items()}
+        return batches_to_json(self.batches or {})
 
 
 def partition_inputs(project: Project, rows: pa.Table, business_date: date, n: int) -> list[pa.Table]:
@@ -114,15 +107,18 @@ def match_partition(project: Project, part: pa.Table, business_date: date) -> Sh
 
 
 def match_residual(
-    project: Project, residuals: list[pa.Table], batches: list[dict[str, list[Batch]]], business_date: date
+    project: Project,
+    residuals: list[pa.Table],
+    batches: list[dict[str, list[Batch]]],
+    business_date: date,
+    *,
+    carried_batches: dict[str, list[Batch]] | None = None,
 ) -> Share:
-    """The residual phase on the rows every partition left."""
+    """The residual phase on the rows every partition left (and the batches earlier runs left open)."""
     table = pa.concat_tables(residuals, promote_options="default") if residuals else None
-    if table is None or table.num_rows == 0:
-        empty = Ledger(Frame(_empty_like(residuals), business_date, project.timezone)).finish(partial=True)
-        return Share(*empty)
-    order = pc.sort_indices(table["_pos"])
-    table = table.take(order)
+    if table is None:
+        raise ValueError("no residual tables")
+    table = table.take(pc.sort_indices(table["_pos"]))
     frame = Frame(table, business_date, project.timezone)
     ledger = Ledger(frame)
     ctx = Context(project)
@@ -131,9 +127,11 @@ def match_residual(
         for rule, parts in share.items():
             partials.setdefault(rule, []).extend(parts)
     known = frame.optional_bool(ORDER_KNOWN)
-    residual(frame, ledger, ctx, plan(project), known, partials)
+    settled = residual(
+        frame, ledger, ctx, plan(project), known, partials=partials, carried=carried_batches or {}
+    )
     placements, groups, cases = ledger.finish(partial=True)
-    return Share(placements, groups, cases)
+    return Share(placements, groups, cases, open_batches=settled.open_batches)
 
 
 def _empty_like(residuals: list[pa.Table]) -> pa.Table:
@@ -145,26 +143,48 @@ def _empty_like(residuals: list[pa.Table]) -> pa.Table:
 def merge_results(shares: list[Share], business_date: date) -> MatchResult:
     """Concatenate task results into the single run's tables (same order, same bytes)."""
     groups, group_new = _merge_sorted([s.groups for s in shares], [("group_id", "ascending")])
-    cases, case_new = _merge_sorted([s.cases for s in shares], [("type", "ascending"), ("case_id", "ascending")])
+    cases, case_new = _merge_sorted(
+        [s.cases for s in shares], [("type", "ascending"), ("case_id", "ascending")]
+    )
     parts = []
     for k, share in enumerate(shares):
         p = share.placements
         for column, new in (("group", group_new[k]), ("case", case_new[k])):
             local = np.asarray(pc.fill_null(p[column], 0).to_numpy(zero_copy_only=False), np.int64)
-            remapped = pa.array(new[local].astype(np.int32) if len(new) else local.astype(np.int32), mask=~np.asarray(pc.is_valid(p[column]).to_numpy(zero_copy_only=False), bool))
+            remapped = pa.array(
+                new[local].astype(np.int32) if len(new) else local.astype(np.int32),
+                mask=~np.asarray(pc.is_valid(p[column]).to_numpy(zero_copy_only=False), bool),
+            )
             p = p.set_column(p.column_names.index(column), column, remapped)
         parts.append(p)
     placements = pa.concat_tables(parts, promote_options="permissive")
     placements = placements.take(pc.sort_indices(placements["_pos"]))
-    open_rows = np.flatnonzero(np.asarray(pc.equal(placements["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool))
+    open_rows = np.flatnonzero(
+        np.asarray(
+            pc.equal(placements["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool
+        )
+    )
     placements = canonical_dictionaries(placements.drop_columns(["_pos"]))
-    return MatchResult(_compact(placements), _compact(groups), _compact(cases), business_date, open_rows)
+    open_batches = {k: v for s in shares for k, v in (s.open_batches or {}).items()}
+    return MatchResult(
+        _compact(placements),
+        _compact(canonical_dictionaries(groups)),
+        _compact(canonical_dictionaries(cases)),
+        business_date,
+        open_rows,
+        open_batches,
+    )
 
 
-def _merge_sorted(tables: list[pa.Table], keys: list[tuple[str, str]]) -> tuple[pa.Table, list[np.ndarray]]:
+def _merge_sorted(tables: list[pa.Table], keys: list[tuple[str, str]]) -> tuple[pa.Table, list[ANY]]:
     """Concatenate and sort; per input table, the new row of each of its rows."""
     merged = pa.concat_tables(tables)
-    order = np.asarray(pc.sort_indices(merged, sort_keys=keys).to_numpy(), np.int64) if merged.num_rows else np.zeros(0, np.int64)
+    sortable = pa.table({name: merged[name].cast(pa.string()) for name, _ in keys})
+    order = (
+        np.asarray(pc.sort_indices(sortable, sort_keys=keys).to_numpy(), np.int64)
+        if merged.num_rows
+        else np.zeros(0, np.int64)
+    )
     inverse = np.empty(len(order), dtype=np.int64)
     inverse[order] = np.arange(len(order))
     offsets = np.cumsum([0] + [t.num_rows for t in tables])

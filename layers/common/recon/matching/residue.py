@@ -9,9 +9,9 @@ row                                      case type            wording
 ERP payment                              MISSING_IN_CHANNEL   短款: booked, the channel never received it
 ERP refund                               MISSING_IN_CHANNEL   长款: refund booked, the channel never paid it
 channel payment                          MISSING_IN_ERP       长款: money taken for no ERP order
-channel refund, ERP knows the order      STATUS_MISMATCH      the ERP shows the order paid; the channel
-                                                              refunded it
-channel refund, order unknown to ERP     MISSING_IN_ERP       短款: refund paid out the ERP never booked
+channel refund of the whole order the    STATUS_MISMATCH      the ERP shows the order paid; the channel
+ERP shows paid                                                refunded it in full
+other channel refund                     MISSING_IN_ERP       短款: refund paid out the ERP never booked
 bank credit                              MISSING_IN_CHANNEL   长款: no channel settlement or rule explains it
 bank debit, or a row that did not        OTHER                nothing refers to it
 happen (closed, failed, ...)
@@ -26,7 +26,6 @@ import pyarrow as pa
 from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
 
 from .context import (
-    DUPLICATE,
     MISSING_IN_CHANNEL,
     MISSING_IN_ERP,
     OTHER,
@@ -35,7 +34,7 @@ from .context import (
     Context,
     content_hash,
 )
-from .frame import BANK, BOOL, CHANNELS, ERP, I64, SOURCES, SUCCESS, Frame, from_day_number, plain
+from .frame import ANY, BANK, BOOL, CHANNELS, ERP, I64, SOURCES, SUCCESS, Frame, from_day_number, plain
 from .hashing import hash_strings, hash_words
 from .keyed import duplicates
 from .ledger import Ledger
@@ -43,16 +42,26 @@ from .text import join, labels, money, severities, take_text
 
 
 def order_known(frame: Frame, ledger: Ledger) -> BOOL:
-    """For unplaced channel refunds: does any ERP row carry the same order reference?"""
+    """For unplaced channel refunds: does an ERP payment of the same order equal the refund in full?
+
+    (A channel refund the ERP never booked is a STATUS_MISMATCH when it refunds the whole order the ERP
+    still shows paid, and a MISSING_IN_ERP booking otherwise.)"""
     out = np.zeros(frame.n, dtype=bool)
     refunds = ledger.unplaced() & np.isin(frame.source, CHANNELS) & (frame.amount < 0)
-    erp = frame.source == ERP
-    if not refunds.any() or not erp.any():
+    payments = (frame.source == ERP) & (frame.amount > 0)
+    if not refunds.any() or not payments.any():
         return out
     words = frame.words("order_ref")
-    h = hash_words(words, seed=5)
     present = words.lengths > 0
-    out[refunds & present] = np.isin(h[refunds & present], h[erp & present])
+    h = hash_words(words, seed=5)
+    rows = np.flatnonzero(refunds & present)
+    pay = np.flatnonzero(payments & present)
+    order = np.argsort(h[pay], kind="stable")
+    sorted_h = h[pay][order]
+    pos = np.minimum(np.searchsorted(sorted_h, h[rows]), max(len(sorted_h) - 1, 0))
+    hit = sorted_h[pos] == h[rows]
+    full = hit & (frame.amount[pay[order[pos]]] == -frame.amount[rows])
+    out[rows[full]] = True
     return out
 
 
@@ -74,7 +83,14 @@ def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
     same = take_text(frame, "txn_id", dup_rows).equals(take_text(frame, "txn_id", dup_first))
     if not same:  # hash collision guard: keep exact repeats only
         keep = np.array(
-            [a == b for a, b in zip(take_text(frame, "txn_id", dup_rows).to_pylist(), take_text(frame, "txn_id", dup_first).to_pylist(), strict=True)]
+            [
+                a == b
+                for a, b in zip(
+                    take_text(frame, "txn_id", dup_rows).to_pylist(),
+                    take_text(frame, "txn_id", dup_first).to_pylist(),
+                    strict=True,
+                )
+            ]
         )
         dup_rows, dup_first = dup_rows[keep], dup_first[keep]
     duplicates(frame, ledger, ctx, dup_rows, dup_first)
@@ -115,13 +131,19 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     variant = np.full(len(rows), 0, dtype=np.int32)
     kinds = [
         (MISSING_IN_CHANNEL, "短款: the ERP booked this order but the channel never received the money: "),
-        (MISSING_IN_CHANNEL, "长款: the ERP booked a refund the channel never executed; the customer has not been paid back: "),
+        (
+            MISSING_IN_CHANNEL,
+            "长款: the ERP booked a refund the channel never executed; the customer has not been paid back: ",
+        ),
         (MISSING_IN_ERP, "长款: the channel received money for an order the ERP does not have: "),
-        (STATUS_MISMATCH, "The ERP shows the order paid but the channel refunded it: "),
+        (STATUS_MISMATCH, "The ERP shows the order paid but the channel refunded it in full: "),
         (MISSING_IN_ERP, "短款: the channel paid out a refund the ERP has not booked: "),
         (MISSING_IN_CHANNEL, "长款: money arrived in the bank that no channel settlement or rule explains: "),
         (OTHER, "Money left the account and no rule explains it: "),
-        (OTHER, "This row did not complete (closed, failed, reversed or pending) and nothing on the other side refers to it: "),
+        (
+            OTHER,
+            "This row did not complete (closed, failed, reversed or pending) and nothing on the other side refers to it: ",
+        ),
     ]
     erp = src == ERP
     variant[erp & (amount >= 0)] = 0
@@ -138,14 +160,24 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     label = join(labels(src, SOURCES), " ", take_text(frame, "txn_id", rows))
     age = frame.today - frame.first_seen[rows]
     opened = age > 0
-    since = pa.array([from_day_number(int(d)).isoformat() for d in frame.first_seen[rows].tolist()]) if opened.any() else pa.nulls(len(rows), pa.string())
+    since = (
+        pa.array([from_day_number(int(d)).isoformat() for d in frame.first_seen[rows].tolist()])
+        if opened.any()
+        else pa.nulls(len(rows), pa.string())
+    )
     tail = join(
-        " (", money(amount, cur, frame.currencies), ") has no counterpart.",
+        " (",
+        money(amount, cur, frame.currencies),
+        ") has no counterpart.",
     )
     carried_note = join(
         pa.array(np.where(opened, " It stayed open since ", "")),
         pc_if(opened, since),
-        pa.array(np.where(opened, f" and is now past the carry-over limit of {ctx.project.carry_over_days} day(s).", "")),
+        pa.array(
+            np.where(
+                opened, f" and is now past the carry-over limit of {ctx.project.carry_over_days} day(s).", ""
+            )
+        ),
     )
     reason = join(labels(variant, [t for _, t in kinds]), label, tail, carried_note)
     lineage = [take_text(frame, "txn_uid", rows)]
@@ -170,7 +202,7 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     )
 
 
-def pc_if(mask: np.ndarray, values: pa.Array) -> pa.Array:
+def pc_if(mask: ANY, values: pa.Array) -> pa.Array:
     import pyarrow.compute as pc
 
     return pc.if_else(pa.array(mask), values, pa.scalar("", pa.string()))

@@ -17,6 +17,7 @@ their value date (``group_by``). Per rule, in order:
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -27,15 +28,15 @@ from recon.domain import SettlementRule
 
 from .context import (
     AMOUNT_MISMATCH,
+    DUPLICATE_RULE,
     FEE_MISMATCH,
     MISSING_IN_BANK,
     Context,
     content_hash,
     dumps,
-    member_ref,
     scheduled_fee,
 )
-from .frame import I64, SOURCES, SUCCESS, Frame, from_day_number
+from .frame import ANY, BOOL, I64, SOURCES, SUCCESS, Frame, from_day_number
 from .hashing import hash_texts
 from .ledger import FILTERED, Ledger
 from .text import one_money
@@ -67,22 +68,28 @@ class Batch:
 
 @dataclass
 class Settled:
-    """What settlement passes leave for the residue: credits that may still be in flight, by rule."""
+    """What settlement passes leave for later: credits that may still be in flight (by rule, for the
+    residue's carry-over) and batches waiting for a credit that may also settle a later day."""
 
     in_flight: dict[str, I64] = field(default_factory=dict)
+    open_batches: dict[str, list[Batch]] = field(default_factory=dict)
 
 
-def batch_rows(frame: Frame, ledger: Ledger, rule: SettlementRule) -> np.ndarray:
-    """Rows that count in the rule's batches (see module doc)."""
-    return np.asarray(
+def batch_rows(frame: Frame, ledger: Ledger, rule: SettlementRule) -> BOOL:
+    """Rows that count in the rule's batches (see module doc). A repeated row is paid once: the copies
+    the engine already made DUPLICATE cases do not count."""
+    rows = (
         frame.account_mask(rule.channel_account)
         & (ledger.disposition != FILTERED)
         & (frame.status == SUCCESS)
         & (frame.first_seen == frame.today)
     )
+    if DUPLICATE_RULE in ledger.rules:
+        rows &= ledger.rule != ledger.rules.index(DUPLICATE_RULE)
+    return np.asarray(rows, dtype=bool)
 
 
-def batch_totals(frame: Frame, rows: np.ndarray, rule: SettlementRule) -> list[Batch]:
+def batch_totals(frame: Frame, rows: ANY, rule: SettlementRule) -> list[Batch]:
     idx = np.flatnonzero(rows)
     if len(idx) == 0:
         return []
@@ -91,7 +98,11 @@ def batch_totals(frame: Frame, rows: np.ndarray, rule: SettlementRule) -> list[B
     source = SOURCES[int(frame.source[idx[0]])]
     for day in np.unique(days).tolist():
         sel = idx[days == day]
-        fees = scheduled_fee(frame.amount[sel], rule.fee_rate_percent) if rule.fee_rate_percent is not None else 0
+        fees = (
+            scheduled_fee(frame.amount[sel], rule.fee_rate_percent)
+            if rule.fee_rate_percent is not None
+            else 0
+        )
         out.append(
             Batch(
                 account_id=rule.channel_account,
@@ -108,6 +119,18 @@ def batch_totals(frame: Frame, rows: np.ndarray, rule: SettlementRule) -> list[B
     return out
 
 
+def batches_to_json(batches: dict[str, list[Batch]]) -> str:
+    """Batches by rule, as JSON (open batches between runs, partial totals between tasks)."""
+    return json.dumps(
+        {rule: [b.__dict__ for b in bs] for rule, bs in sorted(batches.items())}, sort_keys=True
+    )
+
+
+def batches_from_json(text: str) -> dict[str, list[Batch]]:
+    data = json.loads(text) if text else {}
+    return {rule: [Batch(**b) for b in bs] for rule, bs in data.items()}
+
+
 def merge_batches(*parts: list[Batch]) -> list[Batch]:
     merged: dict[int, Batch] = {}
     for part in parts:
@@ -120,9 +143,16 @@ def merge_batches(*parts: list[Batch]) -> list[Batch]:
 
 
 def settle(
-    frame: Frame, ledger: Ledger, rule: SettlementRule, ctx: Context, partial: list[Batch], settled: Settled
+    frame: Frame,
+    ledger: Ledger,
+    rule: SettlementRule,
+    ctx: Context,
+    *,
+    partial: list[Batch],
+    settled: Settled,
+    carried: list[Batch],
 ) -> None:
-    batches = merge_batches(partial, batch_totals(frame, batch_rows(frame, ledger, rule), rule))
+    batches = merge_batches(carried, partial, batch_totals(frame, batch_rows(frame, ledger, rule), rule))
     pattern = re.compile(rule.memo_pattern) if rule.memo_pattern else None
     pool = np.flatnonzero(ledger.unplaced() & frame.account_mask(rule.bank_account) & (frame.amount > 0))
     credits = []
@@ -142,9 +172,17 @@ def settle(
     # 1. one batch, one credit
     for b in batches:
         for c in credits:
-            if c not in used and lag_ok(c, b) and abs(int(frame.amount[c]) - b.net) <= rule.amount_tolerance_minor:
+            if (
+                c not in used
+                and lag_ok(c, b)
+                and abs(int(frame.amount[c]) - b.net) <= rule.amount_tolerance_minor
+            ):
                 delta = int(frame.amount[c]) - b.net
-                conf = 1.0 if delta == 0 else round(1 - 0.05 * abs(delta) / max(rule.amount_tolerance_minor, 1), 4)
+                conf = (
+                    1.0
+                    if delta == 0
+                    else round(1 - 0.05 * abs(delta) / max(rule.amount_tolerance_minor, 1), 4)
+                )
                 groups.append((c, [b], conf, "one batch"))
                 used.add(c)
                 done.add(b.day)
@@ -169,30 +207,50 @@ def settle(
             used.add(c)
             done.update(b.day for b in chosen)
     _record_groups(frame, ledger, ctx, rule, groups)
-    # 3. batches left: fee schedule, amount mismatch or missing
+    # 3. batches left: wait for a later day's batch, fee schedule, amount mismatch or missing
     cases: list[tuple[str, int | None, Batch, int]] = []
+    waiting: list[Batch] = []
     for b in batches:
         if b.day in done:
             continue
         candidates = [c for c in credits if c not in used and lag_ok(c, b)]
+        later = [c for c in candidates if int(frame.value_date[c]) - min(rule.lag_days) > frame.today]
+        young = frame.today - b.day < ctx.project.carry_over_days
+        if later and young and rule.carry_over:
+            # The credit may pay this batch together with a channel day this run has not loaded.
+            waiting.append(b)
+            continue
         if rule.fee_rate_percent is not None:
             scheduled_net = b.gross - b.scheduled_fees
-            fee_hit = [c for c in candidates if abs(int(frame.amount[c]) - scheduled_net) <= rule.amount_tolerance_minor]
+            fee_hit = [
+                c
+                for c in candidates
+                if abs(int(frame.amount[c]) - scheduled_net) <= rule.amount_tolerance_minor
+            ]
             if fee_hit:
                 c = fee_hit[0]
                 cases.append((FEE_MISMATCH, c, b, int(frame.amount[c]) - b.net))
                 used.add(c)
                 continue
         if candidates:
-            c = min(candidates, key=lambda r: (abs(int(frame.amount[r]) - b.net), int(frame.value_date[r]), frame.uid(r)))
+            c = min(
+                candidates,
+                key=lambda r: (abs(int(frame.amount[r]) - b.net), int(frame.value_date[r]), frame.uid(r)),
+            )
             cases.append((AMOUNT_MISMATCH, c, b, int(frame.amount[c]) - b.net))
             used.add(c)
         else:
             cases.append((MISSING_IN_BANK, None, b, -b.net))
     _record_cases(frame, ledger, ctx, rule, cases)
+    if waiting:
+        settled.open_batches[rule.name] = waiting
     # 4. credits that may settle a channel day not loaded yet
     if rule.carry_over:
-        later = [c for c in credits if c not in used and int(frame.value_date[c]) - min(rule.lag_days) > frame.today]
+        later = [
+            c
+            for c in credits
+            if c not in used and int(frame.value_date[c]) - min(rule.lag_days) > frame.today
+        ]
         settled.in_flight[rule.name] = np.array(later, dtype=np.int64)
 
 
@@ -207,7 +265,9 @@ def _aggregate(b: Batch, amount: int | None = None) -> dict[str, object]:
     }
 
 
-def _evidence(frame: Frame, rule: SettlementRule, credit: int | None, batches: list[Batch]) -> list[dict[str, object]]:
+def _evidence(
+    frame: Frame, rule: SettlementRule, credit: int | None, batches: list[Batch]
+) -> list[dict[str, object]]:
     currency = batches[0].currency
     net = sum(b.net for b in batches)
     amount = int(frame.amount[credit]) if credit is not None else None
@@ -220,15 +280,42 @@ def _evidence(frame: Frame, rule: SettlementRule, credit: int | None, batches: l
             "equal": amount is not None and abs(amount - net) <= rule.amount_tolerance_minor,
             "delta": one_money(amount - net, currency) if amount is not None else None,
         },
-        {"field": "channel_rows", "left": str(sum(b.rows for b in batches)), "right": "1" if credit is not None else "0", "equal": credit is not None},
-        {"field": "fees", "left": one_money(sum(b.fees for b in batches), currency), "right": one_money(sum(b.scheduled_fees for b in batches), currency) if rule.fee_rate_percent is not None else "", "equal": rule.fee_rate_percent is None or sum(b.fees for b in batches) == sum(b.scheduled_fees for b in batches)},
-        {"field": "settlement_lag_days", "left": ",".join(map(str, rule.lag_days)), "right": ",".join(map(str, lags)), "equal": credit is not None},
-        {"field": "memo", "left": rule.memo_pattern, "right": frame.str_at("memo", credit) if credit is not None else "", "equal": credit is not None},
+        {
+            "field": "channel_rows",
+            "left": str(sum(b.rows for b in batches)),
+            "right": "1" if credit is not None else "0",
+            "equal": credit is not None,
+        },
+        {
+            "field": "fees",
+            "left": one_money(sum(b.fees for b in batches), currency),
+            "right": one_money(sum(b.scheduled_fees for b in batches), currency)
+            if rule.fee_rate_percent is not None
+            else "",
+            "equal": rule.fee_rate_percent is None
+            or sum(b.fees for b in batches) == sum(b.scheduled_fees for b in batches),
+        },
+        {
+            "field": "settlement_lag_days",
+            "left": ",".join(map(str, rule.lag_days)),
+            "right": ",".join(map(str, lags)),
+            "equal": credit is not None,
+        },
+        {
+            "field": "memo",
+            "left": rule.memo_pattern,
+            "right": frame.str_at("memo", credit) if credit is not None else "",
+            "equal": credit is not None,
+        },
     ]
 
 
 def _record_groups(
-    frame: Frame, ledger: Ledger, ctx: Context, rule: SettlementRule, groups: list[tuple[int, list[Batch], float, str]]
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    groups: list[tuple[int, list[Batch], float, str]],
 ) -> None:
     if not groups:
         return
@@ -283,7 +370,11 @@ _REASON = {
 
 
 def _record_cases(
-    frame: Frame, ledger: Ledger, ctx: Context, rule: SettlementRule, cases: list[tuple[str, int | None, Batch, int]]
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    cases: list[tuple[str, int | None, Batch, int]],
 ) -> None:
     """Cases with a credit as member (mismatches), and cases whose only member is a batch (missing)."""
     with_row = [c for c in cases if c[1] is not None]
@@ -314,7 +405,12 @@ def _record_cases(
         deltas = np.array([c[3] for c in group], np.int64)
         n = len(group)
         credit_rows = np.array([c[1] for c in group if c[1] is not None], np.int64)
-        ids = hash_texts([f"{k}\x1f{frame.uid(c[1]) if c[1] is not None else ''}" for k, c in zip(keys, group, strict=True)])
+        ids = hash_texts(
+            [
+                f"{k}\x1f{frame.uid(c[1]) if c[1] is not None else ''}"
+                for k, c in zip(keys, group, strict=True)
+            ]
+        )
         ledger.add_cases(
             {
                 "type": [c[0] for c in group],

@@ -14,7 +14,7 @@ import numpy as np
 from recon.domain import SubsetSumRule
 
 from .context import Context, content_hash, tolerance
-from .frame import I64, SOURCES, Frame
+from .frame import SOURCES, Frame
 from .hashing import hash_texts
 from .ledger import Ledger
 from .text import one_money
@@ -55,14 +55,18 @@ def _search(amounts: list[int], target: int, allowed: int, max_k: int, limit: in
 
 
 def subset_sum(frame: Frame, ledger: Ledger, rule: SubsetSumRule, ctx: Context) -> None:
-    one_sources, many_sources = (rule.right, rule.left) if rule.one_side == "right" else (rule.left, rule.right)
+    one_sources, many_sources = (
+        (rule.right, rule.left) if rule.one_side == "right" else (rule.left, rule.right)
+    )
     free = ledger.unplaced()
     ones = np.flatnonzero(free & frame.source_mask(one_sources) & (frame.amount != 0))
     many = np.flatnonzero(free & frame.source_mask(many_sources) & (frame.amount != 0))
     if len(ones) == 0 or len(many) < 2:
         return
     allowed_all = tolerance(rule.amount_tolerance, frame.amount[ones])
-    order = sorted(range(len(ones)), key=lambda i: (-abs(int(frame.amount[ones[i]])), frame.uid(int(ones[i]))))
+    order = sorted(
+        range(len(ones)), key=lambda i: (-abs(int(frame.amount[ones[i]])), frame.uid(int(ones[i])))
+    )
     used = np.zeros(frame.n, dtype=bool)
     found: list[tuple[int, list[int], bool]] = []
     for i in order:
@@ -80,10 +84,14 @@ def subset_sum(frame: Frame, ledger: Ledger, rule: SubsetSumRule, ctx: Context) 
             continue
         if len(cand) > rule.max_candidates:
             near = np.abs(frame.booked[cand] - frame.booked[anchor])
-            keep = sorted(range(len(cand)), key=lambda k: (int(near[k]), frame.uid(int(cand[k]))))[: rule.max_candidates]
+            keep = sorted(range(len(cand)), key=lambda k: (int(near[k]), frame.uid(int(cand[k]))))[
+                : rule.max_candidates
+            ]
             cand = cand[np.array(sorted(keep))]
         ranked = sorted(cand.tolist(), key=lambda r: (-abs(int(frame.amount[r])), frame.uid(r)))
-        solutions = _search([abs(int(frame.amount[r])) for r in ranked], abs(target), int(allowed_all[i]), rule.max_k)
+        solutions = _search(
+            [abs(int(frame.amount[r])) for r in ranked], abs(target), int(allowed_all[i]), rule.max_k
+        )
         if not solutions:
             continue
         members = [ranked[k] for k in solutions[0]]
@@ -94,7 +102,9 @@ def subset_sum(frame: Frame, ledger: Ledger, rule: SubsetSumRule, ctx: Context) 
         _record(frame, ledger, ctx, rule, found)
 
 
-def _record(frame: Frame, ledger: Ledger, ctx: Context, rule: SubsetSumRule, found: list[tuple[int, list[int], bool]]) -> None:
+def _record(
+    frame: Frame, ledger: Ledger, ctx: Context, rule: SubsetSumRule, found: list[tuple[int, list[int], bool]]
+) -> None:
     n = len(found)
     conf = np.array([UNIQUE_CONFIDENCE if unique else AMBIGUOUS_CONFIDENCE for _, _, unique in found])
     anchor_amount = np.array([int(frame.amount[a]) for a, _, _ in found], np.int64)
@@ -114,7 +124,9 @@ def _record(frame: Frame, ledger: Ledger, ctx: Context, rule: SubsetSumRule, fou
             f"({len(members)} rows within {rule.window_days} days; "
             f"{'the only combination' if unique else 'one of several combinations: confirm'})"
         )
-    left_amount, right_amount = (anchor_amount, parts_amount) if one_is_left else (parts_amount, anchor_amount)
+    left_amount, right_amount = (
+        (anchor_amount, parts_amount) if one_is_left else (parts_amount, anchor_amount)
+    )
     sizes = np.array([len(m) for _, m, _ in found], np.int32)
     ledger.add_groups(
         {
@@ -131,7 +143,8 @@ def _record(frame: Frame, ledger: Ledger, ctx: Context, rule: SubsetSumRule, fou
             "right_amount_minor": right_amount,
             "amount_delta_minor": right_amount - left_amount,
             "time_delta_s": np.array(
-                [int(np.abs(frame.booked[m] - frame.booked[a]).max()) // 1_000_000 for a, m, _ in found], np.int64
+                [int(np.abs(frame.booked[m] - frame.booked[a]).max()) // 1_000_000 for a, m, _ in found],
+                np.int64,
             ),
             "explanation": explanation,
         },

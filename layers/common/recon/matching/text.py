@@ -9,19 +9,21 @@ import pyarrow.compute as pc
 from recon.domain import SeverityThresholds
 from recon.money import exponent, format_amount
 
-from .frame import I64, Frame, plain
+from .frame import ANY, I64, Frame
 
 
-def money(amounts: I64, currency_codes: np.ndarray, currencies: list[str]) -> pa.Array:
+def money(amounts: I64, currency_codes: ANY, currencies: list[str]) -> pa.Array:
     """Exact decimal text of minor units (``-10.00``), per row in its currency's minor unit."""
     amounts = np.asarray(amounts, dtype=np.int64)
     n = len(amounts)
     if n == 0:
         return pa.array([], pa.string())
-    exps = np.array([exponent(c) for c in currencies] or [2], dtype=np.int64)[np.asarray(currency_codes, np.intp)]
+    exps = np.array([exponent(c) for c in currencies] or [2], dtype=np.int64)[
+        np.asarray(currency_codes, np.intp)
+    ]
     magnitude = np.abs(amounts)
     parts: list[pa.Array] = []
-    index: list[np.ndarray] = []
+    index: list[ANY] = []
     for e in np.unique(exps).tolist():
         sel = np.flatnonzero(exps == e)
         whole = pa.array(magnitude[sel] // 10**e).cast(pa.string())
@@ -51,7 +53,10 @@ def join(*parts: pa.Array | str) -> pa.Array:
     """Concatenate text columns and literals element-wise (nulls read as empty)."""
     arrays = [p for p in parts if not isinstance(p, str)]
     n = len(arrays[0]) if arrays else 0
-    columns = [pa.array([p] * n, pa.string()) if isinstance(p, str) else pc.fill_null(p.cast(pa.string()), "") for p in parts]
+    columns = [
+        pa.array([p] * n, pa.string()) if isinstance(p, str) else pc.fill_null(p.cast(pa.string()), "")
+        for p in parts
+    ]
     return pc.binary_join_element_wise(*columns, "")
 
 
@@ -59,6 +64,6 @@ def take_text(frame: Frame, name: str, rows: I64) -> pa.Array:
     return frame.take_text(name, rows)
 
 
-def labels(codes: np.ndarray, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
+def labels(codes: ANY, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
     """Labels of codes, as a dictionary array (cheap to build and to take from)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary))

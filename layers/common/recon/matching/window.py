@@ -16,22 +16,20 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.domain import WindowMatchRule
 
 from .assignment import ambiguous_pairs, best_assignment
 from .context import Context, content_hash, tolerance
-from .frame import I64, SOURCES, Frame
+from .frame import ANY, I64, Frame
 from .hashing import combine, hash_strings, hash_words
 from .ledger import Ledger
-from .text import join, labels, money, take_text
+from .text import labels, take_text
 
 CLEAR_MARGIN = 0.25
 SUGGESTED_CAP = 0.5
@@ -52,7 +50,9 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
         score = _scores(frame, rule, left[c.el], right[c.er], window_ms)
         keep = score > 0
         el, er, score = c.el[keep], c.er[keep], score[keep]
-        chosen_l, chosen_r, confidence, clear = _assign(len(left), len(right), el, er, score, rule.max_block)
+        chosen_l, chosen_r, confidence, clear = _assign(
+            len(left), len(right), el, er, score, max_block=rule.max_block
+        )
         out_l.append(chosen_l)
         out_r.append(chosen_r)
         out_c.append(confidence)
@@ -72,11 +72,11 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
         ledger,
         ctx,
         rule,
-        left[np.concatenate(out_l)],
-        right[np.concatenate(out_r)],
-        np.concatenate(out_c),
-        np.concatenate(out_clear),
-        np.concatenate(out_s),
+        l_rows=left[np.concatenate(out_l)],
+        r_rows=right[np.concatenate(out_r)],
+        confidence=np.concatenate(out_c),
+        clear=np.concatenate(out_clear),
+        score=np.concatenate(out_s),
     )
 
 
@@ -85,8 +85,8 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
 class _Candidates:
     el: I64  # candidate pairs between rows that are not crowded (indices into left / right)
     er: I64
-    crowded_l: np.ndarray  # more candidates than max_candidates: paired by the sweep, never auto
-    crowded_r: np.ndarray
+    crowded_l: ANY  # more candidates than max_candidates: paired by the sweep, never auto
+    crowded_r: ANY
     block_l: I64 | None  # exact amounts: (currency, sign, amount) block code of each row
     block_r: I64 | None
 
@@ -106,7 +106,9 @@ def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, wind
         # One sortable integer per row: (currency, sign, amount) block, then time.
         block_l = group_l * np.int64(1 << 50) + frame.amount[left] + np.int64(1 << 49)
         block_r = group_r * np.int64(1 << 50) + frame.amount[right] + np.int64(1 << 49)
-        code_l, code_r, cl, cr, unit = _composite(block_l, block_r, t_ms[left] - t0, t_ms[right] - t0, span, window_ms)
+        code_l, code_r, cl, cr, unit = _composite(
+            block_l, block_r, t_ms[left] - t0, t_ms[right] - t0, span_ms=span, window_ms=window_ms
+        )
         order_r = np.argsort(cr)
         sorted_r = cr[order_r]
         order_l = np.argsort(cl)
@@ -128,7 +130,9 @@ def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, wind
         starts = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts)
         er = order_r[starts + np.arange(len(el))]
         keep = ~crowded_r[er]
-        return _Candidates(el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, code_l, code_r)
+        return _Candidates(
+            el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, code_l, code_r
+        )
     # With an amount tolerance: ranges by amount within the block, then the time filter.
     order_r = np.lexsort((frame.amount[right], group_r))
     key_r = (group_r[order_r] << np.int64(48)) + frame.amount[right][order_r] + np.int64(1 << 46)
@@ -150,7 +154,7 @@ def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, wind
 
 
 def _composite(
-    block_l: I64, block_r: I64, t_l: I64, t_r: I64, span_ms: int, window_ms: int
+    block_l: I64, block_r: I64, t_l: I64, t_r: I64, *, span_ms: int, window_ms: int
 ) -> tuple[I64, I64, I64, I64, int]:
     """Block codes and one sortable int64 per row: (block, time). Packs the block's offset and the time
     (ms, or s when ms do not fit) into 63 bits; else ranks the blocks densely (a sort more)."""
@@ -175,7 +179,7 @@ def _composite(
     return code_l, code_r, code_l * span_ms + t_l + window_ms, code_r * span_ms + t_r + window_ms, 1
 
 
-def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) -> tuple[I64, I64, np.ndarray]:
+def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) -> tuple[I64, I64, ANY]:
     """Crowded rows of one amount: k-th left with k-th right in time order (the pairing that minimises the
     total time gap), within the window. Returns pairs and their time scores (always suggested)."""
     assert c.block_l is not None and c.block_r is not None
@@ -189,7 +193,7 @@ def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) 
         start = np.ones(len(blocks), dtype=bool)
         start[1:] = blocks[1:] != blocks[:-1]
         first = np.maximum.accumulate(np.where(start, np.arange(len(blocks)), 0))
-        return np.arange(len(blocks)) - first
+        return np.asarray(np.arange(len(blocks)) - first, dtype=np.int64)
 
     big = np.int64(1 << 32)
     kl = bl * big + ranks(bl)
@@ -214,17 +218,17 @@ def _cap(lo: I64, hi: I64, mid: I64, k: int) -> tuple[I64, I64]:
 
 
 # --- 2. scores ---------------------------------------------------------------------------------------
-def _normalised_hash(frame: Frame, name: str, rows: I64) -> tuple[np.ndarray, np.ndarray]:
+def _normalised_hash(frame: Frame, name: str, rows: I64) -> tuple[ANY, ANY]:
     text = take_text(frame, name, rows)
     norm = pc.utf8_lower(pc.replace_substring_regex(pc.fill_null(text, ""), r"\s+", ""))
     present = np.asarray(pc.greater(pc.binary_length(norm), 0).to_numpy(zero_copy_only=False), bool)
     return hash_strings(norm), present
 
 
-def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int) -> np.ndarray:
+def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int) -> ANY:
     dt = np.abs(frame.booked[a] // 1000 - frame.booked[b] // 1000)
-    total = rule.weight_time * (1.0 - dt / max(window_ms, 1))
-    weight = np.full(len(a), rule.weight_time)
+    total: ANY = rule.weight_time * (1.0 - dt / max(window_ms, 1))
+    weight: ANY = np.full(len(a), rule.weight_time)
     tol = rule.amount_tolerance
     if tol.minor or tol.percent:
         allowed = np.maximum(tolerance(tol, frame.amount[a]), 1)
@@ -233,15 +237,17 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
     if rule.weight_counterparty:
         ha, pa_ = _normalised_hash(frame, "counterparty", a)
         hb, pb = _normalised_hash(frame, "counterparty", b)
-        both = pa_ & pb
-        total = total + np.where(both, rule.weight_counterparty * (ha == hb), 0.0)
-        weight = weight + np.where(both, rule.weight_counterparty, 0.0)
+        # Corroboration only: sides often name the counterparty differently (a customer's name in the ERP,
+        # a masked account at the channel), so a difference says nothing; equality adds weight.
+        same = pa_ & pb & (ha == hb)
+        total = total + np.where(same, rule.weight_counterparty, 0.0)
+        weight = weight + np.where(same, rule.weight_counterparty, 0.0)
     if rule.weight_reference and len(a) <= _MAX_TEXT_EDGES:
         ref = _reference_similarity(frame, a, b)
         present = ref >= 0
         total = total + np.where(present, rule.weight_reference * np.clip(ref, 0, 1), 0.0)
         weight = weight + np.where(present, rule.weight_reference, 0.0)
-    return np.round(total / weight, 4)
+    return np.asarray(np.round(total / weight, 4), dtype=np.float64)
 
 
 def _refs(frame: Frame, rows: I64) -> list[list[str]]:
@@ -252,7 +258,7 @@ def _refs(frame: Frame, rows: I64) -> list[list[str]]:
     return out
 
 
-def _reference_similarity(frame: Frame, a: I64, b: I64) -> np.ndarray:
+def _reference_similarity(frame: Frame, a: I64, b: I64) -> ANY:
     """Best similarity between one row's references (order/refund ref, memo) and the other's; −1 when
     either row carries none."""
     ua, inv_a = np.unique(a, return_inverse=True)
@@ -272,17 +278,17 @@ def _reference_similarity(frame: Frame, a: I64, b: I64) -> np.ndarray:
 
 
 def _similar(x: str, y: str) -> float:
+    """1 for the same reference once case, spaces and punctuation are ignored; 0.9 when one contains the
+    other (6 characters at least: a prefix or a truncation); else 0. Near misses score nothing on purpose:
+    order numbers are sequential, so ``…006`` and ``…007`` are different orders, not a typo."""
     if x == y:
         return 1.0
     short, long_ = (x, y) if len(x) <= len(y) else (y, x)
-    if len(short) >= 6 and short in long_:
-        return 0.9
-    ratio = difflib.SequenceMatcher(None, x, y, autojunk=False).ratio()
-    return ratio if ratio >= 0.8 else 0.0
+    return 0.9 if len(short) >= 6 and short in long_ else 0.0
 
 
 # --- 3./4. assignment --------------------------------------------------------------------------------
-def _best_and_second(node: I64, score: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, I64]:
+def _best_and_second(node: I64, score: ANY, n: int) -> tuple[ANY, ANY, I64]:
     """Per node: best score, second best score (0 when none), index of the best edge (−1 when none)."""
     best = np.zeros(n)
     second = np.zeros(n)
@@ -306,8 +312,8 @@ def _best_and_second(node: I64, score: np.ndarray, n: int) -> tuple[np.ndarray, 
 
 
 def _assign(
-    n_left: int, n_right: int, el: I64, er: I64, score: np.ndarray, max_block: int
-) -> tuple[I64, I64, np.ndarray, np.ndarray]:
+    n_left: int, n_right: int, el: I64, er: I64, score: ANY, *, max_block: int
+) -> tuple[I64, I64, ANY, ANY]:
     """Chosen pairs (left index, right index), their confidence and whether they were clear."""
     edge = np.arange(len(el))
     _, second_l, arg_l = _best_and_second(el, score, n_left)
@@ -344,7 +350,7 @@ def _components(n_left: int, n_right: int, el: I64, er: I64) -> I64:
     """Connected component label per edge (label propagation with pointer jumping)."""
     a = el
     b = er + n_left
-    label = np.arange(n_left + n_right, dtype=np.int64)
+    label: I64 = np.arange(n_left + n_right, dtype=np.int64)
     while True:
         low = np.minimum(label[a], label[b])
         before = label.copy()
@@ -360,16 +366,14 @@ def _components(n_left: int, n_right: int, el: I64, er: I64) -> I64:
     return label[a]
 
 
-def _blocks(
-    comp: I64, el: I64, er: I64, score: np.ndarray, max_block: int
-) -> tuple[I64, I64, np.ndarray]:
+def _blocks(comp: I64, el: I64, er: I64, score: ANY, max_block: int) -> tuple[I64, I64, ANY]:
     order = np.argsort(comp, kind="stable")
     comp_sorted = comp[order]
     bounds = np.flatnonzero(np.diff(comp_sorted)) + 1
     out_l: list[int] = []
     out_r: list[int] = []
     out_c: list[float] = []
-    large: list[np.ndarray] = []
+    large: list[ANY] = []
     for part in np.split(order, bounds):
         ls, rs, ss = el[part], er[part], score[part]
         ul, ur = np.unique(ls), np.unique(rs)
@@ -380,7 +384,7 @@ def _blocks(
         ri = {v: i for i, v in enumerate(ur.tolist())}
         edges = {(li[x], ri[y]): s for x, y, s in zip(ls.tolist(), rs.tolist(), ss.tolist(), strict=True)}
         chosen, total = best_assignment(len(ul), len(ur), edges)
-        doubtful = ambiguous_pairs(len(ul), len(ur), edges, chosen, total, CLEAR_MARGIN)
+        doubtful = ambiguous_pairs(len(ul), len(ur), edges, chosen, total, margin=CLEAR_MARGIN)
         for a, b in sorted(chosen.items()):
             conf = 0.5 + 0.5 * edges[(a, b)]
             out_l.append(int(ul[a]))
@@ -396,7 +400,9 @@ def _blocks(
     return np.array(out_l, np.int64), np.array(out_r, np.int64), np.array(out_c, dtype=float)
 
 
-def _mutual_rounds(el: I64, er: I64, score: np.ndarray, rounds: int = 32) -> tuple[list[int], list[int], list[float]]:
+def _mutual_rounds(
+    el: I64, er: I64, score: ANY, rounds: int = 32
+) -> tuple[list[int], list[int], list[float]]:
     """Pair large blocks by repeated mutual best choices (deterministic; ties to the smaller index)."""
     out_l: list[int] = []
     out_r: list[int] = []
@@ -422,7 +428,7 @@ def _mutual_rounds(el: I64, er: I64, score: np.ndarray, rounds: int = 32) -> tup
     return out_l, out_r, out_s
 
 
-def _edge_scores(el: I64, er: I64, score: np.ndarray, cl: I64, cr: I64) -> np.ndarray:
+def _edge_scores(el: I64, er: I64, score: ANY, cl: I64, cr: I64) -> ANY:
     key = el * (int(er.max()) + 1 if len(er) else 1) + er
     want = cl * (int(er.max()) + 1 if len(er) else 1) + cr
     order = np.argsort(key)
@@ -436,11 +442,12 @@ def _record(
     ledger: Ledger,
     ctx: Context,
     rule: WindowMatchRule,
+    *,
     l_rows: I64,
     r_rows: I64,
-    confidence: np.ndarray,
-    clear: np.ndarray,
-    score: np.ndarray,
+    confidence: ANY,
+    clear: ANY,
+    score: ANY,
 ) -> None:
     n = len(l_rows)
     cur = frame.currency[l_rows]
@@ -456,7 +463,9 @@ def _record(
             f"no shared key; amount and time within {window}; other assignments score almost as well: confirm",
         ],
     )
-    ids = hash_words(frame.words("txn_id"), seed=3) ^ (frame.account.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    ids = hash_words(frame.words("txn_id"), seed=3) ^ (
+        frame.account.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    )
     pair_hash = combine(ids[l_rows], ids[r_rows])
     ledger.add_groups(
         {

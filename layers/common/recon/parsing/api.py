@@ -73,7 +73,7 @@ class _View:
         key = (tuple(encodings), tuple(markers))
         if key not in self._text:
             try:
-                decoded = decode_text(_sample(self.data)[: 1 << 18], self.file, encodings, markers)
+                decoded = decode_text(_sample(self.data, 1 << 18), self.file, encodings, markers)
                 self._text[key] = (decoded.buf.decode("utf-8", "replace"), decoded.encoding)
             except StatementParseError:
                 self._text[key] = None
@@ -196,7 +196,7 @@ def _detect_file(data: bytes, file: str, profiles: Sequence[Profile]) -> Detecti
 
 def _member_head(member: Member, encodings: Sequence[str]) -> str:
     try:
-        decoded = decode_text(_sample(member.data)[: 1 << 16], member.name or "", encodings, ())
+        decoded = decode_text(_sample(member.data, 1 << 16), member.name or "", encodings, ())
     except StatementParseError:
         return ""
     return first_line(decoded.buf.decode("utf-8", "replace"))

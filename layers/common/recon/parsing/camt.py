@@ -23,6 +23,7 @@ Decisions:
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -71,11 +72,30 @@ def kids(el: ET.Element | None, name: str) -> list[ET.Element]:
     return [] if el is None else [c for c in el if local(c.tag) == name]
 
 
+_CHILD_INDEX: dict[int, tuple[ET.Element, dict[str, ET.Element]]] = {}
+_CHILD_INDEX_SIZE = 4096  # bounded: an entry's elements are looked up many times, then never again
+
+
+def _children(el: ET.Element) -> dict[str, ET.Element]:
+    """First child element by local name (memoised for the elements in use; each entry keeps its element
+    alive, so an id is never reused while it is cached)."""
+    hit = _CHILD_INDEX.get(id(el))
+    if hit is not None and hit[0] is el:
+        return hit[1]
+    index: dict[str, ET.Element] = {}
+    for c in el:
+        index.setdefault(local(c.tag), c)
+    if len(_CHILD_INDEX) >= _CHILD_INDEX_SIZE:
+        _CHILD_INDEX.clear()
+    _CHILD_INDEX[id(el)] = (el, index)
+    return index
+
+
 def child(el: ET.Element | None, *path: str) -> ET.Element | None:
     for name in path:
         if el is None:
             return None
-        el = next((c for c in el if local(c.tag) == name), None)
+        el = _children(el).get(name)
     return el
 
 
@@ -96,12 +116,7 @@ def version_of(root: ET.Element) -> str:
 
 def load(data: bytes, file: str) -> tuple[ET.Element, str]:
     """Parse the XML document safely; returns (root, encoding as declared or utf-8)."""
-    if _DTD.search(data):
-        raise fatal(file, "XML with a DTD/entity declaration is not accepted")
-    declared = _XML_ENCODING.match(data)
-    encoding = declared.group(1).decode("ascii").lower() if declared else "utf-8"
-    if data.startswith(b"\xef\xbb\xbf"):
-        encoding = "utf-8-sig"
+    encoding = _declared_encoding(data, file)
     try:
         root = ET.fromstring(data)  # noqa: S314 - DTDs refused above
     except ET.ParseError as exc:
@@ -381,66 +396,143 @@ def _summary(b: Builder, stmt: ET.Element, t: _StmtTotals, *, s: int, file: str,
             )
 
 
+def _declared_encoding(data: bytes, file: str) -> str:
+    if _DTD.search(data):
+        raise fatal(file, "XML with a DTD/entity declaration is not accepted")
+    declared = _XML_ENCODING.match(data)
+    encoding = declared.group(1).decode("ascii").lower() if declared else "utf-8"
+    return "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else encoding
+
+
+@dataclass
+class _Stmt:
+    """One statement while it streams in: its context is read when its first entry (or its end) arrives."""
+
+    s: int
+    el: ET.Element
+    entries: int = 0
+    stmt_id: str = ""
+    acct_ccy: str = ""
+    ready: bool = False
+    totals: _StmtTotals | None = None
+
+
 def parse(data: bytes, b: Builder, *, file: str, raw_key: str) -> tuple[str, str, date | None]:
-    """Parse a camt.053 document into ``b``; returns (format, encoding, statement date)."""
-    root, encoding = load(data, file)
-    if not is_camt053(root):
-        raise fatal(file, f"not a camt.053 document: root <{local(root.tag)}> without <BkToCstmrStmt>")
-    fmt = version_of(root)
-    stmts = kids(child(root, "BkToCstmrStmt"), "Stmt")
-    if not stmts:
-        raise fatal(file, "camt.053 document has no <Stmt> (statement) element: nothing to reconcile")
-    statement_date: date | None = None
+    """Parse a camt.053 document into ``b``; returns (format, encoding, statement date).
+
+    The document is streamed (``iterparse``): each ``Ntry`` is converted when it ends and then cleared, so
+    memory stays flat however many entries a statement has.
+    """
+    encoding = _declared_encoding(data, file)
+    depth = 0  # of the element an event belongs to: 1 the root, 2 BkToCstmrStmt, 3 Stmt, 4 Ntry
+    root: ET.Element | None = None
+    body_seen = False
+    current: _Stmt | None = None
+    statements = 0
     ordinal = 1
-    for s, stmt in enumerate(stmts, start=1):
-        stmt_id = text(stmt, "Id")
-        try:
-            acct_ccy = check_currency(text(stmt, "Acct", "Ccy"), b.ctx.currency, f"Stmt[{s}]/Acct/Ccy")
-        except RowFail as exc:
-            b.fail(file, FILE_LEVEL_ROW, exc.column, exc.reason)
-            acct_ccy = b.ctx.currency
-        totals = _StmtTotals(booked={})
-        for k, ntry in enumerate(kids(stmt, "Ntry"), start=1):
-            ordinal += _entry(
-                b,
-                ntry,
-                s=s,
-                k=k,
-                stmt_id=stmt_id,
-                acct_ccy=acct_ccy,
-                file=file,
-                raw_key=raw_key,
-                ordinal=ordinal,
-                totals=totals,
-            )
-        opening = _balance(b, stmt, "OPBD", s=s, file=file, acct_ccy=acct_ccy) or _balance(
-            b, stmt, "PRCD", s=s, file=file, acct_ccy=acct_ccy
+    statement_date: date | None = None
+    try:
+        for event, el in ET.iterparse(io.BytesIO(data), events=("start", "end")):  # noqa: S314 - DTDs refused
+            if event == "start":
+                depth += 1
+                if depth > 3:
+                    continue  # inside a statement: only ends of its entries matter
+                if depth == 1:
+                    root = el
+                elif depth == 2:
+                    body_seen = body_seen or (
+                        local(el.tag) == "BkToCstmrStmt"
+                        and root is not None
+                        and local(root.tag) == "Document"
+                    )
+                elif body_seen and local(el.tag) == "Stmt":
+                    statements += 1
+                    current = _Stmt(statements, el)
+                continue
+            depth -= 1
+            if depth == 3 and current is not None and local(el.tag) == "Ntry":
+                _ready(b, current, file)
+                current.entries += 1
+                assert current.totals is not None
+                ordinal += _entry(
+                    b,
+                    el,
+                    s=current.s,
+                    k=current.entries,
+                    stmt_id=current.stmt_id,
+                    acct_ccy=current.acct_ccy,
+                    file=file,
+                    raw_key=raw_key,
+                    ordinal=ordinal,
+                    totals=current.totals,
+                )
+                el.clear()
+            elif depth == 2 and current is not None and el is current.el:
+                _ready(b, current, file)
+                found = _close_statement(b, current, file=file)
+                statement_date = statement_date or found
+                el.clear()
+                current = None
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise fatal(file, f"malformed XML: {exc}", row=line, column=f"column {col}") from exc
+    except (ValueError, LookupError, UnicodeError, RecursionError) as exc:
+        raise fatal(file, f"malformed XML: {type(exc).__name__}: {exc}") from exc
+    if root is None or not body_seen:
+        tag = local(root.tag) if root is not None else ""
+        raise fatal(file, f"not a camt.053 document: root <{tag}> without <BkToCstmrStmt>")
+    if not statements:
+        raise fatal(file, "camt.053 document has no <Stmt> (statement) element: nothing to reconcile")
+    return version_of(root), encoding, statement_date
+
+
+def _ready(b: Builder, stmt: _Stmt, file: str) -> None:
+    """Read the statement's id and account currency (they precede its entries) once."""
+    if stmt.ready:
+        return
+    stmt.ready = True
+    stmt.stmt_id = text(stmt.el, "Id")
+    stmt.totals = _StmtTotals(booked={})
+    try:
+        stmt.acct_ccy = check_currency(
+            text(stmt.el, "Acct", "Ccy"), b.ctx.currency, f"Stmt[{stmt.s}]/Acct/Ccy"
         )
-        closing = _balance(b, stmt, "CLBD", s=s, file=file, acct_ccy=acct_ccy)
-        if opening is not None and closing is not None:
-            o_amt, o_ccy = opening
-            c_amt, c_ccy = closing
-            others = sorted(c for c in totals.booked if c != o_ccy)
-            computed = f"{fmt_amount(o_amt + totals.booked.get(o_ccy, 0), o_ccy)} {o_ccy}" + (
-                f" (+ entries in {', '.join(others)})" if others else ""
-            )
-            b.total(
-                f"Stmt[{s}].balance opening+booked=CLBD",
-                f"{fmt_amount(c_amt, c_ccy)} {c_ccy}",
-                computed,
-                file=file,
-                row=FILE_LEVEL_ROW,
-                column=f"Stmt[{s}]/Bal[CLBD]",
-            )
-        _summary(b, stmt, totals, s=s, file=file, ccy=acct_ccy)
-        if statement_date is None:
-            clbd = next(
-                (bal for bal in kids(stmt, "Bal") if text(bal, "Tp", "CdOrPrtry", "Cd").upper() == "CLBD"),
-                None,
-            )
-            day = text(clbd, "Dt", "Dt") or text(clbd, "Dt", "DtTm") or text(stmt, "FrToDt", "ToDtTm")
-            try:
-                statement_date = date.fromisoformat(day[:10]) if day else None
-            except ValueError:
-                statement_date = None
-    return fmt, encoding, statement_date
+    except RowFail as exc:
+        b.fail(file, FILE_LEVEL_ROW, exc.column, exc.reason)
+        stmt.acct_ccy = b.ctx.currency
+
+
+def _close_statement(b: Builder, st: _Stmt, *, file: str) -> date | None:
+    """Balances and TxsSummry of a finished statement; returns its date (closing balance, else period end)."""
+    stmt, s, acct_ccy = st.el, st.s, st.acct_ccy
+    totals = st.totals
+    assert totals is not None
+    opening = _balance(b, stmt, "OPBD", s=s, file=file, acct_ccy=acct_ccy) or _balance(
+        b, stmt, "PRCD", s=s, file=file, acct_ccy=acct_ccy
+    )
+    closing = _balance(b, stmt, "CLBD", s=s, file=file, acct_ccy=acct_ccy)
+    if opening is not None and closing is not None:
+        o_amt, o_ccy = opening
+        c_amt, c_ccy = closing
+        others = sorted(c for c in totals.booked if c != o_ccy)
+        computed = f"{fmt_amount(o_amt + totals.booked.get(o_ccy, 0), o_ccy)} {o_ccy}" + (
+            f" (+ entries in {', '.join(others)})" if others else ""
+        )
+        b.total(
+            f"Stmt[{s}].balance opening+booked=CLBD",
+            f"{fmt_amount(c_amt, c_ccy)} {c_ccy}",
+            computed,
+            file=file,
+            row=FILE_LEVEL_ROW,
+            column=f"Stmt[{s}]/Bal[CLBD]",
+        )
+    _summary(b, stmt, totals, s=s, file=file, ccy=acct_ccy)
+    clbd = next(
+        (bal for bal in kids(stmt, "Bal") if text(bal, "Tp", "CdOrPrtry", "Cd").upper() == "CLBD"),
+        None,
+    )
+    day = text(clbd, "Dt", "Dt") or text(clbd, "Dt", "DtTm") or text(stmt, "FrToDt", "ToDtTm")
+    try:
+        return date.fromisoformat(day[:10]) if day else None
+    except ValueError:
+        return None

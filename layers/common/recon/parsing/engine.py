@@ -79,24 +79,34 @@ def first_line(text: str) -> str:
 
 @dataclass
 class Decoded:
-    buf: bytes  # UTF-8 (no BOM)
+    buf: bytes  # UTF-8 (no BOM), or the original bytes when ``native``
     encoding: str
-    checked: bool  # the whole buffer was validated (else Arrow validates the columns it reads)
+    checked: bool  # the whole buffer was validated (else the columns read are validated as they are read)
+    native: bool = False  # buf is still in ``encoding`` (a large GBK file: columns are decoded when read)
 
 
-def _sample(data: bytes) -> bytes:
-    if len(data) <= SAMPLE_BYTES:
+def _sample(data: bytes, size: int = SAMPLE_BYTES) -> bytes:
+    """The head of ``data``, cut after a line end (never inside a multi-byte character)."""
+    if len(data) <= size:
         return data
-    cut = data.rfind(b"\n", 0, SAMPLE_BYTES)
-    return data[: cut + 1] if cut > 0 else data[:SAMPLE_BYTES]
+    cut = data.rfind(b"\n", 0, size)
+    return data[: cut + 1] if cut > 0 else data[:size]
 
 
 def decode_text(
-    data: bytes, file: str, encodings: Iterable[str], markers: Iterable[str] = (), *, trust_utf8: bool = True
+    data: bytes,
+    file: str,
+    encodings: Iterable[str],
+    markers: Iterable[str] = (),
+    *,
+    trust_utf8: bool = True,
+    native_ok: bool = False,
 ) -> Decoded:
     """Pick the encoding by decoding: a UTF-8 BOM wins; then the first of ``encodings`` that decodes (and,
     when ``markers`` are given, whose first line starts with one). Large UTF-8 files are decoded from a
-    sample; Arrow validates the columns it reads (``trust_utf8=False`` forces a full decode)."""
+    sample; Arrow validates the columns it reads (``trust_utf8=False`` forces a full decode). With
+    ``native_ok`` a large GBK/GB18030 file is not transcoded: the columns read are decoded (and so
+    validated) as they are read."""
     marks = tuple(m for m in markers if m)
     order = list(dict.fromkeys(encodings))
     if data.startswith(b"\xef\xbb\xbf"):
@@ -112,19 +122,21 @@ def decode_text(
         if marks and not first_line(head).startswith(marks):
             fallback = fallback or enc
             continue
-        found = _full(data, enc, whole=whole, trust_utf8=trust_utf8)
+        found = _full(data, enc, whole=whole, trust_utf8=trust_utf8, native_ok=native_ok)
         if found is not None:
             return found
     if fallback is not None:
-        found = _full(data, fallback, whole=whole, trust_utf8=trust_utf8)
+        found = _full(data, fallback, whole=whole, trust_utf8=trust_utf8, native_ok=native_ok)
         if found is not None:
             return found
     text, enc = decode(data, file, prefer_gbk=bool(order) and order[0] != "utf-8")  # raises the located error
     return Decoded(text.encode("utf-8"), enc, True)
 
 
-def _full(data: bytes, enc: str, *, whole: bool, trust_utf8: bool) -> Decoded | None:
+def _full(data: bytes, enc: str, *, whole: bool, trust_utf8: bool, native_ok: bool = False) -> Decoded | None:
     body = data[3:] if enc == "utf-8-sig" else data
+    if native_ok and trust_utf8 and not whole and enc not in _UTF8:
+        return Decoded(data, enc, False, native=True)
     if enc in _UTF8:
         if whole or not trust_utf8:
             try:
@@ -183,7 +195,12 @@ def open_part(
     if container == "pdf":
         return Part(file, key, RecordLines.from_rows(sheets.pdf_rows(data, file)), "binary")
     encodings = profile.encodings if profile.encoding == "auto" else [profile.encoding]
-    decoded = decode_text(data, file, encodings, profile.match.first_line, trust_utf8=trust_utf8)
+    # GBK's trail bytes never collide with these delimiters, quotes or line ends: Arrow can split the
+    # bytes as they are and only the columns read are decoded.
+    native_ok = container == "csv" and profile.delimiter in (",", "\t", ";") and profile.quote in ('"', "")
+    decoded = decode_text(
+        data, file, encodings, profile.match.first_line, trust_utf8=trust_utf8, native_ok=native_ok
+    )
     if container == "json":
         header, rows, objects = sheets.json_rows(decoded.buf.decode("utf-8"), file, profile.json_records)
         lines = RecordLines.from_rows([header, *rows], first_line=0)
@@ -191,9 +208,12 @@ def open_part(
         return Part(file, key, lines, decoded.encoding, virtual_header=True, objects=objects)
     delimiter = profile.delimiter
     if delimiter == "auto":
-        head = _sample(decoded.buf[: 1 << 16]).decode("utf-8", "replace").splitlines()[: profile.header_scan]
+        head = _sample(decoded.buf, 1 << 16).decode("utf-8", "replace").splitlines()[: profile.header_scan]
         delimiter = sniff_delimiter(head, profile.header_names())
-    buffer = BufferLines(decoded.buf, delimiter=delimiter, quote=profile.quote)
+    native = decoded.encoding if decoded.native else "utf-8"
+    buffer = BufferLines(decoded.buf, delimiter=delimiter, quote=profile.quote, encoding=native)
+    if buffer.multiline and decoded.native:
+        raise NotUtf8("quoted values span lines: decode the whole file first")
     if buffer.multiline:  # quoted values span lines: read records with the csv module
         text = decoded.buf.decode("utf-8") if decoded.checked else _checked(decoded, file)
         return Part(
@@ -389,7 +409,15 @@ class _Partition:
     """The rows of one row kind: its fields (the profile's, overridden by the kind's) and checks."""
 
     def __init__(
-        self, profile: Profile, kind: RowKind | None, cols: Cells, ctx: Context, captures: dict[str, str]
+        self,
+        profile: Profile,
+        kind: RowKind | None,
+        cols: Cells,
+        ctx: Context,
+        captures: dict[str, str],
+        *,
+        applies: npt.NDArray[np.bool_],
+        shared: dict[object, object],
     ) -> None:
         self.profile = profile
         self.kind = kind
@@ -397,10 +425,15 @@ class _Partition:
         self.ctx = ctx
         self.captures = captures
         self.n = cols.n
+        self.applies = applies  # the rows of this kind; columns are computed for all rows (no takes)
         self.slots: list[Slot] = []
         self.specs = profile.kind_fields(kind)
         self.order = {f: i for i, f in enumerate(self.specs)}
-        self._amount_cache: dict[tuple[int, str], tuple[pa.Array, vector.Amounts]] = {}
+        # Shared by the kinds of one file: amount parses and currencies are computed once.
+        self._amount_cache: dict[tuple[int, str], tuple[pa.Array, vector.Amounts]] = shared.setdefault(  # type: ignore[assignment]
+            "amounts", {}
+        )
+        self._shared = shared
 
     # ---------------------------------------------------------------------------------- sources
     def _source(self, spec: FieldSpec) -> tuple[pa.Array, Callable[[Idx], list[str | None]]]:
@@ -479,8 +512,12 @@ class _Partition:
         return arr, column
 
     def _add(self, fld: str, sub: float, failure: vector.Failure) -> None:
-        if failure.mask.any():
-            self.slots.append(Slot(self.order[fld] + sub / 10, failure))
+        self._slot(self.order[fld] + sub / 10, failure)
+
+    def _slot(self, order: float, failure: vector.Failure) -> None:
+        mask = failure.mask & self.applies
+        if mask.any():
+            self.slots.append(Slot(order, vector.Failure(mask, failure.describe)))
 
     def _required(
         self, fld: str, spec: FieldSpec, arr: pa.Array, column: Callable[[Idx], list[str | None]]
@@ -525,6 +562,19 @@ class _Partition:
     def _currency(self, spec: FieldSpec | None) -> pa.Array:
         if spec is None:
             return vector.const(self.ctx.currency, self.n)
+        key = ("currency", id(spec))
+        hit = self._shared.get(key)
+        if not isinstance(hit, tuple):
+            hit = self._currency_of(spec)
+            self._shared[key] = hit
+        arr, failures = hit
+        for sub, failure in failures:
+            self._add("currency", sub, failure)
+        return arr
+
+    def _currency_of(self, spec: FieldSpec) -> tuple[pa.Array, list[tuple[int, vector.Failure]]]:
+        """The currency column and its failures (for every row: each kind masks its own)."""
+        failures: list[tuple[int, vector.Failure]] = []
         arr, column = self._text(spec)
         if spec.map is not None or spec.contains is not None:
             mapped = vector.map_values(
@@ -536,7 +586,7 @@ class _Partition:
                 reason=spec.unknown_reason,
                 column=column,
             )
-            self._add("currency", 1, mapped.failure)
+            failures.append((1, mapped.failure))
             arr = mapped.values
         arr = pc.utf8_upper(arr)
         arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(self.ctx.currency), arr)
@@ -548,8 +598,8 @@ class _Partition:
             cols = column(rows)
             return [(cols[i], f"not a currency code: {values[i]!r}") for i in range(len(rows))]
 
-        self._add("currency", 2, vector.Failure(bad, describe))
-        return pc.if_else(pa.array(bad), pa.scalar(self.ctx.currency), arr)
+        failures.append((2, vector.Failure(bad, describe)))
+        return pc.if_else(pa.array(bad), pa.scalar(self.ctx.currency), arr), failures
 
     def _parse_amount(
         self,
@@ -717,12 +767,7 @@ class _Partition:
             holds = vector.condition(check.require, cell, self.n)
             col = check.column or _first_column(check.require)
             reason = check.reason
-            self.slots.append(
-                Slot(
-                    -0.5 + k / 1000,
-                    vector.Failure(~holds, _described(col, reason)),
-                )
-            )
+            self._slot(-0.5 + k / 1000, vector.Failure(~holds, _described(col, reason)))
 
 
 def _named(name: str | None) -> Callable[[Idx], list[str | None]]:
@@ -931,21 +976,22 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
 
     width_fail = _width_failure(profile, part, table.widths, len(header), n)
     parts_out: list[_PartOut] = []
+    shared: dict[object, object] = {}
+    everyone = np.arange(n, dtype=np.intp)
     for k in np.unique(kind_of).tolist():
-        rows = np.flatnonzero(kind_of == k)
-        take = pa.array(rows, pa.int64())
-        sub = Cells(index, header, {i: a.take(take) for i, a in cleaned.items()}, len(rows))
-        p = _Partition(profile, profile.kinds[k] if k >= 0 else None, sub, ctx, captures)
+        applies = kind_of == k
+        row_kind = profile.kinds[k] if k >= 0 else None
+        p = _Partition(profile, row_kind, cols, ctx, captures, applies=applies, shared=shared)
         values = p.run()
-        sums = _total_columns(profile, p, sub, k)
-        p.checks(sub.get)
-        parts_out.append((rows, p, values, sums))
+        sums = _total_columns(profile, p, cols, k)
+        p.checks(cols.get)
+        parts_out.append((np.flatnonzero(applies), p, values, sums))
 
     entries: list[tuple[float, Idx, npt.NDArray[np.bool_], vector.Describe]] = [
-        (-1.0, np.arange(n, dtype=np.intp), width_fail.mask, width_fail.describe)
+        (-1.0, everyone, width_fail.mask, width_fail.describe)
     ]
-    for rows, p, _values, _sums in parts_out:
-        entries += [(slot.order, rows, slot.failure.mask, slot.failure.describe) for slot in p.slots]
+    for _rows, p, _values, _sums in parts_out:
+        entries += [(slot.order, everyone, slot.failure.mask, slot.failure.describe) for slot in p.slots]
     entries.sort(key=lambda e: e[0])
     first_fail = np.full(n, -1, dtype=np.int64)
     for j, (_order, rows, mask, _describe) in enumerate(entries):
@@ -1079,8 +1125,7 @@ def _total_columns(
                 continue
             name = sub.name(value.sum)
             parsed = p._parse_amount(arr, _named(name), value.amount, p.exps)
-            if parsed.failure.mask.any():
-                p.slots.append(Slot(500 + t + v / 100, parsed.failure))
+            p._slot(500 + t + v / 100, parsed.failure)
             out[(t, v)] = np.abs(parsed.minor) if value.sum_abs else parsed.minor
     return out
 
@@ -1089,40 +1134,46 @@ def _sum_totals(parts_out: list[_PartOut], valid: npt.NDArray[np.bool_]) -> dict
     out: dict[tuple[int, int], int] = {}
     for rows, _p, _values, sums in parts_out:
         for key, arr in sums.items():
-            out[key] = out.get(key, 0) + int(arr[valid[rows]].sum())
+            out[key] = out.get(key, 0) + int(arr[rows][valid[rows]].sum())
     return out
 
 
 def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
-    """Partition results back in row order."""
-    order = np.concatenate([rows for rows, *_ in parts_out]) if parts_out else np.zeros(0, dtype=np.intp)
-    inverse = pa.array(np.argsort(order, kind="stable"), pa.int64())
+    """The kinds' values (each computed for all rows) merged: every row takes its own kind's."""
     out: dict[str, object] = {}
-    keys = ("txn_id", "order_ref", "refund_ref", "counterparty", "memo", "currency", "txn_type", "status")
-    for key in keys:
-        arrays = [values.get(key) for _, _, values, _ in parts_out]
-        arrays = [
-            a if a is not None else vector.const("", len(rows))
-            for a, (rows, *_rest) in zip(arrays, parts_out, strict=True)
-        ]
-        out[key] = (
-            pa.concat_arrays([vector.strings(a) for a in arrays]).take(inverse)
-            if arrays
-            else pa.array([], pa.string())
-        )
-    inv_np = np.argsort(order, kind="stable")
+    for key in (
+        "txn_id",
+        "order_ref",
+        "refund_ref",
+        "counterparty",
+        "memo",
+        "currency",
+        "txn_type",
+        "status",
+    ):
+        merged: pa.Array | None = None
+        for rows, p, values, _ in parts_out:
+            arr = values.get(key)
+            arr = (
+                vector.strings(arr) if isinstance(arr, pa.Array | pa.ChunkedArray) else vector.const("", p.n)
+            )
+            merged = arr if merged is None else vector.where(p.applies, arr, merged)
+            del rows
+        out[key] = merged if merged is not None else pa.array([], pa.string())
     for key in ("amount", "fee", "booked_local", "value_local"):
-        arrays = [values.get(key) for _, _, values, _ in parts_out]
-        if any(a is None for a in arrays):
-            if key == "value_local":
-                out[key] = None
-                continue
-            arrays = [
-                a if a is not None else np.zeros(len(rows), dtype=np.int64)
-                for a, (rows, *_r) in zip(arrays, parts_out, strict=True)
-            ]
-        numeric = [np.asarray(a, dtype=np.int64) for a in arrays]
-        out[key] = np.concatenate(numeric)[inv_np] if numeric else np.zeros(0, dtype=np.int64)
+        numbers: npt.NDArray[np.int64] | None = None
+        missing = False
+        for _rows, p, values, _ in parts_out:
+            found = values.get(key)
+            if found is None:
+                missing = True
+                found = np.zeros(p.n, dtype=np.int64)
+            arr = np.asarray(found, dtype=np.int64)
+            numbers = arr if numbers is None else np.where(p.applies, arr, numbers)
+        if key == "value_local" and missing:
+            out[key] = None
+        else:
+            out[key] = numbers if numbers is not None else np.zeros(0, dtype=np.int64)
     return out
 
 

@@ -9,7 +9,6 @@ JSON rows, and CSV text whose quoted values span lines (read with the csv module
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ._common import records
@@ -24,11 +24,13 @@ from ._common import records
 Idx = npt.NDArray[np.intp]
 _META = set(".^$*+?{}[]\\|()")
 _QUANT = set("*+?{")
-_BLANK_FIRST = {0x20, 0x09, 0x0B, 0x0C, 0xE3, 0xC2}  # space, TAB, VT, FF, U+3000 (E3..), NBSP (C2 A0)
+# space, TAB, VT, FF, U+3000 (UTF-8 E3.., GBK A1A1), NBSP (C2 A0)
+_BLANK_FIRST = {0x20, 0x09, 0x0B, 0x0C, 0xE3, 0xC2, 0xA1}
 
 
 class NotUtf8(Exception):
-    """The buffer holds bytes that are not UTF-8 in a column that is read: decode it another way."""
+    """A column that is read does not decode as the encoding decided from the file's head: decode the
+    whole file the exact (slow) way instead."""
 
 
 def literal_prefix(regex: str) -> str | None:
@@ -74,19 +76,19 @@ class DataTable:
 class BufferLines:
     """Lines of a UTF-8 buffer (CRLF, LF or CR endings)."""
 
-    def __init__(self, buf: bytes, *, delimiter: str, quote: str) -> None:
+    def __init__(self, buf: bytes, *, delimiter: str, quote: str, encoding: str = "utf-8") -> None:
+        self.encoding = encoding  # of buf: UTF-8, or GBK/GB18030 left as it is (columns decoded when read)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        carriage = np.flatnonzero(arr == 13)
-        if len(carriage) and (
-            carriage[-1] == len(buf) - 1 or np.any(arr[carriage[carriage < len(buf) - 1] + 1] != 10)
-        ):
+        newlines = np.flatnonzero(arr == 10)
+        carriages = int(np.count_nonzero(arr == 13)) if b"\r" in buf else 0
+        if carriages and carriages != int(np.count_nonzero(arr[newlines[newlines > 0] - 1] == 13)):
             buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
+            arr = np.frombuffer(buf, dtype=np.uint8)
+            newlines = np.flatnonzero(arr == 10)
         self.buf = buf
         self.delimiter = delimiter
         self.quote = quote
-        arr = np.frombuffer(buf, dtype=np.uint8)
         self._arr = arr
-        newlines = np.flatnonzero(arr == 10)
         starts = np.concatenate(([0], newlines + 1))
         ends = np.concatenate((newlines, [len(buf)]))
         if len(starts) and starts[-1] == len(buf):  # the text ends with a newline: no empty last line
@@ -119,7 +121,7 @@ class BufferLines:
         return np.asarray(idx, dtype=np.int64) + 1
 
     def text(self, i: int) -> str:
-        return self.buf[int(self.starts[i]) : int(self.ends[i])].decode("utf-8", "replace")
+        return self.buf[int(self.starts[i]) : int(self.ends[i])].decode(self.encoding, "replace")
 
     def cells(self, i: int) -> list[str]:
         return split_cells(self.text(i), self.delimiter, self.quote)
@@ -131,7 +133,7 @@ class BufferLines:
         pattern = re.compile(regex)
         prefix = literal_prefix(regex)
         if prefix is not None:
-            head = prefix.encode()
+            head = prefix.encode(self.encoding, "replace")
             cand = lo + np.flatnonzero(self._first[lo:hi] == head[0])
             out = []
             for i in cand.tolist():
@@ -143,7 +145,7 @@ class BufferLines:
         # No literal to look for: one regex pass over the decoded region, mapped back to lines.
         base = int(self.starts[lo])
         region = self.buf[base : int(self.next_starts[hi - 1])]
-        text = region.decode("utf-8", "replace")
+        text = region.decode(self.encoding, "replace")
         found: list[int] = []
         line, pos = lo, 0
         for m in re.compile(regex, re.MULTILINE).finditer(text):
@@ -163,19 +165,23 @@ class BufferLines:
         breaks = np.flatnonzero(np.diff(rows) != 1)
         run_starts = np.concatenate(([0], breaks + 1))
         run_ends = np.concatenate((breaks, [n - 1]))
+        whole = pa.py_buffer(self.buf)
         pieces = []
         for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
             first, last = int(rows[a]), int(rows[b])
-            piece = self.buf[int(self.starts[first]) : int(self.next_starts[last])]
-            if not piece.endswith(b"\n"):
-                piece += b"\n"
-            pieces.append(piece)
-        block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            start, end = int(self.starts[first]), int(self.next_starts[last])
+            pieces.append(whole.slice(start, end - start))  # zero-copy view of the run of lines
+        if len(pieces) == 1 and self.buf[end - 1 : end] == b"\n":
+            block: pa.Buffer = pieces[0]
+        else:  # several runs (blank or rule lines between): one buffer, each run ending with a newline
+            block = pa.py_buffer(b"".join(p.to_pybytes().rstrip(b"\n") + b"\n" for p in pieces))
         # One thread: measured faster than Arrow's threaded reader for string columns, and it numbers the
         # rows it hands to the invalid-row handler.
         table, invalid = self._arrow(block, names, include, threads=False)
+        if invalid and self.encoding != "utf-8":
+            raise NotUtf8("rows with another field count in a file read as GBK: decode it whole")
         widths = np.full(len(table), ncols, dtype=np.int64)
-        columns = {i: table.column(names[i]).combine_chunks() for i in needed}
+        columns = {i: self._text_column(table.column(names[i]).combine_chunks()) for i in needed}
         if not invalid:
             return DataTable(columns, widths)
         # Rows with another field count: read them with the csv module and put them back in file order.
@@ -194,8 +200,26 @@ class BufferLines:
         all_widths = np.concatenate((widths, np.array([len(c) for c in extra_cells], dtype=np.int64)))
         return DataTable(merged, all_widths[order])
 
+    def _text_column(self, arr: pa.Array) -> pa.Array:
+        """A column as UTF-8 strings: as read, or decoded from GBK value by distinct value."""
+        if self.encoding == "utf-8":
+            return arr
+        if len(arr) == 0:
+            return arr.cast(pa.string())
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        data = arr.buffers()[2]
+        body = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None else None
+        if body is None or not len(body) or int(body.max()) < 0x80:
+            return arr.cast(pa.string())  # ASCII: the same bytes in UTF-8
+        encoded = pc.dictionary_encode(arr)
+        try:
+            texts = [b.decode(self.encoding) for b in encoded.dictionary.to_pylist()]
+        except UnicodeDecodeError as exc:
+            raise NotUtf8(str(exc)) from exc
+        return pa.array(texts, pa.string()).take(encoded.indices)
+
     def _arrow(
-        self, block: bytes, names: list[str], include: list[str], *, threads: bool
+        self, block: pa.Buffer, names: list[str], include: list[str], *, threads: bool
     ) -> tuple[pa.Table, list[tuple[int | None, str]]]:
         invalid: list[tuple[int | None, str]] = []
 
@@ -205,7 +229,7 @@ class BufferLines:
 
         try:
             table = pacsv.read_csv(
-                io.BytesIO(block),
+                pa.BufferReader(block),
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=threads),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter,
@@ -217,17 +241,21 @@ class BufferLines:
                     invalid_row_handler=handler,
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()),
+                    column_types=dict.fromkeys(
+                        names, pa.string() if self.encoding == "utf-8" else pa.binary()
+                    ),
                     include_columns=include,
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
-                    check_utf8=True,
+                    check_utf8=self.encoding == "utf-8",
                 ),
             )
         except pa.ArrowInvalid as exc:
             if "UTF8" in str(exc) or "utf8" in str(exc).lower():
                 raise NotUtf8(str(exc)) from exc
             raise
+        except UnicodeDecodeError as exc:  # an invalid row's text, in a file read as GBK
+            raise NotUtf8(str(exc)) from exc
         return table, invalid
 
 

@@ -13,17 +13,22 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
 
 from recon.domain import FileAccounting, Project, StatementStatus
 from recon.keys import (
+    INPUTS_FILE,
     RESULT_FILES,
+    open_batches_key,
     open_items_key,
     open_items_prefix,
     parse_open_items_key,
     result_key,
 )
 from recon.matching import MatchResult, match_table
-from recon.tables import read_parquet
+from recon.matching.settlement import Batch, batches_from_json, batches_to_json
+from recon.ports import ObjectStore
+from recon.tables import NORMALIZED_SCHEMA, read_parquet
 
 from .contracts import MatchInput, MatchOutput, RunRef
 from .projects import load_project, statement_date_for
@@ -43,7 +48,15 @@ def read_table(svc: Services, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(svc.store.get(svc.settings.data_bucket, key)))
 
 
-def _load_rows(svc: Services, project: Project, ref: RunRef) -> tuple[list[pa.Table], list[FileAccounting]]:
+class Inputs(BaseModel):
+    """The objects whose rows the run matched, in order (placement row i is row i of their concatenation)."""
+
+    objects: list[tuple[str, int]] = Field(default_factory=list, description="(key, rows)")
+
+
+def _load_rows(
+    svc: Services, project: Project, ref: RunRef, inputs: Inputs
+) -> tuple[list[pa.Table], list[FileAccounting]]:
     tables: list[pa.Table] = []
     files: list[FileAccounting] = []
     for account in project.accounts:
@@ -65,13 +78,14 @@ def _load_rows(svc: Services, project: Project, ref: RunRef) -> tuple[list[pa.Ta
             )
             if st.status is StatementStatus.PARSED and st.parquet_key:
                 tables.append(read_parquet(svc.store.get(svc.settings.data_bucket, st.parquet_key)))
+                inputs.objects.append((st.parquet_key, tables[-1].num_rows))
     return tables, files
 
 
 def previous_open_items(
     svc: Services, project_id: str, business_date: date
-) -> tuple[date | None, pa.Table | None]:
-    """The latest open-items snapshot of a business date before this one (carry-over)."""
+) -> tuple[str | None, pa.Table | None]:
+    """The latest open-items snapshot of a business date before this one (carry-over), and its key."""
     dated = [
         (d, o.key)
         for o in svc.store.list(svc.settings.data_bucket, open_items_prefix(project_id))
@@ -79,8 +93,42 @@ def previous_open_items(
     ]
     if not dated:
         return None, None
-    day, key = max(dated)
-    return day, read_table(svc, key)
+    _, key = max(dated)
+    return key, read_table(svc, key)
+
+
+def _carried_batches(svc: Services, rows_key: str | None) -> dict[str, list[Batch]]:
+    """The open batches saved beside the open-items snapshot the run carries."""
+    day = parse_open_items_key(rows_key) if rows_key else None
+    if day is None:
+        return {}
+    key = open_batches_key(rows_key.split("/")[1].removeprefix("project="), day) if rows_key else ""
+    if svc.store.head(svc.settings.data_bucket, key) is None:
+        return {}
+    return batches_from_json(svc.store.get(svc.settings.data_bucket, key).decode())
+
+
+def open_batches(svc: Services, ref: RunRef) -> dict[str, list[Batch]]:
+    """The batches this run left open."""
+    key = open_batches_key(ref.project_id, ref.business_date)
+    if svc.store.head(svc.settings.data_bucket, key) is None:
+        return {}
+    return batches_from_json(svc.store.get(svc.settings.data_bucket, key).decode())
+
+
+def load_identity(store: ObjectStore, bucket: str, ref: RunRef) -> pa.Table:
+    """txn_uid and txn_id of the run's rows, in placement order (read back from the inputs)."""
+    key = result_key(ref.project_id, ref.business_date, ref.run_id, INPUTS_FILE)
+    inputs = Inputs.model_validate_json(store.get(bucket, key))
+    parts = []
+    for object_key, rows in inputs.objects:
+        part = pq.read_table(io.BytesIO(store.get(bucket, object_key)), columns=["txn_uid", "txn_id"])
+        if part.num_rows != rows:
+            raise ValueError(f"{object_key} now holds {part.num_rows} rows, the run matched {rows}")
+        parts.append(part)
+    if not parts:
+        return pa.table({"txn_uid": pa.array([], pa.string()), "txn_id": pa.array([], pa.string())})
+    return pa.concat_tables(parts)
 
 
 def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:
@@ -88,8 +136,8 @@ def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:
     parts = list(tables)
     if carried is not None and carried.num_rows:
         parts.append(carried)
-    if not parts:
-        raise ValueError("nothing to match: no parsed statement and no open item")
+    if not parts:  # nothing delivered (the run still records it) and nothing carried
+        parts = [NORMALIZED_SCHEMA.empty_table()]
     table = pa.concat_tables(parts, promote_options="permissive")
     if FIRST_SEEN not in table.column_names:
         table = table.append_column(FIRST_SEEN, pa.nulls(table.num_rows, pa.date32()))
@@ -107,14 +155,33 @@ def open_snapshot(rows: pa.Table, result: MatchResult) -> pa.Table:
 
 def match_run(request: MatchInput, svc: Services) -> MatchOutput:
     project = load_project(svc.store, svc.settings, request.project_id)
-    tables, files = _load_rows(svc, project, request)
+    inputs = Inputs()
+    tables, files = _load_rows(svc, project, request, inputs)
     carried_from, carried = previous_open_items(svc, project.project_id, request.business_date)
+    if carried_from is not None and carried is not None and carried.num_rows:
+        inputs.objects.append((carried_from, carried.num_rows))
     rows = assemble(tables, carried)
-    result = match_table(project, rows, request.business_date)
+    result = match_table(
+        project, rows, request.business_date, carried_batches=_carried_batches(svc, carried_from)
+    )
     bucket = svc.settings.data_bucket
-    for name, table in zip(RESULT_FILES, (result.placements, result.groups, result.cases), strict=True):
+    for name in RESULT_FILES:
         key = result_key(request.project_id, request.business_date, request.run_id, name)
-        svc.store.put(bucket, key, write_parquet(table), content_type="application/vnd.apache.parquet")
+        sink = io.BytesIO()
+        result.write(name.removesuffix(".parquet"), sink)
+        svc.store.put(bucket, key, sink.getvalue(), content_type="application/vnd.apache.parquet")
+    svc.store.put(
+        bucket,
+        result_key(request.project_id, request.business_date, request.run_id, INPUTS_FILE),
+        inputs.model_dump_json().encode(),
+        content_type="application/json",
+    )
+    svc.store.put(
+        bucket,
+        open_batches_key(project.project_id, request.business_date),
+        batches_to_json(result.open_batches).encode(),
+        content_type="application/json",
+    )
     svc.store.put(
         bucket,
         open_items_key(project.project_id, request.business_date),
@@ -145,7 +212,7 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
         request.run_id,
         rows=rows.num_rows,
         carried_in=0 if carried is None else carried.num_rows,
-        carried_from=carried_from.isoformat() if carried_from else None,
+        carried_from=carried_from,
         groups=result.groups.num_rows,
         cases=result.cases.num_rows,
         **{f"rows_{k}": v for k, v in sorted(counts.items())},

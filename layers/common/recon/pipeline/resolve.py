@@ -9,14 +9,16 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recon.domain import ResultsDigest
+from recon.domain import OpenItem, ResultsDigest, Source
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
+from recon.matching import with_identity
+from recon.matching.frame import from_day_number
 from recon.reporting import cases_csv
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
 from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting
 
 from .contracts import ResolveOutput, RunRef
-from .match import read_table
+from .match import load_identity, open_batches, read_table
 from .projects import load_project
 from .run import RunNotFound, audit
 from .services import Services
@@ -31,10 +33,18 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
 
 def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     load_project(svc.store, svc.settings, ref.project_id)  # the project must still exist
-    key = lambda name: result_key(ref.project_id, ref.business_date, ref.run_id, name)  # noqa: E731
-    placements = read_table(svc, key("placements.parquet"))
+
+    def key(name: str) -> str:
+        return result_key(ref.project_id, ref.business_date, ref.run_id, name)
+
     groups = read_table(svc, key("groups.parquet"))
     case_table = read_table(svc, key("cases.parquet"))
+    placements = with_identity(
+        read_table(svc, key("placements.parquet")),
+        load_identity(svc.store, svc.settings.data_bucket, ref),
+        groups,
+        case_table,
+    )
     accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
     cases = cases_from_tables(ref.run_id, case_table, placements)
     is_suggested = pc.equal(groups["status"], "suggested")
@@ -42,14 +52,29 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     svc.repo.replace_results(ref.run_id, suggested, cases)
     others = groups.filter(pc.invert(is_suggested)).slice(0, max(0, SAMPLE_GROUPS - len(suggested)))
     items = open_items(placements, ref.business_date)
+    waiting = [
+        OpenItem(
+            txn_uid=f"agg:{b.ref}",
+            source=Source(b.source),
+            account_id=b.account_id,
+            txn_id=b.ref,
+            amount_minor=b.net,
+            currency=b.currency,
+            first_seen=from_day_number(b.day),
+            age_days=(ref.business_date - from_day_number(b.day)).days,
+            rule=rule,
+        )
+        for rule, batches in sorted(open_batches(svc, ref).items())
+        for b in batches
+    ]
     digest = ResultsDigest(
         run_id=ref.run_id,
         groups_by_rule=dict(sorted(_counts(groups["rule"]).items())) if groups.num_rows else {},
         groups_by_pass=dict(sorted(_counts(groups["match_pass"]).items())) if groups.num_rows else {},
         suggested_groups=len(suggested),
         sample_groups=(suggested + groups_from_tables(ref.run_id, others, placements))[:SAMPLE_GROUPS],
-        open_items=items[:OPEN_ITEMS_SHOWN],
-        open_items_total=len(items),
+        open_items=(waiting + items)[:OPEN_ITEMS_SHOWN],
+        open_items_total=len(waiting) + len(items),
     )
     bucket = svc.settings.data_bucket
     svc.store.put(

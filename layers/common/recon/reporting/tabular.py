@@ -34,7 +34,9 @@ def amounts(minor: pa.ChunkedArray | pa.Array, currency: pa.ChunkedArray | pa.Ar
     values = np.asarray(pc.fill_null(minor, 0).to_numpy(), dtype=np.int64)
     currencies = _text(currency)
     vocabulary = sorted(v for v in pc.unique(currencies).to_pylist() if v is not None)
-    codes = np.asarray(pc.fill_null(pc.index_in(currencies, value_set=pa.array(vocabulary, pa.string())), 0).to_numpy())
+    codes = np.asarray(
+        pc.fill_null(pc.index_in(currencies, value_set=pa.array(vocabulary, pa.string())), 0).to_numpy()
+    )
     return money(values, codes, vocabulary or ["CNY"])
 
 

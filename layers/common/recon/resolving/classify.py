@@ -34,7 +34,8 @@ _MEMBER_COLUMNS = ["txn_uid", "source", "account_id", "txn_id", "amount_minor", 
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    return table.to_pylist()
+    rows: list[dict[str, Any]] = table.to_pylist()
+    return rows
 
 
 def _members_by(placements: pa.Table, column: str, ids: set[str] | None = None) -> dict[str, list[MemberRef]]:
@@ -67,7 +68,13 @@ def _evidence(row: dict[str, Any], fields: list[str]) -> list[Evidence]:
         )
     if row.get("time_delta_s") is not None and "booked_at" in fields:
         out.append(
-            Evidence(field="booked_at", left="", right="", equal=row.get("_time_ok", True), delta=f"{row['time_delta_s']}s")
+            Evidence(
+                field="booked_at",
+                left="",
+                right="",
+                equal=row.get("_time_ok", True),
+                delta=f"{row['time_delta_s']}s",
+            )
         )
     if row.get("left_status") is not None and "status" in fields:
         out.append(
@@ -101,7 +108,9 @@ def cases_from_tables(run_id: str, cases: pa.Table, placements: pa.Table) -> lis
         own = list(members.get(row["case_id"], []))
         if row.get("aggregate"):
             own.append(MemberRef(**json.loads(row["aggregate"])))
-        counterpart = [MemberRef(**m) for m in json.loads(row["counterparts"])] if row.get("counterparts") else []
+        counterpart = (
+            [MemberRef(**m) for m in json.loads(row["counterparts"])] if row.get("counterparts") else []
+        )
         row["_time_ok"] = row["type"] != CaseType.TIME_MISMATCH.value
         out.append(
             Case(
@@ -198,7 +207,9 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
                 setattr(acc, money_field, int(amount[mask].sum()))
         acc.suggested = int((sel & suggested).sum())
         filtered_rules = rule[sel & (disposition == "filtered")]
-        acc.filtered_by_rule = {str(k): int(v) for k, v in zip(*np.unique(filtered_rules, return_counts=True), strict=True)}
+        acc.filtered_by_rule = {
+            str(k): int(v) for k, v in zip(*np.unique(filtered_rules, return_counts=True), strict=True)
+        }
         if not acc.balanced:
             raise ValueError(f"rows lost or invented: {name}")
         out.append(acc)
