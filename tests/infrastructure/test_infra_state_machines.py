@@ -33,6 +33,7 @@ EXPECTED_RECONCILE_SUBSTITUTIONS = {
     "ResolveFunctionArn",
     "ReportFunctionArn",
     "AlertTopicArn",
+    "DataBucketName",
 }
 
 
@@ -147,6 +148,10 @@ def test_reconcile_substitutions_point_at_the_right_resources(
         if key == "AlertTopicArn":
             assert value == {"Ref": "AlertTopic"}
             assert resources["AlertTopic"]["Type"] == "AWS::SNS::Topic"
+            continue
+        if key == "DataBucketName":  # the Distributed Map reads its partition manifest from there
+            assert value == {"Ref": "DataBucket"}
+            assert resources["DataBucket"]["Type"] == "AWS::S3::Bucket"
             continue
         function_id = key.removesuffix("Arn")
         assert value == {"Fn::GetAtt": [function_id, "Arn"]}, key

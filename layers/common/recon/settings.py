@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         default="config/projects/", description="Prefix of project files in the data bucket"
     )
     aws_endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    # Matching: days larger than this are matched over partitions (a Distributed Map) of this many rows.
+    match_partition_rows: int = Field(
+        default=2_000_000, ge=1, description="Rows above which the match stage partitions the day"
+    )
+    match_rows_per_partition: int = Field(default=1_000_000, ge=1, description="Target rows per partition")
 
     # Provider endpoints: the one place production and sandbox URLs live. An account picks one with
     # `fetch.environment`, or names its own with `environment: custom` + `endpoint`.

@@ -40,8 +40,8 @@ from recon.domain import (
 
 from .conditions import apply_filter, apply_mapping
 from .context import OVERLAP_RULE, Context
-from .frame import ANY, BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
-from .hashing import hash_strings
+from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
+from .hashing import hash_words
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
 from .residue import carry_over, classify, order_known, residual_duplicates
@@ -171,13 +171,10 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
     rows = np.flatnonzero(flagged)
     candidates = np.flatnonzero(np.isin(statement, np.unique(statement[rows])) & ~flagged)
 
-    def keyed(subset: I64) -> ANY:
-        text = frame.text(key_column).take(pa.array(subset))
-        return hash_strings(text, seed=8) ^ (
-            statement[subset].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        )
-
-    h_rows, h_cand = keyed(rows), keyed(candidates)
+    h = hash_words(frame.words(key_column), seed=8) ^ (
+        statement.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    )
+    h_rows, h_cand = h[rows], h[candidates]
     wanted = np.sort(h_rows)
     pos = np.minimum(np.searchsorted(wanted, h_cand), len(wanted) - 1)
     hits = candidates[wanted[pos] == h_cand]

@@ -127,10 +127,20 @@ def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) ->
 
 
 def _key_text(frame: Frame, fields: tuple[str, ...], rows: I64) -> pa.Array:
-    parts = [take_text(frame, name, rows) for name in fields]
-    if len(parts) == 1:
-        return parts[0]
-    return pc.binary_join_element_wise(*parts, "/", null_handling="skip")
+    """The key as people read it: ``SO1`` or ``SO1/R1`` (the fields after the first only where they are
+    set — for most rows they are not, and a million strings need not be taken and joined)."""
+    first = take_text(frame, fields[0], rows)
+    if len(fields) == 1:
+        return first
+    extra = np.zeros(len(rows), dtype=bool)
+    for name in fields[1:]:
+        extra |= frame.words(name).lengths[rows] > 0
+    if not extra.any():
+        return first
+    sub = rows[extra]
+    parts = [take_text(frame, name, sub) for name in fields]
+    joined = pc.binary_join_element_wise(*parts, "/", null_handling="skip")
+    return pc.replace_with_mask(first, pa.array(extra), joined.cast(first.type))
 
 
 def _label(frame: Frame, rows: I64) -> pa.Array:

@@ -134,12 +134,6 @@ def match_residual(
     return Share(placements, groups, cases, open_batches=settled.open_batches)
 
 
-def _empty_like(residuals: list[pa.Table]) -> pa.Table:
-    if residuals:
-        return residuals[0].slice(0, 0)
-    raise ValueError("no residual tables")
-
-
 def merge_results(shares: list[Share], business_date: date) -> MatchResult:
     """Concatenate task results into the single run's tables (same order, same bytes)."""
     groups, group_new = _merge_sorted([s.groups for s in shares], [("group_id", "ascending")])

@@ -1,17 +1,19 @@
 """Window passes: rows no key links, matched by amount (with tolerance) within a time window.
 
 1. Candidates (column-wise): same currency (and sign), amount within tolerance, booked within the window.
-   A row with more candidates than ``max_candidates`` keeps the nearest ones in time.
+   A row with more candidates than ``max_candidates`` is *crowded*: it is only ever suggested (step 5).
 2. Every candidate pair gets a score in [0, 1], the weighted mean of the signals both rows carry:
-   time proximity (1 − |Δt| / window), amount closeness (tolerance passes only), counterparty equality,
-   and reference similarity (one row's order/refund reference or id found in the other's reference or
-   memo). Absent signals are left out of the mean, never counted against a pair.
+   time proximity (1 − |Δt| / window), amount closeness (tolerance passes only), counterparty equality
+   (corroboration only), and reference similarity (one row's order/refund reference found in the other's
+   reference or memo). Absent signals are left out of the mean, never counted against a pair.
 3. *Clear* pairs — each the other's best candidate, ahead of both rows' next best by ``CLEAR_MARGIN`` —
    are matched with confidence 0.5 + 0.5·score.
 4. What remains is split into connected blocks. Blocks up to ``max_block`` rows a side are solved exactly
    (maximum total score, one-to-one); a pair whose block has another assignment within ``CLEAR_MARGIN``
    of the best is ambiguous. Larger blocks are paired by rounds of mutual best choices. Ambiguous and
    large-block pairs get confidence min(0.5, …): they are *suggested*, never auto-matched.
+5. Crowded rows of one amount are paired k-th with k-th in time order (the pairing that minimises the
+   total time gap) and suggested.
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ from .profiles import (
 
 Idx = npt.NDArray[np.intp]
 SAMPLE_BYTES = 1 << 20
+CHUNK_ROWS = 1 << 16  # data rows converted at a time (measured: larger slices fall out of the CPU caches)
 DELIMITERS = (",", "\t", ";", "|")
 _UTF8 = ("utf-8", "utf-8-sig")
 
@@ -371,25 +372,45 @@ def layout(part: Part, profile: Profile) -> Layout:
 # --------------------------------------------------------------------------------------- conversion
 
 
-@dataclass
 class Cells:
-    """The cleaned data columns of one row partition, addressed by header aliases."""
+    """The data columns of one slice of rows, addressed by header aliases; each is cleaned (trimmed, prefix
+    removed) when first asked for."""
 
-    index: dict[str, int]  # normalised header name -> column position
-    names: list[str]  # header as written
-    cols: dict[int, pa.Array]
-    n: int
+    def __init__(
+        self,
+        index: dict[str, int],
+        names: list[str],
+        raw: dict[int, pa.Array],
+        n: int,
+        *,
+        strip: str = "",
+        prefix: str = "",
+    ) -> None:
+        self.index = index  # normalised header name -> column position
+        self.names = names  # header as written
+        self.n = n
+        self._raw = raw
+        self._clean: dict[int, pa.Array] = {}
+        self._strip = strip
+        self._prefix = prefix
+        self._found: dict[tuple[str, ...], int | None] = {}
 
     def find(self, aliases: Iterable[str]) -> int | None:
-        for alias in aliases:
-            pos = self.index.get(norm_header(alias))
-            if pos is not None:
-                return pos
-        return None
+        key = tuple(aliases)
+        if key not in self._found:
+            self._found[key] = next(
+                (self.index[h] for h in (norm_header(a) for a in key) if h in self.index), None
+            )
+        return self._found[key]
 
     def get(self, aliases: Iterable[str]) -> pa.Array | None:
         pos = self.find(aliases)
-        return None if pos is None else self.cols[pos]
+        if pos is None:
+            return None
+        found = self._clean.get(pos)
+        if found is None:
+            found = self._clean[pos] = vector.clean(self._raw.pop(pos), strip=self._strip, prefix=self._prefix)
+        return found
 
     def name(self, aliases: Columns) -> str:
         pos = self.find(aliases)
@@ -498,6 +519,14 @@ class _Partition:
         return pc.binary_join_element_wise(pa.scalar("h"), digits, "")
 
     def _text(self, spec: FieldSpec) -> tuple[pa.Array, Callable[[Idx], list[str | None]]]:
+        """The field's cleaned text (computed once per spec: kinds share the fields they do not override)."""
+        key = ("text", id(spec))
+        hit = self._shared.get(key)
+        if hit is None:
+            hit = self._shared[key] = self._text_of(spec)
+        return hit  # type: ignore[return-value]
+
+    def _text_of(self, spec: FieldSpec) -> tuple[pa.Array, Callable[[Idx], list[str | None]]]:
         arr, column = self._source(spec)
         arr = vector.blank_to(arr, spec.null_values)
         for old, new in spec.replace.items():
@@ -732,8 +761,13 @@ class _Partition:
         formats = [strptime_format(p) for p in spec.formats] or ["%Y-%m-%d %H:%M:%S"]
         year = self._capture_int(spec.year_from)
         month = self._capture_int(spec.month_from)
-        found = vector.moments(arr, formats, column, year=year, month=month)
-        self._add(fld, 1, found.failure)
+        # Kinds reading the same column the same way share one parse (each words its own rejections).
+        key = ("moments", id(arr), tuple(formats), year, month)
+        hit = self._shared.get(key)
+        if not isinstance(hit, tuple):
+            hit = self._shared[key] = (arr, vector.moments(arr, formats, column, year=year, month=month))
+        found = hit[1]
+        self._add(fld, 1, vector.Failure(found.failure.mask, found.describe_with(column)))
         return found.local_micros
 
     def _capture_int(self, name: str | None) -> int | None:
@@ -960,12 +994,64 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
             fatal_errors,
         )
 
-    table = lines.read(data_idx, len(header), sorted(needed))
+    # The data rows are converted a slice at a time: every result is per row (sums and counts add up), the
+    # working set stays in cache and memory stays flat however long the file is.
+    chunks = [
+        _convert(profile, part, data_idx[lo : lo + CHUNK_ROWS], cols0, sorted(needed), ctx, captures)
+        for lo in range(0, max(len(data_idx), 1), CHUNK_ROWS)
+    ]
+    counts = Counter[str]({ALL_ROWS: len(data_idx)})
+    sum_totals: dict[tuple[int, int], int] = {}
+    errors: list[RowError] = []
+    for chunk in chunks:
+        counts.update(chunk.counts)
+        for key, total in chunk.sums.items():
+            sum_totals[key] = sum_totals.get(key, 0) + total
+        errors += chunk.errors
+    checks = _control_totals(
+        profile, section_hits, lay, part, counts=counts, sums=sum_totals, ctx=ctx, errors=fatal_errors
+    )
+    out_table = _table(chunks, raw_key=part.raw_key, profile=profile, ctx=ctx)
+    parsed = ParsedStatement(
+        format=profile.name,
+        encoding=part.encoding,
+        profile=profile.name,
+        profile_version=profile.version,
+        statement_date=statement_date,
+        table=out_table,
+        rows_read=rows_read,
+        rows_skipped=sum(skipped.values()),
+        skipped_by_rule=dict(skipped),
+        errors=errors,
+        control_totals=[c.total for c in checks],
+    )
+    return finish(parsed, checks, fatal_errors)
+
+
+@dataclass
+class _Chunk:
+    """One slice of data rows, converted: the valid rows' values (``_ROW_COLUMNS``), the rejections, the
+    rows per kind and the control-total sums over valid rows."""
+
+    columns: dict[str, pa.Array]
+    errors: list[RowError]
+    counts: Counter[str]
+    sums: dict[tuple[int, int], int]
+
+
+def _convert(
+    profile: Profile,
+    part: Part,
+    data_idx: Idx,
+    cols0: Cells,
+    needed: list[int],
+    ctx: Context,
+    captures: dict[str, str],
+) -> _Chunk:
+    lines = part.lines
+    table = lines.read(data_idx, len(cols0.names), needed)
     n = len(data_idx)
-    cleaned = {
-        i: vector.clean(a, strip=profile.strip, prefix=profile.strip_prefix) for i, a in table.columns.items()
-    }
-    cols = Cells(index, header, cleaned, n)
+    cols = Cells(cols0.index, cols0.names, table.columns, n, strip=profile.strip, prefix=profile.strip_prefix)
     line_nos = lines.line_nos(data_idx)
 
     # Row kinds (first match wins), for field overrides and control-total groups.
@@ -974,7 +1060,7 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
         hit = vector.condition(kind.when, cols.get, n) if kind.when is not None else np.ones(n, dtype=bool)
         kind_of[hit & (kind_of == -1)] = k
 
-    width_fail = _width_failure(profile, part, table.widths, len(header), n)
+    width_fail = _width_failure(profile, part, table.widths, len(cols0.names), n)
     parts_out: list[_PartOut] = []
     shared: dict[object, object] = {}
     everyone = np.arange(n, dtype=np.intp)
@@ -999,31 +1085,15 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
         first_fail[candidates[first_fail[candidates] == -1]] = j
     errors = _row_errors(first_fail, entries, part.file, line_nos)
     valid = first_fail == -1
-
-    columns = _assemble(parts_out)
-    counts = Counter[str]({ALL_ROWS: n})
+    counts = Counter[str]()
     for k, kind in enumerate(profile.kinds):
         counts[kind.name] = int(np.sum(kind_of == k))
-    sum_totals = _sum_totals(parts_out, valid)
-    checks = _control_totals(
-        profile, section_hits, lay, part, counts=counts, sums=sum_totals, ctx=ctx, errors=fatal_errors
-    )
-
-    out_table = _table(columns, valid, line_nos, raw_key=part.raw_key, profile=profile, ctx=ctx)
-    parsed = ParsedStatement(
-        format=profile.name,
-        encoding=part.encoding,
-        profile=profile.name,
-        profile_version=profile.version,
-        statement_date=statement_date,
-        table=out_table,
-        rows_read=rows_read,
-        rows_skipped=sum(skipped.values()),
-        skipped_by_rule=dict(skipped),
+    return _Chunk(
+        columns=_rows_out(_assemble(parts_out), valid, line_nos, ctx=ctx),
         errors=errors,
-        control_totals=[c.total for c in checks],
+        counts=counts,
+        sums=_sum_totals(parts_out, valid),
     )
-    return finish(parsed, checks, fatal_errors)
 
 
 def _row_errors(
@@ -1152,13 +1222,13 @@ def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
         "status",
     ):
         merged: pa.Array | None = None
-        for rows, p, values, _ in parts_out:
+        for _rows, p, values, _ in parts_out:
             arr = values.get(key)
             arr = (
                 vector.strings(arr) if isinstance(arr, pa.Array | pa.ChunkedArray) else vector.const("", p.n)
             )
-            merged = arr if merged is None else vector.where(p.applies, arr, merged)
-            del rows
+            same = merged is arr  # a field no kind overrides: one array already
+            merged = arr if merged is None or same else vector.where(p.applies, arr, merged)
         out[key] = merged if merged is not None else pa.array([], pa.string())
     for key in ("amount", "fee", "booked_local", "value_local"):
         numbers: npt.NDArray[np.int64] | None = None
@@ -1169,7 +1239,7 @@ def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
                 missing = True
                 found = np.zeros(p.n, dtype=np.int64)
             arr = np.asarray(found, dtype=np.int64)
-            numbers = arr if numbers is None else np.where(p.applies, arr, numbers)
+            numbers = arr if numbers is None or numbers is arr else np.where(p.applies, arr, numbers)
         if key == "value_local" and missing:
             out[key] = None
         else:
@@ -1177,65 +1247,74 @@ def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
     return out
 
 
-def _table(
-    columns: dict[str, object],
-    valid: npt.NDArray[np.bool_],
-    line_nos: npt.NDArray[np.int64],
-    *,
-    raw_key: str,
-    profile: Profile,
-    ctx: Context,
-) -> pa.Table:
+def _rows_out(
+    columns: dict[str, object], valid: npt.NDArray[np.bool_], line_nos: npt.NDArray[np.int64], *, ctx: Context
+) -> dict[str, pa.Array]:
+    """The valid rows' own values (``_ROW_COLUMNS``), in file order."""
+    everything = bool(valid.all())
     keep = pa.array(valid)
 
     def s(name: str) -> pa.Array:
-        return pc.filter(columns[name], keep)
+        arr = columns[name]
+        assert isinstance(arr, pa.Array)
+        return arr if everything else pc.filter(arr, keep)
 
     def opt(name: str) -> pa.Array:
         arr = s(name)
         return pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
 
-    n = int(valid.sum())
     amount = np.asarray(columns["amount"])[valid]
-    fee = np.asarray(columns["fee"])[valid]
     booked_local = np.asarray(columns["booked_local"])[valid]
-    booked_utc = vector.to_utc(booked_local, ctx.tz)
     value_local = columns.get("value_local")
     days = vector.local_days(np.asarray(value_local)[valid] if value_local is not None else booked_local)
-    txn_id = s("txn_id")
-    prefix = f"{ctx.source}:{ctx.account_id}:"
-    data = {
-        "txn_uid": pc.binary_join_element_wise(pa.scalar(prefix), txn_id, ""),
-        "source": vector.const(str(ctx.source), n),
-        "account_id": vector.const(ctx.account_id, n),
-        "statement_id": vector.const(ctx.statement_id, n),
-        "txn_id": txn_id,
+    return {
+        "txn_id": s("txn_id"),
         "order_ref": opt("order_ref"),
         "refund_ref": opt("refund_ref"),
         "amount_minor": pa.array(amount, pa.int64()),
-        "fee_minor": pa.array(fee, pa.int64()),
-        "net_minor": pa.array(amount - fee, pa.int64()),
+        "fee_minor": pa.array(np.asarray(columns["fee"])[valid], pa.int64()),
         "currency": s("currency"),
-        "booked_at": pa.array(booked_utc, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "booked_at": pa.array(vector.to_utc(booked_local, ctx.tz), pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
         "value_date": pa.array(days, pa.int32()).cast(pa.date32()),
         "txn_type": s("txn_type"),
         "status": s("status"),
         "counterparty": opt("counterparty"),
         "memo": opt("memo"),
-        "raw_key": vector.const(raw_key, n),
         "row_number": pa.array(line_nos[valid].astype(np.int32), pa.int32()),
-        "profile": vector.const(profile.name, n),
-        "profile_version": vector.const(profile.version, n),
     }
+
+
+def _table(chunks: list[_Chunk], *, raw_key: str, profile: Profile, ctx: Context) -> pa.Table:
+    """The statement's rows in ``TRANSACTION_SCHEMA``: the chunks' rows joined (one Arrow chunk per column),
+    the constant lineage columns, the dedupe key and the in-file duplicate flags."""
+    data: dict[str, pa.Array] = {}
+    for name in list(chunks[0].columns):
+        pieces = [c.columns.pop(name) for c in chunks]
+        data[name] = pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+    n = len(data["txn_id"])
+    txn_id = data["txn_id"]
+    amount = data["amount_minor"]
+    fee = data["fee_minor"]
+    data.update(
+        txn_uid=pc.binary_join_element_wise(pa.scalar(f"{ctx.source}:{ctx.account_id}:"), txn_id, ""),
+        source=vector.const(str(ctx.source), n),
+        account_id=vector.const(ctx.account_id, n),
+        statement_id=vector.const(ctx.statement_id, n),
+        net_minor=pc.subtract(amount, fee),
+        raw_key=vector.const(raw_key, n),
+        profile=vector.const(profile.name, n),
+        profile_version=vector.const(profile.version, n),
+    )
     key_parts = []
     for fld in profile.dedupe_key:
         col = {"amount": "amount_minor", "fee": "fee_minor"}.get(fld, fld)
-        arr = data[col]
-        key_parts.append(pc.fill_null(pc.cast(arr, pa.string()), ""))
+        key_parts.append(pc.fill_null(pc.cast(data[col], pa.string()), ""))
     dedupe = key_parts[0] if len(key_parts) == 1 else pc.binary_join_element_wise(*key_parts, "|")
     data["dedupe_key"] = dedupe
     data["in_file_duplicate"] = mark_duplicates(dedupe)
-    return pa.Table.from_pydict(data, schema=TRANSACTION_SCHEMA)
+    return pa.Table.from_pydict({name: data[name] for name in TRANSACTION_SCHEMA.names}, schema=TRANSACTION_SCHEMA)
 
 
 # ------------------------------------------------------------------------------------ totals & captures

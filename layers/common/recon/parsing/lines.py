@@ -73,18 +73,33 @@ class DataTable:
     widths: npt.NDArray[np.int64]
 
 
+_SCAN_BYTES = 1 << 22  # bytes compared at a time: the masks stay in cache, never a file-sized temporary
+
+
+def _scan(arr: npt.NDArray[np.uint8], byte: int, *, count: int | None = None) -> tuple[Idx, int]:
+    """Positions of ``byte`` in ``arr`` (and how many ``count`` bytes there are), a cache-sized slice at a
+    time."""
+    found: list[Idx] = []
+    counted = 0
+    for lo in range(0, len(arr), _SCAN_BYTES):
+        part = arr[lo : lo + _SCAN_BYTES]
+        found.append(np.flatnonzero(part == byte) + lo)
+        if count is not None:
+            counted += int(np.count_nonzero(part == count))
+    return (np.concatenate(found) if found else np.zeros(0, dtype=np.intp)), counted
+
+
 class BufferLines:
     """Lines of a UTF-8 buffer (CRLF, LF or CR endings)."""
 
     def __init__(self, buf: bytes, *, delimiter: str, quote: str, encoding: str = "utf-8") -> None:
         self.encoding = encoding  # of buf: UTF-8, or GBK/GB18030 left as it is (columns decoded when read)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        newlines = np.flatnonzero(arr == 10)
-        carriages = int(np.count_nonzero(arr == 13)) if b"\r" in buf else 0
+        newlines, carriages = _scan(arr, 10, count=13 if b"\r" in buf else None)
         if carriages and carriages != int(np.count_nonzero(arr[newlines[newlines > 0] - 1] == 13)):
             buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
             arr = np.frombuffer(buf, dtype=np.uint8)
-            newlines = np.flatnonzero(arr == 10)
+            newlines, _ = _scan(arr, 10)
         self.buf = buf
         self.delimiter = delimiter
         self.quote = quote
@@ -110,7 +125,7 @@ class BufferLines:
         self.blank = blank
         self.multiline = False
         if quote and quote.encode() in buf:
-            qpos = np.flatnonzero(arr == ord(quote))
+            qpos, _ = _scan(arr, ord(quote))
             per_line = np.searchsorted(qpos, self.next_starts) - np.searchsorted(qpos, starts)
             self.multiline = bool(np.any(per_line % 2 == 1))
 

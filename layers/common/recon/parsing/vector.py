@@ -269,6 +269,22 @@ def exponents_of(currencies: pa.Array) -> npt.NDArray[np.int64]:
 class Moments:
     local_micros: Ints  # naive local wall time, microseconds since 1970-01-01 (0 where failed)
     failure: Failure
+    text: pa.Array  # the values parsed, as given
+    is_empty: Bools
+
+    def describe_with(self, column: Callable[[npt.NDArray[np.intp]], list[str | None]]) -> Describe:
+        """The rejections worded for another field reading the same values."""
+        arr, is_empty = self.text, self.is_empty
+
+        def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
+            values = text_at(arr, rows)
+            cols = column(rows)
+            return [
+                (cols[i], "time is empty" if is_empty[row] else f"not a time: {values[i]!r}")
+                for i, row in enumerate(rows)
+            ]
+
+        return describe
 
 
 _ISO = {"%Y-%m-%d %H:%M:%S": 19, "%Y-%m-%dT%H:%M:%S": 19, "%Y-%m-%d": 10}
@@ -341,15 +357,9 @@ def moments(
         pc.fill_null(found.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64
     )
 
-    def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
-        values = text_at(arr, rows)
-        cols = column(rows)
-        return [
-            (cols[i], "time is empty" if is_empty[row] else f"not a time: {values[i]!r}")
-            for i, row in enumerate(rows)
-        ]
-
-    return Moments(micros, Failure(bad, describe))
+    found_moments = Moments(micros, no_failure(n), arr, is_empty)
+    found_moments.failure = Failure(bad, found_moments.describe_with(column))
+    return found_moments
 
 
 _EPOCH = datetime(1970, 1, 1)

@@ -135,11 +135,22 @@ class MatchInput(RunRef):
     channels: list[ParseOutput] = Field(
         default_factory=list, description="Results of the fetch/parse fan-out"
     )
+    mode: Literal["whole", "plan", "partition", "residual"] = Field(
+        default="whole",
+        description="whole: match the day in one task; plan: the same, unless the day is larger than "
+        "RECON_MATCH_PARTITION_ROWS, then split it into partitions (Distributed Map); partition: the keyed "
+        "passes of one partition; residual: merge the partitions and match what they left",
+    )
+    partition: int | None = Field(default=None, ge=0, description="Partition number (mode partition)")
 
 
 class MatchOutput(RunRef):
     match_groups: int
     residue_rows: int
+    partitioned: bool = Field(default=False, description="plan: the day was split into partitions")
+    manifest_key: str = Field(default="", description="Data-bucket key of the JSON list of partitions")
+    partitions: int = 0
+    partition: int | None = None
 
 
 class ResolveOutput(RunRef):

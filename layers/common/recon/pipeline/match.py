@@ -8,6 +8,8 @@ stored), so the same inputs give byte-identical results.
 from __future__ import annotations
 
 import io
+import json
+from dataclasses import dataclass
 from datetime import date
 
 import pyarrow as pa
@@ -25,7 +27,15 @@ from recon.keys import (
     parse_open_items_key,
     result_key,
 )
-from recon.matching import MatchResult, match_table
+from recon.matching import (
+    MatchResult,
+    Share,
+    match_partition,
+    match_residual,
+    match_table,
+    merge_results,
+    partition_inputs,
+)
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
 from recon.tables import NORMALIZED_SCHEMA, read_parquet
@@ -153,7 +163,32 @@ def open_snapshot(rows: pa.Table, result: MatchResult) -> pa.Table:
     return open_rows.set_column(open_rows.column_names.index(FIRST_SEEN), FIRST_SEEN, first_seen)
 
 
-def match_run(request: MatchInput, svc: Services) -> MatchOutput:
+PARTITIONS_DIR = "partitions/"
+
+
+def _partition_key(ref: RunRef, name: str) -> str:
+    return result_key(ref.project_id, ref.business_date, ref.run_id, PARTITIONS_DIR + name)
+
+
+def _put(svc: Services, key: str, body: bytes, content_type: str) -> None:
+    svc.store.put(svc.settings.data_bucket, key, body, content_type=content_type)
+
+
+def _put_table(svc: Services, key: str, table: pa.Table) -> None:
+    _put(svc, key, write_parquet(table), "application/vnd.apache.parquet")
+
+
+@dataclass
+class _Day:
+    project: Project
+    rows: pa.Table
+    inputs: Inputs
+    files: list[FileAccounting]
+    carried_from: str | None
+    carried_rows: int
+
+
+def _load_day(svc: Services, request: RunRef) -> _Day:
     project = load_project(svc.store, svc.settings, request.project_id)
     inputs = Inputs()
     tables, files = _load_rows(svc, project, request, inputs)
@@ -161,33 +196,144 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
     if carried_from is not None and carried is not None and carried.num_rows:
         inputs.objects.append((carried_from, carried.num_rows))
     rows = assemble(tables, carried)
-    result = match_table(
-        project, rows, request.business_date, carried_batches=_carried_batches(svc, carried_from)
+    return _Day(project, rows, inputs, files, carried_from, 0 if carried is None else carried.num_rows)
+
+
+def match_run(request: MatchInput, svc: Services) -> MatchOutput:
+    """whole / plan / partition / residual (see ``MatchInput.mode``)."""
+    if request.mode == "partition":
+        return _match_one_partition(request, svc)
+    if request.mode == "residual":
+        return _match_the_residual(request, svc)
+    day = _load_day(svc, request)
+    if request.mode == "plan" and day.rows.num_rows > svc.settings.match_partition_rows:
+        return _plan_partitions(request, svc, day)
+    carried = _carried_batches(svc, day.carried_from)
+    result = match_table(day.project, day.rows, request.business_date, carried_batches=carried)
+    return _store(request, svc, day, result)
+
+
+def _plan_partitions(request: MatchInput, svc: Services, day: _Day) -> MatchOutput:
+    """Split a large day into partitions (Parquet) listed in a manifest, for the Distributed Map."""
+    n = -(-day.rows.num_rows // svc.settings.match_rows_per_partition)
+    for k, part in enumerate(partition_inputs(day.project, day.rows, request.business_date, n)):
+        _put_table(svc, _partition_key(request, f"part-{k:04d}.parquet"), part)
+    manifest = _partition_key(request, "manifest.json")
+    _put(svc, manifest, json.dumps([{"partition": k} for k in range(n)]).encode(), "application/json")
+    _record_files(request, svc, day)
+    return MatchOutput(
+        run_id=request.run_id,
+        project_id=request.project_id,
+        business_date=request.business_date,
+        match_groups=0,
+        residue_rows=0,
+        partitioned=True,
+        manifest_key=manifest,
+        partitions=n,
     )
-    bucket = svc.settings.data_bucket
+
+
+def _match_one_partition(request: MatchInput, svc: Services) -> MatchOutput:
+    if request.partition is None:
+        raise ValueError("mode partition needs a partition number")
+    project = load_project(svc.store, svc.settings, request.project_id)
+    k = request.partition
+    part = read_table(svc, _partition_key(request, f"part-{k:04d}.parquet"))
+    share = match_partition(project, part, request.business_date)
+    prefix = f"share-{k:04d}/"
+    for name in ("placements", "groups", "cases", "residual"):
+        table = getattr(share, name)
+        _put_table(svc, _partition_key(request, f"{prefix}{name}.parquet"), table)
+    _put(
+        svc,
+        _partition_key(request, f"{prefix}batches.json"),
+        share.batches_json().encode(),
+        "application/json",
+    )
+    return MatchOutput(
+        run_id=request.run_id,
+        project_id=request.project_id,
+        business_date=request.business_date,
+        match_groups=share.groups.num_rows,
+        residue_rows=0 if share.residual is None else share.residual.num_rows,
+        partition=k,
+    )
+
+
+def _match_the_residual(request: MatchInput, svc: Services) -> MatchOutput:
+    """Merge the partitions' shares and match what they left: the same result as a whole run."""
+    manifest = json.loads(svc.store.get(svc.settings.data_bucket, _partition_key(request, "manifest.json")))
+    shares: list[Share] = []
+    for item in manifest:
+        prefix = f"share-{int(item['partition']):04d}/"
+        tables = {
+            n: read_table(svc, _partition_key(request, f"{prefix}{n}.parquet"))
+            for n in ("placements", "groups", "cases", "residual")
+        }
+        batches = batches_from_json(
+            svc.store.get(svc.settings.data_bucket, _partition_key(request, f"{prefix}batches.json")).decode()
+        )
+        shares.append(
+            Share(tables["placements"], tables["groups"], tables["cases"], tables["residual"], batches)
+        )
+    day = _load_day(svc, request)  # the same inputs, for the open-items snapshot and the accounting
+    rest = match_residual(
+        day.project,
+        [s.residual for s in shares if s.residual is not None],
+        [s.batches or {} for s in shares],
+        request.business_date,
+        carried_batches=_carried_batches(svc, day.carried_from),
+    )
+    return _store(request, svc, day, merge_results([*shares, rest], request.business_date))
+
+
+def _store(request: MatchInput, svc: Services, day: _Day, result: MatchResult) -> MatchOutput:
+    """Write the results, the inputs list, the open items and batches; record the run's files."""
     for name in RESULT_FILES:
         key = result_key(request.project_id, request.business_date, request.run_id, name)
         sink = io.BytesIO()
         result.write(name.removesuffix(".parquet"), sink)
-        svc.store.put(bucket, key, sink.getvalue(), content_type="application/vnd.apache.parquet")
-    svc.store.put(
-        bucket,
+        _put(svc, key, sink.getvalue(), "application/vnd.apache.parquet")
+    _put(
+        svc,
         result_key(request.project_id, request.business_date, request.run_id, INPUTS_FILE),
-        inputs.model_dump_json().encode(),
-        content_type="application/json",
+        day.inputs.model_dump_json().encode(),
+        "application/json",
     )
-    svc.store.put(
-        bucket,
-        open_batches_key(project.project_id, request.business_date),
+    _put(
+        svc,
+        open_batches_key(day.project.project_id, request.business_date),
         batches_to_json(result.open_batches).encode(),
-        content_type="application/json",
+        "application/json",
     )
-    svc.store.put(
-        bucket,
-        open_items_key(project.project_id, request.business_date),
-        write_parquet(open_snapshot(rows, result)),
-        content_type="application/vnd.apache.parquet",
+    _put_table(
+        svc, open_items_key(day.project.project_id, request.business_date), open_snapshot(day.rows, result)
     )
+    _record_files(request, svc, day)
+    counts = result.counts()
+    audit(
+        svc,
+        "system:match",
+        "run.matched",
+        request.run_id,
+        rows=day.rows.num_rows,
+        carried_in=day.carried_rows,
+        carried_from=day.carried_from,
+        groups=result.groups.num_rows,
+        cases=result.cases.num_rows,
+        **{f"rows_{k}": v for k, v in sorted(counts.items())},
+    )
+    return MatchOutput(
+        run_id=request.run_id,
+        project_id=request.project_id,
+        business_date=request.business_date,
+        match_groups=result.groups.num_rows,
+        residue_rows=counts.get("case", 0),
+    )
+
+
+def _record_files(request: MatchInput, svc: Services, day: _Day) -> None:
+    project, files = day.project, day.files
     run = svc.repo.get_run(request.run_id)
     if run is not None:
         run.files = files
@@ -204,23 +350,3 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
         if problems:
             run.error = "; ".join(problems)[:2000]
         svc.repo.put_run(run)
-    counts = result.counts()
-    audit(
-        svc,
-        "system:match",
-        "run.matched",
-        request.run_id,
-        rows=rows.num_rows,
-        carried_in=0 if carried is None else carried.num_rows,
-        carried_from=carried_from,
-        groups=result.groups.num_rows,
-        cases=result.cases.num_rows,
-        **{f"rows_{k}": v for k, v in sorted(counts.items())},
-    )
-    return MatchOutput(
-        run_id=request.run_id,
-        project_id=request.project_id,
-        business_date=request.business_date,
-        match_groups=result.groups.num_rows,
-        residue_rows=counts.get("case", 0),
-    )
