@@ -25,10 +25,12 @@ from recon.adapters.memory import (
 from recon.domain import ControlTotal, Source, Statement, StatementStatus, Transaction
 from recon.keys import profile_key, project_config_key, raw_key
 from recon.pipeline.chain import balances, chain_break
-from recon.pipeline.contracts import ChannelTask
+from recon.pipeline.contracts import ChannelTask, MatchInput, StartRunInput
+from recon.pipeline.match import match_run
 from recon.pipeline.overlap import EarlierStatement, mark_overlaps
 from recon.pipeline.parse import StatementNotFound, ingest_upload, parse_channel, reparse_statement
 from recon.pipeline.profile_store import ProfileError, ProfileSpec, ProfileStore
+from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
 from recon.settings import Settings
 from recon.tables import read_parquet
@@ -602,3 +604,16 @@ def check_account_sequence(repo: Any) -> None:
     assert repo.list_account_statements("acme", "bank-eur", limit=0) == []
     assert repo.get_statement("st_b") == b and repo.get_statement("st_d") == dup
     assert repo.get_statement("st_zz") is None
+
+
+def test_a_chain_break_makes_the_day_need_attention_even_on_an_upload_run(svc: Services) -> None:
+    d21, d23 = date(2026, 11, 21), date(2026, 11, 23)
+    _deliver(svc, "bank-eur", d21, "21.sta", mt940(d21, "1200.00", [("B1", "100.00")]))
+    broken = _deliver(svc, "bank-eur", d23, "23.sta", mt940(d23, "1400.00", [("D1", "-20.00")]))
+    reason = chain_break(broken)
+    assert reason is not None
+    started = start_run(StartRunInput(project_id="acme", business_date=d23), svc)
+    # No channel payloads (an upload-triggered run): the match stage finds the break on the statement.
+    match_run(MatchInput(run_id=started.run_id, project_id="acme", business_date=d23), svc)
+    run = svc.repo.get_run(started.run_id)
+    assert run is not None and run.error is not None and reason in run.error

@@ -41,7 +41,6 @@ from recon.domain import (
 from .conditions import apply_filter, apply_mapping
 from .context import OVERLAP_RULE, Context
 from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
-from .hashing import hash_words
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
 from .residue import carry_over, classify, order_known, residual_duplicates
@@ -169,18 +168,20 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
         else frame.table["account_id"]
     )
     rows = np.flatnonzero(flagged)
-    candidates = np.flatnonzero(np.isin(statement, np.unique(statement[rows])) & ~flagged)
-
-    h = hash_words(frame.words(key_column), seed=8) ^ (
-        statement.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    keys = frame.text(key_column)
+    row_keys = frame.take_text(key_column, rows).to_pylist()
+    # Flagged rows are few: look their keys up in the whole column (exact values, nulls as nulls)
+    # rather than hashing every row's key.
+    wanted = pa.array(row_keys, pa.string())
+    shares_key = np.asarray(
+        pc.fill_null(pc.is_in(keys, value_set=wanted, skip_nulls=False), False).to_numpy(
+            zero_copy_only=False
+        ),
+        bool,
     )
-    h_rows, h_cand = h[rows], h[candidates]
-    wanted = np.sort(h_rows)
-    pos = np.minimum(np.searchsorted(wanted, h_cand), len(wanted) - 1)
-    hits = candidates[wanted[pos] == h_cand]
+    hits = np.flatnonzero(shares_key & np.isin(statement, np.unique(statement[rows])) & ~flagged)
     hits = hits[np.argsort(frame.position[hits], kind="stable")]
-    hit_keys = frame.text(key_column).take(pa.array(hits)).to_pylist()
-    row_keys = frame.text(key_column).take(pa.array(rows)).to_pylist()
+    hit_keys = frame.take_text(key_column, hits).to_pylist()
     first_of: dict[tuple[int, str], int] = {}
     for row, key in zip(hits.tolist(), hit_keys, strict=True):
         first_of.setdefault((int(statement[row]), key), row)

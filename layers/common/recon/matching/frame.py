@@ -168,11 +168,11 @@ class Frame:
         return self._text[name]
 
     def take_text(self, name: str, rows: npt.NDArray[np.integer[Any]]) -> pa.Array:
-        """Values of a text column at ``rows`` (a contiguous copy is kept for large takes: a take from
-        chunks resolves the chunk of every index)."""
+        """Values of a text column at ``rows``. A contiguous copy is made once and kept: Arrow's take from
+        several string chunks concatenates them on every call, however few the rows."""
         rows = np.asarray(rows, dtype=np.int64)
         column = self.text(name)
-        if isinstance(column, pa.ChunkedArray) and column.num_chunks > 1 and len(rows) * 8 > self.n:
+        if isinstance(column, pa.ChunkedArray) and column.num_chunks > 1:
             column = plain(column)
             self._text[name] = column
         return plain(column.take(pa.array(rows)))

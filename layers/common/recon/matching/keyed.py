@@ -512,8 +512,8 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
     cur = frame.currency[rows]
     take_first = pa.array(first)
     firsts = {
-        "txn_uid": frame.text("txn_uid").take(take_first).to_pylist(),
-        "txn_id": frame.text("txn_id").take(take_first).to_pylist(),
+        "txn_uid": frame.take_text("txn_uid", first).to_pylist(),
+        "txn_id": frame.take_text("txn_id", first).to_pylist(),
     }
     counterparts = [
         dumps(
@@ -531,16 +531,17 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
         for f, uid, tid in zip(first.tolist(), firsts["txn_uid"], firsts["txn_id"], strict=True)
     ]
     lineage = [take_text(frame, "txn_uid", rows)]
+    # Take before flattening: decoding a whole dictionary column to reach a few rows costs a full pass.
     for name in ("raw_key", "row_number"):
         if name in frame.table.column_names:
-            lineage.append(plain(frame.table[name]).take(pa.array(rows)).cast(pa.string()))
+            lineage.append(plain(frame.table[name].take(pa.array(rows))).cast(pa.string()))
     if len(lineage) == 1:
         lineage.append(pa.array(frame.position[rows]).cast(pa.string()))
     ids = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=10)
     where = (
         join(
             " at ",
-            plain(frame.table["raw_key"]).take(take_first),
+            plain(frame.table["raw_key"].take(take_first)),
             " row ",
             pa.array(_row_numbers(frame, first)).cast(pa.string()),
         )
@@ -578,5 +579,5 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
 def _row_numbers(frame: Frame, rows: I64) -> I64:
     if "row_number" not in frame.table.column_names:
         return np.asarray(frame.position[rows])
-    taken = plain(frame.table["row_number"]).take(pa.array(rows))
+    taken = plain(frame.table["row_number"].take(pa.array(rows)))
     return np.asarray(pc.fill_null(taken, 0).to_numpy(zero_copy_only=False), np.int64)

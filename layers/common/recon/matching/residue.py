@@ -183,7 +183,7 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     lineage = [take_text(frame, "txn_uid", rows)]
     for name in ("raw_key", "row_number"):
         if name in frame.table.column_names:
-            lineage.append(plain(frame.table[name]).take(pa.array(rows)).cast(pa.string()))
+            lineage.append(plain(frame.table[name].take(pa.array(rows))).cast(pa.string()))
     ident = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=7)
     ledger.add_cases(
         {

@@ -193,6 +193,11 @@ class BufferLines:
         # One thread: measured faster than Arrow's threaded reader for string columns, and it numbers the
         # rows it hands to the invalid-row handler.
         table, invalid = self._arrow(block, names, include, threads=False)
+        if len(table) + len(invalid) != n:
+            # A quote opening a field and left open on its line (quotes paired on the line, so the file is
+            # not multiline): Arrow reads on into the next lines. Read these lines one by one, as records()
+            # does.
+            return self._by_line(rows, needed)
         if invalid and self.encoding != "utf-8":
             raise NotUtf8("rows with another field count in a file read as GBK: decode it whole")
         widths = np.full(len(table), ncols, dtype=np.int64)
@@ -214,6 +219,18 @@ class BufferLines:
             merged[i] = pa.concat_arrays([columns[i], extra]).take(pa.array(order))
         all_widths = np.concatenate((widths, np.array([len(c) for c in extra_cells], dtype=np.int64)))
         return DataTable(merged, all_widths[order])
+
+    def _by_line(self, rows: Idx, needed: Sequence[int]) -> DataTable:
+        """The rows split by the csv module, each line on its own."""
+        try:
+            texts = [
+                self.buf[int(self.starts[i]) : int(self.ends[i])].decode(self.encoding) for i in rows.tolist()
+            ]
+        except UnicodeDecodeError as exc:
+            raise NotUtf8(str(exc)) from exc
+        cells = [split_cells(text, self.delimiter, self.quote) for text in texts]
+        columns = {i: pa.array([c[i] if i < len(c) else "" for c in cells], pa.string()) for i in needed}
+        return DataTable(columns, np.array([len(c) for c in cells], dtype=np.int64))
 
     def _text_column(self, arr: pa.Array) -> pa.Array:
         """A column as UTF-8 strings: as read, or decoded from GBK value by distinct value."""

@@ -40,6 +40,7 @@ from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
 from recon.tables import NORMALIZED_SCHEMA, read_parquet
 
+from .chain import chain_break
 from .contracts import MatchInput, MatchOutput, RunRef
 from .projects import load_project, statement_date_for
 from .run import audit
@@ -347,6 +348,15 @@ def _record_files(request: MatchInput, svc: Services, day: _Day) -> None:
             for a in project.accounts
             if a.account_id not in delivered
         ]
+        # A broken balance chain (a statement missing between two bank statements) blocks the account: the
+        # run needs attention until the gap is filled, whichever way the run was started.
+        blocked = {reason for c in request.channels for reason in c.blocked}
+        for account in project.accounts:
+            for st in svc.repo.list_statements(project.project_id, account.account_id, request.business_date):
+                reason = chain_break(st)
+                if reason:
+                    blocked.add(reason)
+        problems += sorted(blocked)
         if problems:
             run.error = "; ".join(problems)[:2000]
         svc.repo.put_run(run)
