@@ -328,8 +328,13 @@ def _read(directory: Path) -> Any:
     ]
     from concurrent.futures import ThreadPoolExecutor
 
+    # Column projection: the parser's profile columns and overlap_row are not read by the matching engine.
+    unused = {"profile", "profile_version", "overlap_row"}
+
     def one(name: str) -> Any:
-        return pq.read_table(directory / f"{name}.parquet", read_dictionary=low)
+        path = directory / f"{name}.parquet"
+        columns = [c for c in pq.read_schema(path).names if c not in unused]
+        return pq.read_table(path, columns=columns, read_dictionary=low)
 
     with ThreadPoolExecutor(2) as pool:
         tables = list(pool.map(one, order))

@@ -468,52 +468,22 @@ class _Day:
         rows.sort(key=lambda item: (item[0], item[1][0], item[1][21]))
         received = trade_received + refund_received
         net = order_sum - fee_sum
-        head = self._alipay_preamble("#支付宝业务明细查询")
-        detail = [*head, ALIPAY_DETAIL_START, ALIPAY_DETAIL_HEADER]
-        detail.extend(",".join(fields) for _, fields in rows)
-        export = _cn_ts(self.export_time)
-        detail += [
-            ALIPAY_DETAIL_END,
-            f"#交易合计：{trades}笔，商家实收共{_amount(trade_received)}元，商家优惠共0.00元",
-            f"#退款合计：{refunds}笔，商家实收退款共{_amount(refund_received)}元，商家优惠退款共0.00元",
-            f"#导出时间：[{export}]",
-        ]
-        totals = [
-            str(trades),
-            str(refunds),
-            _amount(order_sum),
-            _amount(received),
-            "0.00",
-            "0.00",
-            "0.00",
-            _amount(fee_sum),
-            "0.00",
-            _amount(received - fee_sum),
-        ]
-        summary = [
-            *self._alipay_preamble("#支付宝业务汇总查询"),
-            ALIPAY_SUMMARY_START,
-            ALIPAY_SUMMARY_HEADER,
-            ",".join([f"{ALIPAY_STORE_ID}\t", f"{ALIPAY_STORE_NAME}\t", *totals]),
-            ",".join(["合计", "", *totals]),
-            ALIPAY_SUMMARY_END,
-            f"#导出时间：[{export}]",
-        ]
         stem = f"{ALIPAY_USER_ID}_{self.ymd}"
-        members = [
-            (f"{stem}_业务明细.csv", (CRLF.join(detail) + CRLF).encode("gbk")),
-            (f"{stem}_业务明细(汇总).csv", (CRLF.join(summary) + CRLF).encode("gbk")),
-        ]
-        return f"{stem}.csv.zip", _gbk_zip(members, self.export_time), net, len(rows)
-
-    def _alipay_preamble(self, title: str) -> list[str]:
-        start = datetime.combine(self.business_date, time())
-        end = start + timedelta(days=1)
-        return [
-            title,
-            f"#账号：[{ALIPAY_USER_ID}]",
-            f"#起始日期：[{_cn_ts(start)}]   终止日期：[{_cn_ts(end)}]",
-        ]
+        bill = alipay_trade_zip(
+            stem,
+            [",".join(fields) for _, fields in rows],
+            first=self.business_date,
+            last=self.business_date,
+            trades=trades,
+            refunds=refunds,
+            trade_received=trade_received,
+            refund_received=refund_received,
+            order_sum=order_sum,
+            received=received,
+            fee_sum=fee_sum,
+            exported=self.export_time,
+        )
+        return f"{stem}.csv.zip", bill, net, len(rows)
 
     @staticmethod
     def _alipay_row(order: _Order, kind: str, amount: int, fee: int, refund: _Refund | None) -> list[str]:
@@ -562,43 +532,81 @@ class _Day:
                 party_account="",
                 memo="结息",
             ),
-            _BankEntry(
-                amount=wechat_net,
-                credit=True,
-                booked=datetime.combine(stmt_day, time(9, 12, rng.randrange(60))),
-                domain=("PMNT", "RCDT", "BOOK"),
-                party=TENPAY_NAME,
-                party_account=TENPAY_ACCOUNT,
-                memo=f"微信支付结算 {WECHAT_MCHID} {self.ymd}",
-            ),
-            _BankEntry(
-                amount=alipay_net - self.bank_shortfall,
-                credit=True,
-                booked=datetime.combine(stmt_day, time(10, 41, rng.randrange(60))),
-                domain=("PMNT", "RCDT", "BOOK"),
-                party=ALIPAY_COMPANY,
-                party_account=ALIPAY_COMPANY_ACCOUNT,
-                memo=f"支付宝结算 {ALIPAY_PID} {self.ymd}",
-            ),
-            _BankEntry(
-                amount=rng.choice((1500, 2000, 3000)),
-                credit=False,
-                booked=datetime.combine(stmt_day, time(16, 5, 0)),
-                domain=("ACMT", "MDOP", "CHRG"),
-                party=CMB_NAME,
-                party_account="",
-                memo="账户管理费",
-            ),
+            _wechat_payout(stmt_day, wechat_net, self.ymd, rng),
+            _alipay_payout(stmt_day, alipay_net - self.bank_shortfall, self.ymd, rng),
+            _account_fee(stmt_day, rng),
         ]
-        for entry in entries:
-            ref_base += rng.randrange(7, 97)
-            entry.ref = f"CMB{stmt_day:%Y%m%d}{ref_base:07d}"
+        _number_entries(entries, stmt_day, ref_base, rng)
         opening = rng.randrange(50_000_000, 300_000_000)
-        credits = sum(e.amount for e in entries if e.credit)
-        debits = sum(e.amount for e in entries if not e.credit)
-        closing = opening + credits - debits
-        xml = _camt053(self, entries, opening=opening, closing=closing, credits=credits, debits=debits)
+        xml, _ = _bank_statement(self, entries, opening)
         return f"camt053_{BANK_ACCOUNT}_{stmt_day:%Y%m%d}.xml", xml, len(entries), entries[2].ref
+
+
+def alipay_preamble(title: str, first: date, last: date) -> list[str]:
+    """The three lines that open every Alipay bill CSV: title, account, the period's first and last day."""
+    start = datetime.combine(first, time())
+    end = datetime.combine(last + timedelta(days=1), time())
+    return [
+        title,
+        f"#账号：[{ALIPAY_USER_ID}]",
+        f"#起始日期：[{_cn_ts(start)}]   终止日期：[{_cn_ts(end)}]",
+    ]
+
+
+def alipay_trade_zip(
+    stem: str,
+    rows: list[str],
+    *,
+    first: date,
+    last: date,
+    trades: int,
+    refunds: int,
+    trade_received: int,
+    refund_received: int,
+    order_sum: int,
+    received: int,
+    fee_sum: int,
+    exported: datetime,
+) -> bytes:
+    """The Alipay trade bill zip (业务明细 and 业务明细(汇总), GBK): the detail ``rows`` as written, with
+    their totals (fen) in the closing lines and the summary."""
+    export = _cn_ts(exported)
+    detail = [
+        *alipay_preamble("#支付宝业务明细查询", first, last),
+        ALIPAY_DETAIL_START,
+        ALIPAY_DETAIL_HEADER,
+        *rows,
+        ALIPAY_DETAIL_END,
+        f"#交易合计：{trades}笔，商家实收共{_amount(trade_received)}元，商家优惠共0.00元",
+        f"#退款合计：{refunds}笔，商家实收退款共{_amount(refund_received)}元，商家优惠退款共0.00元",
+        f"#导出时间：[{export}]",
+    ]
+    totals = [
+        str(trades),
+        str(refunds),
+        _amount(order_sum),
+        _amount(received),
+        "0.00",
+        "0.00",
+        "0.00",
+        _amount(fee_sum),
+        "0.00",
+        _amount(received - fee_sum),
+    ]
+    summary = [
+        *alipay_preamble("#支付宝业务汇总查询", first, last),
+        ALIPAY_SUMMARY_START,
+        ALIPAY_SUMMARY_HEADER,
+        ",".join([f"{ALIPAY_STORE_ID}\t", f"{ALIPAY_STORE_NAME}\t", *totals]),
+        ",".join(["合计", "", *totals]),
+        ALIPAY_SUMMARY_END,
+        f"#导出时间：[{export}]",
+    ]
+    members = [
+        (f"{stem}_业务明细.csv", (CRLF.join(detail) + CRLF).encode("gbk")),
+        (f"{stem}_业务明细(汇总).csv", (CRLF.join(summary) + CRLF).encode("gbk")),
+    ]
+    return _gbk_zip(members, exported)
 
 
 @dataclass
@@ -611,6 +619,61 @@ class _BankEntry:
     party_account: str
     memo: str
     ref: str = ""
+
+
+def _wechat_payout(stmt_day: date, amount: int, period: str, rng: random.Random) -> _BankEntry:
+    """Tenpay's settlement credit for the WeChat Pay sales of ``period`` (yyyymmdd, comma-separated)."""
+    return _BankEntry(
+        amount=amount,
+        credit=True,
+        booked=datetime.combine(stmt_day, time(9, 12, rng.randrange(60))),
+        domain=("PMNT", "RCDT", "BOOK"),
+        party=TENPAY_NAME,
+        party_account=TENPAY_ACCOUNT,
+        memo=f"微信支付结算 {WECHAT_MCHID} {period}",
+    )
+
+
+def _alipay_payout(stmt_day: date, amount: int, period: str, rng: random.Random) -> _BankEntry:
+    """Alipay's settlement credit for the sales of ``period`` (yyyymmdd, comma-separated)."""
+    return _BankEntry(
+        amount=amount,
+        credit=True,
+        booked=datetime.combine(stmt_day, time(10, 41, rng.randrange(60))),
+        domain=("PMNT", "RCDT", "BOOK"),
+        party=ALIPAY_COMPANY,
+        party_account=ALIPAY_COMPANY_ACCOUNT,
+        memo=f"支付宝结算 {ALIPAY_PID} {period}",
+    )
+
+
+def _account_fee(stmt_day: date, rng: random.Random) -> _BankEntry:
+    """The bank's account management fee (filtered by the demo project's bank-fee rule)."""
+    return _BankEntry(
+        amount=rng.choice((1500, 2000, 3000)),
+        credit=False,
+        booked=datetime.combine(stmt_day, time(16, 5, 0)),
+        domain=("ACMT", "MDOP", "CHRG"),
+        party=CMB_NAME,
+        party_account="",
+        memo="账户管理费",
+    )
+
+
+def _number_entries(entries: list[_BankEntry], stmt_day: date, ref_base: int, rng: random.Random) -> int:
+    """Give the entries CMB's rising references, in order; returns the last reference number used."""
+    for entry in entries:
+        ref_base += rng.randrange(7, 97)
+        entry.ref = f"CMB{stmt_day:%Y%m%d}{ref_base:07d}"
+    return ref_base
+
+
+def _bank_statement(day: _Day, entries: list[_BankEntry], opening: int) -> tuple[bytes, int]:
+    """The camt.053 file of the entries and its closing balance (opening + credits - debits)."""
+    credits = sum(e.amount for e in entries if e.credit)
+    debits = sum(e.amount for e in entries if not e.credit)
+    closing = opening + credits - debits
+    return _camt053(day, entries, opening=opening, closing=closing, credits=credits, debits=debits), closing
 
 
 # --- building the day -----------------------------------------------------------------------------------

@@ -61,24 +61,22 @@ from .demo_data import (
     _PRICE_POINTS,
     _WECHAT_SHARE,
     ALIPAY_ACCOUNT,
-    ALIPAY_COMPANY,
-    ALIPAY_COMPANY_ACCOUNT,
-    ALIPAY_PID,
     BANK_ACCOUNT,
     CMB_NAME,
     CURRENCY,
     ERP_ACCOUNT,
-    TENPAY_ACCOUNT,
-    TENPAY_NAME,
     WECHAT_ACCOUNT,
-    WECHAT_MCHID,
+    _account_fee,
+    _alipay_payout,
+    _bank_statement,
     _BankEntry,
-    _camt053,
     _Day,
     _decorate,
     _fee,
     _make_refund,
+    _number_entries,
     _Order,
+    _wechat_payout,
 )
 
 __all__ = [
@@ -942,30 +940,15 @@ class _SetBuilder:
                     (entry, Expect.CASE, {"case_type": "MISSING_IN_CHANNEL", "scenario": "bank-unknown"}, [])
                 )
             if stmt_day in fee_days:
-                entry = _BankEntry(
-                    amount=rng.choice((1500, 2000, 3000)),
-                    credit=False,
-                    booked=datetime.combine(stmt_day, time(16, 5, 0)),
-                    domain=("ACMT", "MDOP", "CHRG"),
-                    party=CMB_NAME,
-                    party_account="",
-                    memo="账户管理费",
-                )
+                entry = _account_fee(stmt_day, rng)
                 entries.append(
                     (entry, Expect.FILTERED, {"filter_rule": FILTER_BANK_FEES, "scenario": "fee"}, [])
                 )
             entries.sort(key=lambda item: item[0].booked)
-            for entry, _, _, _ in entries:
-                ref_base += rng.randrange(7, 97)
-                entry.ref = f"CMB{stmt_day:%Y%m%d}{ref_base:07d}"
-            credits = sum(e.amount for e, _, _, _ in entries if e.credit)
-            debits = sum(e.amount for e, _, _, _ in entries if not e.credit)
-            closing = opening + credits - debits
-            day = _Day(business_date=stmt_day - timedelta(days=1), rng=rng, orders=[])
             bank_entries = [e for e, _, _, _ in entries]
-            xml = _camt053(
-                day, bank_entries, opening=opening, closing=closing, credits=credits, debits=debits
-            )
+            ref_base = _number_entries(bank_entries, stmt_day, ref_base, rng)
+            day = _Day(business_date=stmt_day - timedelta(days=1), rng=rng, orders=[])
+            xml, closing = _bank_statement(day, bank_entries, opening)
             self.files.append(LabelledFile(BANK_ACCOUNT, stmt_day, name, xml))
             opening = closing
             for entry, expect, extra, settled in entries:
@@ -1054,25 +1037,8 @@ def _settlement_entry(
     channel: str, stmt_day: date, batches: list[_Batch], amount: int, rng: random.Random
 ) -> _BankEntry:
     days = ",".join(f"{b.day:%Y%m%d}" for b in batches)
-    if channel == "wechat":
-        return _BankEntry(
-            amount=amount,
-            credit=True,
-            booked=datetime.combine(stmt_day, time(9, 12, rng.randrange(60))),
-            domain=("PMNT", "RCDT", "BOOK"),
-            party=TENPAY_NAME,
-            party_account=TENPAY_ACCOUNT,
-            memo=f"微信支付结算 {WECHAT_MCHID} {days}",
-        )
-    return _BankEntry(
-        amount=amount,
-        credit=True,
-        booked=datetime.combine(stmt_day, time(10, 41, rng.randrange(60))),
-        domain=("PMNT", "RCDT", "BOOK"),
-        party=ALIPAY_COMPANY,
-        party_account=ALIPAY_COMPANY_ACCOUNT,
-        memo=f"支付宝结算 {ALIPAY_PID} {days}",
-    )
+    payout = _wechat_payout if channel == "wechat" else _alipay_payout
+    return payout(stmt_day, amount, days, rng)
 
 
 def _wrong_amount(rng: random.Random, amount: int) -> int:

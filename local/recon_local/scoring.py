@@ -288,6 +288,19 @@ def _minor(text: str, currency: str) -> int | None:
         return None
 
 
+def _placement(run: str, kind: str, ref: str, row: dict[str, str], **details: str) -> Placement:
+    """One output row as a placement: the fields every output file shares, plus its own."""
+    return Placement(
+        run=run,
+        kind=kind,
+        ref=ref,
+        source=row["source"],
+        txn_id=row["txn_id"],
+        amount_minor=_minor(row["amount"], row.get("currency", "")),
+        **details,
+    )
+
+
 def read_placements(out_dir: Path, notes: set[str] | None = None) -> list[Placement]:
     """Every output row of one run folder (missing files mean "nothing of that kind")."""
     notes = notes if notes is not None else set()
@@ -299,63 +312,25 @@ def read_placements(out_dir: Path, notes: set[str] | None = None) -> list[Placem
         if "status" not in columns:
             notes.add("matches.csv has no status column: every group counted as auto")
         for r in rows:
-            placed.append(
-                Placement(
-                    run=run,
-                    kind="group",
-                    ref=r["group_id"],
-                    source=r["source"],
-                    txn_id=r["txn_id"],
-                    amount_minor=_minor(r["amount"], r.get("currency", "")),
-                    status=(r.get("status") or _AUTO).strip().lower(),
-                    rule=r.get("rule", ""),
-                )
-            )
+            status = (r.get("status") or _AUTO).strip().lower()
+            placed.append(_placement(run, "group", r["group_id"], r, status=status, rule=r.get("rule", "")))
     path = out_dir / "cases.csv"
     if path.exists():
         _, rows = _read_csv(path)
         for r in rows:
             placed.append(
-                Placement(
-                    run=run,
-                    kind="case",
-                    ref=r["case_id"],
-                    source=r["source"],
-                    txn_id=r["txn_id"],
-                    amount_minor=_minor(r["amount"], r.get("currency", "")),
-                    case_type=r["type"],
-                    rule=r.get("rule", ""),
-                )
+                _placement(run, "case", r["case_id"], r, case_type=r["type"], rule=r.get("rule", ""))
             )
     path = out_dir / "filtered.csv"
     if path.exists():
         _, rows = _read_csv(path)
         for r in rows:
-            placed.append(
-                Placement(
-                    run=run,
-                    kind="filtered",
-                    ref=r["rule"],
-                    source=r["source"],
-                    txn_id=r["txn_id"],
-                    amount_minor=_minor(r["amount"], r.get("currency", "")),
-                    rule=r["rule"],
-                )
-            )
+            placed.append(_placement(run, "filtered", r["rule"], r, rule=r["rule"]))
     path = out_dir / "open_items.csv"
     if path.exists():
         _, rows = _read_csv(path)
         for r in rows:
-            placed.append(
-                Placement(
-                    run=run,
-                    kind="open",
-                    ref="",
-                    source=r["source"],
-                    txn_id=r["txn_id"],
-                    amount_minor=_minor(r["amount"], r.get("currency", "")),
-                )
-            )
+            placed.append(_placement(run, "open", "", r))
     return placed
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from recon_local.cli import main
 from recon_local.demo_data import generate_day, write_day
+from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,21 +62,11 @@ def test_run_command_on_the_demo_input_folder_writes_four_files(tmp_path: Path) 
     with (out / "matches.csv").open(encoding="utf-8") as f:
         matches = list(csv.DictReader(f))
     # The foundation's columns come first, in order; new columns are appended.
-    assert list(matches[0])[:6] == ["group_id", "rule", "source", "txn_id", "amount", "currency"]
+    assert list(matches[0])[:6] == FOUNDATION_MATCH
     assert {m["source"] for m in matches} == {"erp", "wechat", "alipay", "bank"}
     with (out / "cases.csv").open(encoding="utf-8") as f:
         cases = list(csv.DictReader(f))
-    assert list(cases[0])[:9] == [
-        "case_id",
-        "type",
-        "source",
-        "txn_id",
-        "amount",
-        "currency",
-        "counterpart_source",
-        "counterpart_txn_id",
-        "delta",
-    ]
+    assert list(cases[0])[:9] == FOUNDATION_CASE
     assert {(c["type"], c["source"], c["txn_id"]) for c in cases} >= {
         (p.case_type, p.source, p.txn_id) for p in day.planted
     }

@@ -13,6 +13,7 @@ import yaml
 
 from recon_local.demo_data import generate_day, write_day
 from recon_local.local_run import run_local
+from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
@@ -82,19 +83,9 @@ def test_outputs_report_email_and_alert(demo_run) -> None:
     }
     matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8")))
     # The foundation's columns come first, in order; new columns are appended.
-    assert list(matches[0])[:6] == ["group_id", "rule", "source", "txn_id", "amount", "currency"]
+    assert list(matches[0])[:6] == FOUNDATION_MATCH
     cases = list(csv.DictReader(result.outputs["cases.csv"].open(encoding="utf-8")))
-    assert list(cases[0])[:9] == [
-        "case_id",
-        "type",
-        "source",
-        "txn_id",
-        "amount",
-        "currency",
-        "counterpart_source",
-        "counterpart_txn_id",
-        "delta",
-    ]
+    assert list(cases[0])[:9] == FOUNDATION_CASE
     summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
     assert summary["cases"] == len(day.planted) and summary["quarantined_files"] == 0
     for source, counts in summary["sources"].items():

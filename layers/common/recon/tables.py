@@ -65,19 +65,71 @@ STAGE_FIELDS = (pa.field("overlap_of", pa.string()), pa.field("overlap_row", pa.
 NORMALIZED_SCHEMA = pa.schema([*TRANSACTION_SCHEMA, *STAGE_FIELDS], metadata=TRANSACTION_SCHEMA.metadata)
 
 
+_BUCKETED = 1 << 16  # keys beyond which duplicates are looked for bucket by bucket
+_BUCKETS = 256
+
+
 def mark_duplicates(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """True where a key repeats an earlier one (the first occurrence stays False)."""
+    """True where a key repeats an earlier one (the first occurrence stays False).
+
+    Many keys are split into buckets by their last bytes and length (equal keys share a bucket, file order is
+    kept inside each): hash tables that fit in the CPU caches, about twice as fast on a million keys."""
     n = len(keys)
     if n == 0:
         return pa.array([], pa.bool_())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    bucket = _bucket_of(keys) if n > _BUCKETED else None
+    if bucket is None:
+        return pa.array(_repeats(keys), pa.bool_())
+    order = np.argsort(bucket, kind="stable")
+    grouped = keys.take(pa.array(order))
+    repeat_grouped = np.empty(n, dtype=bool)
+    lo = 0
+    for size in np.bincount(bucket, minlength=_BUCKETS).tolist():
+        if size:
+            repeat_grouped[lo : lo + size] = _repeats(grouped.slice(lo, size))
+        lo += size
+    repeat = np.empty(n, dtype=bool)
+    repeat[order] = repeat_grouped
+    return pa.array(repeat, pa.bool_())
+
+
+def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
     encoded = pc.dictionary_encode(keys)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # Arrow numbers distinct keys in order of first appearance: a row is new when its code exceeds every
+    # code before it. Checked (the new rows must carry 0, 1, 2, ...); otherwise the general way.
+    repeat = np.ones(len(codes), dtype=bool)
+    repeat[0] = False
+    repeat[1:] = codes[1:] <= np.maximum.accumulate(codes)[:-1]
+    if np.array_equal(codes[~repeat], np.arange(len(encoded.dictionary))):
+        return repeat
     _, first = np.unique(codes, return_index=True)
-    repeat = np.ones(n, dtype=bool)
+    repeat = np.ones(len(codes), dtype=bool)
     repeat[first] = False
-    return pa.array(repeat, pa.bool_())
+    return repeat
+
+
+def _bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
+    """A bucket per key from its length and last two bytes (None: not a plain string array)."""
+    if keys.null_count or keys.type not in (pa.string(), pa.binary()):
+        return None
+    n = len(keys)
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset : keys.offset + n + 1]
+    data = keys.buffers()[2]
+    if data is None or offsets[-1] == offsets[0]:
+        return None
+    body = np.frombuffer(data, dtype=np.uint8)
+    ends = offsets[1:].astype(np.int64)
+    lengths = (ends - offsets[:-1]).astype(np.uint32)
+    low = int(offsets[0])
+    # bytes of the key itself only (a short key must not read its neighbour's)
+    last = np.where(lengths >= 1, body[np.maximum(ends - 1, low)], 0).astype(np.uint32)
+    before = np.where(lengths >= 2, body[np.maximum(ends - 2, low)], 0).astype(np.uint32)
+    return ((last * 31 + before * 7 + lengths) % _BUCKETS).astype(np.uint16)
 
 
 def to_table(transactions: Iterable[Transaction]) -> pa.Table:

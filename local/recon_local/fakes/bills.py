@@ -36,14 +36,17 @@ from decimal import Decimal
 from recon.money import to_decimal, to_minor
 from recon_local.demo_data import (
     ALIPAY_ACCOUNT,
+    ALIPAY_DETAIL_END,
     ALIPAY_DETAIL_HEADER,
-    ALIPAY_PID,
-    ALIPAY_STORE_ID,
-    ALIPAY_STORE_NAME,
-    ALIPAY_SUMMARY_HEADER,
+    ALIPAY_DETAIL_START,
+    ALIPAY_USER_ID,
+    CRLF,
     WECHAT_ACCOUNT,
     WECHAT_TRADE_HEADER,
+    _cn_ts,
     _gbk_zip,  # the one GBK-named zip writer (Alipay's entry-name quirk)
+    alipay_preamble,
+    alipay_trade_zip,
     generate_day,
 )
 
@@ -60,8 +63,6 @@ WECHAT_KINDS = (
 ALIPAY_KINDS = ("alipay.trade", "alipay.signcustomer")
 
 CNY = "CNY"
-CRLF = "\r\n"
-ALIPAY_USER = ALIPAY_PID + "0156"
 _ALL = WECHAT_TRADE_HEADER.split(",")
 _SUCCESS_HEADER = (
     "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
@@ -88,10 +89,6 @@ _ACCOUNT_HEADER = (
 )
 _ACCOUNT_START = "#" + "-" * 41 + "账务明细列表" + "-" * 40
 _ACCOUNT_END = "#" + "-" * 40 + "账务明细列表结束" + "-" * 37
-_DETAIL_START = "#" + "-" * 41 + "业务明细列表" + "-" * 40
-_DETAIL_END = "#" + "-" * 41 + "业务明细列表结束" + "-" * 36
-_SUMMARY_START = "#" + "-" * 41 + "业务汇总列表" + "-" * 40
-_SUMMARY_END = "#" + "-" * 40 + "业务汇总列表结束" + "-" * 37
 _OPENING_BALANCE = 1_000_000_00  # fen on the Alipay balance before the period
 
 
@@ -299,19 +296,9 @@ def _alipay_rows(trade_zip: bytes) -> list[list[str]]:
             if archive.read(i).decode("gbk").startswith("#支付宝业务明细查询")
         )
     lines = detail.splitlines()
-    start = lines.index(_DETAIL_START) + 2  # marker, then the header
-    end = lines.index(_DETAIL_END)
+    start = lines.index(ALIPAY_DETAIL_START) + 2  # marker, then the header
+    end = lines.index(ALIPAY_DETAIL_END)
     return [next(csv.reader([line])) for line in lines[start:end]]
-
-
-def _cn(moment: datetime) -> str:
-    return f"{moment.year:04d}年{moment.month:02d}月{moment.day:02d}日 {moment:%H:%M:%S}"
-
-
-def _preamble(title: str, first: date, last: date) -> list[str]:
-    start = datetime.combine(first, time())
-    end = datetime.combine(last + timedelta(days=1), time())
-    return [title, f"#账号：[{ALIPAY_USER}]", f"#起始日期：[{_cn(start)}]   终止日期：[{_cn(end)}]"]
 
 
 def _stamp(last: date) -> datetime:
@@ -319,7 +306,7 @@ def _stamp(last: date) -> datetime:
 
 
 def _stem(first: date, last: date) -> str:
-    return f"{ALIPAY_USER}_{first:%Y%m%d}" if first == last else f"{ALIPAY_USER}_{first:%Y%m}"
+    return f"{ALIPAY_USER_ID}_{first:%Y%m%d}" if first == last else f"{ALIPAY_USER_ID}_{first:%Y%m}"
 
 
 def _col(row: list[str], name: str) -> str:
@@ -333,47 +320,19 @@ def _alipay_trade_zip(rows: list[list[str]], first: date, last: date) -> bytes:
     def total(subset: list[list[str]], name: str) -> int:
         return sum(to_minor(_col(r, name), CNY) for r in subset)
 
-    received = total(rows, "商家实收（元）")
-    fees = total(rows, "服务费（元）")
-    stamp = _cn(_stamp(last))
-    detail = [
-        *_preamble("#支付宝业务明细查询", first, last),
-        _DETAIL_START,
-        ALIPAY_DETAIL_HEADER,
-        *(",".join(r) for r in rows),
-        _DETAIL_END,
-        f"#交易合计：{len(trades)}笔，商家实收共{_yuan(total(trades, '商家实收（元）'))}元，商家优惠共0.00元",
-        f"#退款合计：{len(refunds)}笔，商家实收退款共{_yuan(total(refunds, '商家实收（元）'))}元，商家优惠退款共0.00元",
-        f"#导出时间：[{stamp}]",
-    ]
-    totals = [
-        str(len(trades)),
-        str(len(refunds)),
-        _yuan(total(rows, "订单金额（元）")),
-        _yuan(received),
-        "0.00",
-        "0.00",
-        "0.00",
-        _yuan(fees),
-        "0.00",
-        _yuan(received - fees),
-    ]
-    summary = [
-        *_preamble("#支付宝业务汇总查询", first, last),
-        _SUMMARY_START,
-        ALIPAY_SUMMARY_HEADER,
-        ",".join([f"{ALIPAY_STORE_ID}\t", f"{ALIPAY_STORE_NAME}\t", *totals]),
-        ",".join(["合计", "", *totals]),
-        _SUMMARY_END,
-        f"#导出时间：[{stamp}]",
-    ]
-    stem = _stem(first, last)
-    return _gbk_zip(
-        [
-            (f"{stem}_业务明细.csv", (CRLF.join(detail) + CRLF).encode("gbk")),
-            (f"{stem}_业务明细(汇总).csv", (CRLF.join(summary) + CRLF).encode("gbk")),
-        ],
-        _stamp(last),
+    return alipay_trade_zip(
+        _stem(first, last),
+        [",".join(r) for r in rows],
+        first=first,
+        last=last,
+        trades=len(trades),
+        refunds=len(refunds),
+        trade_received=total(trades, "商家实收（元）"),
+        refund_received=total(refunds, "商家实收（元）"),
+        order_sum=total(rows, "订单金额（元）"),
+        received=total(rows, "商家实收（元）"),
+        fee_sum=total(rows, "服务费（元）"),
+        exported=_stamp(last),
     )
 
 
@@ -412,9 +371,9 @@ def _alipay_account_zip(rows: list[list[str]], first: date, last: date) -> bytes
         )  # fmt: skip
     incomes = [m[5] for m in moves if m[5] >= 0]
     expenses = [m[5] for m in moves if m[5] < 0]
-    stamp = _cn(_stamp(last))
+    stamp = _cn_ts(_stamp(last))
     detail = [
-        *_preamble("#支付宝账务明细查询", first, last),
+        *alipay_preamble("#支付宝账务明细查询", first, last),
         _ACCOUNT_START,
         _ACCOUNT_HEADER,
         *body,

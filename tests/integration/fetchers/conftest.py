@@ -8,6 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from recon.domain import Source
+from recon.fetching.base import FetchedBill
+from recon.parsing import ParsedStatement, parse_statement
 from recon_local.fakes import AlipayGateway, AlipayKeyMaterial, BillBook, WechatPayApi, WechatPayKeyMaterial
 
 
@@ -22,6 +25,13 @@ def yesterday() -> date:
 def last_month() -> str:
     first = china_today().replace(day=1) - timedelta(days=1)
     return f"{first:%Y-%m}"
+
+
+def parse_bill(bill: FetchedBill, source: Source) -> ParsedStatement:
+    """A fetched bill read by our own parser, as the parse stage would read it."""
+    return parse_statement(
+        bill.data, filename=bill.filename, raw_key="raw/x", statement_id="s", source=source, account_id="a"
+    )
 
 
 class Sleeps(list[float]):

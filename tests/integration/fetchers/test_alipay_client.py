@@ -18,11 +18,10 @@ from recon.fetching.base import (
     RetryPolicy,
     VerificationError,
 )
-from recon.parsing import parse_statement
 from recon_local.fakes import AlipayGateway, BillBook
 from recon_local.fakes.keys import new_rsa_key, private_key_pem
 
-from .conftest import Sleeps, china_today, last_month, yesterday
+from .conftest import Sleeps, china_today, last_month, parse_bill, yesterday
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.5, max_seconds=8.0, timeout_seconds=5.0)
 
@@ -65,14 +64,7 @@ def test_fetches_every_bill_type_daily_and_monthly(http, gateway, sleeps, bill_t
     assert calls(gateway) == (1, 1)
     assert sleeps == []
     # The real layout: our own parser reads it without a rejected row.
-    parsed = parse_statement(
-        bill.data,
-        filename=bill.filename,
-        raw_key="raw/x",
-        statement_id="s",
-        source=Source.ALIPAY,
-        account_id="a",
-    )
+    parsed = parse_bill(bill, Source.ALIPAY)
     assert parsed.profile == f"alipay.{bill_type}.zip"
     assert parsed.errors == []
     assert parsed.rows_read > parsed.rows_skipped  # data rows, all parsed
@@ -120,14 +112,7 @@ def test_empty_bill_is_still_downloaded(http, gateway, sleeps):
     assert bill.details["empty"] == "true"
     with zipfile.ZipFile(BytesIO(bill.data)) as archive:
         assert len(archive.infolist()) == 2
-    parsed = parse_statement(
-        bill.data,
-        filename=bill.filename,
-        raw_key="raw/x",
-        statement_id="s",
-        source=Source.ALIPAY,
-        account_id="a",
-    )
+    parsed = parse_bill(bill, Source.ALIPAY)
     assert parsed.errors == [] and parsed.rows_read == parsed.rows_skipped  # nothing but layout
 
 

@@ -23,11 +23,10 @@ from recon.fetching.wechatpay import (
     WechatPayBillClient,
     WechatPayCredentials,
 )
-from recon.parsing import parse_statement
 from recon_local.fakes import BillBook, PlatformKey, WechatPayApi, WechatPayKeyMaterial
 from recon_local.fakes.keys import new_rsa_key, private_key_pem
 
-from .conftest import Sleeps, china_today, yesterday
+from .conftest import Sleeps, china_today, parse_bill, yesterday
 
 FAST = RetryPolicy(attempts=4, base_seconds=0.5, max_seconds=8.0, timeout_seconds=5.0)
 BILLS = "/v3/bill/tradebill"
@@ -87,14 +86,7 @@ def test_fetches_every_trade_bill_type(http, wechat_api, sleeps, bill_type, tar_
     assert bill.details["sha1"] == hashlib.sha1(expected).hexdigest()
     assert (count(wechat_api, BILLS), count(wechat_api, DOWNLOAD), count(wechat_api, CERTS)) == (1, 1, 1)
     assert store is not None and [c.serial_no for c in store.certificates] == [wechat_api.signing.serial_no]
-    parsed = parse_statement(
-        bill.data,
-        filename=bill.filename,
-        raw_key="raw/x",
-        statement_id="s",
-        source=Source.WECHAT,
-        account_id="a",
-    )
+    parsed = parse_bill(bill, Source.WECHAT)
     assert parsed.profile == f"wechat.tradebill.{bill_type.lower()}"
     assert parsed.errors == [] and parsed.rows_read > parsed.rows_skipped
 
@@ -117,14 +109,7 @@ def test_fetches_every_fundflow_account(http, wechat_keys, sleeps, account_type)
     assert gzip.decompress(bill.data) == book.get(f"wechat.fundflowbill.{account_type}", day.isoformat())
     assert apply.query == {"bill_date": day.isoformat(), "account_type": account_type, "tar_type": "GZIP"}
     assert bill.details["kind"] == account_type
-    parsed = parse_statement(
-        bill.data,
-        filename=bill.filename,
-        raw_key="raw/x",
-        statement_id="s",
-        source=Source.WECHAT,
-        account_id="a",
-    )
+    parsed = parse_bill(bill, Source.WECHAT)
     assert parsed.profile == "wechat.fundflow" and parsed.errors == []
 
 

@@ -18,19 +18,10 @@ from recon.adapters.s3 import S3ObjectStore
 from recon.keys import profile_key, project_config_key, raw_key
 from recon_local.runtime import LocalCloud
 from tests.unit.logic.test_parse_stage import ACME_V1, ACME_V2, acme_csv, check_account_sequence, mt940
+from tests.unit.logic.test_parse_stage import PROJECT as UNIT_PROJECT
 
 # The erp account never receives a file here, so no upload completes a day and starts a run.
-PROJECT = """
-project_id: acme
-name: Acme
-version: 1
-timezone: Asia/Shanghai
-currency: CNY
-accounts:
-  - {account_id: bank-acme, source: bank, name: ACME settlement account, profile: bank.acme.csv}
-  - {account_id: bank-eur, source: bank, name: EUR account (MT940), currency: EUR, format: mt940}
-  - {account_id: erp, source: erp, name: ERP order book}
-"""
+PROJECT = UNIT_PROJECT + "  - {account_id: erp, source: erp, name: ERP order book}\n"
 
 
 @pytest.fixture

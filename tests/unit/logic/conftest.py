@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from recon.adapters.memory import (
+    MemoryAlertPublisher,
+    MemoryMailer,
+    MemoryObjectStore,
+    MemoryRunRepository,
+    MemoryScheduleManager,
+    MemoryWorkflowStarter,
+)
 from recon.domain import Project, Source, Transaction, TxnStatus, TxnType
+from recon.keys import project_config_key
+from recon.pipeline.services import Services
+from recon.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 DAY = date(2026, 11, 20)
@@ -14,6 +28,35 @@ DAY = date(2026, 11, 20)
 @pytest.fixture
 def project() -> Project:
     return Project.from_yaml((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
+
+
+def memory_services(
+    project_id: str,
+    project: Project | str,
+    *,
+    settings: Settings | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Services:
+    """Services on in-memory adapters, with the project's configuration (YAML text, or a ``Project``) stored
+    where the stages load it from."""
+    text = (
+        project
+        if isinstance(project, str)
+        else yaml.safe_dump(project.model_dump(mode="json"), allow_unicode=True)
+    )
+    store = MemoryObjectStore()
+    store.put("data", project_config_key(project_id), text.encode())
+    optional: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return Services(
+        settings=settings or Settings(raw_bucket="raw", data_bucket="data", table_name="t"),
+        store=store,
+        repo=MemoryRunRepository(),
+        mailer=MemoryMailer(),
+        alerts=MemoryAlertPublisher(),
+        workflow=MemoryWorkflowStarter(),
+        schedules=MemoryScheduleManager(),
+        **optional,
+    )
 
 
 _counter = {"row": 0}

@@ -12,16 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import yaml
 
-from recon.adapters.memory import (
-    MemoryAlertPublisher,
-    MemoryMailer,
-    MemoryObjectStore,
-    MemoryRunRepository,
-    MemoryScheduleManager,
-    MemoryWorkflowStarter,
-)
 from recon.domain import CaseType, Project, Statement, StatementStatus, Transaction
-from recon.keys import open_items_key, project_config_key, report_prefix
+from recon.keys import open_items_key, report_prefix
 from recon.matching import match_table
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
 from recon.pipeline.match import match_run
@@ -29,10 +21,9 @@ from recon.pipeline.projects import run_id_for
 from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
-from recon.settings import Settings
 from recon.tables import table_to_parquet
 
-from .conftest import DAY, REPO, txn
+from .conftest import DAY, REPO, memory_services, txn
 from .matching_support import Outcome, run, table_of
 
 DEMO = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
@@ -130,23 +121,7 @@ def test_a_credit_that_may_settle_a_later_day_waits_for_it() -> None:
 # --- the same through the match and resolve stages, over consecutive days -------------------------------
 @pytest.fixture
 def svc() -> Services:
-    store = MemoryObjectStore()
-    project = carry_project()
-    store.put(
-        "data",
-        project_config_key("demo"),
-        yaml.safe_dump(project.model_dump(mode="json"), allow_unicode=True).encode(),
-    )
-    return Services(
-        settings=Settings(raw_bucket="raw", data_bucket="data", table_name="t"),
-        store=store,
-        repo=MemoryRunRepository(),
-        mailer=MemoryMailer(),
-        alerts=MemoryAlertPublisher(),
-        workflow=MemoryWorkflowStarter(),
-        schedules=MemoryScheduleManager(),
-        clock=lambda: datetime(2026, 11, 25, 1, 30, tzinfo=UTC),
-    )
+    return memory_services("demo", carry_project(), clock=lambda: datetime(2026, 11, 25, 1, 30, tzinfo=UTC))
 
 
 def _deliver(svc: Services, business_date: date, account: str, rows: list[Transaction]) -> None:

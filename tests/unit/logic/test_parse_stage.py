@@ -16,14 +16,10 @@ import pytest
 
 from recon.adapters.memory import (
     MemoryAlertPublisher,
-    MemoryMailer,
-    MemoryObjectStore,
     MemoryRunRepository,
-    MemoryScheduleManager,
-    MemoryWorkflowStarter,
 )
 from recon.domain import ControlTotal, Source, Statement, StatementStatus, Transaction
-from recon.keys import profile_key, project_config_key, raw_key
+from recon.keys import profile_key, raw_key
 from recon.pipeline.chain import balances, chain_break
 from recon.pipeline.contracts import ChannelTask, MatchInput, StartRunInput
 from recon.pipeline.match import match_run
@@ -32,9 +28,10 @@ from recon.pipeline.parse import StatementNotFound, ingest_upload, parse_channel
 from recon.pipeline.profile_store import ProfileError, ProfileSpec, ProfileStore
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
-from recon.settings import Settings
 from recon.tables import read_parquet
 from recon_local.demo_data import generate_day
+
+from .conftest import memory_services
 
 PROJECT = """
 project_id: acme
@@ -82,18 +79,7 @@ class Clock:
 
 
 def _services() -> Services:
-    store = MemoryObjectStore()
-    store.put("data", project_config_key("acme"), PROJECT.encode())
-    return Services(
-        settings=Settings(raw_bucket="raw", data_bucket="data", table_name="t"),
-        store=store,
-        repo=MemoryRunRepository(),
-        mailer=MemoryMailer(),
-        alerts=MemoryAlertPublisher(),
-        workflow=MemoryWorkflowStarter(),
-        schedules=MemoryScheduleManager(),
-        clock=Clock(),
-    )
+    return memory_services("acme", PROJECT, clock=Clock())
 
 
 @pytest.fixture

@@ -191,48 +191,27 @@ def test_partitions_keep_a_key_together() -> None:
 def test_the_match_stage_plans_partitions_for_a_large_day_and_gives_the_same_results() -> None:
     """mode plan -> partition (each) -> residual, as the state machine's Distributed Map runs them, stores
     exactly what mode whole stores."""
-    from recon.adapters.memory import (
-        MemoryAlertPublisher,
-        MemoryMailer,
-        MemoryObjectStore,
-        MemoryRunRepository,
-        MemoryScheduleManager,
-        MemoryWorkflowStarter,
-    )
-    from recon.keys import RESULT_FILES, project_config_key, result_key
+    from recon.keys import RESULT_FILES, result_key
     from recon.pipeline.contracts import MatchInput, StartRunInput
     from recon.pipeline.match import match_run
     from recon.pipeline.run import start_run
-    from recon.pipeline.services import Services
     from recon.settings import Settings
 
+    from .conftest import memory_services
     from .test_carry_over import _deliver
 
     project = Project.model_validate({**DEMO, "rules": RULES})
     rows = random_day(11)
     stored: dict[str, list[bytes]] = {}
     for mode in ("whole", "plan"):
-        store = MemoryObjectStore()
-        store.put(
-            "data",
-            project_config_key("demo"),
-            yaml.safe_dump(project.model_dump(mode="json"), allow_unicode=True).encode(),
+        settings = Settings(
+            raw_bucket="raw",
+            data_bucket="data",
+            table_name="t",
+            match_partition_rows=50,
+            match_rows_per_partition=40,
         )
-        svc = Services(
-            settings=Settings(
-                raw_bucket="raw",
-                data_bucket="data",
-                table_name="t",
-                match_partition_rows=50,
-                match_rows_per_partition=40,
-            ),
-            store=store,
-            repo=MemoryRunRepository(),
-            mailer=MemoryMailer(),
-            alerts=MemoryAlertPublisher(),
-            workflow=MemoryWorkflowStarter(),
-            schedules=MemoryScheduleManager(),
-        )
+        svc = memory_services("demo", project, settings=settings)
         for account in ("erp", "wechat-main", "alipay-main", "bank-cmb"):
             mine = [r for r in rows if r.account_id == account]
             _deliver(svc, DAY, account, mine)
@@ -250,6 +229,6 @@ def test_the_match_stage_plans_partitions_for_a_large_day_and_gives_the_same_res
             out = match_run(MatchInput(**ref, mode="residual"), svc)
         assert not out.partitioned and out.match_groups > 0
         stored[mode] = [
-            store.get("data", result_key("demo", DAY, started.run_id, name)) for name in RESULT_FILES
+            svc.store.get("data", result_key("demo", DAY, started.run_id, name)) for name in RESULT_FILES
         ]
     assert stored["plan"] == stored["whole"]

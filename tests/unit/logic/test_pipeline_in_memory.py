@@ -8,14 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recon.adapters.memory import (
-    MemoryAlertPublisher,
-    MemoryMailer,
-    MemoryObjectStore,
-    MemoryRunRepository,
-    MemoryScheduleManager,
-    MemoryWorkflowStarter,
-)
 from recon.domain import Project, RunStatus, StatementStatus
 from recon.keys import project_config_key, raw_key, report_prefix
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
@@ -29,30 +21,22 @@ from recon.pipeline.services import Services
 from recon.settings import Settings
 from recon_local.demo_data import generate_day
 
-from .conftest import DAY, REPO
+from .conftest import DAY, REPO, memory_services
 
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
 
 
 @pytest.fixture
 def svc() -> Services:
-    store = MemoryObjectStore()
-    store.put("data", project_config_key("demo"), PROJECT_TEXT.encode())
-    return Services(
-        settings=Settings(
-            raw_bucket="raw",
-            data_bucket="data",
-            table_name="t",
-            sender_email="recon@example.com",
-            alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
-        ),
-        store=store,
-        repo=MemoryRunRepository(),
-        mailer=MemoryMailer(),
-        alerts=MemoryAlertPublisher(),
-        workflow=MemoryWorkflowStarter(),
-        schedules=MemoryScheduleManager(),
-        clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC),
+    settings = Settings(
+        raw_bucket="raw",
+        data_bucket="data",
+        table_name="t",
+        sender_email="recon@example.com",
+        alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
+    )
+    return memory_services(
+        "demo", PROJECT_TEXT, settings=settings, clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
     )
 
 

@@ -10,23 +10,11 @@ from recon.reporting import cases_csv, render_report, summary_json, summary_text
 from recon.reporting.export import CASE_COLUMNS, FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
 from recon.resolving import open_items, run_accounting
+from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
 
 from .conftest import DAY, txn
 from .matching_support import Outcome, run
 from .test_matching import _day
-
-FOUNDATION_MATCH = ["group_id", "rule", "source", "txn_id", "amount", "currency"]
-FOUNDATION_CASE = [
-    "case_id",
-    "type",
-    "source",
-    "txn_id",
-    "amount",
-    "currency",
-    "counterpart_source",
-    "counterpart_txn_id",
-    "delta",
-]
 
 
 def _results(project: Project) -> tuple[Outcome, Run]:

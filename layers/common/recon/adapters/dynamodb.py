@@ -266,15 +266,7 @@ class DynamoRunRepository:
             )
 
     def find_statement_by_checksum(self, project_id: str, account_id: str, checksum: str) -> Statement | None:
-        marker = self.table.get_item(
-            Key={"pk": checksum_pk(project_id, account_id, checksum), "sk": META}, ConsistentRead=True
-        ).get("Item")
-        if not marker:
-            return None
-        item = self.table.get_item(
-            Key={"pk": marker["statement_pk"], "sk": marker["statement_sk"]}, ConsistentRead=True
-        ).get("Item")
-        return _model(Statement, item) if item else None
+        return self._statement_via(checksum_pk(project_id, account_id, checksum))
 
     def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]:
         items = self._query(
@@ -285,9 +277,11 @@ class DynamoRunRepository:
         return [_model(Statement, item) for item in items]
 
     def get_statement(self, statement_id: str) -> Statement | None:
-        marker = self.table.get_item(
-            Key={"pk": statement_id_pk(statement_id), "sk": META}, ConsistentRead=True
-        ).get("Item")
+        return self._statement_via(statement_id_pk(statement_id))
+
+    def _statement_via(self, marker_pk: str) -> Statement | None:
+        """The statement a marker item (checksum or statement id) points at."""
+        marker = self.table.get_item(Key={"pk": marker_pk, "sk": META}, ConsistentRead=True).get("Item")
         if not marker:
             return None
         item = self.table.get_item(

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -81,18 +81,17 @@ def _load_private_key(text: str, passphrase: str | None) -> paramiko.PKey:
     )
 
 
-class SftpBankConnector:
-    """Pull statement files from the bank's SFTP server.
+_ConfigT = TypeVar("_ConfigT")
+_CredentialsT = TypeVar("_CredentialsT")
 
-    The server's host key must match one of the pinned SHA256 fingerprints before anything is sent: an
-    unknown or changed key raises ``VerificationError`` and no credentials leave. Files not there yet (or a
-    completion marker missing) raise ``BillNotReady``. Connection failures are retried with backoff.
-    """
+
+class _Connector(Generic[_ConfigT, _CredentialsT]):
+    """A bank connector's settings: where and how to fetch, the secret's credentials, the retry policy."""
 
     def __init__(
         self,
-        config: SftpFetch,
-        credentials: SftpCredentials,
+        config: _ConfigT,
+        credentials: _CredentialsT,
         *,
         retry: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
@@ -101,6 +100,15 @@ class SftpBankConnector:
         self._credentials = credentials
         self._retry = retry
         self._sleep = sleep
+
+
+class SftpBankConnector(_Connector[SftpFetch, SftpCredentials]):
+    """Pull statement files from the bank's SFTP server.
+
+    The server's host key must match one of the pinned SHA256 fingerprints before anything is sent: an
+    unknown or changed key raises ``VerificationError`` and no credentials leave. Files not there yet (or a
+    completion marker missing) raise ``BillNotReady``. Connection failures are retried with backoff.
+    """
 
     @property
     def _where(self) -> str:
@@ -293,7 +301,7 @@ def _digest_matches(header: str, data: bytes) -> bool:
     return value.lower() == hashlib.sha256(data).hexdigest()
 
 
-class HttpsBankConnector:
+class HttpsBankConnector(_Connector[HttpsFetch, HttpsCredentials]):
     """GET a statement file from the bank's HTTPS API.
 
     Mutual TLS with the client certificate from the secret and/or ``Authorization: Bearer``; the server
@@ -301,19 +309,6 @@ class HttpsBankConnector:
     default) raises ``BillNotReady``; 401/403 raise ``ProviderRejected``; 429, 5xx and timeouts are retried
     with backoff and jitter, honouring ``Retry-After``. Redirects are not followed.
     """
-
-    def __init__(
-        self,
-        config: HttpsFetch,
-        credentials: HttpsCredentials,
-        *,
-        retry: RetryPolicy,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._config = config
-        self._credentials = credentials
-        self._retry = retry
-        self._sleep = sleep
 
     def fetch(self, bill_date: date) -> list[FetchedBill]:
         url = self._config.url_template.format(date=bill_date)

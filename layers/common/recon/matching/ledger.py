@@ -242,7 +242,9 @@ def dictionary(
     """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
     rows give the same bytes however they were assembled."""
     codes = np.asarray(codes)
-    counts = np.bincount(codes.astype(np.int64) + 1, minlength=len(vocabulary) + 1)
+    shifted = codes.astype(np.int64)  # one working copy, shifted in place: nulls (-1) become 0
+    shifted += 1
+    counts = np.bincount(shifted, minlength=len(vocabulary) + 1)
     used = np.flatnonzero(counts[1:])
     labels = [vocabulary[int(u)] for u in used]
     order = sorted(range(len(labels)), key=lambda i: labels[i])
@@ -257,7 +259,7 @@ def dictionary(
         remap = np.zeros(len(vocabulary) + 1, dtype=np.int32)
         for new, i in enumerate(order):
             remap[int(used[i]) + 1] = new
-        indices = remap[codes.astype(np.int64) + 1]
+        indices = remap[shifted]
     mask = codes < 0 if nulls else None
     return pa.DictionaryArray.from_arrays(
         pa.array(indices, pa.int32(), mask=mask), pa.array([labels[i] for i in order], pa.string())
@@ -346,9 +348,13 @@ def _table(
         order = by_hash
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    table = body.add_column(0, pa.field(id_column, pa.string(), nullable=False), hex_ids(prefix, hashes))
+    table = body
     if not np.array_equal(order, np.arange(len(order))):
         table = table.take(pa.array(order))
+    # Ids are rendered in the final order (cheaper than rendering then moving a million strings).
+    table = table.add_column(
+        0, pa.field(id_column, pa.string(), nullable=False), hex_ids(prefix, hashes[order])
+    )
     return canonical_dictionaries(table.select(schema.names)).cast(schema), rank
 
 

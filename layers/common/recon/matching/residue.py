@@ -53,14 +53,22 @@ def order_known(frame: Frame, ledger: Ledger) -> BOOL:
         return out
     words = frame.words("order_ref")
     present = words.lengths > 0
-    h = hash_words(words, seed=5)
     rows = np.flatnonzero(refunds & present)
     pay = np.flatnonzero(payments & present)
-    order = np.argsort(h[pay], kind="stable")
-    sorted_h = h[pay][order]
-    pos = np.minimum(np.searchsorted(sorted_h, h[rows]), max(len(sorted_h) - 1, 0))
-    hit = sorted_h[pos] == h[rows]
-    full = hit & (frame.amount[pay[order[pos]]] == -frame.amount[rows])
+    if len(rows) == 0 or len(pay) == 0:
+        return out
+    h = hash_words(words, seed=5)
+    # Refunds are few: look the payments up among the refunds' hashes (not the other way round, which
+    # sorts every payment); each refund is compared with the first payment (lowest row) of its hash.
+    wanted = np.unique(h[rows])
+    at = np.minimum(np.searchsorted(wanted, h[pay]), len(wanted) - 1)
+    candidates = pay[wanted[at] == h[pay]]
+    if len(candidates) == 0:
+        return out
+    first_hash, first_at = np.unique(h[candidates], return_index=True)
+    pos = np.minimum(np.searchsorted(first_hash, h[rows]), len(first_hash) - 1)
+    hit = first_hash[pos] == h[rows]
+    full = hit & (frame.amount[candidates[first_at[pos]]] == -frame.amount[rows])
     out[rows[full]] = True
     return out
 

@@ -26,6 +26,7 @@ _META = set(".^$*+?{}[]\\|()")
 _QUANT = set("*+?{")
 # space, TAB, VT, FF, U+3000 (UTF-8 E3.., GBK A1A1), NBSP (C2 A0)
 _BLANK_FIRST = {0x20, 0x09, 0x0B, 0x0C, 0xE3, 0xC2, 0xA1}
+_BLANK_TABLE = np.isin(np.arange(-1, 256), list(_BLANK_FIRST))  # by first byte + 1 (-1: empty line)
 
 
 class NotUtf8(Exception):
@@ -76,17 +77,37 @@ class DataTable:
 _SCAN_BYTES = 1 << 22  # bytes compared at a time: the masks stay in cache, never a file-sized temporary
 
 
-def _scan(arr: npt.NDArray[np.uint8], byte: int, *, count: int | None = None) -> tuple[Idx, int]:
-    """Positions of ``byte`` in ``arr`` (and how many ``count`` bytes there are), a cache-sized slice at a
-    time."""
-    found: list[Idx] = []
-    counted = 0
+def _scan(arr: npt.NDArray[np.uint8], byte: int) -> Idx:
+    """Positions of ``byte`` in ``arr``, a cache-sized slice at a time."""
+    found = [np.flatnonzero(arr[lo : lo + _SCAN_BYTES] == byte) + lo for lo in range(0, len(arr), _SCAN_BYTES)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
+
+
+@dataclass
+class _Newlines:
+    at: Idx  # positions of LF
+    cr_before: npt.NDArray[np.bool_]  # the byte before each LF is CR
+    after: npt.NDArray[np.int16]  # the byte after each LF (-1 at the end of the buffer)
+    carriages: int  # CR bytes in the buffer
+
+
+def _scan_newlines(arr: npt.NDArray[np.uint8]) -> _Newlines:
+    """LF positions and their neighbouring bytes, read while each slice is in cache."""
+    at: list[Idx] = []
+    before: list[npt.NDArray[np.bool_]] = []
+    after: list[npt.NDArray[np.int16]] = []
+    carriages = 0
+    top = len(arr) - 1
     for lo in range(0, len(arr), _SCAN_BYTES):
         part = arr[lo : lo + _SCAN_BYTES]
-        found.append(np.flatnonzero(part == byte) + lo)
-        if count is not None:
-            counted += int(np.count_nonzero(part == count))
-    return (np.concatenate(found) if found else np.zeros(0, dtype=np.intp)), counted
+        pos = np.flatnonzero(part == 10) + lo
+        carriages += int(np.count_nonzero(part == 13))
+        at.append(pos)
+        before.append((pos > 0) & (arr[np.maximum(pos - 1, 0)] == 13))
+        after.append(np.where(pos < top, arr[np.minimum(pos + 1, top)], -1).astype(np.int16))
+    if not at:
+        return _Newlines(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int16), 0)
+    return _Newlines(np.concatenate(at), np.concatenate(before), np.concatenate(after), carriages)
 
 
 class BufferLines:
@@ -95,37 +116,38 @@ class BufferLines:
     def __init__(self, buf: bytes, *, delimiter: str, quote: str, encoding: str = "utf-8") -> None:
         self.encoding = encoding  # of buf: UTF-8, or GBK/GB18030 left as it is (columns decoded when read)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        newlines, carriages = _scan(arr, 10, count=13 if b"\r" in buf else None)
-        if carriages and carriages != int(np.count_nonzero(arr[newlines[newlines > 0] - 1] == 13)):
+        found = _scan_newlines(arr)
+        if found.carriages and found.carriages != int(np.count_nonzero(found.cr_before)):
             buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
             arr = np.frombuffer(buf, dtype=np.uint8)
-            newlines, _ = _scan(arr, 10)
+            found = _scan_newlines(arr)
         self.buf = buf
         self.delimiter = delimiter
         self.quote = quote
-        self._arr = arr
+        newlines = found.at
+        size = len(buf)
         starts = np.concatenate(([0], newlines + 1))
-        ends = np.concatenate((newlines, [len(buf)]))
-        if len(starts) and starts[-1] == len(buf):  # the text ends with a newline: no empty last line
-            starts, ends = starts[:-1], ends[:-1]
-        self.next_starts = np.concatenate((starts[1:], [len(buf)])) if len(starts) else starts
-        content_ends = ends.copy()
-        has_cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13) if len(buf) else ends > starts
-        content_ends[has_cr] -= 1
+        ends = np.concatenate((newlines, [size]))
+        first = np.concatenate(([int(arr[0]) if size else -1], found.after)).astype(np.int64)
+        has_cr = np.concatenate((found.cr_before, [bool(size) and int(arr[-1]) == 13]))
+        if len(starts) and starts[-1] == size:  # the text ends with a newline: no empty last line
+            starts, ends, first, has_cr = starts[:-1], ends[:-1], first[:-1], has_cr[:-1]
+        self.next_starts = np.concatenate((starts[1:], [size])) if len(starts) else starts
+        content_ends = ends - (has_cr & (ends > starts))
         self.starts = starts
         self.ends = content_ends
         self.count = len(starts)
         lengths = content_ends - starts
-        first = np.where(lengths > 0, arr[np.minimum(starts, max(len(buf) - 1, 0))] if len(buf) else 0, -1)
+        first = np.where(lengths > 0, first, -1)
         self._first = first
         blank = lengths == 0
-        maybe = np.flatnonzero(~blank & np.isin(first, list(_BLANK_FIRST)))
+        maybe = np.flatnonzero(_BLANK_TABLE[first + 1])
         for i in maybe.tolist():
             blank[i] = self.text(i).strip() == ""
         self.blank = blank
         self.multiline = False
         if quote and quote.encode() in buf:
-            qpos, _ = _scan(arr, ord(quote))
+            qpos = _scan(arr, ord(quote))
             per_line = np.searchsorted(qpos, self.next_starts) - np.searchsorted(qpos, starts)
             self.multiline = bool(np.any(per_line % 2 == 1))
 

@@ -67,6 +67,32 @@ def empty(arr: pa.Array) -> Bools:
     return bools(pc.equal(pc.binary_length(arr), 0))
 
 
+def value_bytes(arr: pa.Array) -> tuple[Ints, npt.NDArray[np.uint8]] | None:
+    """(offsets from 0, the values' bytes) of a string or binary array, without copying; None when it has
+    nulls or another layout (callers then take the Arrow path)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+        return None
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1].astype(np.int64)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    data = arr.buffers()[2]
+    base, end = int(offsets[0]), int(offsets[-1])
+    body = np.frombuffer(data, dtype=np.uint8)[base:end] if data is not None else np.zeros(0, dtype=np.uint8)
+    return offsets - base, body
+
+
+def all_ascii(arr: pa.Array) -> bool:
+    """Every value is ASCII (one pass over the bytes, no per-value result)."""
+    found = value_bytes(arr)
+    if found is None:
+        return bool(pc.all(pc.string_is_ascii(arr)).as_py() is not False)
+    body = found[1]
+    return not len(body) or int(body.max()) < 0x80
+
+
 def const(value: str, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, pa.string()), n)
 
@@ -79,11 +105,37 @@ def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
 
 
 _SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
+def _plain_edges(arr: pa.Array, strip: str, *, last: bool) -> bool:
+    """No value starts (``last``: ends) with whitespace or a ``strip`` character: each one's first (last) byte
+    is printable ASCII and no strip character. Reads one byte per value; False when it cannot tell."""
+    found = value_bytes(arr)
+    if found is None:
+        return False
+    offsets, body = found
+    edge = offsets[1:] - 1 if last else offsets[:-1]
+    edge = edge[offsets[1:] > offsets[:-1]]
+    if not len(edge):
+        return True
+    byte = body[edge]
+    plain = (byte > 0x20) & (byte < 0x7F)
+    for char in strip:
+        if char.isascii():
+            plain &= byte != ord(char)
+    return bool(plain.all())
 
 
 def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
     """Trim whitespace (TABs too) and ``strip`` characters; with ``prefix`` (WeChat's backtick guard), leading
-    prefix characters are removed along with leading whitespace. Alipay's TAB after ids, ICBC's padding."""
+    prefix characters are removed along with leading whitespace. Alipay's TAB after ids, ICBC's padding.
+
+    A side is trimmed only when a value's edge byte there could be trimmed (one byte read per value)."""
+    if _plain_edges(arr, strip, last=True):
+        # No value ends with anything to trim, and a left trim stops at a character none of the other steps
+        # would remove from the start.
+        if prefix:
+            return pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip)
+        if _plain_edges(arr, strip, last=False):
+            return arr
     if prefix:
         out = pc.utf8_rtrim_whitespace(pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip))
     else:
@@ -95,9 +147,9 @@ def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
 
 def nfkc(arr: pa.Array) -> pa.Array:
     """NFKC-normalise the non-ASCII values (full-width digits, colons and brackets become ASCII)."""
-    ascii_ = pc.string_is_ascii(arr)
-    if pc.all(ascii_).as_py() is not False:
+    if all_ascii(arr):
         return arr
+    ascii_ = pc.string_is_ascii(arr)
     return pc.if_else(ascii_, arr, pc.utf8_normalize(arr, form="NFKC"))
 
 
@@ -141,29 +193,61 @@ class Amounts:
     failure: Failure
 
 
-_PLAIN_AMOUNT = rf"^[+-]?\d{{1,{MAX_INT_DIGITS}}}(?:\.\d+)?$"
-
-
 def _fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat) -> Ints | None:
-    """The common case in one Arrow cast: every value a plain decimal (no separators, symbols or empties)
-    in one currency. Arrow's decimal cast refuses digits beyond the scale, so exactness is kept; the
-    unscaled decimal integer is the amount in minor units. None: use the general path."""
+    """The common case without a regex or a decimal cast: one currency, and every value ``-?digits`` with
+    the same number F of digits after a ``.`` (``1790.57``, ``10.74000``) or none (``199``).
+
+    The value's bytes decide F and where the point is; Arrow's integer cast of the text without its point
+    then accepts exactly ``-?\\d+`` (and hexadecimal ``0x..``, refused here by its ``x``). F digits beyond the
+    currency's must be zeros (else this is no plain amount: the general path words the rejection). Exact:
+    integers only. None: use the general path."""
     n = len(arr)
     if n == 0 or fmt.minor_units or fmt.decimal != "." or not bool(np.all(exponents == exponents[0])):
         return None
-    if not pc.all(pc.match_substring_regex(arr, _PLAIN_AMOUNT)).as_py():
+    found = value_bytes(arr)
+    if found is None:
         return None
+    offsets, body = found
+    ends = offsets[1:]
+    lengths = ends - offsets[:-1]
+    if int(lengths.min()) < 1 or bool(((body == ord("x")) | (body == ord("X"))).any()):
+        return None
+    point = body[: int(lengths[0])].tobytes().rfind(b".")
+    places = int(lengths[0]) - point - 1 if point >= 0 else 0
+    if point >= 0 and places == 0:
+        return None  # '5.': no digits after the point
+    text = arr
+    if point >= 0:
+        # the point F bytes before every end, a digit before it
+        if int(lengths.min()) < places + 2:
+            return None
+        if not bool(np.all(body[ends - places - 1] == ord("."))):
+            return None
+        before = body[ends - places - 2]
+        if not bool(np.all((before >= ord("0")) & (before <= ord("9")))):
+            return None
+        text = pc.binary_replace_slice(arr, start=-places - 1, stop=-places, replacement="")
     try:
-        dec = pc.cast(arr, pa.decimal128(38, int(exponents[0])))
+        units = np.asarray(pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # a value with more precision than the currency: the general path words it
-    if isinstance(dec, pa.ChunkedArray):
-        dec = dec.combine_chunks()
-    words = np.frombuffer(dec.buffers()[1], dtype=np.int64).reshape(-1, 2)[dec.offset : dec.offset + n]
-    minor = words[:, 0].copy()
-    if np.any(np.abs(minor) >= MAX_AMOUNT_MINOR) or np.any(words[:, 1] != (minor >> 63)):
-        return None
-    return minor
+        return None  # a sign other than a leading '-', another character, or too many digits
+    e = int(exponents[0])
+    if places > e:
+        scale = 10 ** (places - e)
+        if bool(np.any(units % scale)):
+            return None  # digits beyond the currency's minor unit: the general path words it
+        minor = units // scale
+    elif places < e:
+        if _out_of_range(units):
+            return None
+        minor = units * 10 ** (e - places)
+    else:
+        minor = units
+    return None if _out_of_range(minor) else minor
+
+
+def _out_of_range(minor: Ints) -> bool:
+    return bool(np.any((minor >= MAX_AMOUNT_MINOR) | (minor <= -MAX_AMOUNT_MINOR)))
 
 
 def amounts(
@@ -295,7 +379,7 @@ def _strptime(text: pa.Array, fmt: str) -> pa.Array:
     value must format back to its own text; values that do not (unpadded digits, or impossible) are read by
     Python's ``datetime.strptime``, which refuses impossible dates."""
     width = _ISO.get(fmt)
-    if width is not None and len(text) and pc.all(pc.equal(pc.utf8_length(text), width)).as_py():
+    if width is not None and len(text) and _all_bytes_long(text, width):
         try:  # the ISO-8601 cast is strict and fast: the common case in one step
             return pc.cast(text, pa.timestamp("us"))
         except pa.ArrowInvalid:
@@ -316,6 +400,14 @@ def _strptime(text: pa.Array, fmt: str) -> pa.Array:
         except ValueError:
             values[row] = None
     return pa.array(values, pa.timestamp("us"))
+
+
+def _all_bytes_long(arr: pa.Array, width: int) -> bool:
+    """Every value is ``width`` bytes long (the ISO cast's guard: a value of other bytes is no ISO text)."""
+    found = value_bytes(arr)
+    if found is None:
+        return bool(pc.all(pc.equal(pc.binary_length(arr), width)).as_py())
+    return bool(np.all(np.diff(found[0]) == width))
 
 
 def moments(

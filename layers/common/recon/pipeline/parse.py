@@ -148,10 +148,11 @@ def _read(
     project: Project,
     account: Account,
     data: bytes,
-    key: str,
-    statement_id: str,
+    base: dict[str, Any],
     profile: Profile | ProfileError | None,
 ) -> _Attempt:
+    """Read the raw object of the statement ``base`` describes."""
+    key: str = base["raw_key"]
     if isinstance(profile, ProfileError):
         error = RowError(file=profile.key or key, row=0, reason=str(profile))
         return _Attempt(None, [error], profile.name, profile.version or "", profile)
@@ -160,7 +161,7 @@ def _read(
             data,
             filename=key,  # errors name the file by its S3 key
             raw_key=key,
-            statement_id=statement_id,
+            statement_id=base["statement_id"],
             source=account.source,
             account_id=account.account_id,
             currency=account.currency,
@@ -473,37 +474,44 @@ def _process(
     data: bytes,
     base: dict[str, Any],
     profile: Profile | ProfileError | None,
-) -> tuple[Statement, _Attempt]:
-    attempt = _read(
+) -> Statement:
+    attempt = _read(svc, project=project, account=account, data=data, base=base, profile=profile)
+    return _settle(
         svc,
         project=project,
         account=account,
+        statement_date=statement_date,
         data=data,
-        key=base["raw_key"],
-        statement_id=base["statement_id"],
-        profile=profile,
+        base=base,
+        attempt=attempt,
     )
+
+
+def _settle(
+    svc: Services,
+    *,
+    project: Project,
+    account: Account,
+    statement_date: date,
+    data: bytes,
+    base: dict[str, Any],
+    attempt: _Attempt,
+) -> Statement:
+    """Accept the read, or quarantine the file when anything rejects it."""
     accepted = attempt.accepted
     if accepted is not None:
-        statement = _accept(
-            svc,
-            project=project,
-            account=account,
-            statement_date=statement_date,
-            base=base,
-            parsed=accepted,
+        return _accept(
+            svc, project=project, account=account, statement_date=statement_date, base=base, parsed=accepted
         )
-    else:
-        statement = _quarantine(
-            svc,
-            project=project,
-            account=account,
-            statement_date=statement_date,
-            data=data,
-            base=base,
-            attempt=attempt,
-        )
-    return statement, attempt
+    return _quarantine(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        data=data,
+        base=base,
+        attempt=attempt,
+    )
 
 
 def _profile_or_problem(svc: Services, account: Account) -> Profile | ProfileError | None:
@@ -566,7 +574,7 @@ def ingest_object(
             "size": len(data),
             "parsed_at": svc.clock(),
         }
-    statement, _ = _process(
+    statement = _process(
         svc,
         project=project,
         account=account,
@@ -665,37 +673,19 @@ def reparse_statement(
         return _rejected(
             svc, current, [RowError(file=chosen.key or current.raw_key, row=0, reason=str(chosen))], previous
         )
-    if current.status is StatementStatus.PARSED:
-        attempt = _read(
-            svc,
-            project=project,
-            account=account,
-            data=data,
-            key=current.raw_key,
-            statement_id=statement_id,
-            profile=chosen,
-        )
-        accepted = attempt.accepted
-        if accepted is None:
-            return _rejected(svc, current, attempt.errors, previous)
-        statement = _accept(
-            svc,
-            project=project,
-            account=account,
-            statement_date=statement_date,
-            base=base,
-            parsed=accepted,
-        )
-    else:
-        statement, attempt = _process(
-            svc,
-            project=project,
-            account=account,
-            statement_date=statement_date,
-            data=data,
-            base=base,
-            profile=chosen,
-        )
+    attempt = _read(svc, project=project, account=account, data=data, base=base, profile=chosen)
+    if current.status is StatementStatus.PARSED and attempt.accepted is None:
+        # An accepted statement stays as it was when the new read fails.
+        return _rejected(svc, current, attempt.errors, previous)
+    statement = _settle(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        data=data,
+        base=base,
+        attempt=attempt,
+    )
     svc.repo.put_statement(statement)
     _audit_statement(svc, statement, "statement.reparse", **previous)
     return ReparseOutput(

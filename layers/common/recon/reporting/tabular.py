@@ -56,6 +56,17 @@ def _where(placements: pa.Table, disposition: str) -> pa.Table:
     return placements.filter(pc.equal(placements["disposition"].cast(pa.string()), disposition))
 
 
+def _row_identity(rows: pa.Table) -> list[pa.Array]:
+    """The leading columns of filtered.csv and open_items.csv: which row, and its amount."""
+    return [
+        _text(rows["source"]),
+        _text(rows["account_id"]),
+        _text(rows["txn_id"]),
+        amounts(rows["amount_minor"], rows["currency"]),
+        _text(rows["currency"]),
+    ]
+
+
 def matches_csv(placements: pa.Table) -> bytes:
     rows = _where(placements, "matched")
     positions = pa.array(np.arange(rows.num_rows))
@@ -82,11 +93,7 @@ def filtered_csv(placements: pa.Table) -> bytes:
     rows = _where(placements, "filtered")
     table = pa.table(
         [
-            _text(rows["source"]),
-            _text(rows["account_id"]),
-            _text(rows["txn_id"]),
-            amounts(rows["amount_minor"], rows["currency"]),
-            _text(rows["currency"]),
+            *_row_identity(rows),
             _text(rows["rule"]),
         ],
         names=FILTERED_COLUMNS,
@@ -100,11 +107,7 @@ def open_items_csv(placements: pa.Table, business_date: date) -> bytes:
     today = (business_date - date(1970, 1, 1)).days
     table = pa.table(
         [
-            _text(rows["source"]),
-            _text(rows["account_id"]),
-            _text(rows["txn_id"]),
-            amounts(rows["amount_minor"], rows["currency"]),
-            _text(rows["currency"]),
+            *_row_identity(rows),
             _text(rows["first_seen"]),
             pa.array(today - np.asarray(first_seen, np.int64)).cast(pa.string()),
         ],

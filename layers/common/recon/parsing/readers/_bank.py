@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -107,52 +107,80 @@ class Balance:
         return f"{self.text()} {self.day.isoformat() if self.day else '?'}"
 
 
-def check_balance(
-    b: Builder,
-    *,
-    label: str,
-    opening: Balance,
-    entries: dict[str, int],
-    closing: Balance,
-    file: str,
-    column: str,
-    row: int = FILE_LEVEL_ROW,
-) -> None:
-    """opening + Σ entries = closing (an amount total: not enforced when rows were rejected)."""
-    others = sorted(c for c, v in entries.items() if c != opening.currency and v)
-    computed = Balance(opening.minor + entries.get(opening.currency, 0), opening.currency, None).text()
-    if others:
-        computed += f" (+ entries in {', '.join(others)})"
-    b.total(
-        f"{label}.balance opening+entries=closing",
-        closing.text(),
-        computed,
-        file=file,
-        row=row,
-        column=column,
-    )
+@dataclass
+class StatementTally:
+    """One statement (or account report) of a file: its stated balances and what its accepted entries add
+    up to, per currency and per direction."""
+
+    label: str
+    currency: str
+    opening: Balance | None = None
+    closing: Balance | None = None
+    entries: dict[str, int] = field(default_factory=dict)
+    credits: int = 0
+    credit_sum: int = 0
+    debits: int = 0
+    debit_sum: int = 0
+
+    def add(self, currency: str, minor: int) -> None:
+        """Count one accepted entry."""
+        self.entries[currency] = self.entries.get(currency, 0) + minor
+        if minor >= 0:
+            self.credits += 1
+            self.credit_sum += minor
+        else:
+            self.debits += 1
+            self.debit_sum -= minor
+
+    def check_balance(self, b: Builder, *, file: str, column: str, row: int = FILE_LEVEL_ROW) -> None:
+        """opening + entries = closing, when the statement states both balances (an amount total: not
+        enforced when rows were rejected)."""
+        opening, closing = self.opening, self.closing
+        if opening is None or closing is None:
+            return
+        others = sorted(c for c, v in self.entries.items() if c != opening.currency and v)
+        computed = Balance(
+            opening.minor + self.entries.get(opening.currency, 0), opening.currency, None
+        ).text()
+        if others:
+            computed += f" (+ entries in {', '.join(others)})"
+        b.total(
+            f"{self.label}.balance opening+entries=closing",
+            closing.text(),
+            computed,
+            file=file,
+            row=row,
+            column=column,
+        )
+
+    def check_follows(
+        self,
+        b: Builder,
+        previous: StatementTally | None,
+        *,
+        file: str,
+        column: str,
+        row: int = FILE_LEVEL_ROW,
+    ) -> None:
+        """The opening balance is ``previous``'s closing balance (same account), when both are stated."""
+        if previous is None or previous.closing is None or self.opening is None:
+            return
+        b.total(
+            f"{previous.label} closing = {self.label} opening",
+            previous.closing.text(),
+            self.opening.text(),
+            file=file,
+            row=row,
+            column=column,
+        )
 
 
-def check_chain(
-    b: Builder,
-    *,
-    previous: str,
-    closing: Balance,
-    current: str,
-    opening: Balance,
-    file: str,
-    column: str,
-    row: int = FILE_LEVEL_ROW,
+def record_ends(
+    ends: dict[str, tuple[Balance, Balance]], account: str, opening: Balance | None, closing: Balance | None
 ) -> None:
-    """A statement's opening balance is the previous statement's closing balance (same account)."""
-    b.total(
-        f"{previous} closing = {current} opening",
-        closing.text(),
-        opening.text(),
-        file=file,
-        row=row,
-        column=column,
-    )
+    """Keep the account's first opening and its latest closing balance (for ``expose_balances``)."""
+    if opening is not None and closing is not None:
+        ends[account] = (ends.get(account, (opening, closing))[0], closing)
 
 
 def expose_balances(b: Builder, ends: dict[str, tuple[Balance, Balance]], *, file: str) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -42,14 +41,14 @@ from recon.parsing.registry import FormatReader, register
 
 from ._bank import (
     Balance,
+    StatementTally,
     UniqueIds,
     bank_txn_type,
-    check_balance,
-    check_chain,
     decode_bank_text,
     expose_balances,
     mask,
     midnight,
+    record_ends,
     reference,
     tidy,
 )
@@ -100,20 +99,6 @@ class _Lines:
             yield line
 
 
-@dataclass
-class _Account:
-    label: str
-    number: str
-    currency: str
-    opening: Balance | None = None
-    closing: Balance | None = None
-    entries: dict[str, int] = field(default_factory=dict)
-    credits: int = 0
-    credit_sum: int = 0
-    debits: int = 0
-    debit_sum: int = 0
-
-
 def _code(item: Any) -> str:
     return str(getattr(item.type_code, "code", "") or "")
 
@@ -152,7 +137,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
     position = len(parsed.header.rows)  # index into lines.numbers of the next record
     ids = UniqueIds()
     statement_date: date | None = None
-    previous: dict[str, _Account] = {}
+    previous: dict[str, StatementTally] = {}
     ends: dict[str, tuple[Balance, Balance]] = {}
     group_totals: list[int] = []
     for g, group in enumerate(parsed.children, start=1):
@@ -176,7 +161,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             except RowFail as exc:
                 b.fail(file, a_line, exc.column, exc.reason)
                 ccy = group_ccy
-            acct = _Account(label, number, ccy)
+            acct = StatementTally(label, ccy)
             summaries = {_code(s): s for s in account.header.summary_items}
             if "010" in summaries and summaries["010"].amount is not None:
                 acct.opening = Balance(int(summaries["010"].amount), ccy, as_of)
@@ -202,20 +187,8 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             t_line = lines.numbers[position]
             position += len(account.trailer.rows)
             _account_totals(b, acct, account, summaries, written, file=file, row=t_line)
-            before = previous.get(number)
-            if before is not None and before.closing is not None and acct.opening is not None:
-                check_chain(
-                    b,
-                    previous=before.label,
-                    closing=before.closing,
-                    current=label,
-                    opening=acct.opening,
-                    file=file,
-                    column=f"{label} 010",
-                    row=a_line,
-                )
-            if acct.opening is not None and acct.closing is not None:
-                ends[number] = (ends.get(number, (acct.opening, acct.closing))[0], acct.closing)
+            acct.check_follows(b, previous.get(number), file=file, column=f"{label} 010", row=a_line)
+            record_ends(ends, number, acct.opening, acct.closing)
             previous[number] = acct
             account_totals.append(int(account.trailer.account_control_total or 0))
         trailer_line = lines.numbers[position]
@@ -281,7 +254,7 @@ def _detail(
     b: Builder,
     detail: Any,
     *,
-    acct: _Account,
+    acct: StatementTally,
     as_of: date | None,
     fallback_id: str,
     ids: UniqueIds,
@@ -331,17 +304,18 @@ def _detail(
         counterparty=None,
         memo=memo,
     ):
-        acct.entries[acct.currency] = acct.entries.get(acct.currency, 0) + minor
-        if minor >= 0:
-            acct.credits += 1
-            acct.credit_sum += minor
-        else:
-            acct.debits += 1
-            acct.debit_sum -= minor
+        acct.add(acct.currency, minor)
 
 
 def _account_totals(
-    b: Builder, acct: _Account, account: Any, summaries: dict[str, Any], written: int, *, file: str, row: int
+    b: Builder,
+    acct: StatementTally,
+    account: Any,
+    summaries: dict[str, Any],
+    written: int,
+    *,
+    file: str,
+    row: int,
 ) -> None:
     trailer = account.trailer
     b.total(
@@ -360,17 +334,7 @@ def _account_totals(
         row=row,
         column="49 number of records",
     )
-    if acct.opening is not None and acct.closing is not None:
-        check_balance(
-            b,
-            label=acct.label,
-            opening=acct.opening,
-            entries=acct.entries,
-            closing=acct.closing,
-            file=file,
-            column=f"{acct.label} 015",
-            row=row,
-        )
+    acct.check_balance(b, file=file, column=f"{acct.label} 015", row=row)
     for code, name, count, total in (
         ("100", "total credits", acct.credits, acct.credit_sum),
         ("400", "total debits", acct.debits, acct.debit_sum),

@@ -54,13 +54,13 @@ from recon.parsing.registry import FormatReader, register
 
 from ._bank import (
     Balance,
+    StatementTally,
     UniqueIds,
     bank_txn_type,
-    check_balance,
-    check_chain,
     decode_bank_text,
     expose_balances,
     midnight,
+    record_ends,
     reference,
     tidy,
 )
@@ -213,20 +213,6 @@ def _customer_reference(value: object) -> str:
     return "" if text.upper() in _REF_CODEWORDS else text
 
 
-@dataclass
-class _Stmt:
-    label: str
-    account: str
-    currency: str
-    opening: Balance | None
-    closing: Balance | None
-    entries: dict[str, int] = field(default_factory=dict)
-    debits: int = 0
-    debit_sum: int = 0
-    credits: int = 0
-    credit_sum: int = 0
-
-
 def _statement_fields(
     b: Builder, message: _Message, lib: Any, *, file: str, wrapped: bool
 ) -> tuple[list[_Field], bool]:
@@ -266,7 +252,7 @@ def _entry(
     head: dict[str, Any],
     asn: bool,
     wrapped: bool,
-    stmt: _Stmt,
+    stmt: StatementTally,
     fallback_id: str,
     ids: UniqueIds,
     file: str,
@@ -333,44 +319,24 @@ def _entry(
         counterparty=counterparty,
         memo=memo,
     ):
-        stmt.entries[currency] = stmt.entries.get(currency, 0) + minor
-        if minor < 0:
-            stmt.debits += 1
-            stmt.debit_sum -= minor
-        else:
-            stmt.credits += 1
-            stmt.credit_sum += minor
+        stmt.add(currency, minor)
 
 
 def _message_totals(
-    b: Builder, stmt: _Stmt, head: dict[str, Any], previous: _Stmt | None, *, file: str, message: _Message
+    b: Builder,
+    stmt: StatementTally,
+    head: dict[str, Any],
+    previous: StatementTally | None,
+    *,
+    file: str,
+    message: _Message,
 ) -> None:
     row = message.fields[0].line
     column = f"{stmt.label} :62:"
     closing_line = next((f.line for f in message.fields if f.tag in _CLOSING_TAGS), row)
     opening_line = next((f.line for f in message.fields if f.tag.startswith("60")), row)
-    if stmt.opening is not None and stmt.closing is not None:
-        check_balance(
-            b,
-            label=stmt.label,
-            opening=stmt.opening,
-            entries=stmt.entries,
-            closing=stmt.closing,
-            file=file,
-            column=column,
-            row=closing_line,
-        )
-    if previous is not None and previous.closing is not None and stmt.opening is not None:
-        check_chain(
-            b,
-            previous=previous.label,
-            closing=previous.closing,
-            current=stmt.label,
-            opening=stmt.opening,
-            file=file,
-            column=f"{stmt.label} :60:",
-            row=opening_line,
-        )
+    stmt.check_balance(b, file=file, column=column, row=closing_line)
+    stmt.check_follows(b, previous, file=file, column=f"{stmt.label} :60:", row=opening_line)
     for key, tag, count, total in (
         ("sum_debit_entries", "90D", stmt.debits, stmt.debit_sum),
         ("sum_credit_entries", "90C", stmt.credits, stmt.credit_sum),
@@ -406,7 +372,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
     ids = UniqueIds()
     is_942 = False
     statement_date: date | None = None
-    previous: dict[str, _Stmt] = {}
+    previous: dict[str, StatementTally] = {}
     ends: dict[str, tuple[Balance, Balance]] = {}
     for k, message in enumerate(messages, start=1):
         wrapped = message.hard_wrapped
@@ -449,7 +415,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             # Mandatory fields: without both balances the entries of this message would go unchecked.
             b.fail(file, first_line, label, f"{label} lacks {', '.join(missing)}")
             ok = False
-        stmt = _Stmt(label, account, currency or b.ctx.currency, opening, closing)
+        stmt = StatementTally(label, currency or b.ctx.currency, opening, closing)
         for n, group in enumerate(_entry_groups(entry_fields), start=1):
             _entry(
                 b,
@@ -465,8 +431,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
             )
         if ok:
             _message_totals(b, stmt, head, previous.get(account), file=file, message=message)
-        if opening is not None and closing is not None:
-            ends[account] = (ends.get(account, (opening, closing))[0], closing)
+        record_ends(ends, account, opening, closing)
         previous[account] = stmt
         statement_date = (closing.day if closing else None) or _as_date(head.get("date")) or statement_date
     expose_balances(b, ends, file=file)

@@ -53,6 +53,7 @@ from ._bank import (
     decode_bank_text,
     expose_balances,
     midnight,
+    record_ends,
     reference,
     tidy,
 )
@@ -251,7 +252,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
                 continue
             closing = Balance(closing_minor, curdef, as_of)
             opening = Balance(closing_minor - total, curdef, start)
-            ends[account] = (ends.get(account, (opening, closing))[0], closing)
+            record_ends(ends, account, opening, closing)
             statement_date = as_of
     expose_balances(b, ends, file=file)
     return fmt, encoding, statement_date
