@@ -114,7 +114,7 @@ def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
 
 
 def _bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
-    """A bucket per key from its length and last two bytes (None: not a plain string array)."""
+    """A bucket (0-255) per key from its length and last two bytes (None: not a plain string array)."""
     if keys.null_count or keys.type not in (pa.string(), pa.binary()):
         return None
     n = len(keys)
@@ -124,12 +124,13 @@ def _bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
         return None
     body = np.frombuffer(data, dtype=np.uint8)
     ends = offsets[1:].astype(np.int64)
-    lengths = (ends - offsets[:-1]).astype(np.uint32)
-    low = int(offsets[0])
-    # bytes of the key itself only (a short key must not read its neighbour's)
-    last = np.where(lengths >= 1, body[np.maximum(ends - 1, low)], 0).astype(np.uint32)
-    before = np.where(lengths >= 2, body[np.maximum(ends - 2, low)], 0).astype(np.uint32)
-    return ((last * 31 + before * 7 + lengths) % _BUCKETS).astype(np.uint16)
+    lengths = np.diff(offsets)
+    last = body[np.maximum(ends - 1, 0)]
+    before = body[np.maximum(ends - 2, 0)]
+    if int(lengths.min()) < 2:  # bytes of the key itself only: a short key must not read its neighbour's
+        last = np.where(lengths >= 1, last, 0).astype(np.uint8)
+        before = np.where(lengths >= 2, before, 0).astype(np.uint8)
+    return last * 7 + before + lengths.astype(np.uint8) * 31  # uint8: wraps modulo the 256 buckets
 
 
 def to_table(transactions: Iterable[Transaction]) -> pa.Table:

@@ -68,6 +68,15 @@ class _View:
     file: str
     _text: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, str] | None] = field(default_factory=dict)
     _rows: dict[str, list[list[str]] | None] = field(default_factory=dict)
+    _cells: dict[tuple[str, str, str, int], list[set[str]]] = field(default_factory=dict)
+
+    def cells(self, text: str, delimiter: str, quote: str, scan: int) -> list[set[str]]:
+        """The normalised cells of the first ``scan`` lines of ``text`` (shared by the profiles tried)."""
+        key = (text, delimiter, quote, scan)
+        if key not in self._cells:
+            lines = text.splitlines()[:scan]
+            self._cells[key] = _cell_sets(split_cells(line, delimiter, quote) for line in lines)
+        return self._cells[key]
 
     def text(self, encodings: Sequence[str], markers: Sequence[str]) -> tuple[str, str] | None:
         key = (tuple(encodings), tuple(markers))
@@ -99,17 +108,21 @@ def _binary(data: bytes) -> bool:
     return sheets.is_xls(data) or sheets.is_xlsx(data) or sheets.is_pdf(data)
 
 
-def _header_hit(profile: Profile, rows: Iterable[list[str]]) -> int | None:
-    """0-based index of the first row holding every header name (and none of the absent ones)."""
+def _header_hit(profile: Profile, rows: Iterable[set[str]]) -> int | None:
+    """0-based index of the first row (its normalised cells) holding every header name (and none of the
+    absent ones)."""
     names = {norm_header(h) for h in profile.header_names()}
     absent = {norm_header(h) for h in profile.match.header_absent}
-    for i, row in enumerate(rows):
+    for i, cells in enumerate(rows):
         if i >= profile.header_scan:
             break
-        cells = {norm_header(clean(c)) for c in row}
         if names <= cells and not (absent & cells):
             return i
     return None
+
+
+def _cell_sets(rows: Iterable[list[str]]) -> list[set[str]]:
+    return [{norm_header(clean(c)) for c in row} for row in rows]
 
 
 def score(profile: Profile, view: _View) -> Detection | None:
@@ -125,6 +138,7 @@ def score(profile: Profile, view: _View) -> Detection | None:
         if rows is None:
             return None
         head = next((",".join(r).strip(",") for r in rows if any(c.strip() for c in r)), "")
+        sets = _cell_sets(rows[: profile.header_scan])
     else:
         if _binary(view.data):
             return None
@@ -142,18 +156,17 @@ def score(profile: Profile, view: _View) -> Detection | None:
                 )
             except StatementParseError:
                 return None
-            rows = [header]
+            sets = _cell_sets([header])
         else:
-            lines = text.splitlines()[: profile.header_scan]
             delimiter = profile.delimiter
             if delimiter == "auto":
-                delimiter = sniff_delimiter(lines, profile.header_names())
-            rows = [split_cells(line, delimiter, profile.quote) for line in lines]
+                delimiter = sniff_delimiter(text.splitlines()[: profile.header_scan], profile.header_names())
+            sets = view.cells(text, delimiter, profile.quote, profile.header_scan)
     if m.first_line and not head.lstrip("\ufeff").startswith(tuple(m.first_line)):
         return None
     line: int | None = None
     if profile.header_names() or m.header_absent:
-        hit = _header_hit(profile, rows)
+        hit = _header_hit(profile, sets)
         if hit is None:
             return None
         line = hit + 1

@@ -617,9 +617,15 @@ class _Partition:
             )
             failures.append((1, mapped.failure))
             arr = mapped.values
+        n = len(arr)
+        single = vector.single_value(arr)
+        if single is not None:  # one currency in every row (the usual bill): checked once
+            arr = pa.array([single], pa.string())
         arr = pc.utf8_upper(arr)
         arr = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(self.ctx.currency), arr)
         bad = ~vector.bools(pc.match_substring_regex(arr, r"^[A-Z]{3}$"))
+        if single is not None:
+            arr, bad = vector.const(arr[0].as_py(), n), np.full(n, bool(bad[0]))
         raw = arr
 
         def describe(rows: Idx) -> list[tuple[str | None, str]]:
@@ -642,10 +648,14 @@ class _Partition:
         hit = self._amount_cache.get(key)
         if hit is not None:
             return hit[1]
-        zeroed = arr
-        if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():
-            zeroed = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar("0"), arr)
-        parsed = vector.amounts(zeroed, exps, self._cur_fn(), fmt, column)
+        fast = vector.fast_amounts(arr, exps, fmt)  # (never with empty values)
+        if fast is not None:
+            parsed = vector.Amounts(fast, vector.no_failure(len(arr)))
+        else:
+            zeroed = arr
+            if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():
+                zeroed = pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar("0"), arr)
+            parsed = vector.amounts(zeroed, exps, self._cur_fn(), fmt, column)
         self._amount_cache[key] = (arr, parsed)  # keeps arr alive: its id stays unique
         return parsed
 
@@ -1081,6 +1091,8 @@ def _convert(
     entries.sort(key=lambda e: e[0])
     first_fail = np.full(n, -1, dtype=np.int64)
     for j, (_order, rows, mask, _describe) in enumerate(entries):
+        if not mask.any():
+            continue
         candidates = rows[mask]
         first_fail[candidates[first_fail[candidates] == -1]] = j
     errors = _row_errors(first_fail, entries, part.file, line_nos)
@@ -1202,9 +1214,10 @@ def _total_columns(
 
 def _sum_totals(parts_out: list[_PartOut], valid: npt.NDArray[np.bool_]) -> dict[tuple[int, int], int]:
     out: dict[tuple[int, int], int] = {}
-    for rows, _p, _values, sums in parts_out:
+    for _rows, p, _values, sums in parts_out:
+        counted = p.applies & valid
         for key, arr in sums.items():
-            out[key] = out.get(key, 0) + int(arr[rows][valid[rows]].sum())
+            out[key] = out.get(key, 0) + int(np.sum(arr, where=counted))
     return out
 
 
@@ -1260,19 +1273,21 @@ def _rows_out(
         return arr if everything else pc.filter(arr, keep)
 
     def opt(name: str) -> pa.Array:
-        arr = s(name)
-        return pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
+        return vector.nulls_for_empty(s(name))
 
-    amount = np.asarray(columns["amount"])[valid]
-    booked_local = np.asarray(columns["booked_local"])[valid]
-    value_local = columns.get("value_local")
-    days = vector.local_days(np.asarray(value_local)[valid] if value_local is not None else booked_local)
+    def num(name: str) -> npt.NDArray[np.int64]:
+        arr = np.asarray(columns[name])
+        return arr if everything else arr[valid]
+
+    amount = num("amount")
+    booked_local = num("booked_local")
+    days = vector.local_days(num("value_local") if columns.get("value_local") is not None else booked_local)
     return {
         "txn_id": s("txn_id"),
         "order_ref": opt("order_ref"),
         "refund_ref": opt("refund_ref"),
         "amount_minor": pa.array(amount, pa.int64()),
-        "fee_minor": pa.array(np.asarray(columns["fee"])[valid], pa.int64()),
+        "fee_minor": pa.array(num("fee"), pa.int64()),
         "currency": s("currency"),
         "booked_at": pa.array(vector.to_utc(booked_local, ctx.tz), pa.int64()).cast(
             pa.timestamp("us", tz="UTC")
@@ -1282,7 +1297,7 @@ def _rows_out(
         "status": s("status"),
         "counterparty": opt("counterparty"),
         "memo": opt("memo"),
-        "row_number": pa.array(line_nos[valid].astype(np.int32), pa.int32()),
+        "row_number": pa.array((line_nos if everything else line_nos[valid]).astype(np.int32), pa.int32()),
     }
 
 

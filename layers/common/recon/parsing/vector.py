@@ -94,7 +94,38 @@ def all_ascii(arr: pa.Array) -> bool:
 
 
 def const(value: str, n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(value, pa.string()), n)
+    """``value`` n times (built from buffers: one copy of the bytes per row, no per-row work)."""
+    raw = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
+    if n == 0 or offsets[-1] >= 2**31:
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+    body = np.tile(np.frombuffer(raw, dtype=np.uint8), n) if raw else np.zeros(0, dtype=np.uint8)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body)]
+    )
+
+
+def single_value(arr: pa.Array) -> str | None:
+    """The value every row holds, when they all hold the same one (no nulls)."""
+    if len(arr) == 0 or arr.null_count or not pa.types.is_string(arr.type):
+        return None
+    first = arr[0].as_py()
+    return first if bool(pc.all(pc.equal(arr, pa.scalar(first, pa.string()))).as_py()) else None
+
+
+def nulls_for_empty(arr: pa.Array) -> pa.Array:
+    """Empty values as nulls (the optional text columns of the table)."""
+    found = value_bytes(arr)
+    if found is None:
+        return pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    filled = np.diff(found[0]) > 0
+    if filled.all():
+        return arr
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
+    offsets = pa.py_buffer(np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1])
+    return pa.Array.from_buffers(pa.string(), len(arr), [validity, offsets, arr.buffers()[2]])
 
 
 def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
@@ -193,7 +224,7 @@ class Amounts:
     failure: Failure
 
 
-def _fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat) -> Ints | None:
+def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat) -> Ints | None:
     """The common case without a regex or a decimal cast: one currency, and every value ``-?digits`` with
     the same number F of digits after a ``.`` (``1790.57``, ``10.74000``) or none (``199``).
 
@@ -262,7 +293,7 @@ def amounts(
     Rejected: empty, not an amount, non-zero digits beyond the currency's minor unit, out of range.
     """
     n = len(arr)
-    fast = _fast_amounts(arr, exponents, fmt)
+    fast = fast_amounts(arr, exponents, fmt)
     if fast is not None:
         return Amounts(fast, no_failure(n))
     text = normalise_amount_text(arr, fmt)
@@ -340,6 +371,9 @@ def zero_amount(arr: pa.Array, fmt: AmountFormat) -> Bools:
 
 def exponents_of(currencies: pa.Array) -> npt.NDArray[np.int64]:
     """Minor-unit exponent per row from its currency code (recon.money.exponent)."""
+    single = single_value(currencies)
+    if single is not None:
+        return np.full(len(currencies), exponent(single), dtype=np.int64)
     uniques = pc.unique(currencies)
     exps = pa.array([exponent(c or "") for c in uniques.to_pylist()], pa.int64())
     idx = pc.index_in(currencies, value_set=uniques)
