@@ -121,3 +121,50 @@ def test_runtime_without_pdfplumber_refuses_with_the_reason(monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "pdfplumber", None)
     with pytest.raises(StatementParseError, match="need pdfplumber"):
         pdf_rows(make_pdf([_STATEMENT]), "s.pdf")
+
+
+_PDF_PROFILE = """
+name: bank.example.pdf
+version: "1"
+description: a bank's PDF statement with a text layer, read through a user profile
+source: bank
+container: pdf
+match:
+  header: [Date, Reference, Amount]
+lines:
+  - {name: page_header, regex: '^Date', scope: after_header, ends_data: false}  # every page repeats the table header
+fields:
+  txn_id: {column: Reference}
+  amount: {column: Amount}
+  booked_at: {column: Date, formats: ["yyyy-MM-dd"]}
+  txn_type: {const: transfer}
+dedupe_key: [txn_id]
+"""
+
+
+def test_a_pdf_statement_is_parsed_through_a_profile_with_exact_amounts() -> None:
+    from recon.domain import Source
+    from recon.parsing import parse_statement
+    from recon.parsing.profiles import Profile
+
+    pytest.importorskip("pdfplumber", reason="pdfplumber (layers/common/requirements-pdf.txt) not installed")
+    data = make_pdf([_STATEMENT, [_STATEMENT[0], ["2024-05-03", "REF003", "10.00"]]])
+    parsed = parse_statement(
+        data,
+        filename="s.pdf",
+        raw_key="raw/p/bank/2024-05-03/s.pdf",
+        statement_id="st-pdf",
+        source=Source.BANK,
+        account_id="bank-pdf",
+        profile=Profile.from_yaml(_PDF_PROFILE),
+    )
+    rows = parsed.table.select(["txn_id", "amount_minor", "value_date"]).to_pylist()
+    assert [(r["txn_id"], r["amount_minor"], r["value_date"].isoformat()) for r in rows] == [
+        ("REF001", 123456, "2024-05-01"),
+        ("REF002", -700, "2024-05-02"),
+        ("REF003", 1000, "2024-05-03"),
+    ]
+    # The second page repeats the header: a non-data row, skipped by its named rule, never lost.
+    assert parsed.errors == [] and parsed.skipped_by_rule.get("page_header") == 1
+    assert parsed.rows_read == len(rows) + parsed.rows_skipped
+    assert parsed.profile == "bank.example.pdf" and parsed.profile_version == "1"
