@@ -1,6 +1,6 @@
 """Run every benchmark in its own process (so peak RSS is per benchmark) and print a table.
 
-python -m benchmarks [--orders N]
+python -m benchmarks [--orders N] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -14,10 +14,19 @@ from benchmarks.suite import BENCHMARKS, run_in_child
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--orders", type=int, default=20_000, help="ERP orders in the generated day")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only the benchmarks whose function name contains one of these (e.g. parse, match)",
+    )
     args = parser.parse_args()
+    chosen = [fn for fn in BENCHMARKS if not args.only or any(word in fn.__name__ for word in args.only)]
+    if not chosen:
+        parser.error(f"no benchmark matches {args.only}: {', '.join(fn.__name__ for fn in BENCHMARKS)}")
     ctx = mp.get_context("spawn")
     results = []
-    for fn in BENCHMARKS:
+    for fn in chosen:
         queue = ctx.Queue()
         proc = ctx.Process(target=run_in_child, args=(fn.__name__, args.orders, queue))
         proc.start()

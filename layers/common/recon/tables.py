@@ -56,6 +56,8 @@ TRANSACTION_SCHEMA = pa.schema(
     metadata={"recon.schema_version": SCHEMA_VERSION},
 )
 _V2_COLUMNS = ("dedupe_key", "in_file_duplicate")
+#: A reader's rows before the file-level columns: ``TRANSACTION_SCHEMA`` without the dedupe key and flag.
+ROW_SCHEMA = pa.schema([f for f in TRANSACTION_SCHEMA if f.name not in _V2_COLUMNS])
 
 #: Columns the parse stage adds when it stores a statement (recon.pipeline.overlap); a parser never sets them.
 #: ``overlap_of``: id of an earlier statement of the same account that already delivered this row (null: the
@@ -130,7 +132,8 @@ def _bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
     if int(lengths.min()) < 2:  # bytes of the key itself only: a short key must not read its neighbour's
         last = np.where(lengths >= 1, last, 0).astype(np.uint8)
         before = np.where(lengths >= 2, before, 0).astype(np.uint8)
-    return last * 7 + before + lengths.astype(np.uint8) * 31  # uint8: wraps modulo the 256 buckets
+    bucket: np.ndarray = last * 7 + before + lengths.astype(np.uint8) * 31  # type: ignore[type-arg]
+    return bucket  # (uint8: wraps modulo the 256 buckets)
 
 
 def to_table(transactions: Iterable[Transaction]) -> pa.Table:
@@ -149,6 +152,15 @@ def to_table(transactions: Iterable[Transaction]) -> pa.Table:
         TRANSACTION_SCHEMA.field("in_file_duplicate"),
         flags,
     )
+
+
+def from_rows(batches: Iterable[pa.Table]) -> pa.Table:
+    """Row tables (``ROW_SCHEMA``, in file order) as one ``TRANSACTION_SCHEMA`` table: dedupe key = txn_id,
+    in-file duplicates flagged (as ``to_table`` does for rows added one by one)."""
+    table = pa.concat_tables([b.select(ROW_SCHEMA.names).cast(ROW_SCHEMA) for b in batches]).combine_chunks()
+    keys = table.column("txn_id")
+    table = table.append_column("dedupe_key", keys).append_column("in_file_duplicate", mark_duplicates(keys))
+    return table.cast(TRANSACTION_SCHEMA)
 
 
 def upgrade(table: pa.Table) -> pa.Table:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -443,6 +444,7 @@ class Builder:
     skipped: Counter[str] = field(default_factory=Counter)
     checks: list[TotalCheck] = field(default_factory=list)
     fatal_errors: list[RowError] = field(default_factory=list)
+    batches: list[Any] = field(default_factory=list)  # pa.Table: rows converted column by column
 
     def skip(self, rule: str) -> None:
         self.rows_read += 1
@@ -476,6 +478,8 @@ class Builder:
         memo: str | None = None,
     ) -> bool:
         ctx = self.ctx
+        if self.batches:
+            raise ValueError("rows are added either one by one or as tables, not both")
         try:
             txn = Transaction(
                 txn_uid=f"{ctx.source}:{ctx.account_id}:{txn_id}",
@@ -508,6 +512,14 @@ class Builder:
         self.rows_read += 1
         self.transactions.append(txn)
         return True
+
+    def add_rows(self, rows: Any) -> None:
+        """Rows converted column by column (a ``pa.Table`` in ``recon.tables.ROW_SCHEMA``), after every row
+        added so far. A builder takes its rows one way: ``add`` or ``add_rows``."""
+        if self.transactions:
+            raise ValueError("rows are added either one by one or as tables, not both")
+        self.rows_read += rows.num_rows
+        self.batches.append(rows)
 
     def total(
         self,
@@ -559,9 +571,11 @@ class Builder:
         rejected rows the sums cannot agree and the rejections (reported row by row) are the cause.
         The rows become the Arrow table (dedupe key = txn_id, in-file duplicates flagged).
         """
-        from recon.tables import to_table
+        from recon.tables import from_rows, to_table
 
-        table = to_table(self.transactions)
+        if self.batches and self.transactions:
+            raise ValueError("rows are added either one by one or as tables, not both")
+        table = from_rows(self.batches) if self.batches else to_table(self.transactions)
         parsed = ParsedStatement(
             format=format,
             encoding=encoding,

@@ -327,10 +327,9 @@ def parse_statement(
     member = members[0]
     file = filename if member.name is None else f"{filename}!{member.name}"
     key = raw_key if member.name is None else f"{raw_key}!{member.name}"
-    b = Builder(ctx, profile=found.format)
     if found.format.startswith("camt.053"):
-        fmt, encoding, statement_date = camt.parse(member.data, b, file=file, raw_key=key)
-        return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
+        return camt.read(member.data, ctx, profile=found.format, file=file, raw_key=key)
+    b = Builder(ctx, profile=found.format)
     reader = reader_for(found.format)
     if reader is None:  # pragma: no cover - a detector named a format no reader claims
         raise fatal(filename, f"no reader for format {found.format!r}")

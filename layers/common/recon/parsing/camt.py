@@ -28,6 +28,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from recon.domain.statement import TxnStatus, TxnType
@@ -35,6 +36,7 @@ from recon.domain.statement import TxnStatus, TxnType
 from ._common import (
     FILE_LEVEL_ROW,
     Builder,
+    Context,
     RowFail,
     check_currency,
     fatal,
@@ -42,6 +44,7 @@ from ._common import (
     parse_amount,
     parse_datetime,
 )
+from .model import ParsedStatement
 
 _NS_VERSION = re.compile(r"camt\.053\.001\.(\d{2})")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -405,7 +408,7 @@ def _declared_encoding(data: bytes, file: str) -> str:
 
 
 @dataclass
-class _Stmt:
+class StmtState:
     """One statement while it streams in: its context is read when its first entry (or its end) arrives."""
 
     s: int
@@ -417,17 +420,50 @@ class _Stmt:
     totals: _StmtTotals | None = None
 
 
-def parse(data: bytes, b: Builder, *, file: str, raw_key: str) -> tuple[str, str, date | None]:
+class EntryRuns(Protocol):
+    """Entries read elsewhere (``camt_fast``): each run of a statement's entries is replaced in the document
+    by one element named ``tag`` whose ``run`` attribute numbers it."""
+
+    tag: str
+
+    def take(self, b: Builder, stmt: StmtState, run: int, ordinal: int) -> int:
+        """Account for the run's entries in ``b`` and ``stmt`` (its entries count, its totals); returns the
+        rows they make."""
+        ...
+
+
+class NotRead(Exception):
+    """``parse`` met an entry that ``runs`` should have read."""
+
+
+def read(data: bytes, ctx: Context, *, profile: str, file: str, raw_key: str) -> ParsedStatement:
+    """A camt.053 statement: the column-at-a-time reader (``camt_fast``) when the document is in the plain
+    form it reads, otherwise ``parse`` element by element. Both give the same result."""
+    from . import camt_fast
+
+    fast = camt_fast.read(data, ctx, profile=profile, file=file, raw_key=raw_key)
+    if fast is not None:
+        return fast
+    b = Builder(ctx, profile=profile)
+    fmt, encoding, statement_date = parse(data, b, file=file, raw_key=raw_key)
+    return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
+
+
+def parse(
+    data: bytes, b: Builder, *, file: str, raw_key: str, runs: EntryRuns | None = None
+) -> tuple[str, str, date | None]:
     """Parse a camt.053 document into ``b``; returns (format, encoding, statement date).
 
     The document is streamed (``iterparse``): each ``Ntry`` is converted when it ends and then cleared, so
-    memory stays flat however many entries a statement has.
+    memory stays flat however many entries a statement has. With ``runs``, the entries have been cut out
+    of ``data`` and are accounted for by ``runs`` where their placeholders stand (a real ``Ntry`` then
+    raises ``NotRead``).
     """
     encoding = _declared_encoding(data, file)
     depth = 0  # of the element an event belongs to: 1 the root, 2 BkToCstmrStmt, 3 Stmt, 4 Ntry
     root: ET.Element | None = None
     body_seen = False
-    current: _Stmt | None = None
+    current: StmtState | None = None
     statements = 0
     ordinal = 1
     statement_date: date | None = None
@@ -447,10 +483,16 @@ def parse(data: bytes, b: Builder, *, file: str, raw_key: str) -> tuple[str, str
                     )
                 elif body_seen and local(el.tag) == "Stmt":
                     statements += 1
-                    current = _Stmt(statements, el)
+                    current = StmtState(statements, el)
                 continue
             depth -= 1
-            if depth == 3 and current is not None and local(el.tag) == "Ntry":
+            if depth == 3 and current is not None and runs is not None and local(el.tag) == runs.tag:
+                _ready(b, current, file)
+                ordinal += runs.take(b, current, int(el.get("run", "-1")), ordinal)
+                el.clear()
+            elif depth == 3 and current is not None and local(el.tag) == "Ntry":
+                if runs is not None:
+                    raise NotRead("an entry was left in the document")
                 _ready(b, current, file)
                 current.entries += 1
                 assert current.totals is not None
@@ -486,7 +528,7 @@ def parse(data: bytes, b: Builder, *, file: str, raw_key: str) -> tuple[str, str
     return version_of(root), encoding, statement_date
 
 
-def _ready(b: Builder, stmt: _Stmt, file: str) -> None:
+def _ready(b: Builder, stmt: StmtState, file: str) -> None:
     """Read the statement's id and account currency (they precede its entries) once."""
     if stmt.ready:
         return
@@ -502,7 +544,7 @@ def _ready(b: Builder, stmt: _Stmt, file: str) -> None:
         stmt.acct_ccy = b.ctx.currency
 
 
-def _close_statement(b: Builder, st: _Stmt, *, file: str) -> date | None:
+def _close_statement(b: Builder, st: StmtState, *, file: str) -> date | None:
     """Balances and TxsSummry of a finished statement; returns its date (closing balance, else period end)."""
     stmt, s, acct_ccy = st.el, st.s, st.acct_ccy
     totals = st.totals

@@ -409,7 +409,9 @@ class Cells:
             return None
         found = self._clean.get(pos)
         if found is None:
-            found = self._clean[pos] = vector.clean(self._raw.pop(pos), strip=self._strip, prefix=self._prefix)
+            found = self._clean[pos] = vector.clean(
+                self._raw.pop(pos), strip=self._strip, prefix=self._prefix
+            )
         return found
 
     def name(self, aliases: Columns) -> str:
@@ -776,7 +778,7 @@ class _Partition:
         hit = self._shared.get(key)
         if not isinstance(hit, tuple):
             hit = self._shared[key] = (arr, vector.moments(arr, formats, column, year=year, month=month))
-        found = hit[1]
+        found: vector.Moments = hit[1]
         self._add(fld, 1, vector.Failure(found.failure.mask, found.describe_with(column)))
         return found.local_micros
 
@@ -1007,7 +1009,15 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
     # The data rows are converted a slice at a time: every result is per row (sums and counts add up), the
     # working set stays in cache and memory stays flat however long the file is.
     chunks = [
-        _convert(profile, part, data_idx[lo : lo + CHUNK_ROWS], cols0, sorted(needed), ctx, captures)
+        _convert(
+            profile,
+            part,
+            data_idx[lo : lo + CHUNK_ROWS],
+            cols0,
+            needed=sorted(needed),
+            ctx=ctx,
+            captures=captures,
+        )
         for lo in range(0, max(len(data_idx), 1), CHUNK_ROWS)
     ]
     counts = Counter[str]({ALL_ROWS: len(data_idx)})
@@ -1054,6 +1064,7 @@ def _convert(
     part: Part,
     data_idx: Idx,
     cols0: Cells,
+    *,
     needed: list[int],
     ctx: Context,
     captures: dict[str, str],
@@ -1116,7 +1127,9 @@ def _row_errors(
 ) -> list[RowError]:
     """One RowError per rejected row: its first failing check, worded only for the rows it rejects."""
     found: list[tuple[int, RowError]] = []
-    for j, (_order, rows, _mask, describe) in enumerate(entries):
+    failing = first_fail[first_fail >= 0]
+    for j in np.unique(failing).tolist() if len(failing) else []:
+        _order, rows, _mask, describe = entries[j]
         hit = np.flatnonzero(first_fail == j)
         if not len(hit):
             continue
@@ -1217,7 +1230,7 @@ def _sum_totals(parts_out: list[_PartOut], valid: npt.NDArray[np.bool_]) -> dict
     for _rows, p, _values, sums in parts_out:
         counted = p.applies & valid
         for key, arr in sums.items():
-            out[key] = out.get(key, 0) + int(np.sum(arr, where=counted))
+            out[key] = out.get(key, 0) + int(arr @ counted)  # integer dot product: exact, and quick
     return out
 
 
@@ -1329,7 +1342,9 @@ def _table(chunks: list[_Chunk], *, raw_key: str, profile: Profile, ctx: Context
     dedupe = key_parts[0] if len(key_parts) == 1 else pc.binary_join_element_wise(*key_parts, "|")
     data["dedupe_key"] = dedupe
     data["in_file_duplicate"] = mark_duplicates(dedupe)
-    return pa.Table.from_pydict({name: data[name] for name in TRANSACTION_SCHEMA.names}, schema=TRANSACTION_SCHEMA)
+    return pa.Table.from_pydict(
+        {name: data[name] for name in TRANSACTION_SCHEMA.names}, schema=TRANSACTION_SCHEMA
+    )
 
 
 # ------------------------------------------------------------------------------------ totals & captures

@@ -77,9 +77,11 @@ class DataTable:
 _SCAN_BYTES = 1 << 22  # bytes compared at a time: the masks stay in cache, never a file-sized temporary
 
 
-def _scan(arr: npt.NDArray[np.uint8], byte: int) -> Idx:
+def scan_bytes(arr: npt.NDArray[np.uint8], byte: int) -> Idx:
     """Positions of ``byte`` in ``arr``, a cache-sized slice at a time."""
-    found = [np.flatnonzero(arr[lo : lo + _SCAN_BYTES] == byte) + lo for lo in range(0, len(arr), _SCAN_BYTES)]
+    found = [
+        np.flatnonzero(arr[lo : lo + _SCAN_BYTES] == byte) + lo for lo in range(0, len(arr), _SCAN_BYTES)
+    ]
     return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
 
 
@@ -147,7 +149,7 @@ class BufferLines:
         self.blank = blank
         self.multiline = False
         if quote and quote.encode() in buf:
-            qpos = _scan(arr, ord(quote))
+            qpos = scan_bytes(arr, ord(quote))
             per_line = np.searchsorted(qpos, self.next_starts) - np.searchsorted(qpos, starts)
             self.multiline = bool(np.any(per_line % 2 == 1))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 import numpy as np
@@ -64,6 +64,10 @@ def text_at(arr: pa.Array, rows: npt.NDArray[np.intp]) -> list[str]:
 
 
 def empty(arr: pa.Array) -> Bools:
+    if isinstance(arr, pa.Array) and not arr.null_count and pa.types.is_string(arr.type):
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        blank: Bools = np.diff(offsets) == 0
+        return blank
     return bools(pc.equal(pc.binary_length(arr), 0))
 
 
@@ -75,7 +79,9 @@ def value_bytes(arr: pa.Array) -> tuple[Ints, npt.NDArray[np.uint8]] | None:
     if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
         return None
     n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1].astype(np.int64)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1].astype(
+        np.int64
+    )
     if n == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
     data = arr.buffers()[2]
@@ -94,14 +100,11 @@ def all_ascii(arr: pa.Array) -> bool:
 
 
 def const(value: str, n: int) -> pa.Array:
-    """``value`` n times (built from buffers: one copy of the bytes per row, no per-row work)."""
-    raw = value.encode("utf-8")
-    offsets = np.arange(n + 1, dtype=np.int64) * len(raw)
-    if n == 0 or offsets[-1] >= 2**31:
+    if value:
         return pa.repeat(pa.scalar(value, pa.string()), n)
-    body = np.tile(np.frombuffer(raw, dtype=np.uint8), n) if raw else np.zeros(0, dtype=np.uint8)
+    # n empty strings: zero offsets, no bytes (measured far quicker than repeat's)
     return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body)]
+        pa.string(), n, [None, pa.py_buffer(np.zeros(n + 1, dtype=np.int32)), pa.py_buffer(b"")]
     )
 
 
@@ -124,7 +127,9 @@ def nulls_for_empty(arr: pa.Array) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
-    offsets = pa.py_buffer(np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1])
+    offsets = pa.py_buffer(
+        np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    )
     return pa.Array.from_buffers(pa.string(), len(arr), [validity, offsets, arr.buffers()[2]])
 
 
@@ -136,22 +141,25 @@ def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
 
 
 _SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
-def _plain_edges(arr: pa.Array, strip: str, *, last: bool) -> bool:
-    """No value starts (``last``: ends) with whitespace or a ``strip`` character: each one's first (last) byte
-    is printable ASCII and no strip character. Reads one byte per value; False when it cannot tell."""
-    found = value_bytes(arr)
-    if found is None:
+
+
+def _plain_ends(arr: pa.Array, strip: str) -> bool:
+    """No value ends with whitespace or a ``strip`` character: each one's last byte is printable ASCII and no
+    strip character (one byte read per value; an empty value reads its neighbour's, which only errs towards
+    trimming). False when it cannot tell."""
+    if isinstance(arr, pa.ChunkedArray) or arr.null_count or not pa.types.is_string(arr.type) or not len(arr):
         return False
-    offsets, body = found
-    edge = offsets[1:] - 1 if last else offsets[:-1]
-    edge = edge[offsets[1:] > offsets[:-1]]
-    if not len(edge):
-        return True
-    byte = body[edge]
-    plain = (byte > 0x20) & (byte < 0x7F)
+    buffers = arr.buffers()
+    if buffers[2] is None:
+        return False
+    offsets = np.frombuffer(buffers[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    if offsets[-1] == offsets[0]:
+        return True  # every value empty
+    last = np.frombuffer(buffers[2], dtype=np.uint8)[np.maximum(offsets[1:].astype(np.int64) - 1, offsets[0])]
+    plain = (last > 0x20) & (last < 0x7F)
     for char in strip:
         if char.isascii():
-            plain &= byte != ord(char)
+            plain &= last != ord(char)
     return bool(plain.all())
 
 
@@ -159,14 +167,11 @@ def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
     """Trim whitespace (TABs too) and ``strip`` characters; with ``prefix`` (WeChat's backtick guard), leading
     prefix characters are removed along with leading whitespace. Alipay's TAB after ids, ICBC's padding.
 
-    A side is trimmed only when a value's edge byte there could be trimmed (one byte read per value)."""
-    if _plain_edges(arr, strip, last=True):
-        # No value ends with anything to trim, and a left trim stops at a character none of the other steps
-        # would remove from the start.
-        if prefix:
-            return pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip)
-        if _plain_edges(arr, strip, last=False):
-            return arr
+    With a prefix, the ends are trimmed only when a value's last byte could be trimmed."""
+    if prefix and _plain_ends(arr, strip):
+        # No value ends with anything to trim, and the left trim stops at a character that none of the
+        # other steps would remove from the start.
+        return pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip)
     if prefix:
         out = pc.utf8_rtrim_whitespace(pc.utf8_ltrim(arr, characters=_SPACE + prefix + strip))
     else:
@@ -225,8 +230,9 @@ class Amounts:
 
 
 def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat) -> Ints | None:
-    """The common case without a regex or a decimal cast: one currency, and every value ``-?digits`` with
-    the same number F of digits after a ``.`` (``1790.57``, ``10.74000``) or none (``199``).
+    """The common case without a regex or a decimal cast: one currency, every value ``-?digits`` with F
+    digits after a ``.`` (``1790.57``, ``10.74000``) or none (``199``). F is usually the same for the whole
+    column (one check at each value's end); otherwise the values are taken F by F.
 
     The value's bytes decide F and where the point is; Arrow's integer cast of the text without its point
     then accepts exactly ``-?\\d+`` (and hexadecimal ``0x..``, refused here by its ``x``). F digits beyond the
@@ -241,16 +247,43 @@ def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFor
     offsets, body = found
     ends = offsets[1:]
     lengths = ends - offsets[:-1]
-    if int(lengths.min()) < 1 or bool(((body == ord("x")) | (body == ord("X"))).any()):
+    if int(lengths.min()) < 1 or bool(((body | 0x20) == ord("x")).any()):
         return None
+    e = int(exponents[0])
     point = body[: int(lengths[0])].tobytes().rfind(b".")
     places = int(lengths[0]) - point - 1 if point >= 0 else 0
-    if point >= 0 and places == 0:
-        return None  # '5.': no digits after the point
+    if point < 0 or (int(lengths.min()) >= places + 2 and bool(np.all(body[ends - places - 1] == ord(".")))):
+        uniform = _scaled(arr, body, ends, places, e)  # (a value with a point elsewhere fails the cast)
+        if uniform is not None:
+            return uniform
+    # Points at different places: each value's F from its point (one point at most, a digit before it).
+    points = np.flatnonzero(body == ord("."))
+    if not len(points):
+        return None
+    row = np.searchsorted(ends, points, side="right")
+    if len(row) != len(np.unique(row)):
+        return None
+    each = np.zeros(n, dtype=np.int64)
+    each[row] = ends[row] - points - 1
+    minor = np.empty(n, dtype=np.int64)
+    for f in np.unique(each).tolist():
+        rows = np.flatnonzero(each == f)
+        part = arr if len(rows) == n else arr.take(pa.array(rows))
+        sub = value_bytes(part)
+        assert sub is not None
+        got = _scaled(part, sub[1], sub[0][1:], int(f), e)
+        if got is None:
+            return None
+        minor[rows] = got
+    return minor
+
+
+def _scaled(arr: pa.Array, body: npt.NDArray[np.uint8], ends: Ints, places: int, e: int) -> Ints | None:
+    """Minor units of values that all have ``places`` digits after a point (none when 0)."""
     text = arr
-    if point >= 0:
-        # the point F bytes before every end, a digit before it
-        if int(lengths.min()) < places + 2:
+    if places:
+        # the point ``places`` bytes before every end, a digit before it
+        if int((ends - np.concatenate(([0], ends[:-1]))).min()) < places + 2:
             return None
         if not bool(np.all(body[ends - places - 1] == ord("."))):
             return None
@@ -262,7 +295,7 @@ def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFor
         units = np.asarray(pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # a sign other than a leading '-', another character, or too many digits
-    e = int(exponents[0])
+    minor: Ints
     if places > e:
         scale = 10 ** (places - e)
         if bool(np.any(units % scale)):
@@ -462,7 +495,7 @@ def moments(
     text = nfkc(arr)
     is_empty = empty(text)
     found: pa.Array = pa.nulls(n, pa.timestamp("us"))
-    for fmt in formats:
+    for k, fmt in enumerate(formats):
         if year is not None and "%Y" not in fmt:
             parsed = _strptime(
                 pc.binary_join_element_wise(pa.scalar(f"{year}"), text, "\x1f"), "%Y\x1f" + fmt
@@ -475,7 +508,7 @@ def moments(
                 parsed = pc.if_else(pc.fill_null(later, False), earlier, parsed)
         else:
             parsed = _strptime(text, fmt)
-        found = pc.coalesce(found, parsed)
+        found = parsed if k == 0 else pc.coalesce(found, parsed)
         if not pc.any(pc.is_null(found)).as_py():
             break
     bad = is_empty | bools(pc.is_null(found))
@@ -520,6 +553,34 @@ def to_utc(local_micros: Ints, tz: tzinfo) -> Ints:
             moment = _EPOCH + timedelta(microseconds=int(local_micros[row]))
             utc[row] = local_micros[row] - _offset_micros(moment, tz)
     return utc
+
+
+def from_utc(utc_micros: Ints, tz: tzinfo) -> Ints:
+    """UTC instants -> the zone's local wall times (``datetime.astimezone(tz)``), the offset looked up once
+    per distinct hour (an hour with a transition inside it value by value)."""
+    if len(utc_micros) == 0:
+        return utc_micros.copy()
+    hours, inverse = np.unique(utc_micros // _MICROS_PER_HOUR, return_inverse=True)
+    offsets = np.empty(len(hours), dtype=np.int64)
+    uneven: list[int] = []
+    for i, hour in enumerate(hours.tolist()):
+        start = (_EPOCH + timedelta(hours=hour)).replace(tzinfo=UTC)
+        first = _utc_offset_micros(start, tz)
+        if _utc_offset_micros(start + timedelta(minutes=59, seconds=59, microseconds=999_999), tz) != first:
+            uneven.append(i)
+        offsets[i] = first
+    local = utc_micros + offsets[inverse]
+    for i in uneven:
+        for row in np.flatnonzero(inverse == i).tolist():
+            moment = (_EPOCH + timedelta(microseconds=int(utc_micros[row]))).replace(tzinfo=UTC)
+            local[row] = utc_micros[row] + _utc_offset_micros(moment, tz)
+    return local
+
+
+def _utc_offset_micros(moment: datetime, tz: tzinfo) -> int:
+    offset = moment.astimezone(tz).utcoffset()
+    assert offset is not None
+    return int(offset / timedelta(microseconds=1))
 
 
 def local_days(local_micros: Ints) -> npt.NDArray[np.int32]:
