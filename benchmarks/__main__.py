@@ -32,11 +32,12 @@ def main() -> int:
         proc.start()
         results.append(queue.get(timeout=1800))
         proc.join()
-    print(f"{'benchmark':<44} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}  ratio (reference)")
+    width = max([44, *(len(r["benchmark"]) for r in results)])
+    print(f"{'benchmark':<{width}} {'seconds':>8} {'rows/s':>10} {'peak RSS':>9}  ratio (reference)")
     for r in results:
         print(
-            f"{r['benchmark']:<44} {r['seconds']:>8.3f} {r['rows_per_s']:>10,.0f} {r['peak_rss_mib']:>7.0f}Mi  "
-            f"{r['ratio_vs_reference']} ({r['reference']})"
+            f"{r['benchmark']:<{width}} {r['seconds']:>8.3f} {r['rows_per_s']:>10,.0f} "
+            f"{r['peak_rss_mib']:>7.0f}Mi  {r['ratio_vs_reference']} ({r['reference']})"
         )
     return 0
 

@@ -71,17 +71,21 @@ _BUCKETED = 1 << 16  # keys beyond which duplicates are looked for bucket by buc
 _BUCKETS = 256
 
 
-def mark_duplicates(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
+def mark_duplicates(
+    keys: pa.Array | pa.ChunkedArray,
+    buckets: np.ndarray | None = None,  # type: ignore[type-arg]
+) -> pa.Array:
     """True where a key repeats an earlier one (the first occurrence stays False).
 
     Many keys are split into buckets by their last bytes and length (equal keys share a bucket, file order is
-    kept inside each): hash tables that fit in the CPU caches, about twice as fast on a million keys."""
+    kept inside each): hash tables that fit in the CPU caches, about twice as fast on a million keys.
+    ``buckets``: ``bucket_of(keys)``, when the caller computed it already (piece by piece)."""
     n = len(keys)
     if n == 0:
         return pa.array([], pa.bool_())
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
-    bucket = _bucket_of(keys) if n > _BUCKETED else None
+    bucket = None if n <= _BUCKETED else buckets if buckets is not None else bucket_of(keys)
     if bucket is None:
         return pa.array(_repeats(keys), pa.bool_())
     order = np.argsort(bucket, kind="stable")
@@ -115,7 +119,7 @@ def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
     return repeat
 
 
-def _bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
+def bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
     """A bucket (0-255) per key from its length and last two bytes (None: not a plain string array)."""
     if keys.null_count or keys.type not in (pa.string(), pa.binary()):
         return None

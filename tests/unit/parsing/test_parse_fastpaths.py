@@ -36,7 +36,7 @@ from recon.parsing import (
 )
 from recon.parsing._common import Builder, Context
 from recon.parsing.profiles import AmountFormat
-from recon.tables import mark_duplicates
+from recon.tables import bucket_of, mark_duplicates
 
 from ._support import samples
 from .test_profile_engine_properties import bills
@@ -560,6 +560,12 @@ def test_mark_duplicates_in_buckets() -> None:
     arr = pa.array(keys, pa.string())
     assert mark_duplicates(arr).to_pylist() == _repeats(keys)
     assert mark_duplicates(arr.slice(3)).to_pylist() == _repeats(keys[3:])
+    # buckets computed piece by piece (as the engine does per slice of rows) are the same buckets
+    pieces = [bucket_of(arr.slice(lo, 70_000)) for lo in range(0, len(keys), 70_000)]
+    buckets = np.concatenate([p for p in pieces if p is not None])
+    whole = bucket_of(arr)
+    assert whole is not None and np.array_equal(buckets, whole)
+    assert mark_duplicates(arr, buckets).to_pylist() == _repeats(keys)
 
 
 def _repeats(keys: list[str]) -> list[bool]:

@@ -55,6 +55,7 @@ _SLICE = 1 << 22  # bytes scanned at a time
 _P = np.uint64(0x9E3779B97F4A7C15)  # odd multipliers of the shape hash
 _Q = np.uint64(0xBF58476D1CE4E5B9)
 _MICROS_PER_DAY = 86_400_000_000
+_TYPES = [TxnType.ADJUSTMENT, TxnType.SETTLEMENT, TxnType.TRANSFER, TxnType.FEE]  # the types an entry takes
 _STATUS = {"BOOK": TxnStatus.SUCCESS.value, "PDNG": TxnStatus.PENDING.value, "": TxnStatus.SUCCESS.value}
 # camt._CHANNEL and camt._FEE_MEMO for Arrow (RE2). They agree with Python's ``re`` on ASCII text only (case
 # folding, ``\b``): other text is matched by the Python patterns themselves.
@@ -76,9 +77,9 @@ def read(data: bytes, ctx: Context, *, profile: str, file: str, raw_key: str) ->
         fmt, encoding, statement_date = camt.parse(doc.skeleton, b, file=file, raw_key=raw_key, runs=doc)
         if encoding != doc.encoding or len(doc.taken) != len(doc.runs):
             return None  # entries the careful reader would not have read as a statement's: let it say so
-    except (NotPlain, camt.NotRead, RowFail):
+    except (NotPlain, camt.NotRead, RowFail, StatementParseError):
         return None
-    except Exception:
+    except Exception:  # anything unexpected: the careful reader reads the document (and words its faults)
         return None
     return b.result(format=fmt, encoding=encoding, statement_date=statement_date)
 
@@ -699,13 +700,14 @@ class _Entries:
                 fee_code |= np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
         channel = _search(camt._CHANNEL, _CHANNEL_RE2, pc.binary_join_element_wise(party, memo, " "))
         fee_memo = _search(camt._FEE_MEMO, _FEE_MEMO_RE2, memo)
+        kinds = pa.array([t.value for t in _TYPES], pa.string())
         kind = np.where(
             reversed_,
-            TxnType.ADJUSTMENT.value,
+            _TYPES.index(TxnType.ADJUSTMENT),
             np.where(
                 amount >= 0,
-                np.where(channel, TxnType.SETTLEMENT.value, TxnType.TRANSFER.value),
-                np.where(fee_code | fee_memo, TxnType.FEE.value, TxnType.TRANSFER.value),
+                np.where(channel, _TYPES.index(TxnType.SETTLEMENT), _TYPES.index(TxnType.TRANSFER)),
+                np.where(fee_code | fee_memo, _TYPES.index(TxnType.FEE), _TYPES.index(TxnType.TRANSFER)),
             ),
         )
         state = pc.take(
@@ -724,7 +726,7 @@ class _Entries:
             order_ref=order_ref,
             party=party,
             memo=memo,
-            txn_type=pa.array(kind.tolist(), pa.string()),
+            txn_type=kinds.take(pa.array(kind, pa.int8())),
             status=state,
         )
 
@@ -744,9 +746,10 @@ class _Entries:
         has_moment = ~has_day & ~vector.empty(moment)
         out: npt.NDArray[np.int64] = np.zeros(m, dtype=np.int64)
         need = ~info
+        # (a value that is not needed is never converted: it may be anything)
         if bool((has_day & need).any()):
-            local = _iso_days(day, has_day & need)
-            out = np.where(has_day, vector.to_utc(local * _MICROS_PER_DAY, tz), out).astype(np.int64)
+            days = np.where(has_day & need, _iso_days(day, has_day & need), 0)
+            out = np.where(has_day, vector.to_utc(days * _MICROS_PER_DAY, tz), out).astype(np.int64)
         if bool((has_moment & need).any()):
             out = np.where(has_moment, _moments(moment, has_moment & need, tz), out).astype(np.int64)
         return out, has_day | has_moment
@@ -836,14 +839,15 @@ _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtyp
 
 
 def _civil_days(rows: npt.NDArray[np.uint8]) -> tuple[Ints, Bools]:
-    """``YYYY-MM-DD`` at the start of each row: (days since 1970-01-01, a valid date of years 1-9999)."""
+    """``YYYY-MM-DD`` at the start of each row: (days since 1970-01-01, a valid date of years 1000-8999)."""
     year, y_ok = _number(rows, 0, 4)
     month, m_ok = _number(rows, 5, 7)
     day, d_ok = _number(rows, 8, 10)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     in_month = _MONTH_DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
     ok = y_ok & m_ok & d_ok & (rows[:, 4] == ord("-")) & (rows[:, 7] == ord("-"))
-    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= in_month)
+    # (years far from both ends of Python's range: converting to UTC never overflows)
+    ok &= (year >= 1000) & (year <= 8999) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= in_month)
     # days from the civil date (H. Hinnant's algorithm; March-based years)
     y = year - (month <= 2)
     era = np.floor_divide(y, 400)
@@ -896,4 +900,5 @@ def _moments(arr: pa.Array, need: Bools, tz: tzinfo) -> Ints:
     ok &= naive | zulu | zoned
     if bool((need & ~ok).any()):
         raise NotPlain("a time in another notation")
+    wall = np.where(need, wall, 0)  # (a value that is not needed is never converted: it may be anything)
     return np.where(naive, vector.to_utc(np.where(naive, wall, 0), tz), wall - shift)
