@@ -38,7 +38,7 @@ def test_every_function_fits_the_lambda_budget(report: SizeReport) -> None:
 
 def test_report_counts_the_right_layers(report: SizeReport) -> None:
     by_name = {fn.logical_id: fn for fn in report.functions}
-    assert len(by_name) == 10
+    assert len(by_name) == 11
     for name, function in by_name.items():
         assert function.layer_bytes["CommonLayer"] == report.common_layer_bytes
         has_pandas = "PandasLayerArn" in function.layer_bytes

@@ -15,6 +15,7 @@ FUNCTION_FOLDERS = {
     "FetchAlipayFunction": "fetch_alipay",
     "FetchWechatFunction": "fetch_wechat",
     "ParseFunction": "parse",
+    "ExtractPdfFunction": "extract_pdf",
     "MatchFunction": "match",
     "ResolveFunction": "resolve",
     "ReportFunction": "report",
@@ -26,6 +27,7 @@ WITHOUT_PANDAS = {
     "FetchBankFunction",
     "FetchAlipayFunction",
     "FetchWechatFunction",
+    "ExtractPdfFunction",
     "ReportFunction",
     "ApiFunction",
     "SyncProjectFunction",
@@ -148,7 +150,10 @@ def test_s3_object_statements_are_scoped_to_a_prefix(template: Mapping[str, Any]
             continue
         for resource in as_list(statement["Resource"]):
             sub = resource.get("Fn::Sub", "") if isinstance(resource, Mapping) else resource
-            assert re.fullmatch(r"\$\{(Raw|Data)Bucket\.Arn\}/[a-z]+/\*", sub), (owner, statement["Sid"])
+            assert re.fullmatch(r"\$\{(Raw|Data)Bucket\.Arn\}/[a-z]+(/[a-z-]+)*/\*", sub), (
+                owner,
+                statement["Sid"],
+            )
 
 
 def test_list_bucket_is_limited_by_prefix(template: Mapping[str, Any]) -> None:

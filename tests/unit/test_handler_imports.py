@@ -18,6 +18,7 @@ WITHOUT_DATAFRAMES = [
     "report",
     "api",
     "sync_project",
+    "extract_pdf",
 ]
 ALL = [*WITHOUT_DATAFRAMES, "parse", "match", "resolve"]
 

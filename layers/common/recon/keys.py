@@ -10,6 +10,7 @@ data bucket:
     open-items/project=<p>/date=<d>/{open_items.parquet,batches.json}   (still in flight after that day's run)
     reports/<project>/<date>/<run id>/{report.html,matches.csv,cases.csv,summary.json}
     quarantine/<project>/<account>/<date>/<file name>(.error.json)
+    derived/pdf-rows/<sha256 of the PDF>.json.gz   (table rows of a PDF, recon.pdf_tables.rows_document)
 """
 
 from __future__ import annotations
@@ -145,3 +146,11 @@ def report_key(project_id: str, business_date: date, run_id: str) -> str:
 
 def quarantine_key(project_id: str, account_id: str, statement_date: date, filename: str) -> str:
     return f"quarantine/{project_id}/{account_id}/{statement_date.isoformat()}/{filename}"
+
+
+PDF_ROWS_PREFIX = "derived/pdf-rows/"
+
+
+def pdf_rows_key(sha256: str) -> str:
+    """Where the table rows of the PDF with this SHA-256 are kept (content-addressed: written once)."""
+    return f"{PDF_ROWS_PREFIX}{sha256}.json.gz"

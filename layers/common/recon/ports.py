@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any, Protocol
 
 from .domain import AuditEvent, Case, MatchGroup, Run, Statement
+from .pdf_tables import PdfRow
 
 
 @dataclass(frozen=True)
@@ -153,4 +154,35 @@ class SecretsProvider(Protocol):
 
     def get_secret(self, secret_id: str, *, force_fetch: bool = False) -> dict[str, str]:
         """The secret's JSON object; ``force_fetch`` bypasses the cache (after a rotation)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """Where bytes being parsed were read from: the object (and version) and the SHA-256 (hex) of its bytes."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    sha256: str
+
+
+class PdfTableReader(Protocol):
+    """PDF statement -> its table rows (``recon.pdf_tables``): in this process, or in another function."""
+
+    def read(self, data: bytes, *, stored_at: StoredDocument) -> list[PdfRow]:
+        """The rows of ``data``, read from ``stored_at`` (the upload itself or, unpacked, a member of it);
+        raises ``recon.pdf_tables.PdfRefusal`` for a document that cannot be read."""
+        ...
+
+
+class FunctionFailed(Exception):
+    """A function could not be invoked, or its invocation ended in an error (raised, timed out)."""
+
+
+class FunctionInvoker(Protocol):
+    """Synchronous invocation of another function of the stack (AWS Lambda)."""
+
+    def invoke(self, function_name: str, payload: dict[str, Any]) -> Any:
+        """The function's JSON result; raises ``FunctionFailed``."""
         ...

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     )
     match_rows_per_partition: int = Field(default=1_000_000, ge=1, description="Target rows per partition")
 
+    # Parsing: PDF statements are read by this function when named (AWS: the parse function has no room for
+    # pdfplumber next to the AWS SDK for pandas layer), else in this process.
+    pdf_extractor_function: str = Field(
+        default="", description="Function extracting PDF table rows (empty: in this process, with pdfplumber)"
+    )
+
     # Provider endpoints: the one place production and sandbox URLs live. An account picks one with
     # `fetch.environment`, or names its own with `environment: custom` + `endpoint`.
     alipay_gateway_url: str = Field(

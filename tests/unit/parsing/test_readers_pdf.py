@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from recon.parsing import StatementParseError
-from recon.parsing.readers.pdf import PdfRow, _cell, is_pdf, pdf_rows
+from recon.parsing.readers.pdf import PdfRow, is_pdf, pdf_rows
+from recon.pdf_tables import cell_text as _cell
 
 _STATEMENT = [
     ["Date", "Reference", "Amount"],

@@ -8,14 +8,16 @@ masking, ordering, versioning and ``replace_results`` behave the same. The contr
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
-from recon.ports import FetchLogEntry, SecretUnavailable, StoredObject
+from recon.ports import FetchLogEntry, FunctionFailed, SecretUnavailable, StoredObject
 
 from ._shared import (
     account_sort_date,
@@ -447,3 +449,26 @@ class MemorySecrets:
             self.reads[secret_id] = self.reads.get(secret_id, 0) + 1
             self._cache[secret_id] = dict(self._stored[secret_id])
             return dict(self._cache[secret_id])
+
+
+# --- functions ---------------------------------------------------------------------------------------------
+
+
+class MemoryFunctionInvoker:
+    """``FunctionInvoker`` over Python callables by function name. Payload and result go through JSON, as
+    over the wire; an unknown name or a raising callable is a ``FunctionFailed``. ``calls`` records them."""
+
+    def __init__(self, functions: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> None:
+        self.functions = dict(functions or {})
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def invoke(self, function_name: str, payload: dict[str, Any]) -> Any:
+        event = json.loads(json.dumps(payload))
+        self.calls.append((function_name, event))
+        function = self.functions.get(function_name)
+        if function is None:
+            raise FunctionFailed(f"{function_name} could not be invoked: ResourceNotFoundException")
+        try:
+            return json.loads(json.dumps(function(event)))
+        except Exception as exc:
+            raise FunctionFailed(f"{function_name} failed: {type(exc).__name__}: {exc}") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recon.domain import Delivery, Source
 
@@ -116,6 +116,38 @@ class ReparseOutput(_Payload):
     statement: StatementSummary
     parquet_key: str | None = None
     errors: list[str] = Field(default_factory=list)
+
+
+class ExtractPdfRequest(_Payload):
+    """The parse function asks extract_pdf for the table rows of a stored PDF statement."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the bytes the parse function read: others are refused",
+    )
+
+
+class ExtractPdfOutput(_Payload):
+    """The rows object (``recon.keys.pdf_rows_key``) and its counts, or why the PDF cannot be read."""
+
+    sha256: str
+    rows_key: str | None = Field(default=None, description="Set when the PDF was read")
+    rows: int = 0
+    pages_with_rows: int = 0
+    reused: bool = Field(default=False, description="The rows object existed already and was not rewritten")
+    refusal: str | None = Field(
+        default=None,
+        description="Why the document is not a readable PDF statement (the parse error's reason)",
+    )
+
+    @model_validator(mode="after")
+    def _rows_or_refusal(self) -> ExtractPdfOutput:
+        if (self.rows_key is None) == (self.refusal is None):
+            raise ValueError("exactly one of rows_key and refusal")
+        return self
 
 
 class FailureInput(_Payload):

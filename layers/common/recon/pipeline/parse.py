@@ -20,10 +20,12 @@ and writes a new normalized object beside the old one; the Statement names the c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,6 +36,8 @@ from recon.domain import Account, ControlTotal, Project, RowError, Source, State
 from recon.keys import normalized_key, parse_raw_key, quarantine_key, raw_prefix
 from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
 from recon.parsing.profiles import Profile
+from recon.parsing.readers import pdf
+from recon.ports import FunctionFailed, StoredDocument
 from recon.tables import table_to_parquet
 
 from .chain import Balance, balances, chain_break, chain_total, with_chain
@@ -142,6 +146,20 @@ def _account_profile(svc: Services, account: Account) -> Profile | None:
     return ProfileStore(svc.store, svc.settings.data_bucket).resolve(ProfileSpec.parse(account.profile))
 
 
+def _pdf_tables(svc: Services, base: dict[str, Any]) -> AbstractContextManager[None]:
+    """Read the PDFs of the raw object ``base`` describes with the services' reader (default: in-process)."""
+    reader = svc.pdf_tables
+    if reader is None:
+        return nullcontext()
+    stored_at = StoredDocument(
+        bucket=svc.settings.raw_bucket,
+        key=base["raw_key"],
+        version_id=base["raw_version_id"],
+        sha256=base["checksum"],
+    )
+    return pdf.reading_with(functools.partial(reader.read, stored_at=stored_at))
+
+
 def _read(
     svc: Services,
     *,
@@ -157,17 +175,20 @@ def _read(
         error = RowError(file=profile.key or key, row=0, reason=str(profile))
         return _Attempt(None, [error], profile.name, profile.version or "", profile)
     try:
-        parsed = parse_statement(
-            data,
-            filename=key,  # errors name the file by its S3 key
-            raw_key=key,
-            statement_id=base["statement_id"],
-            source=account.source,
-            account_id=account.account_id,
-            currency=account.currency,
-            timezone=project.timezone,
-            profile=profile,
-        )
+        with _pdf_tables(svc, base):
+            parsed = parse_statement(
+                data,
+                filename=key,  # errors name the file by its S3 key
+                raw_key=key,
+                statement_id=base["statement_id"],
+                source=account.source,
+                account_id=account.account_id,
+                currency=account.currency,
+                timezone=project.timezone,
+                profile=profile,
+            )
+    except FunctionFailed:
+        raise  # the PDF extractor failed (throttled, timed out): the stage is retried, the file not quarantined
     except StatementParseError as exc:
         errors = list(exc.errors) or [RowError(file=key, row=0, reason=str(exc))]
         partial = exc.parsed

@@ -11,6 +11,7 @@ from recon.ports import (
     AlertPublisher,
     Mailer,
     ObjectStore,
+    PdfTableReader,
     RunRepository,
     ScheduleManager,
     SecretsProvider,
@@ -37,3 +38,5 @@ class Services:
     secrets: SecretsProvider | None = None
     # How client-side retries wait (tests pass a recorder instead of sleeping).
     sleep: Callable[[float], None] = field(default=time.sleep)
+    # Where the parse stage reads PDF tables; None: in this process (recon.pdf_tables, pdfplumber installed).
+    pdf_tables: PdfTableReader | None = None
