@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -21,23 +20,14 @@ from recon.keys import pdf_rows_key, profile_key, project_config_key, raw_key
 from recon.pdf_tables import extract_rows, rows_from_document
 from recon_local.runtime import LambdaInvocationError, LocalCloud
 from tests.integration.handlers.test_parse_stage_moto import _upload as upload
-from tests.unit.parsing.test_readers_pdf import _PDF_PROFILE, _STATEMENT, make_pdf
+from tests.unit.parsing.test_readers_pdf import _PDF_PROFILE
+from tests.unit.parsing.test_readers_pdf import PDF_DAY as DAY
+from tests.unit.parsing.test_readers_pdf import PDF_PROJECT as PROJECT
+from tests.unit.parsing.test_readers_pdf import SCANNED_PDF as SCAN
+from tests.unit.parsing.test_readers_pdf import TWO_PAGE_PDF as TWO_PAGES
 
 pytest.importorskip("pdfplumber", reason="pdfplumber (layers/common/requirements-pdf.txt) not installed")
 
-PROJECT = """
-project_id: acme
-name: Acme
-version: 1
-timezone: Asia/Shanghai
-currency: CNY
-accounts:
-  - {account_id: bank-pdf, source: bank, name: Bank statements in PDF, profile: bank.example.pdf}
-  - {account_id: erp, source: erp, name: ERP order book}
-"""
-DAY = date(2024, 5, 3)
-TWO_PAGES = make_pdf([_STATEMENT, [_STATEMENT[0], ["2024-05-03", "REF003", "10.00"]]])
-SCAN = make_pdf([_STATEMENT], text=False)
 EXTRACTOR_ENV = "RECON_PDF_EXTRACTOR_FUNCTION"
 
 

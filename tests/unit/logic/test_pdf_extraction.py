@@ -9,7 +9,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,11 @@ from recon.pipeline.services import Services
 from recon.ports import FunctionFailed, StoredDocument
 from recon.tables import read_parquet
 from tests.unit.logic.test_parse_stage import _deliver
-from tests.unit.parsing.test_readers_pdf import _PDF_PROFILE, _STATEMENT, make_pdf
+from tests.unit.parsing.test_readers_pdf import _PDF_PROFILE, _STATEMENT
+from tests.unit.parsing.test_readers_pdf import PDF_DAY as DAY
+from tests.unit.parsing.test_readers_pdf import PDF_PROJECT as PROJECT
+from tests.unit.parsing.test_readers_pdf import SCANNED_PDF as SCAN
+from tests.unit.parsing.test_readers_pdf import TWO_PAGE_PDF as TWO_PAGES
 from tests.unit.test_handler_imports import _BLOCKER
 
 from .conftest import memory_services
@@ -38,18 +41,6 @@ pytest.importorskip("pdfplumber", reason="pdfplumber (layers/common/requirements
 
 REPO = Path(__file__).resolve().parents[3]
 EXTRACTOR = "recon-extract-pdf"
-PROJECT = """
-project_id: acme
-name: Acme
-version: 1
-timezone: Asia/Shanghai
-currency: CNY
-accounts:
-  - {account_id: bank-pdf, source: bank, name: Bank statements in PDF, profile: bank.example.pdf}
-"""
-DAY = date(2024, 5, 3)
-TWO_PAGES = make_pdf([_STATEMENT, [_STATEMENT[0], ["2024-05-03", "REF003", "10.00"]]])
-SCAN = make_pdf([_STATEMENT], text=False)
 
 
 def _sha(data: bytes) -> str:

@@ -4,6 +4,7 @@ Helvetica text, optionally ruled), and the refusals (not a PDF, corrupt, no text
 from __future__ import annotations
 
 import sys
+from datetime import date
 
 import pytest
 
@@ -141,6 +142,21 @@ fields:
   txn_type: {const: transfer}
 dedupe_key: [txn_id]
 """
+
+# A project and documents for the parse stage's PDF tests (in-process and through the extractor function).
+PDF_PROJECT = """
+project_id: acme
+name: Acme
+version: 1
+timezone: Asia/Shanghai
+currency: CNY
+accounts:
+  - {account_id: bank-pdf, source: bank, name: Bank statements in PDF, profile: bank.example.pdf}
+  - {account_id: erp, source: erp, name: ERP order book}
+"""
+PDF_DAY = date(2024, 5, 3)
+TWO_PAGE_PDF = make_pdf([_STATEMENT, [_STATEMENT[0], ["2024-05-03", "REF003", "10.00"]]])
+SCANNED_PDF = make_pdf([_STATEMENT], text=False)
 
 
 def test_a_pdf_statement_is_parsed_through_a_profile_with_exact_amounts() -> None:
