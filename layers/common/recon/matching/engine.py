@@ -245,6 +245,7 @@ def match_table(
     p = plan(project)
     prepare(frame, ledger, ctx, p)
     known = keyed(frame, ledger, ctx, p)
+    frame.release_derived()
     settled = residual(frame, ledger, ctx, p, known, partials={}, carried=carried_batches or {})
     placements, groups, cases = ledger.finish()
     return MatchResult(

@@ -13,7 +13,8 @@ tolerance) > matched. Confidence of a match: 1.0 when amounts are equal, else 1 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -35,7 +36,7 @@ from .context import (
     scheduled_fee,
     tolerance,
 )
-from .frame import ANY, BOOL, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
+from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
 from .hashing import U64, hash_strings
 from .ledger import Ledger
 from .text import join, labels, money, severities, take_text
@@ -47,10 +48,8 @@ class KeyGroups:
 
     key_hash: U64
     key: pa.Array
-    rows: I64
-    owner: I64
-    left_n: I64
-    right_n: I64
+    left_n: I32
+    right_n: I32
     left_amount: I64
     right_amount: I64
     right_fee: I64
@@ -58,11 +57,15 @@ class KeyGroups:
     gap_us: I64
     left_bad: BOOL
     right_bad: BOOL
-    currency: I64
+    currency: I32
     currency_ok: BOOL
     left_first: I64  # one member row per side, for words (labels, statuses) built only for cases
     right_first: I64
     texts: dict[str, pa.Array] | None = None  # precomputed labels/statuses (keys with several rows)
+    # Members as (row, index of its key) — keys with several rows a side only: a one-row-a-side key's
+    # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
+    rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    owner: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def text(self, frame: Frame, name: str, chosen: I64) -> pa.Array:
         """left_label, right_label, left_status or right_status of the chosen keys."""
@@ -86,6 +89,10 @@ def _runs(sorted_hashes: U64) -> tuple[I64, I64]:
     return starts, np.diff(np.append(starts, n))
 
 
+_SLICE: Final = 1 << 18  # one-row-a-side keys decided at a time
+_RANGE_BITS: Final = 2  # the key join runs on 2**_RANGE_BITS hash ranges, one after the other
+
+
 def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) -> None:
     fields = tuple(rule.keys)
     keyed = ledger.unplaced() & frame.has_text(fields[0])
@@ -94,13 +101,49 @@ def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) ->
     if len(left) == 0 or len(right) == 0:
         return
     h = frame.key_hash(fields)
-    hl, hr = h[left], h[right]
-    ol, orr = np.argsort(hl), np.argsort(hr)
-    ls, rs = left[ol], right[orr]
-    hls, hrs = hl[ol], hr[orr]
-    l_start, l_len = _runs(hls)
-    r_start, r_len = _runs(hrs)
-    l_keys, r_keys = hls[l_start], hrs[r_start]
+    # Joined one hash range at a time (the top bits of the hash), ranges in ascending order: the
+    # sort-merge's temporaries (a dozen arrays per keyed row) then exist for a quarter of the keys, and
+    # everything comes out in the order a single join would give.
+    top = (h >> np.uint64(64 - _RANGE_BITS)).astype(np.int8)
+    single_l, single_r, runs = [], [], []
+    for k in range(1 << _RANGE_BITS):
+        pairs_l, pairs_r, several = _linked(frame, fields, h, left[top[left] == k], right[top[right] == k])
+        single_l.append(pairs_l)
+        single_r.append(pairs_r)
+        runs += several
+    del keyed, left, right, top
+    fast_l, fast_r = _in_row_order(frame.n, np.concatenate(single_l), np.concatenate(single_r))
+    del single_l, single_r
+    # Decided a slice at a time: the per-key columns and decisions (~150 bytes a key) then exist for one
+    # slice only, not for every key at once. Results do not depend on how the pairs are grouped.
+    for at in range(0, len(fast_l), _SLICE):
+        sl, sr = fast_l[at : at + _SLICE], fast_r[at : at + _SLICE]
+        decide(frame, ledger, ctx, rule, _pairs(frame, rule, sl, sr, h[sl]))
+    if runs:
+        groups = _multi(frame, ledger, ctx, rule, runs)
+        if groups is not None:
+            decide(frame, ledger, ctx, rule, groups)
+
+
+def _by_hash(h: U64, rows: I64) -> tuple[I64, I64, I64, U64]:
+    """``rows`` sorted by hash, and the start, length and hash of each run of one hash (the sort's
+    temporaries die here, one side at a time)."""
+    hashes = h[rows]
+    order = np.argsort(hashes)
+    hashes = hashes[order]
+    start, length = _runs(hashes)
+    return rows[order], start, length, hashes[start]
+
+
+def _linked(
+    frame: Frame, fields: tuple[str, ...], h: U64, left: I64, right: I64
+) -> tuple[I64, I64, list[tuple[I64, I64]]]:
+    """Keys present on both sides, in hash order: (left row, right row) of the keys with one row a side,
+    and the (left rows, right rows) of each key with several rows on a side."""
+    ls, l_start, l_len, l_keys = _by_hash(h, left)
+    rs, r_start, r_len, r_keys = _by_hash(h, right)
+    if len(l_keys) == 0 or len(r_keys) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), []
     pos = np.searchsorted(l_keys, r_keys)
     pos[pos >= len(l_keys)] = 0
     hit = l_keys[pos] == r_keys
@@ -112,18 +155,12 @@ def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) ->
         same &= frame.words(name).equal(first_l, first_r)
     li, ri = li[same], ri[same]
     single = (l_len[li] == 1) & (r_len[ri] == 1)
-    fast_l, fast_r = _in_row_order(frame.n, ls[l_start[li[single]]], rs[r_start[ri[single]]])
-    if len(fast_l):
-        decide(frame, ledger, ctx, rule, _pairs(frame, rule, fast_l, fast_r, h[fast_l]))
-    multi = np.flatnonzero(~single)
-    if len(multi):
-        runs = [
-            (ls[l_start[a] : l_start[a] + l_len[a]], rs[r_start[b] : r_start[b] + r_len[b]])
-            for a, b in zip(li[multi].tolist(), ri[multi].tolist(), strict=True)
-        ]
-        groups = _multi(frame, ledger, ctx, rule, runs)
-        if groups is not None:
-            decide(frame, ledger, ctx, rule, groups)
+    # Copies, not views: a view would keep the whole sorted row arrays alive.
+    runs = [
+        (ls[l_start[a] : l_start[a] + l_len[a]].copy(), rs[r_start[b] : r_start[b] + r_len[b]].copy())
+        for a, b in zip(li[~single].tolist(), ri[~single].tolist(), strict=True)
+    ]
+    return ls[l_start[li[single]]], rs[r_start[ri[single]]], runs
 
 
 def _in_row_order(n: int, left: I64, right: I64) -> tuple[I64, I64]:
@@ -165,13 +202,12 @@ def _fees(rule: KeyMatchRule, amount: I64) -> I64:
 def _pairs(frame: Frame, rule: KeyMatchRule, left: I64, right: I64, key_hash: U64) -> KeyGroups:
     n = len(left)
     l_status, r_status = frame.status[left], frame.status[right]
+    one = np.broadcast_to(np.int32(1), (n,))  # a read-only view: no memory per key
     return KeyGroups(
         key_hash=key_hash,
         key=_key_text(frame, tuple(rule.keys), left),
-        rows=np.concatenate([left, right]),
-        owner=np.concatenate([np.arange(n), np.arange(n)]),
-        left_n=np.ones(n, np.int64),
-        right_n=np.ones(n, np.int64),
+        left_n=one,
+        right_n=one,
         left_amount=frame.amount[left],
         right_amount=frame.amount[right],
         right_fee=frame.fee[right],
@@ -179,7 +215,7 @@ def _pairs(frame: Frame, rule: KeyMatchRule, left: I64, right: I64, key_hash: U6
         gap_us=np.abs(frame.booked[right] - frame.booked[left]),
         left_bad=l_status != SUCCESS,
         right_bad=r_status != SUCCESS,
-        currency=frame.currency[left].astype(np.int64),
+        currency=frame.currency[left],
         currency_ok=frame.currency[left] == frame.currency[right],
         left_first=left,
         right_first=right,
@@ -255,10 +291,8 @@ def _multi(
     return KeyGroups(
         key_hash=h[first_left],
         key=_key_text(frame, fields, first_left),
-        rows=np.array(rows, np.int64),
-        owner=np.array(owner, np.int64),
-        left_n=np.array(agg["ln"], np.int64),
-        right_n=np.array(agg["rn"], np.int64),
+        left_n=np.array(agg["ln"], np.int32),
+        right_n=np.array(agg["rn"], np.int32),
         left_amount=np.array(agg["la"], np.int64),
         right_amount=np.array(agg["ra"], np.int64),
         right_fee=np.array(agg["rf"], np.int64),
@@ -266,7 +300,7 @@ def _multi(
         gap_us=np.array(agg["gap"], np.int64),
         left_bad=np.array(agg["lb"], bool),
         right_bad=np.array(agg["rb"], bool),
-        currency=np.array(agg["cur"], np.int64),
+        currency=np.array(agg["cur"], np.int32),
         currency_ok=np.array(agg["cok"], bool),
         left_first=first_left,
         right_first=first_left,
@@ -276,6 +310,8 @@ def _multi(
             "left_label": pa.array(l_label, pa.string()),
             "right_label": pa.array(r_label, pa.string()),
         },
+        rows=np.array(rows, np.int64),
+        owner=np.array(owner, np.int64),
     )
 
 
@@ -283,6 +319,10 @@ def _many_label(frame: Frame, rows: I64) -> str:
     source = SOURCES[int(frame.source[rows[0]])]
     ids = [frame.str_at("txn_id", r) for r in rows]
     return f"{source} {' + '.join(ids)}"
+
+
+# Outcome of a linked key by code, weakest to strongest ("" = matched).
+_OUTCOMES = np.array(["", TIME_MISMATCH, FEE_MISMATCH, AMOUNT_MISMATCH, OTHER, STATUS_MISMATCH], dtype=object)
 
 
 def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: KeyGroups) -> None:
@@ -297,16 +337,10 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
         else np.zeros(len(delta), bool)
     )
     time_off = g.gap_us > int(rule.time_tolerance_hours * 3_600_000_000)
-    kind = np.full(len(delta), "", dtype=object)
-    for mask, name in (
-        (time_off, TIME_MISMATCH),
-        (fee_off, FEE_MISMATCH),
-        (amount_off, AMOUNT_MISMATCH),
-        (~g.currency_ok, OTHER),
-        (status_off, STATUS_MISMATCH),
-    ):
-        kind[mask] = name  # later assignments win: the list runs from weakest to strongest
-    matched = kind == ""
+    kind = np.zeros(len(delta), dtype=np.int8)  # index into _OUTCOMES (0: matched)
+    for code, mask in enumerate((time_off, fee_off, amount_off, ~g.currency_ok, status_off), start=1):
+        kind[mask] = code  # later assignments win: _OUTCOMES runs from weakest to strongest
+    matched = kind == 0
     _groups(
         frame,
         ledger,
@@ -375,9 +409,9 @@ def _groups(
             "match_pass": labels(np.where(exact, 0, 1), ["exact_key", "key_tolerance"]),
             "status": ctx.status(confidence),
             "confidence": confidence,
-            "members": (g.left_n + g.right_n)[chosen].astype(np.int32),
-            "left_members": g.left_n[chosen].astype(np.int32),
-            "right_members": g.right_n[chosen].astype(np.int32),
+            "members": g.left_n[chosen] + g.right_n[chosen],
+            "left_members": g.left_n[chosen],
+            "right_members": g.right_n[chosen],
             "key": g.key.take(pa.array(chosen)),
             "currency": labels(currency, frame.currencies),
             "left_amount_minor": g.left_amount[chosen],
@@ -401,13 +435,13 @@ def _cases(
     g: KeyGroups,
     *,
     chosen: I64,
-    kind: ANY,
+    kind: I8,
     delta: I64,
     fee_delta: I64,
 ) -> None:
     if len(chosen) == 0:
         return
-    k = kind[chosen]
+    k = _OUTCOMES[kind[chosen]]
     d = delta[chosen]
     cur = g.currency[chosen]
     take = pa.array(chosen)
@@ -499,7 +533,7 @@ def _cases(
             "severity": severities(ctx.project.severity, stake),
             "delta_minor": np.where(k == FEE_MISMATCH, fd, d),
             "currency": labels(cur, frame.currencies),
-            "members": (g.left_n + g.right_n)[chosen].astype(np.int32),
+            "members": g.left_n[chosen] + g.right_n[chosen],
             "key": g.key.take(take),
             "left_amount_minor": la,
             "right_amount_minor": ra,

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .frame import BOOL, I64, SOURCES, Frame, plain
+from .frame import BOOL, I32, I64, SOURCES, Frame, plain
 from .hashing import U64, hex_ids
 
 UNPLACED, MATCHED, CASE, FILTERED, OPEN = range(5)
@@ -99,15 +99,13 @@ PLACEMENT_SCHEMA = pa.schema(
 class _Batch:
     columns: dict[str, Any]
     hashes: U64
-    rows: I64  # member rows
-    owner: I64  # index of the member's group/case within the batch
 
 
 @dataclass
 class Ledger:
     frame: Frame
     disposition: npt.NDArray[np.int8] = field(init=False)
-    ref: I64 = field(init=False)
+    ref: npt.NDArray[np.int32] = field(init=False)  # the group's / case's ordinal
     rule: npt.NDArray[np.int32] = field(init=False)
     rules: list[str] = field(default_factory=list)
     _groups: list[_Batch] = field(default_factory=list)
@@ -119,7 +117,7 @@ class Ledger:
     def __post_init__(self) -> None:
         n = self.frame.n
         self.disposition = np.zeros(n, dtype=np.int8)
-        self.ref = np.full(n, -1, dtype=np.int64)
+        self.ref = np.full(n, -1, dtype=np.int32)
         self.rule = np.full(n, -1, dtype=np.int32)
 
     # --- state ------------------------------------------------------------------------------------
@@ -165,7 +163,7 @@ class Ledger:
         if n == 0:
             return
         self._place(rows, MATCHED, self._n_groups + owner, self._rule_codes(columns["rule"], n)[owner])
-        self._groups.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
+        self._groups.append(_Batch(columns, hashes))
         self._n_groups += n
 
     def add_cases(self, columns: dict[str, Any], hashes: U64, rows: I64, owner: I64) -> None:
@@ -173,7 +171,7 @@ class Ledger:
         if n == 0:
             return
         self._place(rows, CASE, self._n_cases + owner, self._rule_codes(columns["rule"], n)[owner])
-        self._cases.append(_Batch(columns, hashes, np.asarray(rows, np.int64), np.asarray(owner, np.int64)))
+        self._cases.append(_Batch(columns, hashes))
         self._n_cases += n
 
     # --- results ----------------------------------------------------------------------------------
@@ -184,6 +182,9 @@ class Ledger:
             raise AssertionError(f"{int((self.disposition == UNPLACED).sum())} row(s) left unplaced")
         groups, group_rank = _table(self._groups, GROUP_SCHEMA, "group_id", "mg", by_type=False)
         cases, case_rank = _table(self._cases, CASE_SCHEMA, "case_id", "case", by_type=True)
+        # The tables hold sorted copies: release the batches before the placements (the peak at 1M).
+        self._groups.clear()
+        self._cases.clear()
         placements = self._placements(groups, group_rank, cases, case_rank)
         if partial:
             placed = np.flatnonzero(self.disposition != UNPLACED)
@@ -192,15 +193,15 @@ class Ledger:
             )
         return placements, groups, cases
 
-    def _placements(self, groups: pa.Table, group_rank: I64, cases: pa.Table, case_rank: I64) -> pa.Table:
+    def _placements(self, groups: pa.Table, group_rank: I32, cases: pa.Table, case_rank: I32) -> pa.Table:
         f = self.frame
         disp = self.disposition
         matched = disp == MATCHED
         in_case = disp == CASE
         g_idx = (
-            group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else np.zeros(len(disp), np.int64)
+            group_rank[np.where(matched, self.ref, 0)] if len(group_rank) else np.zeros(len(disp), np.int32)
         )
-        c_idx = case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else np.zeros(len(disp), np.int64)
+        c_idx = case_rank[np.where(in_case, self.ref, 0)] if len(case_rank) else np.zeros(len(disp), np.int32)
         if len(groups):
             suggested = np.asarray(
                 pc.equal(groups["status"], SUGGESTED).to_numpy(zero_copy_only=False), dtype=np.int32
@@ -221,13 +222,13 @@ class Ledger:
                 "amount_minor": pa.array(f.amount, pa.int64()),
                 "currency": dictionary(f.currency, f.currencies),
                 "disposition": dictionary(disp, DISPOSITIONS),
-                "group": pa.array(g_idx.astype(np.int32), pa.int32(), mask=~matched),
-                "case": pa.array(c_idx.astype(np.int32), pa.int32(), mask=~in_case),
+                "group": pa.array(g_idx, pa.int32(), mask=~matched),
+                "case": pa.array(c_idx, pa.int32(), mask=~in_case),
                 "rule": dictionary(self.rule, self.rules),
                 "match_pass": dictionary(np.where(matched, pass_codes[g_idx], -1), PASSES),
                 "status": dictionary(np.where(matched, suggested[g_idx], -1), (AUTO, SUGGESTED)),
                 "confidence": pa.array(conf[g_idx], pa.float64(), mask=~matched),
-                "first_seen": pa.array(f.first_seen.astype(np.int32), pa.int32()).cast(pa.date32()),
+                "first_seen": pa.array(f.first_seen, pa.int32()).cast(pa.date32()),
             },
             schema=PLACEMENT_SCHEMA,
         )
@@ -242,7 +243,7 @@ def dictionary(
     """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
     rows give the same bytes however they were assembled."""
     codes = np.asarray(codes)
-    shifted = codes.astype(np.int64)  # one working copy, shifted in place: nulls (-1) become 0
+    shifted = codes.astype(np.int32)  # one working copy, shifted in place: nulls (-1) become 0
     shifted += 1
     counts = np.bincount(shifted, minlength=len(vocabulary) + 1)
     used = np.flatnonzero(counts[1:])
@@ -325,37 +326,40 @@ def _column(value: Any, n: int, typ: pa.DataType) -> pa.Array:
 
 def _table(
     batches: list[_Batch], schema: pa.Schema, id_column: str, prefix: str, *, by_type: bool
-) -> tuple[pa.Table, I64]:
+) -> tuple[pa.Table, I32]:
     """Concatenate batches into one table sorted by content; returns the table and, per ordinal (the
-    order groups were added in), its row in the sorted table."""
-    fields = [f for f in schema if f.name != id_column]
-    parts = []
-    for batch in batches:
-        n = len(batch.hashes)
-        parts.append(pa.table({f.name: _column(batch.columns.get(f.name), n, f.type) for f in fields}))
-    if not parts:
-        return schema.empty_table(), np.zeros(0, np.int64)
-    body = pa.concat_tables(parts)
+    order groups were added in), its row in the sorted table. Consumes the batches' columns: they are
+    gathered and sorted one at a time, so only one column is ever held twice."""
+    if not batches:
+        return schema.empty_table(), np.zeros(0, np.int32)
+    sizes = [len(b.hashes) for b in batches]
+
+    def gathered(f: pa.Field) -> pa.ChunkedArray:
+        parts = [_column(b.columns.pop(f.name, None), n, f.type) for b, n in zip(batches, sizes, strict=True)]
+        return pa.chunked_array(parts, f.type)
+
     hashes = np.concatenate([b.hashes for b in batches])
     by_hash = np.argsort(hashes)
     sorted_hashes = hashes[by_hash]
     if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
         raise AssertionError(f"two {prefix} ids collide (identical defining content)")
+    done: dict[str, pa.ChunkedArray] = {}
     if by_type:
-        types = body["type"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
+        done["type"] = gathered(schema.field("type"))
+        types = done["type"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
         order = by_hash[np.argsort(types[by_hash], kind="stable")]
     else:
         order = by_hash
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    table = body
-    if not np.array_equal(order, np.arange(len(order))):
-        table = table.take(pa.array(order))
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    take = None if np.array_equal(order, np.arange(len(order))) else pa.array(order)
     # Ids are rendered in the final order (cheaper than rendering then moving a million strings).
-    table = table.add_column(
-        0, pa.field(id_column, pa.string(), nullable=False), hex_ids(prefix, hashes[order])
-    )
-    return canonical_dictionaries(table.select(schema.names)).cast(schema), rank
+    columns = [hex_ids(prefix, hashes[order])]
+    for f in schema:
+        if f.name != id_column:
+            column = done.pop(f.name) if f.name in done else gathered(f)
+            columns.append(column if take is None else column.take(take))
+    return canonical_dictionaries(pa.table(columns, names=schema.names)).cast(schema), rank
 
 
 def with_identity(placements: pa.Table, identity: pa.Table, groups: pa.Table, cases: pa.Table) -> pa.Table:
