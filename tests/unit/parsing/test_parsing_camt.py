@@ -12,8 +12,10 @@ import pytest
 from recon.domain import Source, TxnStatus, TxnType
 from recon.money import to_decimal
 from recon.parsing import ParsedStatement, StatementParseError, detect_format
+from recon.pipeline.chain import balances
 
 from ._support import assert_accounting, parse, samples
+from .test_parse_fastpaths import _fast
 
 
 def _find(node: Any, suffix: str) -> list[dict[str, Any]]:
@@ -99,8 +101,13 @@ def test_multi_statement_sample_parses_cleanly_with_both_balances() -> None:
     assert [c.name for c in p.control_totals] == [
         "Stmt[1].balance opening+booked=CLBD",
         "Stmt[2].balance opening+booked=CLBD",
+        "opening",
+        "closing",
     ]
     assert all(c.ok for c in p.control_totals)
+    # One account (NL26VAYB8060476890) in both statements: the first OPBD and the last CLBD, for chaining.
+    totals = {c.name: c.stated for c in p.control_totals}
+    assert (totals["opening"], totals["closing"]) == ("18.15 EUR 2014-12-30", "20.00 EUR 2014-12-31")
     credit, debit = p.transactions
     assert (credit.amount_minor, credit.order_ref, credit.memo) == (
         885,
@@ -157,10 +164,10 @@ def test_camt054_is_not_taken_for_a_statement() -> None:
 NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 
 
-def _bal(code: str, amount: str, ind: str = "CRDT") -> str:
+def _bal(code: str, amount: str, ind: str = "CRDT", day: str = "2024-05-01") -> str:
     return (
         f"<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy='CNY'>{amount}</Amt>"
-        f"<CdtDbtInd>{ind}</CdtDbtInd><Dt><Dt>2024-05-01</Dt></Dt></Bal>"
+        f"<CdtDbtInd>{ind}</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>"
     )
 
 
@@ -200,8 +207,8 @@ def _doc(*stmts: str, ns: str = NS) -> bytes:
     ).encode()
 
 
-def _stmt(body: str, sid: str = "S1") -> str:
-    return f"<Stmt><Id>{sid}</Id><Acct><Id><Othr><Id>6222</Id></Othr></Id><Ccy>CNY</Ccy></Acct>{body}</Stmt>"
+def _stmt(body: str, sid: str = "S1", account: str = "<Othr><Id>6222</Id></Othr>") -> str:
+    return f"<Stmt><Id>{sid}</Id><Acct><Id>{account}</Id><Ccy>CNY</Ccy></Acct>{body}</Stmt>"
 
 
 def test_split_batch_reversal_pending_info_and_types() -> None:
@@ -293,3 +300,60 @@ def test_malformed_xml_names_the_line_and_dtd_is_refused() -> None:
     bomb = b"<?xml version='1.0'?><!DOCTYPE d [<!ENTITY a 'aaaa'>]><Document><BkToCstmrStmt/></Document>"
     with pytest.raises(StatementParseError, match="DTD"):
         parse(bomb, "s.xml", Source.BANK)
+
+
+def test_balances_for_chaining_files_per_account() -> None:
+    """``opening``/``closing`` as the bank readers state them: per account, the first statement's OPBD (else
+    PRCD) and the last statement's CLBD, dated; suffixed with the masked account when there are several."""
+    iban = "<IBAN>NL26VAYB8060476890</IBAN>"
+    data = _doc(
+        _stmt(
+            _bal("OPBD", "100.00", day="2024-04-30") + _ntry("5.00", "DBIT", ref="A") + _bal("CLBD", "95.00")
+        )
+        + _stmt(
+            _bal("PRCD", "7.00", "DBIT", day="2024-04-30")
+            + _ntry("2.00", "CRDT", ref="B")
+            + _bal("CLBD", "5.00", "DBIT"),
+            sid="S2",
+            account=iban,
+        )
+        + _stmt(
+            _bal("OPBD", "95.00", day="2024-05-01")
+            + _ntry("1.50", "CRDT", ref="C")
+            + _bal("CLBD", "96.50", day="2024-05-02"),
+            sid="S3",
+        )
+    )
+    expected = {
+        "opening[****6222]": "100.00 CNY 2024-04-30",
+        "closing[****6222]": "96.50 CNY 2024-05-02",
+        "opening[****6890]": "-7.00 CNY 2024-04-30",
+        "closing[****6890]": "-5.00 CNY 2024-05-01",
+    }
+    # camt_fast reads the plain document; a comment in an entry leaves it to camt.parse: both state the same.
+    careful = data.replace(b"<Ntry>", b"<Ntry><!-- x -->", 1)
+    assert _fast(data) is not None and _fast(careful) is None
+    for variant in (data, careful):
+        p = parse(variant, "s.xml", Source.BANK)
+        assert all(c.ok for c in p.control_totals)
+        assert {
+            c.name: c.stated for c in p.control_totals if c.name.startswith(("opening", "closing"))
+        } == expected
+        assert [c.name for c in p.control_totals][-4:] == list(expected)  # after the in-file checks
+        assert all(c.computed == c.stated for c in p.control_totals if c.name in expected)
+        assert balances(p.control_totals, "CNY") is None  # several accounts: not one account's chain
+
+    one = parse(
+        _doc(_stmt(_bal("OPBD", "10.00") + _ntry("1.00", "CRDT", ref="X") + _bal("CLBD", "11.00"))),
+        "s.xml",
+        Source.BANK,
+    )
+    totals = {c.name: c.stated for c in one.control_totals}
+    assert (totals["opening"], totals["closing"]) == ("10.00 CNY 2024-05-01", "11.00 CNY 2024-05-01")
+    found = balances(one.control_totals, "CNY")
+    assert found is not None and (found.opening.minor, found.closing.minor) == (1000, 1100)
+    # Without a closing balance a statement states nothing to chain.
+    unclosed = parse(
+        _doc(_stmt(_bal("OPBD", "10.00") + _ntry("1.00", "CRDT", ref="X"))), "s.xml", Source.BANK
+    )
+    assert not [c for c in unclosed.control_totals if c.name in ("opening", "closing")]

@@ -19,6 +19,9 @@ Decisions:
 * Status: BOOK -> success, PDNG -> pending; INFO entries (not booked) are skipped (rule ``info_entry``).
 * Control totals per statement: opening (OPBD, else PRCD) + booked entries = closing (CLBD), and
   ``TxsSummry`` counts/sums when present.
+* Balances for chaining files (``readers/_bank.py``): per account (``Acct/Id/IBAN``, else ``Othr/Id``), the
+  first statement's opening and the last statement's closing balance, dated by their ``Bal/Dt``, as the
+  totals ``opening`` and ``closing`` (``opening[****1234]`` ... when the file holds several accounts).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from recon.domain.statement import TxnStatus, TxnType
@@ -45,6 +48,9 @@ from ._common import (
     parse_datetime,
 )
 from .model import ParsedStatement
+
+if TYPE_CHECKING:
+    from .readers._bank import Balance
 
 _NS_VERSION = re.compile(r"camt\.053\.001\.(\d{2})")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -351,20 +357,30 @@ def _entry(
     return len(parts)
 
 
-def _balance(
-    b: Builder, stmt: ET.Element, code: str, *, s: int, file: str, acct_ccy: str
-) -> tuple[int, str] | None:
+def _balance(b: Builder, stmt: ET.Element, code: str, *, s: int, file: str, acct_ccy: str) -> Balance | None:
+    """The statement's balance of type ``code``, dated by its ``Dt`` (None when the date does not read)."""
+    from .readers._bank import Balance  # (at run time: _bank imports this module)
+
     for bal in kids(stmt, "Bal"):
         if (text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry")).upper() != code:
             continue
         try:
-            return _signed(
+            minor, ccy = _signed(
                 child(bal, "Amt"), text(bal, "CdtDbtInd").upper(), acct_ccy, f"Stmt[{s}]/Bal[{code}]/Amt"
             )
         except RowFail as exc:
             b.fail(file, FILE_LEVEL_ROW, exc.column, exc.reason)
             return None
+        return Balance(minor, ccy, _day(text(bal, "Dt", "Dt") or text(bal, "Dt", "DtTm")))
     return None
+
+
+def _day(value: str) -> date | None:
+    """The date an ISO date or date-time starts with; None when there is none."""
+    try:
+        return date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
 
 
 def _summary(b: Builder, stmt: ET.Element, t: _StmtTotals, *, s: int, file: str, ccy: str) -> None:
@@ -415,6 +431,7 @@ class StmtState:
     el: ET.Element
     entries: int = 0
     stmt_id: str = ""
+    account: str = ""
     acct_ccy: str = ""
     ready: bool = False
     totals: _StmtTotals | None = None
@@ -467,6 +484,7 @@ def parse(
     statements = 0
     ordinal = 1
     statement_date: date | None = None
+    ends: dict[str, tuple[Balance, Balance]] = {}  # per account: its first opening, its last closing
     try:
         for event, el in ET.iterparse(io.BytesIO(data), events=("start", "end")):  # noqa: S314 - DTDs refused
             if event == "start":
@@ -511,7 +529,7 @@ def parse(
                 el.clear()
             elif depth == 2 and current is not None and el is current.el:
                 _ready(b, current, file)
-                found = _close_statement(b, current, file=file)
+                found = _close_statement(b, current, file=file, ends=ends)
                 statement_date = statement_date or found
                 el.clear()
                 current = None
@@ -525,6 +543,9 @@ def parse(
         raise fatal(file, f"not a camt.053 document: root <{tag}> without <BkToCstmrStmt>")
     if not statements:
         raise fatal(file, "camt.053 document has no <Stmt> (statement) element: nothing to reconcile")
+    from .readers._bank import expose_balances  # (at run time: _bank imports this module)
+
+    expose_balances(b, ends, file=file)
     return version_of(root), encoding, statement_date
 
 
@@ -534,6 +555,7 @@ def _ready(b: Builder, stmt: StmtState, file: str) -> None:
         return
     stmt.ready = True
     stmt.stmt_id = text(stmt.el, "Id")
+    stmt.account = text(stmt.el, "Acct", "Id", "IBAN") or text(stmt.el, "Acct", "Id", "Othr", "Id")
     stmt.totals = _StmtTotals(booked={})
     try:
         stmt.acct_ccy = check_currency(
@@ -544,8 +566,13 @@ def _ready(b: Builder, stmt: StmtState, file: str) -> None:
         stmt.acct_ccy = b.ctx.currency
 
 
-def _close_statement(b: Builder, st: StmtState, *, file: str) -> date | None:
-    """Balances and TxsSummry of a finished statement; returns its date (closing balance, else period end)."""
+def _close_statement(
+    b: Builder, st: StmtState, *, file: str, ends: dict[str, tuple[Balance, Balance]]
+) -> date | None:
+    """Balances and TxsSummry of a finished statement (its balances kept in ``ends`` for chaining files);
+    returns its date (closing balance, else period end)."""
+    from .readers._bank import record_ends  # (at run time: _bank imports this module)
+
     stmt, s, acct_ccy = st.el, st.s, st.acct_ccy
     totals = st.totals
     assert totals is not None
@@ -553,16 +580,16 @@ def _close_statement(b: Builder, st: StmtState, *, file: str) -> date | None:
         b, stmt, "PRCD", s=s, file=file, acct_ccy=acct_ccy
     )
     closing = _balance(b, stmt, "CLBD", s=s, file=file, acct_ccy=acct_ccy)
+    record_ends(ends, st.account, opening, closing)
     if opening is not None and closing is not None:
-        o_amt, o_ccy = opening
-        c_amt, c_ccy = closing
+        o_ccy = opening.currency
         others = sorted(c for c in totals.booked if c != o_ccy)
-        computed = f"{fmt_amount(o_amt + totals.booked.get(o_ccy, 0), o_ccy)} {o_ccy}" + (
+        computed = f"{fmt_amount(opening.minor + totals.booked.get(o_ccy, 0), o_ccy)} {o_ccy}" + (
             f" (+ entries in {', '.join(others)})" if others else ""
         )
         b.total(
             f"Stmt[{s}].balance opening+booked=CLBD",
-            f"{fmt_amount(c_amt, c_ccy)} {c_ccy}",
+            closing.text(),
             computed,
             file=file,
             row=FILE_LEVEL_ROW,
@@ -573,8 +600,4 @@ def _close_statement(b: Builder, st: StmtState, *, file: str) -> date | None:
         (bal for bal in kids(stmt, "Bal") if text(bal, "Tp", "CdOrPrtry", "Cd").upper() == "CLBD"),
         None,
     )
-    day = text(clbd, "Dt", "Dt") or text(clbd, "Dt", "DtTm") or text(stmt, "FrToDt", "ToDtTm")
-    try:
-        return date.fromisoformat(day[:10]) if day else None
-    except ValueError:
-        return None
+    return _day(text(clbd, "Dt", "Dt") or text(clbd, "Dt", "DtTm") or text(stmt, "FrToDt", "ToDtTm"))

@@ -3,14 +3,17 @@
 A statement of 100,000 entries is 35 MB of XML. Building an element per tag (ElementTree) and a model per row
 costs tens of microseconds an entry; this reader costs about one:
 
-1. It checks the document is in the plain form it reads: UTF-8 without entities, comments, CDATA, processing
-   instructions or characters XML forbids, every ``>`` closing a tag, entries that are ``<Ntry>`` children
-   of ``<Stmt>`` elements, entry tags of at most 16 bytes. Otherwise it returns None and ``camt.parse`` reads
-   the document.
-2. It finds every tag with numpy and groups the entries by shape: the exact sequence of their tags (the tag
-   bytes, attributes included). ElementTree parses one entry of each shape and tells which tag opens which
-   element, so every entry of that shape holds the same element at the same tag: a field is the column of
-   texts after one tag position.
+1. It checks the document is in the plain form it reads: UTF-8 without entities or characters XML forbids,
+   entries that are ``<Ntry>`` children of ``<Stmt>`` elements, without comments, CDATA or processing
+   instructions, entry tags of at most 16 bytes. Otherwise it returns None and ``camt.parse`` reads the
+   document.
+2. It finds where every tag starts with numpy and groups the entries by shape: the exact sequence of their
+   tags (the tag bytes, attributes included). In the usual statement a run of entries has one shape, so each
+   entry's tags are compared with the run's first entry's; otherwise (or where markup other than tags could
+   hide a ``<``) every tag is found by both its brackets, with every ``>`` closing a tag, and the entries
+   are grouped by a hash of their tags. ElementTree parses one entry of each shape and tells which tag opens
+   which element, so every entry of that shape holds the same element at the same tag: a field is the
+   column of texts after one tag position.
 3. ``camt.parse`` itself reads the rest (statement ids and currencies, balances, TxsSummry, dates) from the
    document with each run of entries replaced by a placeholder; where it reaches a placeholder, the run's
    entries are converted with Arrow and numpy by the rules of ``camt._entry`` (status, sign, dates, ids,
@@ -18,8 +21,8 @@ costs tens of microseconds an entry; this reader costs about one:
 
 An entry the careful reader would treat in any other way (a rejection, several ``TxDtls`` split into
 transactions, a date or amount in another notation, ...) abandons this reader: ``camt.parse`` then reads the
-whole document, so both always give the same result (tests/unit/parsing/test_parse_fastpaths.py compares
-them).
+whole document, so both always give the same result (tests/unit/parsing/test_parse_fastpaths.py and
+test_camt_fast_tags.py compare them).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ _Q = np.uint64(0xBF58476D1CE4E5B9)
 _MICROS_PER_DAY = 86_400_000_000
 _TYPES = [TxnType.ADJUSTMENT, TxnType.SETTLEMENT, TxnType.TRANSFER, TxnType.FEE]  # the types an entry takes
 _STATUS = {"BOOK": TxnStatus.SUCCESS.value, "PDNG": TxnStatus.PENDING.value, "": TxnStatus.SUCCESS.value}
+_STATUS_CODES = (b"BOOK", b"PDNG", b"INFO")  # the entry statuses as written, and the row status of each
+_STATUS_OF_CODE = pa.array([TxnStatus.SUCCESS.value, TxnStatus.PENDING.value, ""], pa.string())
+_INDICATORS = (b"CRDT", b"DBIT")
 # camt._CHANNEL and camt._FEE_MEMO for Arrow (RE2). They agree with Python's ``re`` on ASCII text only (case
 # folding, ``\b``): other text is matched by the Python patterns themselves.
 _CHANNEL_RE2 = "(?i)" + camt._CHANNEL.pattern
@@ -87,6 +93,10 @@ def read(data: bytes, ctx: Context, *, profile: str, file: str, raw_key: str) ->
 # ---------------------------------------------------------------------------------------------- tokens
 
 
+_ENTRY, _ENTRY_END = b"<Ntry>", b"</Ntry>"
+# A start, end or empty-element tag whose attribute values hold no '<' or '>': where it ends is its first '>'.
+_TAG = re.compile(rb"""<[^<>"']*(?:(?:"[^<>"]*"|'[^<>']*')[^<>"']*)*>""")
+_DECLARATION = re.compile(rb"<\?xml[^<>]*\?>\s*")
 _LOW_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
@@ -97,7 +107,8 @@ def _word(tag: bytes) -> int:
 @dataclass
 class _Tags:
     """Every tag of the document: where it starts (``<``) and ends (``>``) and its bytes (the first and the
-    last 8: all of a tag of up to 16 bytes)."""
+    last 8: all of a tag of up to 16 bytes). Only for documents whose entries ``_Document`` cannot group
+    run by run (see ``_Document._shapes``)."""
 
     lt: Ints
     gt: Ints
@@ -107,20 +118,13 @@ class _Tags:
 
     @classmethod
     def of(cls, data: bytes) -> _Tags:
-        """The tags of a plain document (``NotPlain`` otherwise): one pass over the bytes, a slice at a
-        time, finds the angle brackets and checks the characters (see ``_Document.of``)."""
+        """The tags of a plain document whose characters ``_starts`` has checked (``NotPlain`` otherwise):
+        one pass over the bytes, a slice at a time, finds the angle brackets."""
         arr = np.frombuffer(data, dtype=np.uint8)
         brackets: list[Ints] = []
         for lo in range(0, len(arr), _SLICE):
             part = arr[lo : lo + _SLICE]
             brackets.append(np.flatnonzero((part | 2) == ord(">")) + lo)  # '<' and '>' (0x3C, 0x3E)
-            control = part[part < 0x20]  # XML allows TAB, LF and CR only
-            if len(control) and not bool(np.all((control == 9) | (control == 10) | (control == 13))):
-                raise NotPlain("a control character")
-            lead = np.flatnonzero(part == 0xEF) + lo  # U+FFFE and U+FFFF (EF BF BE, EF BF BF)
-            lead = lead[lead + 2 < len(arr)]
-            if len(lead) and bool(np.any((arr[lead + 1] == 0xBF) & ((arr[lead + 2] | 1) == 0xBF))):
-                raise NotPlain("a non-character")
         found = np.concatenate(brackets)
         if len(found) < 2 or len(found) % 2:
             raise NotPlain("a '>' outside a tag")
@@ -141,9 +145,44 @@ class _Tags:
         high[length <= 8] = 0
         return cls(lt, gt, length, low, high)
 
-    def named(self, tag: bytes) -> Ints:
-        """Indices of the tags whose bytes are exactly ``tag`` (at most 8 bytes)."""
-        return np.flatnonzero((self.length == len(tag)) & (self.low == np.uint64(_word(tag))))
+
+def _starts(data: bytes) -> tuple[Ints, npt.NDArray[np.uint64]]:
+    """Where every tag starts (each ``<``) and the 8 bytes from there, little-endian, in one pass over the
+    bytes (a slice at a time) that also checks the characters: ``NotPlain`` for one XML forbids."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    size = min(_SLICE, len(arr))
+    shifted, hit = np.empty(size, dtype=np.uint8), np.empty(size, dtype=np.bool_)  # (reused by every slice)
+    found: list[Ints] = []
+    for lo in range(0, len(arr), _SLICE):
+        part = arr[lo : lo + _SLICE]
+        k = len(part)
+        np.equal(part, ord("<"), out=hit[:k])
+        at = np.flatnonzero(hit[:k])
+        at += lo
+        found.append(at)
+        # Bytes below 0x20 and 0xEF (the lead of U+FFFE and U+FFFF, EF BF BE and EF BF BF) in one test:
+        # shifted by 0x11 they are below 0x31 (with F0-FF, which the check of each one passes).
+        np.add(part, 0x11, out=shifted[:k])
+        np.less(shifted[:k], 0x31, out=hit[:k])
+        if hit[:k].any():
+            suspect = np.flatnonzero(hit[:k]) + lo
+            byte = arr[suspect]
+            control = byte[byte < 0x20]  # XML allows TAB, LF and CR only
+            if not bool(np.all((control == 9) | (control == 10) | (control == 13))):
+                raise NotPlain("a control character")
+            lead = suspect[(byte == 0xEF) & (suspect + 2 < len(arr))]
+            if len(lead) and bool(np.any((arr[lead + 1] == 0xBF) & ((arr[lead + 2] | 1) == 0xBF))):
+                raise NotPlain("a non-character")
+    lt = np.concatenate(found) if len(found) > 1 else found[0]
+    if len(lt) < 2 or int(lt[-1]) > len(data) - 8:
+        raise NotPlain("a tag at the very edge of the document")
+    return lt, _words(data)[lt]
+
+
+def _named(head: npt.NDArray[np.uint64], tag: bytes) -> Ints:
+    """Indices of the tags (by their first 8 bytes, ``head``) that are exactly ``tag`` (at most 8 bytes,
+    ``>`` included)."""
+    return np.flatnonzero((head & _LOW_MASKS[len(tag)]) == np.uint64(_word(tag)))
 
 
 def _words(data: bytes) -> npt.NDArray[np.uint64]:
@@ -160,18 +199,31 @@ class _Document:
     tag = RUN_TAG
 
     def __init__(
-        self, data: bytes, *, file: str, raw_key: str, tags: _Tags, starts: Ints, ends: Ints, encoding: str
+        self,
+        data: bytes,
+        *,
+        file: str,
+        raw_key: str,
+        lt: Ints,
+        head: npt.NDArray[np.uint64],
+        starts: Ints,
+        ends: Ints,
+        encoding: str,
     ) -> None:
         self.data = data
         self.file = file
         self.raw_key = raw_key
-        self.tags = tags
+        self.lt = lt  # where each tag starts ('<')
+        self.head = head  # ... and its first 8 bytes
+        self.gt: Ints = np.zeros(len(lt), dtype=np.int64)  # where it ends ('>'): known for the shapes' tags
         self.starts = starts  # tag index of each entry's <Ntry>
         self.ends = ends  # ... and of its </Ntry>
         self.encoding = encoding
         self.runs: list[tuple[int, int]] = []
         self.taken: set[int] = set()  # runs the careful reader has met
         self._whole: pa.Buffer | None = None
+        self._odd: dict[int, pa.Array] = {}  # the indices 1, 3, 5, ... by count (see _slices)
+        self._returns = b"\r" in data  # (texts are then checked for one)
         self.skeleton = self._cut()
         self.shape_of, self.shapes = self._shapes()
 
@@ -185,8 +237,8 @@ class _Document:
             return None  # a DTD: the careful reader refuses it, in its words
         if encoding not in ("utf-8", "utf-8-sig") or not _plain_bytes(data):
             return None
-        tags = _Tags.of(data)
-        starts, ends = tags.named(b"<Ntry>"), tags.named(b"</Ntry>")
+        lt, head = _starts(data)
+        starts, ends = _named(head, _ENTRY), _named(head, _ENTRY_END)
         if not len(starts):
             return None  # nothing to read quickly
         if (
@@ -195,7 +247,9 @@ class _Document:
             or not bool(np.all(ends[:-1] < starts[1:]))
         ):
             raise NotPlain("nested or unbalanced entries")
-        return cls(data, file=file, raw_key=raw_key, tags=tags, starts=starts, ends=ends, encoding=encoding)
+        return cls(
+            data, file=file, raw_key=raw_key, lt=lt, head=head, starts=starts, ends=ends, encoding=encoding
+        )
 
     # The careful reader meets a placeholder: these entries, in this statement.
     def take(self, b: Builder, stmt: camt.StmtState, run: int, ordinal: int) -> int:
@@ -218,7 +272,6 @@ class _Document:
 
     def _cut(self) -> bytes:
         """The document with each run of consecutive entries replaced by ``<recon.entries run="n"/>``."""
-        tags = self.tags
         follows = self.starts[1:] == self.ends[:-1] + 1  # nothing but text between two entries
         breaks = np.flatnonzero(~follows)
         firsts = np.concatenate(([0], breaks + 1)).tolist()
@@ -227,10 +280,10 @@ class _Document:
         at = 0
         for r, (first, last) in enumerate(zip(firsts, lasts, strict=True)):
             self.runs.append((first, last))
-            begin = int(tags.lt[self.starts[first]])
+            begin = int(self.lt[self.starts[first]])
             pieces.append(self.data[at:begin])
             pieces.append(f'<{RUN_TAG} run="{r}"/>'.encode())
-            at = int(tags.gt[self.ends[last - 1]]) + 1
+            at = int(self.lt[self.ends[last - 1]]) + len(_ENTRY_END)
         pieces.append(self.data[at:])
         if any(RUN_TAG.encode() in piece for piece in pieces[0::2]):
             raise NotPlain("the placeholder name occurs in the document")
@@ -238,10 +291,13 @@ class _Document:
 
     def _shapes(self) -> tuple[Ints, list[_Shape]]:
         """Each entry's shape (index into the list); the entries of a shape have byte-identical tags."""
-        same = self._one_shape_per_run()
+        same = self._one_shape_per_run() if self._only_tags() else None
         if same is not None:
             return same
-        tags = self.tags
+        tags = _Tags.of(self.data)
+        if not np.array_equal(tags.lt, self.lt):
+            raise NotPlain("a '<' that starts no tag")
+        self.gt = tags.gt
         counts = self.ends - self.starts + 1
         lo, hi = int(self.starts[0]), int(self.ends[-1]) + 1  # the tags from the first entry to the last
         bounds = np.empty(2 * len(counts), dtype=np.int64)  # each entry's tags: [bounds[2i], bounds[2i+1])
@@ -279,52 +335,101 @@ class _Document:
         return shape_of, shapes
 
     def _one_shape_per_run(self) -> tuple[Ints, list[_Shape]] | None:
-        """The usual statement: in each run every entry has the same tags as the one before it. Checked by
-        comparing the run's tags with themselves shifted by one entry (no hashing); None otherwise."""
-        tags = self.tags
+        """The usual statement: in each run every entry has the same tags as the run's first entry, whose
+        tags (at most 16 bytes each) are read with their quotes. Checked by comparing each tag's first and
+        last 8 bytes with those of the first entry's (no hashing, and only the '<' of every tag needed: a
+        '>' may then stand in a text, as XML allows); None otherwise."""
         counts = self.ends - self.starts + 1
         shape_of = np.empty(len(counts), dtype=np.int64)
         shapes: list[_Shape] = []
-        firsts: list[int] = []
+        layouts: list[bytes] = []  # each shape's tags, to know a layout an earlier run had
+        words = _words(self.data)
         for first, last in self.runs:
             c = int(counts[first])
             if not bool(np.all(counts[first:last] == c)):
                 return None
-            lo, hi = int(self.starts[first]), int(self.ends[last - 1]) + 1
-            if int(tags.length[lo : lo + c].max()) > MAX_TAG_BYTES:
-                raise NotPlain("an entry tag longer than 16 bytes")
-            for values in (tags.length, tags.low, tags.high):
-                if not bool(np.array_equal(values[lo + c : hi], values[lo : hi - c])):
+            n = last - first
+            lo = int(self.starts[first])
+            hi = lo + n * c  # (a run's entries follow each other: its tags are c per entry)
+            length = np.array([self._tag_length(t) for t in range(lo, lo + c)], dtype=np.int64)
+            masks = _LOW_MASKS[np.minimum(length, 8)]
+            if not bool(np.all((self.head[lo:hi].reshape(n, c) & masks) == (self.head[lo : lo + c] & masks))):
+                return None
+            long = np.flatnonzero(length > 8)
+            if len(long):  # their last 8 bytes too (one flat gather: a 2-D one is several times slower)
+                at = self.lt[lo:hi].reshape(n, c)[:, long] + (length[long] - 8)
+                tails = words[at.reshape(-1)]
+                if not bool(np.all(tails.reshape(n, len(long)) == tails[: len(long)])):
                     return None
-            # the same layout as an earlier run's?
-            known = next(
-                (
-                    k
-                    for k, f in enumerate(firsts)
-                    if int(counts[f]) == c
-                    and all(
-                        np.array_equal(v[lo : lo + c], v[int(self.starts[f]) : int(self.starts[f]) + c])
-                        for v in (tags.length, tags.low, tags.high)
-                    )
-                ),
-                None,
+            self.gt[lo : lo + c] = self.lt[lo : lo + c] + (length - 1)  # (the first entry's, for _Shape.of)
+            layout = b"".join(
+                self.data[int(self.lt[t]) : int(self.lt[t]) + int(size)]
+                for t, size in zip(range(lo, lo + c), length, strict=True)
             )
-            if known is None:
-                known = len(shapes)
-                firsts.append(first)
+            if layout not in layouts:
+                layouts.append(layout)
                 shapes.append(_Shape.of(self, first))
-            shape_of[first:last] = known
+            shape_of[first:last] = layouts.index(layout)
         return shape_of, shapes
 
-    def texts(self, base: Ints, slot: int | None) -> pa.Array:
-        """The text (stripped) of the element opened at tag ``slot`` of the entries whose ``<Ntry>`` tags
-        are ``base`` ("" where it has none)."""
-        n = len(base)
+    def _only_tags(self) -> bool:
+        """Every '<' starts a tag: no markup but tags (a comment, CDATA or a processing instruction may hide
+        a '<'; then every tag is found by both its brackets), the XML declaration aside."""
+        marks = self.head.view(np.uint8)[1::8]
+        if bool(np.any((marks[1:] == ord("!")) | (marks[1:] == ord("?")))):
+            return False
+        return marks[0] != ord("!") and (
+            marks[0] != ord("?")
+            or _DECLARATION.fullmatch(self.data, int(self.lt[0]), int(self.lt[1])) is not None
+        )
+
+    def _tag_length(self, t: int) -> int:
+        """Bytes of tag ``t``, '<' to '>' (a '>' in a quoted attribute value, or more than 16 bytes:
+        ``NotPlain``)."""
+        found = _TAG.match(self.data, int(self.lt[t]))
+        if found is None:
+            raise NotPlain("a tag with '<' or '>' in an attribute value")
+        size = found.end() - found.start()
+        if size > MAX_TAG_BYTES:
+            raise NotPlain("an entry tag longer than 16 bytes")
+        return size
+
+    def texts(self, base: _Base, shape: _Shape, slot: int | None) -> pa.Array:
+        """The text (stripped) of the element opened at tag ``slot`` of the entries of ``shape`` whose
+        ``<Ntry>`` tags are ``base`` ("" where it has none)."""
         if slot is None or slot < 0:
-            return vector.const("", n)
-        tag = base + slot
-        found = self._slices(self.tags.gt[tag] + 1, self.tags.lt[tag + 1])
+            return vector.const("", _count(base))
+        found = self._slices(*self._bounds(base, shape, slot))
         return found if _plain_edges(found) else _strip(found)
+
+    def codes(
+        self, base: _Base, shape: _Shape, slot: int | None, values: tuple[bytes, ...]
+    ) -> npt.NDArray[np.int8] | None:
+        """Which of ``values`` (4 bytes each) the text after tag ``slot`` is, per entry, read from the bytes
+        without building strings; None unless every text is exactly one of them (``texts`` then reads it)."""
+        if slot is None or slot < 0:
+            return None
+        begin, end = self._bounds(base, shape, slot)
+        if not bool(np.all(end - begin == 4)):
+            return None
+        words: npt.NDArray[np.uint32] = np.ndarray(
+            shape=(len(self.data) - 3,), dtype="<u4", buffer=self.data, strides=(1,)
+        )
+        found = words[begin]
+        code = np.full(len(found), -1, dtype=np.int8)
+        for k, value in enumerate(values):
+            code[found == int.from_bytes(value, "little")] = k
+        return None if bool((code < 0).any()) else code
+
+    def _bounds(self, base: _Base, shape: _Shape, slot: int) -> tuple[Ints, Ints]:
+        """Where the text after tag ``slot`` of each entry begins and ends."""
+        if isinstance(base, slice):  # (every step-th tag: read in stride, no gather)
+            assert base.start is not None
+            at = slice(base.start + slot, base.stop + slot, base.step)
+            after = slice(base.start + slot + 1, base.stop + slot + 1, base.step)
+            return self.lt[at] + shape.widths[slot], self.lt[after]
+        tag = base + slot
+        return self.lt[tag] + shape.widths[slot], self.lt[tag + 1]
 
     def _slices(self, begin: Ints, end: Ints) -> pa.Array:
         """``data[begin[i]:end[i]]`` (ascending, disjoint ranges) as strings: the document seen as the
@@ -332,20 +437,42 @@ class _Document:
         n = len(begin)
         if n == 0:
             return pa.array([], pa.string())
-        bounds = np.empty(2 * n + 1, dtype=np.int64)
+        bounds = np.empty(2 * n + 1, dtype=np.int32)
         bounds[0] = 0
         bounds[1::2] = begin
         bounds[2::2] = end
         if self._whole is None:
             self._whole = pa.py_buffer(self.data)
-        view = pa.Array.from_buffers(
-            pa.binary(), 2 * n, [None, pa.py_buffer(bounds.astype(np.int32)), self._whole]
-        )
-        taken = view.take(pa.array(np.arange(1, 2 * n, 2, dtype=np.int64)))
-        found = vector.value_bytes(taken)
-        if found is not None and bool((found[1] == 13).any()):
-            raise NotPlain("a carriage return inside a text (XML reads it as a line feed)")
-        return taken.cast(pa.string())  # (the document is UTF-8 and every cut is at '<' or '>')
+        view = pa.Array.from_buffers(pa.binary(), 2 * n, [None, pa.py_buffer(bounds), self._whole])
+        odd = self._odd.get(n)
+        if odd is None:  # (the same for every column of a run)
+            odd = self._odd[n] = pa.array(np.arange(1, 2 * n, 2, dtype=np.int64))
+        taken = view.take(odd)
+        if self._returns:
+            found = vector.value_bytes(taken)
+            if found is not None and bool((found[1] == 13).any()):
+                raise NotPlain("a carriage return inside a text (XML reads it as a line feed)")
+        # (strings without a second validation: the document is UTF-8 and every cut is next to '<' or '>')
+        return pa.Array.from_buffers(pa.string(), n, taken.buffers())
+
+
+_Base = Ints | slice  # the <Ntry> tags of some entries: indices, or every step-th tag of a range
+
+
+def _progression(base: Ints) -> _Base:
+    """``base`` as a slice when its tags are evenly spaced (the entries of one layout, one after the
+    other: the usual run)."""
+    n = len(base)
+    if n < 2:
+        return base
+    step = int(base[1] - base[0])
+    if step <= 0 or int(base[-1] - base[0]) != step * (n - 1) or not bool(np.all(np.diff(base) == step)):
+        return base
+    return slice(int(base[0]), int(base[-1]) + 1, step)
+
+
+def _count(base: _Base) -> int:
+    return len(range(base.start, base.stop, base.step)) if isinstance(base, slice) else len(base)
 
 
 def _plain_bytes(data: bytes) -> bool:
@@ -410,20 +537,20 @@ class _Shape:
     strd_refs: tuple[int | None, ...]
     end_to_end: int | None
     codes: tuple[int | None, ...]  # BkTxCd codes of the entry and of its TxDtls
+    widths: tuple[int, ...]  # bytes of each tag ('<' to '>'): a slot's text follows its tag
 
     @classmethod
     def of(cls, doc: _Document, entry: int) -> _Shape:
-        tags = doc.tags
+        lt, gt = doc.lt, doc.gt
         first, last = int(doc.starts[entry]), int(doc.ends[entry])
-        raw = doc.data[int(tags.lt[first]) : int(tags.gt[last]) + 1]
+        raw = doc.data[int(lt[first]) : int(gt[last]) + 1]
         try:
             ntry = ET.fromstring(raw)  # noqa: S314 - the document has no DTD (refused before)
         except ET.ParseError as exc:
             raise NotPlain(str(exc)) from exc
         # The k-th element in document order is opened by the k-th start (or empty-element) tag.
         kinds = [
-            doc.data[int(tags.lt[t]) + 1 : int(tags.lt[t]) + 2]
-            + doc.data[int(tags.gt[t]) - 1 : int(tags.gt[t])]
+            doc.data[int(lt[t]) + 1 : int(lt[t]) + 2] + doc.data[int(gt[t]) - 1 : int(gt[t])]
             for t in range(first, last + 1)
         ]
         if any(k[:1] in (b"!", b"?") for k in kinds):
@@ -493,6 +620,7 @@ class _Shape:
             strd_refs=tuple(slot(strd, "CdtrRefInf", "Ref") for strd in camt.kids(rmt, "Strd")),
             end_to_end=slot(tx, "Refs", "EndToEndId"),
             codes=tuple(codes(ntry) + codes(tx)),
+            widths=tuple(int(gt[t] - lt[t]) + 1 for t in range(first, last + 1)),
         )
 
 
@@ -617,20 +745,21 @@ class _Entries:
         m = len(local)
         tz = self.b.ctx.tz
 
-        base = doc.starts[entries]
+        base = _progression(doc.starts[entries])
         read: dict[int | None, pa.Array] = {}
 
         def text(slot: int | None) -> pa.Array:
             if slot not in read:
-                read[slot] = doc.texts(base, slot)
+                read[slot] = doc.texts(base, shape, slot)
             return read[slot]
 
         def first_filled(*slots: int | None) -> list[Callable[[], pa.Array]]:
-            return [lambda slot=slot: text(slot) for slot in slots]  # type: ignore[misc]
+            # (an absent element reads "": it never fills a value)
+            present: list[int | None] = [s for s in slots if s is not None and s >= 0]
+            return [lambda slot=slot: text(slot) for slot in present or [None]]  # type: ignore[misc]
 
-        # Status, indicator, amount: a row the careful reader would reject abandons this one.
-        status = _py_map(_first_filled(first_filled(shape.status_cd, shape.status)), str.upper)
-        indicator = _py_map(text(shape.indicator), str.upper)
+        # Status, indicator, amount: a row the careful reader would reject abandons this one. Status and
+        # indicator are read from the bytes when each is exactly one of its codes (the usual statement).
         if shape.amount is None:
             raise NotPlain("amount missing")
         acct_ccy = self.stmt.acct_ccy
@@ -638,20 +767,38 @@ class _Entries:
         minor = vector.fast_amounts(text(shape.amount), np.full(m, exponent(ccy), dtype=np.int64), _PLAIN)
         if minor is None or bool((minor < 0).any()):
             raise NotPlain("an amount in another notation")
-        if not bool(pc.all(pc.is_in(indicator, value_set=pa.array(["CRDT", "DBIT"]))).as_py()):
-            raise NotPlain("CdtDbtInd")
-        debit = np.asarray(pc.equal(indicator, "DBIT").to_numpy(zero_copy_only=False), dtype=bool)
+        indicator_code = doc.codes(base, shape, shape.indicator, _INDICATORS)
+        if indicator_code is not None:
+            debit = indicator_code == _INDICATORS.index(b"DBIT")
+        else:
+            indicator = _py_map(text(shape.indicator), str.upper)
+            if not bool(pc.all(pc.is_in(indicator, value_set=pa.array(["CRDT", "DBIT"]))).as_py()):
+                raise NotPlain("CdtDbtInd")
+            debit = np.asarray(pc.equal(indicator, "DBIT").to_numpy(zero_copy_only=False), dtype=bool)
         amount = np.where(debit, -minor, minor)
-        info = _equals(status, "INFO")
-        book = _equals(status, "BOOK")
-        known = np.asarray(
-            pc.is_in(status, value_set=pa.array(list(_STATUS))).to_numpy(zero_copy_only=False), dtype=bool
-        )
-        if bool((~known & ~info).any()):
-            raise NotPlain("entry status")
+        # (Sts/Cd, else Sts: the one whose text the careful reader reads when Sts/Cd is absent or empty)
+        status_slot = shape.status if shape.status_cd is None or shape.status_cd < 0 else shape.status_cd
+        status_code = doc.codes(base, shape, status_slot, _STATUS_CODES)
+        if status_code is not None:
+            info = status_code == _STATUS_CODES.index(b"INFO")
+            book = status_code == _STATUS_CODES.index(b"BOOK")
+            state = _STATUS_OF_CODE.take(pa.array(status_code))
+        else:
+            status = _py_map(_first_filled(first_filled(shape.status_cd, shape.status)), str.upper)
+            info = _equals(status, "INFO")
+            book = _equals(status, "BOOK")
+            known = np.asarray(
+                pc.is_in(status, value_set=pa.array(list(_STATUS))).to_numpy(zero_copy_only=False), dtype=bool
+            )
+            if bool((~known & ~info).any()):
+                raise NotPlain("entry status")
+            state = pc.take(
+                pa.array([_STATUS.get(s, "") for s in pc.unique(status).to_pylist()]),
+                pc.index_in(status, value_set=pc.unique(status)),
+            )
         # Dates: BookgDt, else ValDt (INFO entries are skipped before the careful reader reads them).
-        booked, booked_ok = self._when(shape.booked, entries, info)
-        value, value_ok = self._when(shape.value, entries, info)
+        booked, booked_ok = self._when(shape, shape.booked, base, info)
+        value, value_ok = self._when(shape, shape.value, base, info)
         booked_utc = np.where(booked_ok, booked, value)
         if bool((~(booked_ok | value_ok) & ~info).any()):
             raise NotPlain("an entry without a date")
@@ -698,8 +845,12 @@ class _Entries:
             if slot is not None:
                 found = pc.is_in(text(slot), value_set=pa.array(sorted(camt._FEE_CODES)))
                 fee_code |= np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-        channel = _search(camt._CHANNEL, _CHANNEL_RE2, pc.binary_join_element_wise(party, memo, " "))
-        fee_memo = _search(camt._FEE_MEMO, _FEE_MEMO_RE2, memo)
+        # (each pattern is searched only where it can decide the type: channels for credits, fee words for
+        # debits without a fee code; reversals are adjustments whatever their text)
+        channel = _search(
+            camt._CHANNEL, _CHANNEL_RE2, pc.binary_join_element_wise(party, memo, " "), credit & ~reversed_
+        )
+        fee_memo = _search(camt._FEE_MEMO, _FEE_MEMO_RE2, memo, ~credit & ~reversed_ & ~fee_code)
         kinds = pa.array([t.value for t in _TYPES], pa.string())
         kind = np.where(
             reversed_,
@@ -709,10 +860,6 @@ class _Entries:
                 np.where(channel, _TYPES.index(TxnType.SETTLEMENT), _TYPES.index(TxnType.TRANSFER)),
                 np.where(fee_code | fee_memo, _TYPES.index(TxnType.FEE), _TYPES.index(TxnType.TRANSFER)),
             ),
-        )
-        state = pc.take(
-            pa.array([_STATUS.get(s, "") for s in pc.unique(status).to_pylist()]),
-            pc.index_in(status, value_set=pc.unique(status)),
         )
         return _Converted(
             info=info,
@@ -731,17 +878,16 @@ class _Entries:
         )
 
     def _when(
-        self, where: tuple[int | None, int | None] | None, entries: Ints, info: Bools
+        self, shape: _Shape, where: tuple[int | None, int | None] | None, base: _Base, info: Bools
     ) -> tuple[Ints, Bools]:
         """(UTC microseconds, present) of a date choice element, as ``camt._when`` reads it."""
-        m = len(entries)
+        m = _count(base)
         none = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool)
         if where is None:
             return none
         tz = self.b.ctx.tz
-        base = self.doc.starts[entries]
-        day = self.doc.texts(base, where[0])
-        moment = self.doc.texts(base, where[1]) if where[1] is not None else vector.const("", m)
+        day = self.doc.texts(base, shape, where[0])
+        moment = self.doc.texts(base, shape, where[1]) if where[1] is not None else vector.const("", m)
         has_day = ~vector.empty(day)
         has_moment = ~has_day & ~vector.empty(moment)
         out: npt.NDArray[np.int64] = np.zeros(m, dtype=np.int64)
@@ -793,16 +939,23 @@ def _py_map(arr: pa.Array, fn: Callable[[str], str]) -> pa.Array:
     return mapped.take(encoded.indices)
 
 
-def _search(pattern: re.Pattern[str], re2: str, arr: pa.Array) -> Bools:
-    """``pattern.search(value)`` per value: Arrow's RE2 for ASCII values (where the two agree), Python's
-    ``re`` for the others."""
+def _search(pattern: re.Pattern[str], re2: str, arr: pa.Array, where: Bools) -> Bools:
+    """``pattern.search(value)`` per value ``where`` it is asked (False elsewhere): Arrow's RE2 for ASCII
+    values (where the two agree), Python's ``re`` for the others."""
+    if not where.all():
+        asked: Bools = np.zeros(len(arr), dtype=bool)
+        if where.any():
+            asked[where] = _search(pattern, re2, arr.filter(pa.array(where)), np.ones(int(where.sum()), bool))
+        return asked
     n = len(arr)
     if not n:
         return np.zeros(0, dtype=bool)
-    ascii_ = np.asarray(pc.string_is_ascii(arr).to_numpy(zero_copy_only=False), dtype=bool)
     found = np.asarray(
         pc.fill_null(pc.match_substring_regex(arr, re2), False).to_numpy(zero_copy_only=False), dtype=bool
     )
+    if vector.all_ascii(arr):  # (one pass over the bytes: no value to leave to Python)
+        return found
+    ascii_ = np.asarray(pc.string_is_ascii(arr).to_numpy(zero_copy_only=False), dtype=bool)
     others = np.flatnonzero(~ascii_)
     if len(others):
         values = arr.take(pa.array(others)).to_pylist()
@@ -859,12 +1012,19 @@ def _civil_days(rows: npt.NDArray[np.uint8]) -> tuple[Ints, Bools]:
 
 def _iso_days(arr: pa.Array, need: Bools) -> Ints:
     """``date.fromisoformat(value[:10])`` as days since 1970-01-01 for values ``YYYY-MM-DD...`` (a needed
-    value in another notation abandons the fast reader)."""
-    rows, _ = _heads(arr, 10, need)
+    value in another notation abandons the fast reader). A statement's entries share a few dates: each
+    distinct value is converted once."""
+    encoded = pc.dictionary_encode(arr)
+    distinct = encoded.dictionary
+    index = encoded.indices.to_numpy(zero_copy_only=False)
+    needed = np.zeros(len(distinct), dtype=bool)
+    needed[index[need]] = True
+    rows, _ = _heads(distinct, 10, needed)
     days, ok = _civil_days(rows)
-    if bool((need & ~ok).any()):
+    if bool((needed & ~ok).any()):
         raise NotPlain("a date in another notation")
-    return days
+    out: Ints = days[index]
+    return out
 
 
 def _moments(arr: pa.Array, need: Bools, tz: tzinfo) -> Ints:
