@@ -67,8 +67,13 @@ STAGE_FIELDS = (pa.field("overlap_of", pa.string()), pa.field("overlap_row", pa.
 NORMALIZED_SCHEMA = pa.schema([*TRANSACTION_SCHEMA, *STAGE_FIELDS], metadata=TRANSACTION_SCHEMA.metadata)
 
 
-_BUCKETED = 1 << 16  # keys beyond which duplicates are looked for bucket by bucket
-_BUCKETS = 256
+_HASHED = 1 << 16  # keys beyond which only the keys sharing a hash are compared
+_BUCKET_BITS = 8  # sorted a bucket (top bits of the hash) at a time: each sort stays in the CPU caches
+# odd 64-bit multipliers: the golden ratio's (each word), murmur3's finaliser's (the last mix)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xFF51AFD7ED558CCD)
+# _WORD_MASK[k]: the k low bytes of a little-endian word
+_WORD_MASK = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
 def mark_duplicates(
@@ -77,28 +82,41 @@ def mark_duplicates(
 ) -> pa.Array:
     """True where a key repeats an earlier one (the first occurrence stays False).
 
-    Many keys are split into buckets by their last bytes and length (equal keys share a bucket, file order is
-    kept inside each): hash tables that fit in the CPU caches, about twice as fast on a million keys.
+    Many keys are hashed (``bucket_of``): a key whose hash no other key has is a first occurrence, and only
+    the keys sharing a hash (the repeats, and rare collisions) are compared exactly, in file order. Hash
+    tables over a million distinct strings miss the CPU caches; the hashes sort a bucket at a time.
     ``buckets``: ``bucket_of(keys)``, when the caller computed it already (piece by piece)."""
     n = len(keys)
     if n == 0:
         return pa.array([], pa.bool_())
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
-    bucket = None if n <= _BUCKETED else buckets if buckets is not None else bucket_of(keys)
-    if bucket is None:
+    hashes = None if n <= _HASHED else buckets if buckets is not None else bucket_of(keys)
+    if hashes is None:
         return pa.array(_repeats(keys), pa.bool_())
-    order = np.argsort(bucket, kind="stable")
-    grouped = keys.take(pa.array(order))
-    repeat_grouped = np.empty(n, dtype=bool)
-    lo = 0
-    for size in np.bincount(bucket, minlength=_BUCKETS).tolist():
-        if size:
-            repeat_grouped[lo : lo + size] = _repeats(grouped.slice(lo, size))
-        lo += size
-    repeat = np.empty(n, dtype=bool)
-    repeat[order] = repeat_grouped
+    rows = np.flatnonzero(_shared(hashes))
+    repeat = np.zeros(n, dtype=bool)
+    if len(rows):
+        repeat[rows] = _repeats(keys.take(pa.array(rows)))
     return pa.array(repeat, pa.bool_())
+
+
+def _shared(hashes: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    """True where another value equals this one."""
+    top = (hashes >> np.uint64(64 - _BUCKET_BITS)).astype(np.uint16)
+    grouped = hashes[np.argsort(top, kind="stable")]
+    twice: list[np.ndarray] = []  # type: ignore[type-arg]
+    lo = 0
+    for size in np.bincount(top, minlength=1 << _BUCKET_BITS).tolist():
+        if size > 1:
+            part = np.sort(grouped[lo : lo + size])
+            same = part[1:] == part[:-1]
+            if same.any():
+                twice.append(part[1:][same])
+        lo += size
+    if not twice:
+        return np.zeros(len(hashes), dtype=bool)
+    return np.isin(hashes, np.unique(np.concatenate(twice)))
 
 
 def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
@@ -120,24 +138,39 @@ def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
 
 
 def bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
-    """A bucket (0-255) per key from its length and last two bytes (None: not a plain string array)."""
+    """A 64-bit hash per key of its length and every byte (equal keys share it); None: not a plain string
+    array. Computed 8 bytes at a time from the value buffer, a key's last word masked to its own bytes."""
     if keys.null_count or keys.type not in (pa.string(), pa.binary()):
         return None
     n = len(keys)
     offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset : keys.offset + n + 1]
     data = keys.buffers()[2]
-    if data is None or offsets[-1] == offsets[0]:
-        return None
-    body = np.frombuffer(data, dtype=np.uint8)
-    ends = offsets[1:].astype(np.int64)
+    body = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    starts = offsets[:-1]
     lengths = np.diff(offsets)
-    last = body[np.maximum(ends - 1, 0)]
-    before = body[np.maximum(ends - 2, 0)]
-    if int(lengths.min()) < 2:  # bytes of the key itself only: a short key must not read its neighbour's
-        last = np.where(lengths >= 1, last, 0).astype(np.uint8)
-        before = np.where(lengths >= 2, before, 0).astype(np.uint8)
-    bucket: np.ndarray = last * 7 + before + lengths.astype(np.uint8) * 31  # type: ignore[type-arg]
-    return bucket  # (uint8: wraps modulo the 256 buckets)
+    # A key is read as its words at 0, 8, 16, ... before its last word, then the last word, which ends at
+    # its end (they may overlap: none reads past the key); a key shorter than 8 bytes is its one word masked
+    # to its bytes, read from a copy padded with 8 bytes (it may start less than 8 bytes before the end).
+    last_word = np.maximum(lengths - 8, 0)
+    own = _WORD_MASK[np.minimum(lengths, 8)] if n and int(lengths.min()) < 8 else None
+    if own is not None:
+        body = np.concatenate((body[: int(offsets[-1])], np.zeros(8, dtype=np.uint8)))
+    # the 8 bytes from each position (unaligned little-endian words)
+    words: np.ndarray = np.ndarray((max(len(body) - 7, 0),), dtype="<u8", buffer=body, strides=(1,))  # type: ignore[type-arg]
+    hashes: np.ndarray = lengths.astype(np.uint64)  # type: ignore[type-arg]
+    for at in range(0, int(last_word.max()) if n else 0, 8):
+        live = last_word > at  # the keys with a word at ``at`` before their last one
+        if live.all():
+            hashes = hashes * _GOLDEN + words[at:][starts]
+        else:
+            rows = np.flatnonzero(live)
+            hashes[rows] = hashes[rows] * _GOLDEN + words[at:][starts[rows]]
+    last = words[starts + last_word]
+    hashes = hashes * _GOLDEN + (last & own if own is not None else last)
+    hashes ^= hashes >> np.uint64(33)
+    hashes *= _MIX
+    hashes ^= hashes >> np.uint64(33)
+    return hashes
 
 
 def to_table(transactions: Iterable[Transaction]) -> pa.Table:

@@ -539,6 +539,21 @@ def test_clean_equals_the_two_trims(values: list[str], prefix: str, strip: str) 
     assert vector.clean(arr, strip=strip, prefix=prefix).to_pylist() == expected.to_pylist()
 
 
+@pytest.mark.parametrize(
+    "values",
+    [["a1", "x-b", "", "c"], ["a ", "b\t", "", "c- ", "d\x1c"], [" a", "\tb", "", " -c", "\u3000d"]],
+    ids=["nothing to trim", "right ends only", "left ends only"],
+)
+def test_clean_trims_the_ends_that_need_it(values: list[str]) -> None:
+    arr = pa.array(values, pa.string())
+    for strip in ("", "-"):
+        expected = pc.utf8_trim_whitespace(arr)
+        expected = pc.utf8_trim(expected, characters=strip) if strip else expected
+        assert vector.clean(arr, strip=strip).to_pylist() == expected.to_pylist()
+    plain = pa.array(["a1", "x b", ""], pa.string())
+    assert vector.clean(plain) is plain  # no value has anything to trim: not even a copy
+
+
 def test_arrow_whitespace_is_pythons() -> None:
     """camt_fast strips with Arrow what camt strips with str.strip()."""
     chars = [chr(c) for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
@@ -566,6 +581,24 @@ def test_mark_duplicates_in_buckets() -> None:
     whole = bucket_of(arr)
     assert whole is not None and np.array_equal(buckets, whole)
     assert mark_duplicates(arr, buckets).to_pylist() == _repeats(keys)
+
+
+def test_mark_duplicates_long_keys() -> None:
+    """Random keys of 0 to 40 bytes, one in ten repeating an earlier one: equal keys hash alike whatever
+    their neighbours, and keys sharing a hash are compared exactly (all hashes equal: every key compared)."""
+    rng = np.random.default_rng(4)
+    digits = "".join(rng.choice(list("0123456789"), 90_000 * 40))
+    keys = [digits[i * 40 : i * 40 + int(n)] for i, n in enumerate(rng.integers(0, 41, 90_000))]
+    for i in rng.integers(1, 90_000, 9_000).tolist():
+        keys[i] = keys[int(rng.integers(0, i))]
+    arr = pa.array(keys, pa.string())
+    assert mark_duplicates(arr).to_pylist() == _repeats(keys)
+    assert mark_duplicates(arr.slice(7)).to_pylist() == _repeats(keys[7:])
+    collided = np.zeros(len(keys), dtype=np.uint64)
+    assert mark_duplicates(arr, collided).to_pylist() == _repeats(keys)
+    # without empty keys, then without keys of 8 bytes or fewer: the words of all keys read in one step
+    for subset in ([k for k in keys if k], [k for k in keys if len(k) > 8]):
+        assert mark_duplicates(pa.array(subset, pa.string())).to_pylist() == _repeats(subset)
 
 
 def _repeats(keys: list[str]) -> list[bool]:

@@ -480,16 +480,25 @@ class _Partition:
             names = [c.name([name]) for name, _ in present]
             return result, (lambda rows: [names[int(chosen[r])] for r in rows])
         if spec.template is not None:
-            pieces = []
-            for is_col, text in template_parts(spec.template):
-                if is_col:
-                    arr = c.get([text])
-                    pieces.append(arr if arr is not None else c.empty_column())
-                else:
-                    pieces.append(vector.const(text, self.n))
-            out = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
-            first = template_parts(spec.template)
-            label = next((t for is_col, t in first if is_col), spec.template)
+            template = template_parts(spec.template)
+
+            def piece(is_col: bool, text: str) -> pa.Array:
+                arr = c.get([text]) if is_col else vector.const(text, self.n)
+                return arr if arr is not None else c.empty_column()
+
+            between = {text for is_col, text in template[1::2] if not is_col}
+            if (
+                len(template) > 1
+                and len(template) % 2
+                and all(is_col for is_col, _ in template[::2])
+                and len(between) == 1
+                and not any(is_col for is_col, _ in template[1::2])
+            ):  # "{a}#{b}": the columns joined with the one literal between them as the separator
+                out = pc.binary_join_element_wise(*[piece(True, t) for _, t in template[::2]], between.pop())
+            else:
+                pieces = [piece(is_col, text) for is_col, text in template]
+                out = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, "")
+            label = next((t for is_col, t in template if is_col), spec.template)
             return out, (lambda rows: [label] * len(rows))
         if spec.join is not None:
             parts = []
@@ -1058,7 +1067,7 @@ class _Chunk:
     errors: list[RowError]
     counts: Counter[str]
     sums: dict[tuple[int, int], int]
-    buckets: npt.NDArray[np.uint8] | None = None  # recon.tables.bucket_of(txn_id), while it is at hand
+    buckets: npt.NDArray[np.uint64] | None = None  # recon.tables.bucket_of(txn_id), while it is at hand
 
 
 def _convert(
@@ -1330,7 +1339,10 @@ def _table(chunks: list[_Chunk], *, raw_key: str, profile: Profile, ctx: Context
     amount = data["amount_minor"]
     fee = data["fee_minor"]
     data.update(
-        txn_uid=pc.binary_join_element_wise(pa.scalar(f"{ctx.source}:{ctx.account_id}:"), txn_id, ""),
+        # the prefix inserted before every id (measured quicker than joining it on)
+        txn_uid=pc.binary_replace_slice(
+            txn_id, start=0, stop=0, replacement=f"{ctx.source}:{ctx.account_id}:"
+        ),
         source=vector.const(str(ctx.source), n),
         account_id=vector.const(ctx.account_id, n),
         statement_id=vector.const(ctx.statement_id, n),
@@ -1339,7 +1351,7 @@ def _table(chunks: list[_Chunk], *, raw_key: str, profile: Profile, ctx: Context
         profile=vector.const(profile.name, n),
         profile_version=vector.const(profile.version, n),
     )
-    buckets: npt.NDArray[np.uint8] | None = None
+    buckets: npt.NDArray[np.uint64] | None = None
     if list(profile.dedupe_key) == ["txn_id"]:
         dedupe = txn_id  # (never null)
         found = [c.buckets for c in chunks]

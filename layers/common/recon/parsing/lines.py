@@ -148,7 +148,8 @@ class BufferLines:
             blank[i] = self.text(i).strip() == ""
         self.blank = blank
         self.multiline = False
-        if quote and quote.encode() in buf:
+        self.quoted = bool(quote) and quote.encode() in buf  # (else Arrow reads it without quoting: quicker)
+        if self.quoted:
             qpos = scan_bytes(arr, ord(quote))
             per_line = np.searchsorted(qpos, self.next_starts) - np.searchsorted(qpos, starts)
             self.multiline = bool(np.any(per_line % 2 == 1))
@@ -289,7 +290,7 @@ class BufferLines:
                 read_options=pacsv.ReadOptions(column_names=names, use_threads=threads),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter,
-                    quote_char=self.quote or False,
+                    quote_char=self.quote if self.quoted else False,
                     double_quote=True,
                     escape_char=False,
                     newlines_in_values=False,
