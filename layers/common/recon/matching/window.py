@@ -1,19 +1,23 @@
 """Window passes: rows no key links, matched by amount (with tolerance) within a time window.
 
 1. Candidates (column-wise): same currency (and sign), amount within tolerance, booked within the window.
-   A row with more candidates than ``max_candidates`` is *crowded*: it is only ever suggested (step 5).
+   Exact amounts: each side is sorted once by (currency, amount, time) and the window's ends are binary
+   searches in the other side. A row with more candidates than ``max_candidates`` is *crowded*: it is only
+   ever suggested (step 5).
 2. Every candidate pair gets a score in [0, 1], the weighted mean of the signals both rows carry:
    time proximity (1 − |Δt| / window), amount closeness (tolerance passes only), counterparty equality
    (corroboration only), and reference similarity (one row's order/refund reference found in the other's
-   reference or memo). Absent signals are left out of the mean, never counted against a pair.
+   reference or memo). Absent signals are left out of the mean, never counted against a pair; the text
+   work is done only for pairs whose rows both carry the text.
 3. *Clear* pairs — each the other's best candidate, ahead of both rows' next best by ``CLEAR_MARGIN`` —
-   are matched with confidence 0.5 + 0.5·score.
+   are matched with confidence 0.5 + 0.5·score. A pair alone in its block (nearly all pairs of distinct
+   amounts) is decided by its score alone, column-wise.
 4. What remains is split into connected blocks. Blocks up to ``max_block`` rows a side are solved exactly
    (maximum total score, one-to-one); a pair whose block has another assignment within ``CLEAR_MARGIN``
    of the best is ambiguous. Larger blocks are paired by rounds of mutual best choices. Ambiguous and
    large-block pairs get confidence min(0.5, …): they are *suggested*, never auto-matched.
 5. Crowded rows of one amount are paired k-th with k-th in time order (the pairing that minimises the
-   total time gap) and suggested.
+   total time gap) and suggested; the order is step 1's, refined to the µs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from recon.domain import WindowMatchRule
 
 from .assignment import ambiguous_pairs, best_assignment
 from .context import Context, content_hash, tolerance
-from .frame import ANY, I64, Frame
+from .frame import ANY, BOOL, I64, Frame
 from .hashing import combine, hash_strings, hash_words
 from .ledger import Ledger
 from .text import labels, take_text
@@ -47,27 +51,24 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
         return
     window_ms = int(rule.time_window_hours * 3_600_000)
     c = _candidates(frame, rule, left, right, window_ms)
-    out_l, out_r, out_c, out_clear, out_s = [], [], [], [], []
+    out_l, out_r, out_c, out_clear = [], [], [], []
     if len(c.el):
         score = _scores(frame, rule, left[c.el], right[c.er], window_ms)
         keep = score > 0
-        el, er, score = c.el[keep], c.er[keep], score[keep]
         chosen_l, chosen_r, confidence, clear = _assign(
-            len(left), len(right), el, er, score, max_block=rule.max_block
+            len(left), len(right), c.el[keep], c.er[keep], score[keep], max_block=rule.max_block
         )
         out_l.append(chosen_l)
         out_r.append(chosen_r)
         out_c.append(confidence)
         out_clear.append(clear)
-        out_s.append(_edge_scores(el, er, score, chosen_l, chosen_r))
-    if c.crowded_l.any() and c.crowded_r.any() and c.block_l is not None and c.block_r is not None:
-        sl, sr, ss = _sweep(frame, left, right, c, window_ms)
+    if c.sweep is not None:
+        sl, sr, ss = _sweep(frame, left, right, c.sweep, window_ms)
         out_l.append(sl)
         out_r.append(sr)
         out_c.append(np.round(np.minimum(SUGGESTED_CAP, 0.5 * (0.5 + 0.5 * ss)), 4))
         out_clear.append(np.zeros(len(sl), dtype=bool))
-        out_s.append(ss)
-    if not out_l or sum(len(x) for x in out_l) == 0:
+    if sum(len(x) for x in out_l) == 0:
         return
     _record(
         frame,
@@ -78,53 +79,72 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
         r_rows=right[np.concatenate(out_r)],
         confidence=np.concatenate(out_c),
         clear=np.concatenate(out_clear),
-        score=np.concatenate(out_s),
     )
 
 
 # --- 1. candidates -----------------------------------------------------------------------------------
 @dataclass
+class _Sweep:
+    """Crowded rows (exact amounts), each side in (block, time) order; ties of ``key`` not yet in µs order."""
+
+    block_l: I64  # (currency, amount) block code per row of left / right
+    block_r: I64
+    rows_l: I64  # crowded rows (indices into left / right), sorted by ``key``
+    rows_r: I64
+    key_l: I64  # the sortable (block, time) code of those rows
+    key_r: I64
+
+
+@dataclass
 class _Candidates:
     el: I64  # candidate pairs between rows that are not crowded (indices into left / right)
     er: I64
-    crowded_l: ANY  # more candidates than max_candidates: paired by the sweep, never auto
-    crowded_r: ANY
-    block_l: I64 | None  # exact amounts: (currency, sign, amount) block code of each row
-    block_r: I64 | None
+    sweep: _Sweep | None  # crowded rows on both sides: paired by the sweep, never auto
 
 
 def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, window_ms: int) -> _Candidates:
     """Candidate pairs as (index into left, index into right), and the crowded rows."""
-    t_ms = frame.booked // 1000
-    t0 = int(min(t_ms[left].min(), t_ms[right].min()))
-    span = int(max(t_ms[left].max(), t_ms[right].max())) - t0 + 2 * window_ms + 1
-    sign_l = np.sign(frame.amount[left]) if rule.same_sign else np.zeros(len(left), np.int64)
-    sign_r = np.sign(frame.amount[right]) if rule.same_sign else np.zeros(len(right), np.int64)
-    group_l = frame.currency[left].astype(np.int64) * 3 + sign_l + 1
-    group_r = frame.currency[right].astype(np.int64) * 3 + sign_r + 1
+    t_l, t_r = frame.booked[left], frame.booked[right]
+    t_l //= 1000  # the window is in ms (in place: these are copies)
+    t_r //= 1000
+    amount_l, amount_r = frame.amount[left], frame.amount[right]
     tol = rule.amount_tolerance
     cap = rule.max_candidates
     if tol.minor == 0 and tol.percent == 0:
-        # One sortable integer per row: (currency, sign, amount) block, then time.
-        block_l = group_l * np.int64(1 << 50) + frame.amount[left] + np.int64(1 << 49)
-        block_r = group_r * np.int64(1 << 50) + frame.amount[right] + np.int64(1 << 49)
+        # One sortable integer per row: (currency, amount) block, then time (the same amount has the same
+        # sign); each side sorted once (the sweep reuses the order), the window's ends found by binary
+        # search in the other side.
+        t0 = int(min(t_l.min(), t_r.min()))
+        span = int(max(t_l.max(), t_r.max())) - t0 + 2 * window_ms + 1
+        t_l -= t0
+        t_r -= t0
         code_l, code_r, cl, cr, unit = _composite(
-            block_l, block_r, t_ms[left] - t0, t_ms[right] - t0, span_ms=span, window_ms=window_ms
+            (frame.currency[left].astype(np.int64) << np.int64(50)) + amount_l,
+            (frame.currency[right].astype(np.int64) << np.int64(50)) + amount_r,
+            t_l,
+            t_r,
+            span_ms=span,
+            window_ms=window_ms,
         )
-        order_r = np.argsort(cr)
+        del t_l, t_r
+        order_r = _stable_order(cr)
         sorted_r = cr[order_r]
-        order_l = np.argsort(cl)
+        del cr
+        order_l = _stable_order(cl)
         sorted_l = cl[order_l]
+        del cl
         reach = window_ms // unit
         lo = np.searchsorted(sorted_r, sorted_l - reach, side="left")
         hi = np.searchsorted(sorted_r, sorted_l + reach, side="right")
-        count_l = np.empty(len(left), np.int64)
-        count_l[order_l] = hi - lo
-        count_r = np.empty(len(right), np.int64)
-        count_r[order_r] = np.searchsorted(sorted_l, sorted_r + reach, side="right") - np.searchsorted(
-            sorted_l, sorted_r - reach, side="left"
-        )
-        crowded_l, crowded_r = count_l > cap, count_r > cap
+        crowded_l: BOOL = np.empty(len(left), dtype=bool)
+        crowded_l[order_l] = hi - lo > cap
+        # A right row's count: the left windows [lo, hi) covering its sorted position (a difference array
+        # instead of two more binary searches).
+        cover = np.bincount(lo, minlength=len(right) + 1)
+        cover -= np.bincount(hi, minlength=len(right) + 1)
+        crowded_r: BOOL = np.empty(len(right), dtype=bool)
+        crowded_r[order_r] = np.cumsum(cover[:-1]) > cap
+        del cover
         calm = ~crowded_l[order_l]
         lo, hi, rows_l = lo[calm], hi[calm], order_l[calm]
         counts = hi - lo
@@ -132,14 +152,22 @@ def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, wind
         starts = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts)
         er = order_r[starts + np.arange(len(el))]
         keep = ~crowded_r[er]
-        return _Candidates(
-            el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, code_l, code_r
-        )
+        sweep = None
+        if crowded_l.any() and crowded_r.any():
+            busy_l, busy_r = ~calm, crowded_r[order_r]
+            sweep = _Sweep(
+                code_l, code_r, order_l[busy_l], order_r[busy_r], sorted_l[busy_l], sorted_r[busy_r]
+            )
+        return _Candidates(el[keep], er[keep], sweep)
+    sign_l = np.sign(amount_l) if rule.same_sign else np.zeros(len(left), np.int64)
+    sign_r = np.sign(amount_r) if rule.same_sign else np.zeros(len(right), np.int64)
+    group_l = frame.currency[left].astype(np.int64) * 3 + sign_l + 1
+    group_r = frame.currency[right].astype(np.int64) * 3 + sign_r + 1
     # With an amount tolerance: ranges by amount within the block, then the time filter.
-    order_r = np.lexsort((frame.amount[right], group_r))
-    key_r = (group_r[order_r] << np.int64(48)) + frame.amount[right][order_r] + np.int64(1 << 46)
-    allowed = tolerance(tol, frame.amount[left])
-    base_l = (group_l << np.int64(48)) + frame.amount[left] + np.int64(1 << 46)
+    order_r = np.lexsort((amount_r, group_r))
+    key_r = (group_r[order_r] << np.int64(48)) + amount_r[order_r] + np.int64(1 << 46)
+    allowed = tolerance(tol, amount_l)
+    base_l = (group_l << np.int64(48)) + amount_l + np.int64(1 << 46)
     lo = np.searchsorted(key_r, base_l - allowed, side="left")
     hi = np.searchsorted(key_r, base_l + allowed, side="right")
     hi = np.minimum(hi, lo + 8 * cap)
@@ -147,12 +175,12 @@ def _candidates(frame: Frame, rule: WindowMatchRule, left: I64, right: I64, wind
     el = np.repeat(np.arange(len(left)), counts)
     starts = np.repeat(lo - np.cumsum(np.append(0, counts[:-1])), counts)
     er = order_r[starts + np.arange(len(el))]
-    near = np.abs(t_ms[left][el] - t_ms[right][er]) <= window_ms
+    near = np.abs(t_l[el] - t_r[er]) <= window_ms
     el, er = el[near], er[near]
     crowded_l = np.bincount(el, minlength=len(left)) > cap
     crowded_r = np.bincount(er, minlength=len(right)) > cap
     keep = ~crowded_l[el] & ~crowded_r[er]
-    return _Candidates(el[keep].astype(np.int64), er[keep].astype(np.int64), crowded_l, crowded_r, None, None)
+    return _Candidates(el[keep], er[keep], None)
 
 
 def _composite(
@@ -167,13 +195,12 @@ def _composite(
         if block_bits + time_bits <= 62:
             code_l, code_r = block_l - low, block_r - low
             pad = window_ms // unit + 1
-            return (
-                code_l,
-                code_r,
-                (code_l << np.int64(time_bits)) + t_l // unit + pad,
-                (code_r << np.int64(time_bits)) + t_r // unit + pad,
-                unit,
-            )
+            packed_l, packed_r = code_l << np.int64(time_bits), code_r << np.int64(time_bits)
+            packed_l += t_l // unit if unit > 1 else t_l
+            packed_r += t_r // unit if unit > 1 else t_r
+            packed_l += pad
+            packed_r += pad
+            return code_l, code_r, packed_l, packed_r, unit
     _, inverse = np.unique(np.concatenate([block_l, block_r]), return_inverse=True)
     code_l, code_r = inverse[: len(block_l)].astype(np.int64), inverse[len(block_l) :].astype(np.int64)
     if (int(code_l.max(initial=0)) + 1) * span_ms >= 2**62:
@@ -181,15 +208,41 @@ def _composite(
     return code_l, code_r, code_l * span_ms + t_l + window_ms, code_r * span_ms + t_r + window_ms, 1
 
 
-def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) -> tuple[I64, I64, ANY]:
+def _stable_order(key: I64) -> I64:
+    """Stable argsort of non-negative keys (ties in row order): a least-significant-digit radix sort, 16
+    bits a pass — numpy sorts 16-bit keys stably by counting, so three passes over 46-bit keys take about
+    two thirds of one quicksort of the keys."""
+    bits = max(1, int(key.max(initial=0)).bit_length())
+    order = np.argsort(key.astype(np.uint16), kind="stable")  # the cast keeps the low 16 bits
+    for shift in range(16, bits, 16):
+        order = order[np.argsort((key[order] >> shift).astype(np.uint16), kind="stable")]
+    return order
+
+
+def _in_time_order(rows: I64, key: I64, booked: I64, side: I64) -> I64:
+    """``rows`` (indices into ``side``) sorted by ``key``, a (block, time) code coarser than µs: put in
+    (block, booked µs, row) order. Only the runs of equal keys — a few rows — are re-sorted."""
+    tie = key[1:] == key[:-1]
+    if not tie.any():
+        return rows
+    member = np.zeros(len(key), dtype=bool)
+    member[1:] |= tie
+    member[:-1] |= tie
+    at = np.flatnonzero(member)
+    starts = np.ones(len(key), dtype=bool)
+    starts[1:] = ~tie
+    tied = rows[at]
+    out = rows.copy()
+    out[at] = tied[np.lexsort((tied, booked[side[tied]], np.cumsum(starts)[at]))]
+    return out
+
+
+def _sweep(frame: Frame, left: I64, right: I64, s: _Sweep, window_ms: int) -> tuple[I64, I64, ANY]:
     """Crowded rows of one amount: k-th left with k-th right in time order (the pairing that minimises the
     total time gap), within the window. Returns pairs and their time scores (always suggested)."""
-    assert c.block_l is not None and c.block_r is not None
-    pool_l, pool_r = np.flatnonzero(c.crowded_l), np.flatnonzero(c.crowded_r)
-    t_l, t_r = frame.booked[left[pool_l]], frame.booked[right[pool_r]]
-    ol = np.lexsort((t_l, c.block_l[pool_l]))
-    orr = np.lexsort((t_r, c.block_r[pool_r]))
-    bl, br = c.block_l[pool_l][ol], c.block_r[pool_r][orr]
+    a_all = _in_time_order(s.rows_l, s.key_l, frame.booked, left)
+    b_all = _in_time_order(s.rows_r, s.key_r, frame.booked, right)
+    bl, br = s.block_l[a_all], s.block_r[b_all]
 
     def ranks(blocks: I64) -> I64:
         start = np.ones(len(blocks), dtype=bool)
@@ -203,28 +256,47 @@ def _sweep(frame: Frame, left: I64, right: I64, c: _Candidates, window_ms: int) 
     pos = np.searchsorted(kr, kl)
     pos = np.minimum(pos, max(len(kr) - 1, 0))
     hit = (kr[pos] == kl) if len(kr) else np.zeros(len(kl), bool)
-    a = pool_l[ol][hit]
-    b = pool_r[orr][pos[hit]]
+    a = a_all[hit]
+    b = b_all[pos[hit]]
     gap = np.abs(frame.booked[right[b]] - frame.booked[left[a]]) // 1000
     near = gap <= window_ms
     return a[near], b[near], np.round(1.0 - gap[near] / max(window_ms, 1), 4)
 
 
-def _cap(lo: I64, hi: I64, mid: I64, k: int) -> tuple[I64, I64]:
-    """Keep at most k candidates per row: the ones around its own time."""
-    wide = (hi - lo) > k
-    if not wide.any():
-        return lo, hi
-    start = np.clip(mid - k // 2, lo, np.maximum(lo, hi - k))
-    return np.where(wide, start, lo), np.where(wide, start + k, hi)
-
-
 # --- 2. scores ---------------------------------------------------------------------------------------
+_REFERENCES = ("order_ref", "refund_ref", "memo")
+
+
+def _carrying(frame: Frame, names: tuple[str, ...]) -> BOOL | None:
+    """Rows with a non-empty value in any of the text columns ``names``; None when no row has one. Column-
+    wise and cheap: the text work of a signal is then done only for pairs whose rows both carry it."""
+    out: BOOL | None = None
+    for name in names:
+        column = frame.text(name)
+        if column.null_count == len(column):
+            continue
+        filled = pc.fill_null(pc.greater(pc.binary_length(column), 0), False)
+        carries = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
+        out = carries if out is None else out | carries
+    return out
+
+
 def _normalised_hash(frame: Frame, name: str, rows: I64) -> tuple[ANY, ANY]:
     text = take_text(frame, name, rows)
     norm = pc.utf8_lower(pc.replace_substring_regex(pc.fill_null(text, ""), r"\s+", ""))
     present = np.asarray(pc.greater(pc.binary_length(norm), 0).to_numpy(zero_copy_only=False), bool)
     return hash_strings(norm), present
+
+
+def _same_counterparty(frame: Frame, a: I64, b: I64) -> BOOL:
+    same = np.zeros(len(a), dtype=bool)
+    carries = _carrying(frame, ("counterparty",))
+    both = np.flatnonzero(carries[a] & carries[b]) if carries is not None else np.zeros(0, np.int64)
+    if len(both):
+        ha, pa_ = _normalised_hash(frame, "counterparty", a[both])
+        hb, pb = _normalised_hash(frame, "counterparty", b[both])
+        same[both] = pa_ & pb & (ha == hb)
+    return same
 
 
 def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int) -> ANY:
@@ -237,15 +309,17 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
         total = total + (1.0 - np.abs(frame.amount[b] - frame.amount[a]) / (allowed + 1))
         weight = weight + 1.0
     if rule.weight_counterparty:
-        ha, pa_ = _normalised_hash(frame, "counterparty", a)
-        hb, pb = _normalised_hash(frame, "counterparty", b)
         # Corroboration only: sides often name the counterparty differently (a customer's name in the ERP,
         # a masked account at the channel), so a difference says nothing; equality adds weight.
-        same = pa_ & pb & (ha == hb)
+        same = _same_counterparty(frame, a, b)
         total = total + np.where(same, rule.weight_counterparty, 0.0)
         weight = weight + np.where(same, rule.weight_counterparty, 0.0)
-    if rule.weight_reference and len(a) <= _MAX_TEXT_EDGES:
-        ref = _reference_similarity(frame, a, b)
+    if rule.weight_reference:
+        ref = np.full(len(a), -1.0)
+        carries = _carrying(frame, _REFERENCES)
+        both = np.flatnonzero(carries[a] & carries[b]) if carries is not None else np.zeros(0, np.int64)
+        if 0 < len(both) <= _MAX_TEXT_EDGES:
+            ref[both] = _reference_similarity(frame, a[both], b[both])
         present = ref >= 0
         total = total + np.where(present, rule.weight_reference * np.clip(ref, 0, 1), 0.0)
         weight = weight + np.where(present, rule.weight_reference, 0.0)
@@ -253,7 +327,7 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
 
 
 def _refs(frame: Frame, rows: I64) -> list[list[str]]:
-    columns = [take_text(frame, name, rows).to_pylist() for name in ("order_ref", "refund_ref", "memo")]
+    columns = [take_text(frame, name, rows).to_pylist() for name in _REFERENCES]
     out = []
     for values in zip(*columns, strict=True):
         out.append([_NORMALISE.sub("", v).upper() for v in values if v and _NORMALISE.sub("", v)])
@@ -313,33 +387,47 @@ def _best_and_second(node: I64, score: ANY, n: int) -> tuple[ANY, ANY, I64]:
     return best, second, arg
 
 
+def _clear(n_left: int, n_right: int, el: I64, er: I64, score: ANY) -> BOOL:
+    """Per edge: each end's best candidate, ahead of both ends' next best by ``CLEAR_MARGIN``."""
+    # Most pairs are alone in their block (a distinct amount in its window): no next best, so the score
+    # alone decides; only the other edges need the per-row best and second best.
+    alone = (np.bincount(el, minlength=n_left)[el] == 1) & (np.bincount(er, minlength=n_right)[er] == 1)
+    clear: BOOL = alone & (score >= CLEAR_MARGIN)
+    shared = np.flatnonzero(~alone)
+    if len(shared):
+        sl, sr, ss = el[shared], er[shared], score[shared]
+        _, second_l, arg_l = _best_and_second(sl, ss, n_left)
+        _, second_r, arg_r = _best_and_second(sr, ss, n_right)
+        edge = np.arange(len(shared))
+        mutual = (arg_l[sl] == edge) & (arg_r[sr] == edge)
+        clear[shared] = mutual & (ss - np.maximum(second_l[sl], second_r[sr]) >= CLEAR_MARGIN)
+    return clear
+
+
 def _assign(
     n_left: int, n_right: int, el: I64, er: I64, score: ANY, *, max_block: int
 ) -> tuple[I64, I64, ANY, ANY]:
     """Chosen pairs (left index, right index), their confidence and whether they were clear."""
-    edge = np.arange(len(el))
-    _, second_l, arg_l = _best_and_second(el, score, n_left)
-    _, second_r, arg_r = _best_and_second(er, score, n_right)
-    mutual = (arg_l[el] == edge) & (arg_r[er] == edge)
-    margin = score - np.maximum(second_l[el], second_r[er])
-    clear = mutual & (margin >= CLEAR_MARGIN)
+    clear = _clear(n_left, n_right, el, er, score)
     out_l = [el[clear]]
     out_r = [er[clear]]
     out_c = [np.round(0.5 + 0.5 * score[clear], 4)]
-    out_clear = [np.ones(int(clear.sum()), dtype=bool)]
+    out_clear = [np.ones(len(out_l[0]), dtype=bool)]
     taken_l = np.zeros(n_left, dtype=bool)
     taken_r = np.zeros(n_right, dtype=bool)
-    taken_l[el[clear]] = True
-    taken_r[er[clear]] = True
+    taken_l[out_l[0]] = True
+    taken_r[out_r[0]] = True
     rest = ~taken_l[el] & ~taken_r[er]
     rl, rr, rs = el[rest], er[rest], score[rest]
     if len(rl):
-        comp = _components(n_left, n_right, rl, rr)
-        bl, br, bc = _blocks(comp, rl, rr, rs, max_block)
-        out_l.append(bl)
-        out_r.append(br)
-        out_c.append(bc)
-        out_clear.append(np.zeros(len(bl), dtype=bool))
+        comp = _components(rl, rr)
+        solved, sl, sr, sc = _squares(comp, rl, rr, rs, max_block)
+        open_ = ~solved
+        bl, br, bc = _blocks(comp[open_], rl[open_], rr[open_], rs[open_], max_block)
+        out_l += [sl, bl]
+        out_r += [sr, br]
+        out_c += [sc, bc]
+        out_clear.append(np.zeros(len(sl) + len(bl), dtype=bool))
     return (
         np.concatenate(out_l).astype(np.int64),
         np.concatenate(out_r).astype(np.int64),
@@ -348,11 +436,13 @@ def _assign(
     )
 
 
-def _components(n_left: int, n_right: int, el: I64, er: I64) -> I64:
-    """Connected component label per edge (label propagation with pointer jumping)."""
-    a = el
-    b = er + n_left
-    label: I64 = np.arange(n_left + n_right, dtype=np.int64)
+def _components(el: I64, er: I64) -> I64:
+    """Connected component label per edge: the smallest of its rows (left rows before right rows). Label
+    propagation with pointer jumping, over the rows these edges touch only."""
+    rows_l, a = np.unique(el, return_inverse=True)
+    _, b = np.unique(er, return_inverse=True)
+    b = b + len(rows_l)
+    label: I64 = np.arange(int(b.max()) + 1, dtype=np.int64)
     while True:
         low = np.minimum(label[a], label[b])
         before = label.copy()
@@ -368,29 +458,75 @@ def _components(n_left: int, n_right: int, el: I64, er: I64) -> I64:
     return label[a]
 
 
+_TIE = 1e-6  # scores are multiples of 1e-4: totals closer than this are equal (left to the exact solver)
+
+
+def _squares(comp: I64, el: I64, er: I64, score: ANY, max_block: int) -> tuple[BOOL, I64, I64, ANY]:
+    """Blocks of two rows a side, each a candidate of both others (two orders of one amount within the
+    window: most blocks), solved column-wise as ``best_assignment`` and ``ambiguous_pairs`` solve them: the
+    better of the two pairings; without one chosen pair, the best is the other pairing or the other chosen
+    pair alone. Near ties, where the solver's choice is its own, are left to it. Returns the edges solved,
+    the chosen pairs and their confidences."""
+    order = np.lexsort((er, el, comp))
+    start = np.ones(len(order), dtype=bool)
+    start[1:] = comp[order][1:] != comp[order][:-1]
+    first = np.flatnonzero(start)
+    four = first[np.diff(np.append(first, len(order))) == 4]
+    e = order[four[:, None] + np.arange(4)]  # a block's edges by (left, right): 00, 01, 10, 11
+    lr, rr, s = el[e], er[e], score[e]
+    square = (lr[:, 0] == lr[:, 1]) & (lr[:, 2] == lr[:, 3]) & (rr[:, 0] == rr[:, 2]) & (rr[:, 1] == rr[:, 3])
+    square &= max_block >= 2  # else a large block: paired by the mutual-best rounds
+    straight, crossed = s[:, 0] + s[:, 3], s[:, 1] + s[:, 2]
+    keep = straight > crossed
+    total = np.where(keep, straight, crossed)
+    alt_first = np.where(keep, np.maximum(crossed, s[:, 3]), np.maximum(straight, s[:, 2]))
+    alt_second = np.where(keep, np.maximum(crossed, s[:, 0]), np.maximum(straight, s[:, 1]))
+
+    def apart(x: ANY, y: ANY) -> BOOL:
+        return np.asarray(np.abs(x - y) > _TIE)
+
+    square &= apart(straight, crossed) & np.where(
+        keep,
+        apart(crossed, s[:, 3]) & apart(crossed, s[:, 0]),
+        apart(straight, s[:, 2]) & apart(straight, s[:, 1]),
+    )
+    solved = np.zeros(len(el), dtype=bool)
+    solved[e[square].ravel()] = True
+    edges = np.concatenate(
+        [np.where(keep, e[:, 0], e[:, 1])[square], np.where(keep, e[:, 3], e[:, 2])[square]]
+    )
+    doubtful = np.concatenate([(total - alt_first)[square], (total - alt_second)[square]]) < CLEAR_MARGIN
+    confidence = [
+        round(min(c, SUGGESTED_CAP) if d else c, 4)
+        for c, d in zip((0.5 + 0.5 * score[edges]).tolist(), doubtful.tolist(), strict=True)
+    ]
+    return solved, el[edges], er[edges], np.array(confidence, dtype=float)
+
+
 def _blocks(comp: I64, el: I64, er: I64, score: ANY, max_block: int) -> tuple[I64, I64, ANY]:
     order = np.argsort(comp, kind="stable")
-    comp_sorted = comp[order]
-    bounds = np.flatnonzero(np.diff(comp_sorted)) + 1
+    bounds = (np.flatnonzero(np.diff(comp[order])) + 1).tolist()
+    # One conversion to Python values; each block is then a slice (thousands of blocks of a few edges).
+    ls_all, rs_all, ss_all = el[order].tolist(), er[order].tolist(), score[order].tolist()
     out_l: list[int] = []
     out_r: list[int] = []
     out_c: list[float] = []
     large: list[ANY] = []
-    for part in np.split(order, bounds):
-        ls, rs, ss = el[part], er[part], score[part]
-        ul, ur = np.unique(ls), np.unique(rs)
+    for start, end in zip([0, *bounds], [*bounds, len(order)], strict=True):
+        ls, rs, ss = ls_all[start:end], rs_all[start:end], ss_all[start:end]
+        ul, ur = sorted(set(ls)), sorted(set(rs))
         if len(ul) > max_block or len(ur) > max_block:
-            large.append(part)
+            large.append(order[start:end])
             continue
-        li = {v: i for i, v in enumerate(ul.tolist())}
-        ri = {v: i for i, v in enumerate(ur.tolist())}
-        edges = {(li[x], ri[y]): s for x, y, s in zip(ls.tolist(), rs.tolist(), ss.tolist(), strict=True)}
+        li = {v: i for i, v in enumerate(ul)}
+        ri = {v: i for i, v in enumerate(ur)}
+        edges = {(li[x], ri[y]): s for x, y, s in zip(ls, rs, ss, strict=True)}
         chosen, total = best_assignment(len(ul), len(ur), edges)
         doubtful = ambiguous_pairs(len(ul), len(ur), edges, chosen, total, margin=CLEAR_MARGIN)
         for a, b in sorted(chosen.items()):
             conf = 0.5 + 0.5 * edges[(a, b)]
-            out_l.append(int(ul[a]))
-            out_r.append(int(ur[b]))
+            out_l.append(ul[a])
+            out_r.append(ur[b])
             out_c.append(round(min(conf, SUGGESTED_CAP) if a in doubtful else conf, 4))
     if large:
         # Large blocks are independent: one set of mutual-best rounds pairs them all.
@@ -430,14 +566,6 @@ def _mutual_rounds(
     return out_l, out_r, out_s
 
 
-def _edge_scores(el: I64, er: I64, score: ANY, cl: I64, cr: I64) -> ANY:
-    key = el * (int(er.max()) + 1 if len(er) else 1) + er
-    want = cl * (int(er.max()) + 1 if len(er) else 1) + cr
-    order = np.argsort(key)
-    pos = np.searchsorted(key[order], want)
-    return np.asarray(score[order[pos]])
-
-
 # --- results -----------------------------------------------------------------------------------------
 def _record(
     frame: Frame,
@@ -449,7 +577,6 @@ def _record(
     r_rows: I64,
     confidence: ANY,
     clear: ANY,
-    score: ANY,
 ) -> None:
     n = len(l_rows)
     cur = frame.currency[l_rows]
