@@ -7,6 +7,10 @@ Cases (each measured in its own child process, so peak RSS is per case):
   on either side, amount and status mismatches, repeated rows, bank fees to filter).
 * ``no shared key NxN``: N ERP orders × N WeChat Pay rows carrying no order number: the window pass alone
   (amount + time window, one-to-one assignment); precision and recall against the generator's truth.
+* ``three-way NM, partitioned`` (``--partitioned``, ``--partitions``): the three-way day as deployed for a
+  large day: the match stage's own tasks (``recon.pipeline.match.match_run`` modes plan → partition ×n,
+  two at a time → residual), each in its own child process, over a directory standing in for S3; the
+  merged result's SHA-256 is checked against the single-process run's.
 
 Measured: reading the Parquet files, matching (every pass, the case taxonomy, ids, evidence and reasons)
 and writing placements, groups and cases as Parquet (zstd) plus a JSON summary. Not measured: generating the
@@ -56,8 +60,7 @@ accounts:
   - {account_id: erp, source: erp, name: ERP}
   - {account_id: wechat-main, source: wechat, name: WeChat Pay}
 rules:
-  - {kind: window_match, name: erp-wechat-window, left: [erp], right: [wechat], time_window_hours: 0.25,
-     weight_counterparty: 0, weight_reference: 0}
+  - {kind: window_match, name: erp-wechat-window, left: [erp], right: [wechat], time_window_hours: 0.25}
 """
 
 
@@ -535,6 +538,302 @@ def _best(runs: int, target: str, *args: Any) -> dict[str, Any]:
     return best
 
 
+# --- the partitioned day, as deployed ----------------------------------------------------------------
+# The Distributed Map's tasks run the match stage (recon.pipeline.match.match_run, modes plan → partition ×n
+# → residual) in their own processes; here each is a child process over a directory standing in for S3.
+_STATEMENTS = (("erp", "erp"), ("wechat", "wechat-main"), ("alipay", "alipay-main"), ("bank", "bank-cmb"))
+_RUN_ID = "run-bench"
+# What each task kind spends its time on (wrapped in the child, for the breakdown only).
+_TASK_PHASES = {
+    "plan": ("_load_day", "_put_table"),  # the rest: preparing and splitting the day
+    "partition": ("read_table", "match_partition", "_put_table"),
+    "residual": ("read_table", "_load_day", "match_residual", "merge_results", "_store"),
+}
+
+
+class DirectoryStore:
+    """An object store as files under ``root/bucket/key`` (what the match stage uses of S3, unversioned)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, bucket: str, key: str) -> Path:
+        return self.root / bucket / key
+
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        from recon.ports import StoredObject
+
+        path = self.path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return StoredObject(key=key, size=len(body))
+
+    def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes:
+        from recon.adapters.errors import ObjectNotFoundError
+
+        path = self.path(bucket, key)
+        if not path.is_file():
+            raise ObjectNotFoundError(bucket, key, version_id)
+        return path.read_bytes()
+
+    def head(self, bucket: str, key: str) -> Any:
+        from recon.ports import StoredObject
+
+        path = self.path(bucket, key)
+        return StoredObject(key=key, size=path.stat().st_size) if path.is_file() else None
+
+    def list(self, bucket: str, prefix: str) -> list[Any]:
+        from recon.ports import StoredObject
+
+        base = self.root / bucket
+        found = (p for p in base.rglob("*") if p.is_file())
+        keys = sorted(k for p in found if (k := p.relative_to(base).as_posix()).startswith(prefix))
+        return [StoredObject(key=k, size=self.path(bucket, k).stat().st_size) for k in keys]
+
+
+def _statement_key(account: str) -> str:
+    return f"normalized/project=bench/account={account}/date={DAY}/st-{account}.parquet"
+
+
+def deployed_store(data: Path, root: Path) -> None:
+    """The day as the parse stage leaves it: one normalized object per statement, and the project file."""
+    from recon.keys import project_config_key
+
+    store = DirectoryStore(root)
+    for name, account in _STATEMENTS:
+        target = store.path("data", _statement_key(account))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.hardlink_to(data / f"{name}.parquet")
+    store.put("data", project_config_key("bench"), PROJECT.encode())
+
+
+def _deployed_services(root: Path, rows_per_partition: int) -> Any:
+    """The match stage's services: the directory store, and the statements the parse stage recorded."""
+    import pyarrow.parquet as pq
+
+    from recon.adapters.memory import (
+        MemoryAlertPublisher,
+        MemoryMailer,
+        MemoryRunRepository,
+        MemoryScheduleManager,
+        MemoryWorkflowStarter,
+    )
+    from recon.domain import Statement, StatementStatus
+    from recon.pipeline.services import Services
+    from recon.settings import Settings
+
+    store = DirectoryStore(root)
+    repo = MemoryRunRepository()
+    for source, account in _STATEMENTS:
+        key = _statement_key(account)
+        rows = pq.read_metadata(store.path("data", key)).num_rows
+        repo.put_statement(
+            Statement(
+                statement_id=f"st-{account}",
+                project_id="bench",
+                source=source,
+                account_id=account,
+                business_date=DAY,
+                raw_key=f"raw/bench/{account}/{DAY}/file",
+                checksum=account,
+                size=rows,
+                status=StatementStatus.PARSED,
+                rows_read=rows,
+                rows_parsed=rows,
+                parquet_key=key,
+            )
+        )
+    # Every day is partitioned here (the deployed threshold is 2M rows), into the partitions asked for.
+    settings = Settings(
+        raw_bucket="raw",
+        data_bucket="data",
+        table_name="bench",
+        match_partition_rows=1,
+        match_rows_per_partition=rows_per_partition,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        repo=repo,
+        mailer=MemoryMailer(),
+        alerts=MemoryAlertPublisher(),
+        workflow=MemoryWorkflowStarter(),
+        schedules=MemoryScheduleManager(),
+    )
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def deployed_task(root: Path, mode: str, partition: int | None, rows_per_partition: int) -> dict[str, Any]:
+    """One Lambda invocation of the match stage (imports done first: a warm container has them)."""
+    from recon.pipeline import match as stage
+    from recon.pipeline.contracts import MatchInput
+
+    svc = _deployed_services(root, rows_per_partition)
+    phases: dict[str, float] = {}
+
+    def timed(name: str) -> None:
+        inner = getattr(stage, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.perf_counter() - began
+
+        setattr(stage, name, wrapper)
+
+    for name in _TASK_PHASES[mode]:
+        timed(name)
+    request = MatchInput(
+        run_id=_RUN_ID,
+        project_id="bench",
+        business_date=DAY,
+        mode=mode,
+        partition=partition,
+    )
+    cpu = _cpu_s()
+    started = time.perf_counter()
+    out = stage.match_run(request, svc)
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_s": _cpu_s() - cpu,
+        "phases": phases,
+        "output": out.model_dump(mode="json"),
+    }
+
+
+def result_digest(placements: Path, groups: Path, cases: Path) -> dict[str, Any]:
+    """SHA-256 over placements, groups, cases and the JSON summary, in that order (as docs/matching.md)."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from recon.matching import MatchResult
+
+    files = [placements.read_bytes(), groups.read_bytes(), cases.read_bytes()]
+    result = MatchResult(pq.read_table(placements), pq.read_table(groups), pq.read_table(cases), DAY)
+    summary = json.dumps(result.counts(), sort_keys=True).encode()
+    digest = hashlib.sha256()
+    for body in [*files, summary]:
+        digest.update(body)
+    return {"sha256": digest.hexdigest()}
+
+
+def _stored_results(root: Path) -> list[Path]:
+    from recon.keys import RESULT_FILES, result_key
+
+    return [DirectoryStore(root).path("data", result_key("bench", DAY, _RUN_ID, n)) for n in RESULT_FILES]
+
+
+def partitioned(data: Path, root: Path, partitions: int, parallel: int = 2) -> dict[str, Any]:
+    """plan → ``partitions`` partition tasks, ``parallel`` at a time → residual (merge + write)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(root, ignore_errors=True)
+    deployed_store(data, root)
+    rows = sum(pq.read_metadata(data / f"{name}.parquet").num_rows for name, _ in _STATEMENTS)
+    per = -(-rows // partitions)
+    started = time.perf_counter()
+    plan = _in_child("deployed_task", root, "plan", None, per)
+    n = plan["output"]["partitions"]
+    with ThreadPoolExecutor(parallel) as pool:
+        shares = list(pool.map(lambda k: _in_child("deployed_task", root, "partition", k, per), range(n)))
+    rest = _in_child("deployed_task", root, "residual", None, per)
+    wall = time.perf_counter() - started
+    tasks = [plan, *shares, rest]
+    return {
+        "wall_s": wall,
+        "partitions": n,
+        "rows": rows,
+        "plan": plan,
+        "largest_partition": max(shares, key=lambda s: s["peak_rss_mib"]),
+        "slowest_partition": max(shares, key=lambda s: s["seconds"]),
+        "partition_seconds": sum(s["seconds"] for s in shares),
+        "residual": rest,
+        "cpu_s": sum(t["cpu_s"] for t in tasks),
+        "peak_task_mib": max(t["peak_rss_mib"] for t in tasks),
+        "digest": _in_child("result_digest", *_stored_results(root))["sha256"],
+    }
+
+
+def run_partitioned(
+    sizes: list[int], partition_counts: list[int], repeat: int, data_root: Path | None
+) -> list[dict[str, Any]]:
+    """The three-way day partitioned as deployed, against the single-process run's digest."""
+    rows: list[dict[str, Any]] = []
+    root = Path(tempfile.mkdtemp(prefix="recon-match-partitioned-"))
+    try:
+        for n in sizes:
+            data = (data_root or root) / f"data-{n}"
+            if not (data / "erp.parquet").exists():
+                _in_child("generate", data, n)
+            single = _in_child("engine", data, root / "out-engine", PROJECT)
+            whole = _in_child(
+                "result_digest",
+                *(root / "out-engine" / f"{t}.parquet" for t in ("placements", "groups", "cases")),
+            )["sha256"]
+            for count in partition_counts:
+                runs = [partitioned(data, root / "store", count) for _ in range(repeat)]
+                best = min(runs, key=lambda r: r["wall_s"])
+                best["peak_task_mib"] = max(r["peak_task_mib"] for r in runs)
+                best["cpu_s"] = min(r["cpu_s"] for r in runs)
+                best["whole_digest"] = whole
+                best["single"] = single
+                wrong = {r["digest"] for r in runs} - {whole}
+                if wrong:
+                    raise AssertionError(
+                        f"partitioned result {sorted(wrong)} differs from the single run's {whole}"
+                    )
+                best["case"] = (
+                    f"three-way {n // 1_000_000}M, partitioned" if n >= 1_000_000 else f"three-way {n}"
+                )
+                rows.append(best)
+            if data_root is None:
+                shutil.rmtree(data, ignore_errors=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+def report_partitioned(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+
+        def task(label: str, t: dict[str, Any]) -> str:
+            rest = t["seconds"] - sum(t["phases"].values())
+            phases = ", ".join(f"{k.strip('_')} {v:.2f}" for k, v in [*t["phases"].items(), ("rest", rest)])
+            return f"  {label:<22} {t['seconds']:>7.2f} s {t['peak_rss_mib']:>7.0f} MiB  CPU {t['cpu_s']:>6.2f} s  ({phases})"
+
+        lines += [
+            f"{r['case']} ({r['rows']:,} rows, {r['partitions']} partitions, 2 at a time): end to end "
+            f"{r['wall_s']:.2f} s (process starts and imports included), CPU {r['cpu_s']:.2f} s; "
+            f"largest task {r['peak_task_mib']:.0f} MiB; target ≤ 5 s, ≤ 3072 MiB a task",
+            task("plan (load + split)", r["plan"]),
+            task("largest partition", r["largest_partition"]),
+            task("slowest partition", r["slowest_partition"]),
+            f"  {'all partitions':<22} {r['partition_seconds']:>7.2f} s (sum of in-task times)",
+            task("residual+merge+write", r["residual"]),
+            f"  SHA-256 {r['digest'][:16]}… == single process {r['whole_digest'][:16]}… "
+            f"(single process, one run: {r['single']['seconds']:.2f} s, {r['single']['peak_rss_mib']:.0f} MiB)",
+        ]
+    return "\n".join(lines)
+
+
 def run(sizes: list[int], keyless_sizes: list[int], repeat: int = 3) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     root = Path(tempfile.mkdtemp(prefix="recon-match-bench-"))
@@ -594,6 +893,7 @@ def bench_match(orders: int) -> dict[str, Any]:
     """Entry for benchmarks.suite: the full matching benchmark (prints its own table)."""
     rows = run([1_000_000, 5_000_000], [1_000_000])
     print(report(rows), flush=True)
+    print(report_partitioned(run_partitioned([5_000_000], [16], 1, None)), flush=True)
     first = rows[0]
     return {
         "benchmark": f"match three-way {first['case']} (see table above)",
@@ -611,10 +911,22 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000000,5000000", help="three-way sizes (ERP rows)")
     parser.add_argument("--keyless", default="1000000", help="no-shared-key sizes")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--partitioned", default="5000000", help="three-way sizes run as deployed: plan, partitions, residual"
+    )
+    parser.add_argument("--partitions", default="16", help="partition counts to try (comma-separated)")
+    parser.add_argument(
+        "--data", type=Path, help="keep generated days here and reuse them (partitioned cases)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     keyless = [int(s) for s in args.keyless.split(",") if s]
-    print(report(run(sizes, keyless, args.repeat)))
+    if sizes or keyless:
+        print(report(run(sizes, keyless, args.repeat)), flush=True)
+    split = [int(s) for s in args.partitioned.split(",") if s]
+    if split:
+        counts = [int(s) for s in args.partitions.split(",") if s]
+        print(report_partitioned(run_partitioned(split, counts, args.repeat, args.data)))
     return 0
 
 

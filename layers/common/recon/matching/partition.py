@@ -23,6 +23,7 @@ merged result equals ``match_table`` byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -67,6 +68,15 @@ class Share:
 
 def partition_inputs(project: Project, rows: pa.Table, business_date: date, n: int) -> list[pa.Table]:
     """Prepare the day and split it into ``n`` working tables (each carries its rows' global ``_pos``)."""
+    return list(split_inputs(project, rows, business_date, n))
+
+
+def split_inputs(project: Project, rows: pa.Table, business_date: date, n: int) -> Iterator[pa.Table]:
+    """``partition_inputs`` one partition at a time.
+
+    A caller that stores each partition before taking the next holds the day twice (rows + working table),
+    not three times: at 5M rows the plan task needs 10 GiB otherwise.
+    """
     if n < 1:
         raise ValueError("at least one partition")
     frame = Frame(rows, business_date, project.timezone)
@@ -78,9 +88,17 @@ def partition_inputs(project: Project, rows: pa.Table, business_date: date, n: i
     keyed_rows = words.lengths > 0
     h = hash_words(words, seed=11)
     fallback = hash_words(frame.words("txn_id"), seed=12) ^ frame.account.astype(np.uint64)
-    bucket = np.where(keyed_rows, h, fallback) % np.uint64(n)
+    bucket = (np.where(keyed_rows, h, fallback) % np.uint64(n)).astype(np.int64)
+    del words, keyed_rows, h, fallback
+    frame.release_derived()
+    # Built in day order (a sequential gather, twice as fast as in partition order); each partition then
+    # takes its rows from it, ascending as a filter would give them.
     table = working_table(frame, ledger, np.arange(frame.n))
-    return [table.filter(pa.array(bucket == np.uint64(k))) for k in range(n)]
+    del frame, ledger
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(n + 1))
+    for k in range(n):
+        yield table.take(pa.array(order[bounds[k] : bounds[k + 1]]))
 
 
 def match_partition(project: Project, part: pa.Table, business_date: date) -> Share:
@@ -197,4 +215,5 @@ __all__ = [
     "merge_results",
     "partition_inputs",
     "plain",
+    "split_inputs",
 ]

@@ -34,8 +34,8 @@ from recon.matching import (
     match_residual,
     match_table,
     merge_results,
-    partition_inputs,
 )
+from recon.matching.partition import split_inputs
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
 from recon.tables import NORMALIZED_SCHEMA, read_parquet
@@ -217,7 +217,7 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
 def _plan_partitions(request: MatchInput, svc: Services, day: _Day) -> MatchOutput:
     """Split a large day into partitions (Parquet) listed in a manifest, for the Distributed Map."""
     n = -(-day.rows.num_rows // svc.settings.match_rows_per_partition)
-    for k, part in enumerate(partition_inputs(day.project, day.rows, request.business_date, n)):
+    for k, part in enumerate(split_inputs(day.project, day.rows, request.business_date, n)):
         _put_table(svc, _partition_key(request, f"part-{k:04d}.parquet"), part)
     manifest = _partition_key(request, "manifest.json")
     _put(svc, manifest, json.dumps([{"partition": k} for k in range(n)]).encode(), "application/json")
