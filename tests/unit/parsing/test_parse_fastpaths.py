@@ -38,7 +38,8 @@ from recon.parsing._common import Builder, Context
 from recon.parsing.profiles import AmountFormat
 from recon.tables import bucket_of, mark_duplicates
 
-from ._support import samples
+from ._support import parse as parse_bill
+from ._support import samples, wx_bill, wx_payment
 from .test_profile_engine_properties import bills
 
 _SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -626,7 +627,11 @@ def test_from_utc_is_astimezone(zone: str) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(["a,b", '"q"', "x", "", " ", "\r", "\n", "\r\n", "中", "\t"]), max_size=40))
+@given(
+    st.lists(
+        st.sampled_from(["a,b", '"q"', "x", "", " ", "\r", "\n", "\r\n", "中", "\t", "\t\t\t"]), max_size=40
+    )
+)
 def test_line_scan_in_slices_is_the_whole(pieces: list[str]) -> None:
     data = "".join(pieces).encode()
     whole = lines.BufferLines(data, delimiter=",", quote='"')
@@ -649,6 +654,20 @@ def _reference_lines(data: bytes) -> list[str]:
         return []
     found = text.split("\n")
     return found[:-1] if text.endswith("\n") else found
+
+
+@pytest.mark.parametrize(("good", "bad"), [(b"SO-6999", b"SO-\xff999"), ("咖啡".encode(), b"\xff\xfe\xff")])
+def test_bad_utf8_past_the_sample_in_a_read_column_names_its_line(good: bytes, bad: bytes) -> None:
+    """Arrow reads the columns unchecked; each column read is checked (an ASCII one by its bytes, another by
+    Arrow's validation), and a bad one sends the file to the exact decode, which names the line."""
+    rows = [wx_payment(f"42{i:08d}", f"SO-{i}", "1.00", "0.00600") for i in range(7000)]
+    data = wx_bill(rows, "`7000,`7000.00,`0.00,`0.00,`42.00000,`7000.00,`0.00")
+    assert len(data) > engine.SAMPLE_BYTES  # only the head is decoded before the read
+    last = data.rindex(good)  # in the last data row (line 7001)
+    with pytest.raises(StatementParseError) as info:
+        parse_bill(data[:last] + bad + data[last + len(good) :], "bill.csv")
+    (error,) = info.value.errors
+    assert (error.row, "undecodable" in error.reason) == (7001, True)
 
 
 def test_a_quote_left_open_on_its_line_is_read_line_by_line() -> None:

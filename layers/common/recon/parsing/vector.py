@@ -142,7 +142,6 @@ def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
 
 
 _SPACE = " \t\r\n\x0b\x0c\u00a0\u3000"
-_PRINTABLE = (np.arange(256) > 0x20) & (np.arange(256) < 0x7F)  # by byte: printable ASCII, no space
 
 
 def _plain_edge(arr: pa.Array, strip: str, *, last: bool) -> bool:
@@ -158,13 +157,13 @@ def _plain_edge(arr: pa.Array, strip: str, *, last: bool) -> bool:
     if offsets[-1] == offsets[0]:
         return True  # every value empty
     body = np.frombuffer(buffers[2], dtype=np.uint8)
-    # (an empty first value's last byte is the buffer's last; an empty value at the end starts at the end)
-    edge = np.take(body, offsets[1:] - 1) if last else np.take(body, offsets[:-1], mode="clip")
-    plain = _PRINTABLE.copy()
+    # (an empty value reads a neighbour's byte, or the buffer's first or last: it needs no trimming either way)
+    edge = body.take((offsets[1:] - 1 if last else offsets[:-1]).astype(np.intp), mode="clip")
+    plain = (edge > 0x20) & (edge < 0x7F)  # compared, not looked up in a table: measured quicker
     for char in strip:
         if char.isascii():
-            plain[ord(char)] = False
-    return bool(np.take(plain, edge).all())
+            plain &= edge != ord(char)
+    return bool(plain.all())
 
 
 def clean(arr: pa.Array, *, strip: str = "", prefix: str = "") -> pa.Array:
