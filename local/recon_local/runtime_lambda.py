@@ -82,14 +82,21 @@ def error_payload(exc: BaseException, *, error_type: str | None = None) -> str:
 
 @contextlib.contextmanager
 def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore os.environ exactly."""
-    saved = dict(os.environ)
+    """Set environment variables for the duration of the block, then restore exactly those variables.
+
+    Only the keys set here are touched (never ``os.environ.clear()``): moto's worker threads read and write
+    the environment too (credentials), and a clear-and-refill raced them (a KeyError in the middle of a run,
+    seen under load as a failed channel)."""
+    saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _clear_settings_cache() -> None:
