@@ -100,6 +100,7 @@ def test_multi_statement_sample_parses_cleanly_with_both_balances() -> None:
     p = parse(path.read_bytes(), path.name, Source.BANK, currency="EUR", timezone="UTC")
     assert [c.name for c in p.control_totals] == [
         "Stmt[1].balance opening+booked=CLBD",
+        "Stmt[2].previous CLBD of the account = opening",  # the two statements chain inside the file
         "Stmt[2].balance opening+booked=CLBD",
         "opening",
         "closing",
@@ -357,3 +358,35 @@ def test_balances_for_chaining_files_per_account() -> None:
         _doc(_stmt(_bal("OPBD", "10.00") + _ntry("1.00", "CRDT", ref="X"))), "s.xml", Source.BANK
     )
     assert not [c for c in unclosed.control_totals if c.name in ("opening", "closing")]
+
+
+def test_consecutive_statements_of_one_account_must_chain_inside_the_file() -> None:
+    """Statement 2's opening must be statement 1's CLBD (same account, file order), as in MT940; another
+    account's statement in between does not break the chain."""
+
+    def day(opening: str, closing: str, sid: str, on: str) -> str:
+        return _stmt(
+            _bal("OPBD", opening, day=on) + _ntry("1.00", "CRDT", ref=sid) + _bal("CLBD", closing, day=on),
+            sid=sid,
+        )
+
+    other = _stmt(
+        _bal("OPBD", "1.00") + _bal("CLBD", "1.00"), sid="X", account="<IBAN>NL26VAYB8060476890</IBAN>"
+    )
+    chained = _doc(
+        day("10.00", "11.00", "S1", "2024-05-01") + other + day("11.00", "12.00", "S2", "2024-05-02")
+    )
+    p = parse(chained, "s.xml", Source.BANK)
+    (link,) = [c for c in p.control_totals if "previous CLBD" in c.name]
+    assert (link.name, link.stated, link.computed, link.ok) == (
+        "Stmt[3].previous CLBD of the account = opening",
+        "11.00 CNY",
+        "11.00 CNY",
+        True,
+    )
+    broken = _doc(day("10.00", "11.00", "S1", "2024-05-01") + day("15.00", "16.00", "S2", "2024-05-03"))
+    for variant in (broken, broken.replace(b"<Ntry>", b"<Ntry><!-- x -->", 1)):  # fast and careful reader
+        with pytest.raises(StatementParseError) as info:
+            parse(variant, "s.xml", Source.BANK)
+        assert "Stmt[2].previous CLBD of the account = opening" in str(info.value)
+        assert "11.00 CNY" in str(info.value) and "15.00 CNY" in str(info.value)

@@ -580,6 +580,17 @@ def _close_statement(
         b, stmt, "PRCD", s=s, file=file, acct_ccy=acct_ccy
     )
     closing = _balance(b, stmt, "CLBD", s=s, file=file, acct_ccy=acct_ccy)
+    previous = ends.get(st.account)
+    if previous is not None and opening is not None and previous[1].currency == opening.currency:
+        # consecutive statements of one account in one file chain, as MT940's do (file order)
+        b.total(
+            f"Stmt[{s}].previous CLBD of the account = opening",
+            previous[1].text(),
+            opening.text(),
+            file=file,
+            row=FILE_LEVEL_ROW,
+            column=f"Stmt[{s}]/Bal",
+        )
     record_ends(ends, st.account, opening, closing)
     if opening is not None and closing is not None:
         o_ccy = opening.currency
