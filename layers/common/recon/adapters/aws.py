@@ -27,6 +27,7 @@ from recon.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client, S3ServiceResource
     from mypy_boto3_ses import SESClient
     from mypy_boto3_sns import SNSClient
@@ -38,6 +39,9 @@ _CONFIG = Config(
     read_timeout=30,
     user_agent_extra=f"recon/{__version__}",
 )
+# Per service, what differs from _CONFIG. Lambda: a synchronous invocation may run 15 minutes; a 30 s read
+# timeout would give up on (and, retrying, re-invoke) a function that is still working.
+_SERVICE_CONFIG = {"lambda": Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=900 + 5)}
 
 _lock = threading.Lock()
 _session: boto3.session.Session | None = None
@@ -71,6 +75,8 @@ def client(service: Literal["sns"], region: str | None = None) -> SNSClient: ...
 @overload
 def client(service: Literal["stepfunctions"], region: str | None = None) -> SFNClient: ...
 @overload
+def client(service: Literal["lambda"], region: str | None = None) -> LambdaClient: ...
+@overload
 def client(service: str, region: str | None = None) -> Any: ...
 
 
@@ -86,7 +92,7 @@ def client(service: str, region: str | None = None) -> Any:
                 service,  # type: ignore[call-overload]  # any service name; typed by the overloads above
                 region_name=region,
                 endpoint_url=key[2],
-                config=_CONFIG,
+                config=_CONFIG.merge(_SERVICE_CONFIG[service]) if service in _SERVICE_CONFIG else _CONFIG,
             )
         return _clients[key]
 

@@ -1,9 +1,8 @@
 """``FunctionInvoker`` on AWS Lambda: synchronous (RequestResponse) invocations of the stack's functions.
 
-The client waits as long as a Lambda function may run (15 minutes): the shared client's 30 s read timeout
-would give up on, and then re-invoke, a function that is still working. The caller's own timeout bounds
-the wait. Every failure (the function raised or timed out, throttling after the retries, no permission)
-is a ``FunctionFailed`` naming the function and Lambda's error type.
+The client (``aws.client("lambda")``) waits as long as a Lambda function may run (15 minutes); the caller's
+own timeout bounds the wait. Every failure (the function raised or timed out, throttling after the
+retries, no permission) is a ``FunctionFailed`` naming the function and Lambda's error type.
 """
 
 from __future__ import annotations
@@ -11,25 +10,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from recon import __version__
 from recon.ports import FunctionFailed
 
 from . import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
-
-_LAMBDA_MAX_SECONDS = 900
-_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=5,
-    read_timeout=_LAMBDA_MAX_SECONDS + 5,
-    user_agent_extra=f"recon/{__version__}",
-)
 
 
 class LambdaInvoker:
@@ -40,9 +28,7 @@ class LambdaInvoker:
 
     @property
     def client(self) -> LambdaClient:
-        if self._client is None:  # created on first use, under the active credentials (or mock)
-            self._client = boto3.client("lambda", endpoint_url=aws.endpoint_url(), config=_CONFIG)
-        return self._client
+        return self._client or aws.client("lambda")  # the process-wide client, created on first use
 
     def invoke(self, function_name: str, payload: dict[str, Any]) -> Any:
         try:
