@@ -31,7 +31,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from recon.domain.statement import TxnStatus, TxnType
@@ -48,18 +48,11 @@ from ._common import (
     parse_datetime,
 )
 from .model import ParsedStatement
-
-if TYPE_CHECKING:
-    from .readers._bank import Balance
+from .readers._bank import _CHANNEL, _FEE_MEMO, Balance, expose_balances, record_ends
 
 _NS_VERSION = re.compile(r"camt\.053\.001\.(\d{2})")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_CHANNEL = re.compile(
-    r"支付宝|alipay|财付通|tenpay|微信|wechat|weixin|银联|unionpay|stripe|adyen|paypal|payout|settlement|结算",
-    re.IGNORECASE,
-)
-_FEE_MEMO = re.compile(r"手续费|服务费|\bfees?\b|\bcharges?\b|commission", re.IGNORECASE)
 _FEE_CODES = {"CHRG", "COMM", "FEES", "FEE"}
 _STATUS = {"BOOK": TxnStatus.SUCCESS, "PDNG": TxnStatus.PENDING, "": TxnStatus.SUCCESS}
 
@@ -359,8 +352,6 @@ def _entry(
 
 def _balance(b: Builder, stmt: ET.Element, code: str, *, s: int, file: str, acct_ccy: str) -> Balance | None:
     """The statement's balance of type ``code``, dated by its ``Dt`` (None when the date does not read)."""
-    from .readers._bank import Balance  # (at run time: _bank imports this module)
-
     for bal in kids(stmt, "Bal"):
         if (text(bal, "Tp", "CdOrPrtry", "Cd") or text(bal, "Tp", "CdOrPrtry", "Prtry")).upper() != code:
             continue
@@ -543,8 +534,6 @@ def parse(
         raise fatal(file, f"not a camt.053 document: root <{tag}> without <BkToCstmrStmt>")
     if not statements:
         raise fatal(file, "camt.053 document has no <Stmt> (statement) element: nothing to reconcile")
-    from .readers._bank import expose_balances  # (at run time: _bank imports this module)
-
     expose_balances(b, ends, file=file)
     return version_of(root), encoding, statement_date
 
@@ -571,8 +560,6 @@ def _close_statement(
 ) -> date | None:
     """Balances and TxsSummry of a finished statement (its balances kept in ``ends`` for chaining files);
     returns its date (closing balance, else period end)."""
-    from .readers._bank import record_ends  # (at run time: _bank imports this module)
-
     stmt, s, acct_ccy = st.el, st.s, st.acct_ccy
     totals = st.totals
     assert totals is not None

@@ -47,6 +47,7 @@ from . import camt, vector
 from ._common import Builder, Context, RowFail, check_currency
 from .model import PROFILE_VERSION, ParsedStatement, StatementParseError
 from .profiles import AmountFormat
+from .readers._bank import _CHANNEL, _FEE_MEMO
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -63,10 +64,10 @@ _STATUS = {"BOOK": TxnStatus.SUCCESS.value, "PDNG": TxnStatus.PENDING.value, "":
 _STATUS_CODES = (b"BOOK", b"PDNG", b"INFO")  # the entry statuses as written, and the row status of each
 _STATUS_OF_CODE = pa.array([TxnStatus.SUCCESS.value, TxnStatus.PENDING.value, ""], pa.string())
 _INDICATORS = (b"CRDT", b"DBIT")
-# camt._CHANNEL and camt._FEE_MEMO for Arrow (RE2). They agree with Python's ``re`` on ASCII text only (case
+# _CHANNEL and _FEE_MEMO for Arrow (RE2). They agree with Python's ``re`` on ASCII text only (case
 # folding, ``\b``): other text is matched by the Python patterns themselves.
-_CHANNEL_RE2 = "(?i)" + camt._CHANNEL.pattern
-_FEE_MEMO_RE2 = "(?i)" + camt._FEE_MEMO.pattern
+_CHANNEL_RE2 = "(?i)" + _CHANNEL.pattern
+_FEE_MEMO_RE2 = "(?i)" + _FEE_MEMO.pattern
 
 
 class NotPlain(Exception):
@@ -848,9 +849,9 @@ class _Entries:
         # (each pattern is searched only where it can decide the type: channels for credits, fee words for
         # debits without a fee code; reversals are adjustments whatever their text)
         channel = _search(
-            camt._CHANNEL, _CHANNEL_RE2, pc.binary_join_element_wise(party, memo, " "), credit & ~reversed_
+            _CHANNEL, _CHANNEL_RE2, pc.binary_join_element_wise(party, memo, " "), credit & ~reversed_
         )
-        fee_memo = _search(camt._FEE_MEMO, _FEE_MEMO_RE2, memo, ~credit & ~reversed_ & ~fee_code)
+        fee_memo = _search(_FEE_MEMO, _FEE_MEMO_RE2, memo, ~credit & ~reversed_ & ~fee_code)
         kinds = pa.array([t.value for t in _TYPES], pa.string())
         kind = np.where(
             reversed_,

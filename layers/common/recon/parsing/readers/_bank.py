@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from recon.domain.statement import TxnType
 from recon.parsing._common import FILE_LEVEL_ROW, Builder, fmt_amount
-from recon.parsing.camt import _CHANNEL, _FEE_MEMO
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
@@ -58,6 +57,14 @@ def mask(account: str) -> str:
     """Account numbers never appear in full in names or messages."""
     digits = re.sub(r"\s", "", account)
     return f"****{digits[-4:]}" if digits else "****"
+
+
+# Bank entries a payment channel paid out, and fee entries (every bank format types its entries by these)
+_CHANNEL = re.compile(
+    r"支付宝|alipay|财付通|tenpay|微信|wechat|weixin|银联|unionpay|stripe|adyen|paypal|payout|settlement|结算",
+    re.IGNORECASE,
+)
+_FEE_MEMO = re.compile(r"手续费|服务费|\bfees?\b|\bcharges?\b|commission", re.IGNORECASE)
 
 
 def midnight(day: date, tz: ZoneInfo) -> datetime:
