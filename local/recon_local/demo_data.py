@@ -27,6 +27,13 @@ Planted differences (``DemoDay.planted``), the ground truth a run of the demo pr
 The settlement credits are computed from the channel bills *as written* (planted channel-side differences
 included), so only difference 5 shows at the bank level.
 
+Balances chain: the opening balance (OPBD) of a day's bank statement is the closing balance (CLBD) of the
+day before's, for days generated with the same ``seed`` and ``orders``, so consecutive days can be
+reconciled into one store. The statement dated a Monday ends with the group's weekly sweep (资金归集, filtered
+by the demo project like fees and interest): it leaves the account at a balance fixed per seed. A day's
+opening is that balance plus the net of the statements since the last sweep (at most six earlier days,
+built but not rendered), so no day needs the whole history before it.
+
 Sign convention of ``PlantedDifference.delta_minor`` (fen):
 
 * ``AMOUNT_MISMATCH``: ``right - left``, where *left* is the side that sets the expectation (the ERP for
@@ -91,6 +98,11 @@ TENPAY_ACCOUNT = "1004990000000000101"
 ALIPAY_COMPANY = "支付宝（中国）网络技术有限公司"
 ALIPAY_COMPANY_ACCOUNT = "1001164509300085788"
 CMB_NAME = "招商银行股份有限公司上海分行"
+GROUP_NAME = "上海示例咖啡集团有限公司"
+GROUP_ACCOUNT = "75591234561080100001"  # the group's head account at CMB, where the sweep takes the cash
+SWEEP_WEEKDAY = 0  # the statement dated a Monday carries the weekly sweep
+SWEEP_MEMO = "资金归集"  # the sweep up to the head account (a top-up down from it: 资金下拨)
+TOP_UP_MEMO = "资金下拨"
 
 CURRENCY = "CNY"
 FEE_RATE = Decimal("0.006")  # 0.6 %, both channels
@@ -194,7 +206,9 @@ def generate_day(business_date: date, *, seed: int = 7, orders: int = 120) -> De
     """
     if not 20 <= orders <= 20_000:
         raise ValueError("orders must be between 20 and 20000")
-    day = _build_day(business_date, random.Random(f"recon-demo:{seed}:{business_date.isoformat()}"), orders)
+    day = _build_day(business_date, _day_rng(seed, business_date), orders)
+    day.retained_balance = _retained_balance(seed)
+    day.opening_balance = _opening_balance(business_date, seed, orders)
     return day.render()
 
 
@@ -260,6 +274,8 @@ class _Day:
     planted: list[PlantedDifference] = field(default_factory=list)
     bank_shortfall: int = 1000
     export_time: datetime = datetime(2000, 1, 1)  # replaced in _build_day
+    opening_balance: int = 0  # fen, the bank statement's OPBD (set by generate_day)
+    retained_balance: int = 0  # fen, what the weekly sweep leaves on the account (set by generate_day)
 
     @property
     def ymd(self) -> str:
@@ -273,7 +289,7 @@ class _Day:
         erp_name, erp_bytes, erp_rows = self._erp_file()
         wx_name, wx_bytes, wx_net, wx_rows = self._wechat_file()
         ali_name, ali_bytes, ali_net, ali_rows = self._alipay_file()
-        bank_name, bank_bytes, bank_rows, alipay_ref = self._bank_file(wx_net, ali_net)
+        bank_name, bank_bytes, bank_rows, alipay_ref, closing = self._bank_file(wx_net, ali_net)
         planted = [
             PlantedDifference(
                 case_type="AMOUNT_MISMATCH",
@@ -306,6 +322,8 @@ class _Day:
             "alipay_settlement_minor": ali_net,
             "bank_wechat_credit_minor": wx_net,
             "bank_alipay_credit_minor": ali_net - self.bank_shortfall,
+            "bank_opening_minor": self.opening_balance,
+            "bank_closing_minor": closing,
             "planted_differences": len(planted),
         }
         return DemoDay(
@@ -518,7 +536,37 @@ class _Day:
 
     # --- bank (camt.053.001.08) ------------------------------------------------------------------------
 
-    def _bank_file(self, wechat_net: int, alipay_net: int) -> tuple[str, bytes, int, str]:
+    def _bank_file(self, wechat_net: int, alipay_net: int) -> tuple[str, bytes, int, str, int]:
+        stmt_day = self.statement_date
+        ref_base, entries = self._bank_entries(wechat_net, alipay_net)
+        if stmt_day.weekday() == SWEEP_WEEKDAY:
+            swept = self.opening_balance + _net(entries) - self.retained_balance
+            if swept:
+                entries.append(_sweep(stmt_day, swept))
+        _number_entries(entries, stmt_day, ref_base, self.rng)
+        xml, closing = _bank_statement(self, entries, self.opening_balance)
+        return f"camt053_{BANK_ACCOUNT}_{stmt_day:%Y%m%d}.xml", xml, len(entries), entries[2].ref, closing
+
+    def bank_net(self) -> int:
+        """What the day's bank statement adds to the balance before any sweep (fen), without rendering the
+        day's files; draws the day's bank randomness as ``render`` does."""
+        _, entries = self._bank_entries(self._channel_net("wechat"), self._channel_net("alipay"))
+        return _net(entries)
+
+    def _channel_net(self, channel: str) -> int:
+        """The channel's settlement for the day as its bill states it: sales - refunds - fees (fen)."""
+        net = 0
+        for order in self.orders:
+            if order.channel != channel or not order.in_channel:
+                continue
+            net += order.channel_amount - _fee(order.channel_amount)
+            for refund in order.refunds:
+                if refund.in_channel:
+                    net -= refund.amount - _fee(refund.amount)
+        return net
+
+    def _bank_entries(self, wechat_net: int, alipay_net: int) -> tuple[int, list[_BankEntry]]:
+        """The first reference number and the day's entries before any sweep, not yet numbered."""
         rng = self.rng
         stmt_day = self.statement_date
         ref_base = rng.randrange(100_000, 800_000)
@@ -536,10 +584,7 @@ class _Day:
             _alipay_payout(stmt_day, alipay_net - self.bank_shortfall, self.ymd, rng),
             _account_fee(stmt_day, rng),
         ]
-        _number_entries(entries, stmt_day, ref_base, rng)
-        opening = rng.randrange(50_000_000, 300_000_000)
-        xml, _ = _bank_statement(self, entries, opening)
-        return f"camt053_{BANK_ACCOUNT}_{stmt_day:%Y%m%d}.xml", xml, len(entries), entries[2].ref
+        return ref_base, entries
 
 
 def alipay_preamble(title: str, first: date, last: date) -> list[str]:
@@ -658,6 +703,48 @@ def _account_fee(stmt_day: date, rng: random.Random) -> _BankEntry:
         party_account="",
         memo="账户管理费",
     )
+
+
+def _sweep(stmt_day: date, amount: int) -> _BankEntry:
+    """The weekly sweep of ``amount`` (fen; positive: up to the group's head account, negative: a top-up from
+    it), booked after the day's other entries."""
+    return _BankEntry(
+        amount=abs(amount),
+        credit=amount < 0,
+        booked=datetime.combine(stmt_day, time(17, 30, 0)),
+        domain=("CAMT", "ACCB", "SWEP" if amount > 0 else "TOPG"),
+        party=GROUP_NAME,
+        party_account=GROUP_ACCOUNT,
+        memo=SWEEP_MEMO if amount > 0 else TOP_UP_MEMO,
+    )
+
+
+def _net(entries: list[_BankEntry]) -> int:
+    return sum(e.amount if e.credit else -e.amount for e in entries)
+
+
+def _day_rng(seed: int, business_date: date) -> random.Random:
+    return random.Random(f"recon-demo:{seed}:{business_date.isoformat()}")
+
+
+def _retained_balance(seed: int) -> int:
+    """The balance (fen) the weekly sweep leaves on the account: fixed per seed."""
+    return random.Random(f"recon-demo-bank:{seed}").randrange(50_000_000, 300_000_000)
+
+
+def _opening_balance(business_date: date, seed: int, orders: int) -> int:
+    """The opening balance (fen) of the statement for ``business_date``: the closing of the one before.
+
+    The last sweep left the retained balance; every statement since added its net. Those days are built
+    (not rendered) only for their bank net: at most six of them.
+    """
+    statement_date = business_date + timedelta(days=1)
+    since_sweep = (statement_date.weekday() - SWEEP_WEEKDAY - 1) % 7  # statements between the sweep and this
+    balance = _retained_balance(seed)
+    for back in range(since_sweep, 0, -1):
+        earlier = business_date - timedelta(days=back)
+        balance += _build_day(earlier, _day_rng(seed, earlier), orders).bank_net()
+    return balance
 
 
 def _number_entries(entries: list[_BankEntry], stmt_day: date, ref_base: int, rng: random.Random) -> int:

@@ -28,6 +28,7 @@ from recon.parsing import (
     detect,
     parse_statement,
 )
+from recon.parsing.readers import pdf
 from recon.pipeline.overlap import count_true
 from recon.pipeline.parse import source_of_format
 from recon.pipeline.profile_store import ProfileError, ProfileSpec, profile_from_text
@@ -104,6 +105,11 @@ def read_file(path: Path, profile: Profile | None, *, currency: str, timezone: s
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
+    with pdf.reading_once():  # detect() and parse_statement() read a PDF's tables: extract them once
+        return _read(path, data, profile, currency=currency, timezone=timezone)
+
+
+def _read(path: Path, data: bytes, profile: Profile | None, *, currency: str, timezone: str) -> FileResult:
     if profile is not None:
         fmt, confidence, source = profile.name, None, profile.source
     else:

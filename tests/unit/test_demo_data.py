@@ -13,6 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -637,3 +638,66 @@ def test_invariants_hold_for_other_days(business_date: date, seed: int, orders: 
     assert sum(1 for r in _erp_rows(day) if r["type"] == "payment") == orders + 1  # + the duplicate
     rows = _channel_rows(day)
     assert all(r["at"][:10] == business_date.isoformat() for r in rows)
+
+
+# --- balances across days -----------------------------------------------------------------------------
+
+
+def _balances(day: DemoDay) -> tuple[Decimal, Decimal]:
+    """(OPBD, CLBD) of the day's camt.053, signed."""
+    stated = {}
+    for bal in _camt(day).iterfind(".//c:Bal", NS):
+        sign = 1 if bal.findtext("c:CdtDbtInd", namespaces=NS) == "CRDT" else -1
+        stated[bal.findtext("c:Tp/c:CdOrPrtry/c:Cd", namespaces=NS)] = sign * Decimal(
+            bal.findtext("c:Amt", namespaces=NS) or ""
+        )
+    return stated["OPBD"], stated["CLBD"]
+
+
+_SWEEPS = ("资金归集", "资金下拨")
+
+
+@pytest.mark.parametrize(("seed", "orders"), [(7, 120), (3, 20)])
+def test_consecutive_days_chain_their_bank_balances(seed: int, orders: int) -> None:
+    # Business days Fri .. Tue: statements Sat .. Wed, across the sweep of Monday's statement.
+    days = [generate_day(DAY + timedelta(days=n), seed=seed, orders=orders) for n in range(5)]
+    held = [_balances(d) for d in days]
+    for (_, closing), (opening, _) in pairwise(held):
+        assert opening == closing
+    assert [(d.expected["bank_opening_minor"], d.expected["bank_closing_minor"]) for d in days] == [
+        (_fen(opening), _fen(closing)) for opening, closing in held
+    ]
+    assert len({opening for opening, _ in held}) == len(held)  # the balance moves: the chain is not trivial
+
+
+def test_monday_statement_sweeps_the_week_to_the_retained_balance() -> None:
+    sundays = [date(2026, 11, 22), date(2026, 11, 29)]  # business dates whose statements are Mondays
+    swept = [generate_day(d) for d in sundays]
+    for day in swept:
+        sweeps = [e for e in _entries(day) if e["ustrd"] in _SWEEPS]
+        assert len(sweeps) == 1 and sweeps[0]["party"] == "上海示例咖啡集团有限公司"
+        assert (
+            sweeps[0]["ind"] == "DBIT" and sweeps[0]["subfamily"] == "SWEP"
+        )  # a week of sales: cash goes up
+        assert len(_entries(day)) == day.expected["bank_rows"] == 5
+        assert sweeps[0]["booked"] == max(e["booked"] for e in _entries(day))
+    assert _balances(swept[0])[1] == _balances(swept[1])[1]
+    # Only Monday's statement sweeps; the demo day (a Saturday statement) has its four entries.
+    weekday = generate_day(DAY)
+    assert not [e for e in _entries(weekday) if e["ustrd"] in _SWEEPS] and weekday.expected["bank_rows"] == 4
+
+
+def test_demo_project_filters_the_sweep_as_it_filters_fees() -> None:
+    import re
+
+    from recon.domain import Project
+
+    project = Project.from_yaml(
+        (Path(__file__).resolve().parents[2] / "local/recon_local/projects/demo.yaml").read_text("utf-8")
+    )
+    bank_filters = [
+        rule.when[0].value for rule in project.rules if rule.kind == "filter" and rule.sources == ["bank"]
+    ]
+    for memo in (*_SWEEPS, "账户管理费", "结息"):
+        assert any(re.search(str(pattern), memo) for pattern in bank_filters), memo
+    assert not any(re.search(str(p), f"支付宝结算 {ALIPAY_PID} {YMD}") for p in bank_filters)

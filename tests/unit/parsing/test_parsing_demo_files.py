@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 
 from recon.domain import Source, TxnType
+from recon.pipeline.chain import balances, chain_total
 
 from ._support import assert_accounting, parse
 
@@ -31,3 +33,19 @@ def test_demo_files_parse_cleanly() -> None:
             assert all(t.amount_minor < 0 and "#" in t.txn_id for t in refunds), name
     assert {"erp.orders.csv", "wechat.tradebill.all", "alipay.trade.zip"} <= formats
     assert any(f.startswith("camt.053.001.") for f in formats)
+
+
+def test_consecutive_demo_days_parse_to_an_unbroken_balance_chain() -> None:
+    # Business days Sat .. Mon: statements Sun, Mon (the weekly sweep), Tue.
+    parsed = []
+    for n in range(3):
+        name, content = demo_data.generate_day(date(2026, 11, 21) + timedelta(days=n)).files["bank-cmb"]
+        p = parse(content, name, Source.BANK)
+        assert p.errors == [] and all(c.ok for c in p.control_totals), name
+        parsed.append(p)
+    stated = [balances(p.control_totals, "CNY") for p in parsed]
+    assert all(s is not None for s in stated)
+    for earlier, later in pairwise(stated):
+        assert earlier is not None and later is not None
+        assert later.opening == earlier.closing
+        assert chain_total(later.opening, earlier.closing).ok  # the parse stage's check of the later one

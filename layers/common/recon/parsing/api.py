@@ -33,6 +33,7 @@ from .engine import _sample, decode_text, first_line, run_profile, sniff_delimit
 from .lines import split_cells
 from .model import UNKNOWN_FORMAT, ParsedStatement, StatementParseError
 from .profiles import Profile, builtin_profiles
+from .readers import pdf
 from .registry import best_reader, reader_for
 
 assert readers  # imported for its side effect: every reader module registers itself
@@ -316,13 +317,14 @@ def parse_statement(
         currency=currency,
         tz=tz,
     )
-    if profile is not None:
-        return run_profile(profile, members, ctx)
-    found = _detect_members(members, filename, _candidates(profiles))
-    if found.format == UNKNOWN_FORMAT:
-        _explain_unknown(members, data, filename)
-    if found.profile is not None:
-        return run_profile(found.profile, members, ctx)
+    with pdf.reading_once():  # detection, then the profile engine, read a PDF's tables: extract them once
+        if profile is not None:
+            return run_profile(profile, members, ctx)
+        found = _detect_members(members, filename, _candidates(profiles))
+        if found.format == UNKNOWN_FORMAT:
+            _explain_unknown(members, data, filename)
+        if found.profile is not None:
+            return run_profile(found.profile, members, ctx)
 
     member = members[0]
     file = filename if member.name is None else f"{filename}!{member.name}"
@@ -345,11 +347,18 @@ def _explain_unknown(members: list[Member], data: bytes, filename: str) -> None:
         if _looks_xml(only.data):
             root, _ = camt.load(only.data, file)
             child = next(iter(root), None)
+            name = camt.local(child.tag) if child is not None else ""
+            # camt.052 looks like a statement but is an intraday report: say so rather than "unknown".
+            why = (
+                " (a camt.052 intraday account report, which is not read)"
+                if name == "BkToCstmrAcctRpt"
+                else ""
+            )
             raise fatal(
                 file,
-                f"unknown statement format: XML <{camt.local(root.tag)}>"
-                f"{f'/<{camt.local(child.tag)}>' if child is not None else ''} is not a camt.053 "
-                "statement (Document/BkToCstmrStmt)",
+                f"unknown statement format: XML <{camt.local(root.tag)}>{f'/<{name}>' if name else ''}{why} is "
+                "not a camt.053 statement (Document/BkToCstmrStmt) or camt.054 notification "
+                "(Document/BkToCstmrDbtCdtNtfctn)",
             )
         if not _binary(only.data):
             decode(only.data, file)

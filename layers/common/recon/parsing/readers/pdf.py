@@ -10,10 +10,15 @@ local runs, ``recon parse``, tests), or through whatever ``reading_with`` instal
 the parse stage installs its ``PdfTableReader`` (in AWS the extract_pdf function, see
 docs/formats-bank.md). A context variable rather than a parameter, because the rows are asked for deep
 inside the profile engine, whose interface stays ``pdf_rows(data, file)``.
+
+Detection (scoring PDF profiles) and the profile engine both ask for the rows of the same document within
+one parse; ``reading_once`` (entered by ``parse_statement``) remembers them by content for that call only,
+so a PDF is extracted (or sent to the extractor function) once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,6 +41,44 @@ def reading_with(rows_of: RowsOf) -> Iterator[None]:
         _rows_of.reset(token)
 
 
+class _ReadOnce:
+    """``rows_of`` that answers each document (by SHA-256 of its bytes) from its first reading.
+
+    A refusal is remembered as its reason: the document would be refused again. Anything else raised (the
+    extractor function failing) is not: it propagates, and the next reading tries again.
+    """
+
+    def __init__(self, rows_of: RowsOf) -> None:
+        self._rows_of = rows_of
+        self._read: dict[str, list[PdfRow] | str] = {}
+
+    def __call__(self, data: bytes) -> list[PdfRow]:
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self._read:
+            try:
+                self._read[key] = self._rows_of(data)
+            except PdfRefusal as exc:
+                self._read[key] = exc.reason
+        found = self._read[key]
+        if isinstance(found, str):
+            raise PdfRefusal(found)
+        return list(found)  # a caller may reorder or drop rows of its list, never of the remembered one
+
+
+@contextmanager
+def reading_once() -> Iterator[None]:
+    """Inside the block, each PDF is read once (with the reader installed when the block is entered).
+
+    The memory is the block's: it ends with the block. Nested blocks share the outermost one.
+    """
+    current = _rows_of.get()
+    if isinstance(current, _ReadOnce):
+        yield
+        return
+    with reading_with(_ReadOnce(current)):
+        yield
+
+
 def pdf_rows(data: bytes, file: str) -> list[PdfRow]:
     """Every table row of every page, as cell texts with page/row numbers; raises StatementParseError."""
     try:
@@ -44,4 +87,4 @@ def pdf_rows(data: bytes, file: str) -> list[PdfRow]:
         raise fatal(file, exc.reason) from exc
 
 
-__all__ = ["MAX_PAGES", "PdfRow", "RowsOf", "is_pdf", "pdf_rows", "reading_with"]
+__all__ = ["MAX_PAGES", "PdfRow", "RowsOf", "is_pdf", "pdf_rows", "reading_once", "reading_with"]
