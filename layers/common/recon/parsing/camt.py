@@ -7,9 +7,10 @@ Decisions:
 
 * A "row" of a camt file is one entry: each ``Ntry``, or each ``TxDtls`` of an ``Ntry`` that is split.
   ``row_number`` is the 1-based ordinal of that row in the file (all statements, document order).
-* An ``Ntry`` with several ``TxDtls`` that all carry their own amount is split into one transaction per
-  ``TxDtls``: txn_id ``<entry id>`` for the first, ``<entry id>#<n>`` for the n-th (n >= 2); the split
-  amounts must add up to the entry amount (a control total). Otherwise one transaction per ``Ntry``.
+* An ``Ntry`` with several ``TxDtls`` that all carry an amount in the entry's currency (``Amt``, else
+  ``AmtDtls/TxAmt``, else ``AmtDtls/CntrValAmt``) is split into one transaction per ``TxDtls``: txn_id
+  ``<entry id>`` for the first, ``<entry id>#<n>`` for the n-th (n >= 2); the split amounts must add up to
+  the entry amount (a control total). Otherwise one transaction per ``Ntry``.
 * Entry id: ``Ntry/AcctSvcrRef``, else ``NtryRef``, else the first ``TxDtls/Refs`` ``AcctSvcrRef``,
   ``EndToEndId`` (not NOTPROVIDED), ``TxId``, ``InstrId``; else ``<Stmt/Id>:<entry ordinal in Stmt>``.
 * Sign: ``CdtDbtInd`` (DBIT negative). ``RvslInd=true`` does NOT flip it: per ISO 20022 usage the
@@ -231,9 +232,23 @@ def _entry_id(ntry: ET.Element, txs: list[ET.Element], fallback: str) -> str:
     return fallback
 
 
-def _tx_amount(tx: ET.Element) -> ET.Element | None:
-    own = child(tx, "Amt")  # (an Element without children is falsy: never use `or` on elements)
-    return own if own is not None else child(tx, "AmtDtls", "TxAmt", "Amt")
+# Where a TxDtls states its amount: its own Amt, the underlying transaction's, the counter value.
+_TX_AMOUNTS = (("Amt",), ("AmtDtls", "TxAmt", "Amt"), ("AmtDtls", "CntrValAmt", "Amt"))
+
+
+def _tx_amounts(tx: ET.Element) -> list[ET.Element]:
+    """Every amount a TxDtls states (an Element without children is falsy: compare with None)."""
+    return [el for path in _TX_AMOUNTS if (el := child(tx, *path)) is not None]
+
+
+def _tx_amount(tx: ET.Element, ccy: str) -> ET.Element | None:
+    """The TxDtls amount in the entry's currency ``ccy`` (an amount without Ccy is in it), else None.
+
+    A foreign-currency payment states its own amount in that currency (Credit Suisse: entry CHF 579.21,
+    TxDtls/Amt EUR 522.39) and the entry's in ``CntrValAmt``; splitting on the foreign amounts would add
+    EUR to CHF.
+    """
+    return next((el for el in _tx_amounts(tx) if el.get("Ccy", ccy).strip().upper() == ccy), None)
 
 
 @dataclass
@@ -307,12 +322,12 @@ def _entry(
         value_date = (value_at or booked_at).astimezone(tz).date()
         reversal = text(ntry, "RvslInd").lower() in ("true", "1")
         entry_id = _entry_id(ntry, txs, f"{stmt_id or f'Stmt{s}'}:{k}")
-        split = len(txs) > 1 and all(_tx_amount(tx) is not None for tx in txs)
+        split = len(txs) > 1 and all(_tx_amount(tx, ccy) is not None for tx in txs)
         parts: list[tuple[ET.Element | None, int, str]] = []
         if split:
             for n, tx in enumerate(txs, start=1):
                 ind = (text(tx, "CdtDbtInd") or indicator).upper()
-                part, _ = _signed(_tx_amount(tx), ind, ccy, f"{where}/TxDtls[{n}]/Amt")
+                part, _ = _signed(_tx_amount(tx, ccy), ind, ccy, f"{where}/TxDtls[{n}]/Amt")
                 parts.append((tx, part, entry_id if n == 1 else f"{entry_id}#{n}"))
         else:
             parts.append((txs[0] if txs else None, amount, entry_id))

@@ -570,7 +570,8 @@ class _Shape:
             return None if found is None else slot_of[id(found)]
 
         txs = camt.descendants(camt.child(ntry, "NtryDtls"), "TxDtls")
-        if len(txs) > 1 and all(camt._tx_amount(tx) is not None for tx in txs):
+        # any amount on every TxDtls: the careful reader decides whether (and in which currency) to split
+        if len(txs) > 1 and all(camt._tx_amounts(tx) for tx in txs):
             raise NotPlain("an entry split into several transactions")
         tx = txs[0] if txs else None
         amount = camt.child(ntry, "Amt")

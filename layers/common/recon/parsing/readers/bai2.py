@@ -31,8 +31,9 @@ from datetime import date, datetime
 from typing import Any
 
 from bai2 import bai2 as bai2_lib  # type: ignore[import-untyped,unused-ignore]
-from bai2.constants import TypeCodeTransaction  # type: ignore[import-untyped,unused-ignore]
-from bai2.helpers import IteratorHelper  # type: ignore[import-untyped,unused-ignore]
+from bai2.constants import RecordCode, TypeCodeTransaction  # type: ignore[import-untyped,unused-ignore]
+from bai2.helpers import IteratorHelper, RecordBuilderFactory  # type: ignore[import-untyped,unused-ignore]
+from bai2.models import Record  # type: ignore[import-untyped,unused-ignore]
 from bai2.parsers import Bai2FileParser  # type: ignore[import-untyped,unused-ignore]
 
 from recon.domain.statement import TxnStatus
@@ -55,6 +56,12 @@ from ._bank import (
 
 FORMAT = "bai2"
 _RECORD = re.compile(rb"^\s*(\d{2}),")
+# Where a "/" that ends a record is followed, on the same line, by the next record: some banks pack
+# records ("...,2/   02,..."). Only the record codes of BAI2 start a record.
+_CODES = "01|02|03|16|49|88|98|99"
+_PACKED = re.compile(rf"(?<=/)\s+(?=(?:{_CODES}),)")
+_PACKED_BYTES = re.compile(_PACKED.pattern.encode())
+_STARTS_RECORD = re.compile(rf"^(?:{_CODES}),")
 _FEE_CODES = frozenset({"698", "699"})  # miscellaneous fees, per BAI2's type code list
 
 assert bai2_lib  # the package's entry module; its parser classes are used directly for line tracking
@@ -64,22 +71,44 @@ def detect(data: bytes, file: str) -> tuple[str, float] | None:
     head = data[:8192].lstrip(b"\xef\xbb\xbf").lstrip()
     if not head.startswith(b"01,"):
         return None
-    codes = {m.group(1) for m in (_RECORD.match(line) for line in head.splitlines()[:8]) if m}
+    records = [r for line in head.splitlines()[:8] for r in _PACKED_BYTES.split(line)]
+    codes = {m.group(1) for m in (_RECORD.match(r) for r in records) if m}
     if b"02" in codes and b"03" in codes:
         return FORMAT, 0.95
     return (FORMAT, 0.8) if b"02" in codes else None
 
 
 class _Lines:
-    """The non-blank stripped lines fed to the package, remembering their physical line numbers."""
+    """The records fed to the package (stripped, one per entry), remembering the physical line each starts on.
 
-    def __init__(self, text: str) -> None:
+    A line may hold several records, each ended by ``/``, when the file is written that way: its first line
+    (the ``01`` header, which has no free text) holds more than one record. Elsewhere a ``/`` inside a
+    ``16`` text stays text. A line that starts with no record code continues the record before it when that
+    record was not ended by ``/`` (a record wrapped by the writer); anywhere else it is refused, naming it.
+    """
+
+    def __init__(self, text: str, file: str) -> None:
         self.numbers: list[int] = []
         self.lines: list[str] = []
+        packed = False
         for number, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                self.numbers.append(number)
-                self.lines.append(raw.strip())
+            if not raw.strip():
+                continue
+            if not self.lines:
+                packed = _PACKED.search(raw.strip()) is not None
+            for record in _PACKED.split(raw.strip()) if packed else [raw.strip()]:
+                if _STARTS_RECORD.match(record) or not self.lines:
+                    self.numbers.append(number)
+                    self.lines.append(record)
+                elif not self.lines[-1].endswith("/"):
+                    self.lines[-1] = f"{self.lines[-1]} {record}"
+                else:
+                    raise fatal(
+                        file,
+                        f"line {number} is not a BAI2 record (it starts with no record code, and the record "
+                        "before it is ended by '/')",
+                        row=number,
+                    )
         self.pulled = 0
 
     def current(self, helper: Any) -> int:
@@ -97,6 +126,86 @@ class _Lines:
         for line in self.lines:
             self.pulled += 1
             yield line
+
+
+# Availability fields that follow a funds type in an 03 summary (BAI2 funds types S, V and D).
+_AVAILABILITY = {"S": 3, "V": 2}
+
+
+def _account_record(rows: list[tuple[Any, str]]) -> Any:
+    """An 03 record with its 88 continuations, as the package's ``Record``.
+
+    The package joins continuations by counting commas (a multiple of 4 per summary), which breaks when a
+    summary carries availability fields (funds type S/V/D) or a record is continued between two fields of
+    one summary (BAI2's own sample: ``...,190/`` then ``88,500000,...``); it then glues two fields into one
+    type code. Here the fields are read in order: the ``/`` that ends a record also ends a field, and an
+    empty field right before a ``/`` where a type code is due is the writer's trailing comma, not a field.
+    """
+    tokens: list[str] = []
+    row_ends: set[int] = set()
+    for _, text in rows:
+        body = text[:-1] if text.endswith("/") else text
+        tokens.extend(body.split(","))
+        row_ends.add(len(tokens) - 1)
+    fields = tokens[:2]
+    i = 2
+    while i < len(tokens):
+        if tokens[i] == "" and i in row_ends:
+            i += 1
+            continue
+        summary = tokens[i : i + 4]
+        fields.extend(summary)
+        i += len(summary)
+        funds = summary[3].strip().upper() if len(summary) == 4 else ""
+        extra = _AVAILABILITY.get(funds, 0)
+        if funds == "D":
+            count = tokens[i].strip() if i < len(tokens) else ""
+            extra = 1 + 2 * int(count) if count.isdigit() else 1
+        fields.extend(_zero_defaults(funds, tokens[i : i + extra]))
+        i += extra
+    return Record(code=rows[0][0], fields=fields, rows=rows)
+
+
+def _zero_defaults(funds: str, availability: list[str]) -> list[str]:
+    """Availability amounts left empty are zero (BAI2's own sample writes ``S,,200000,300000``)."""
+    if funds == "S":
+        return [a.strip() or "0" for a in availability]
+    if funds == "D":  # count, then (days, amount) pairs
+        return [a.strip() or "0" if k and k % 2 == 0 else a for k, a in enumerate(availability)]
+    return availability
+
+
+def _record_groups(lines: Iterator[str]) -> Iterator[Any]:
+    """The package's record generator (a record with its 88 continuations), with ``_account_record``."""
+    group: list[tuple[Any, str]] = []
+    for line in lines:
+        row = (RecordCode(line[:2]), line[3:])
+        if group and row[0] != RecordCode.continuation:
+            yield _build(group)
+            group = []
+        group.append(row)
+    if group:
+        yield _build(group)
+
+
+def _build(rows: list[tuple[Any, str]]) -> Any:
+    if rows[0][0] == RecordCode.account_identifier:
+        return _account_record(rows)
+    record = RecordBuilderFactory[rows[0][0]](rows)
+    if rows[0][0] == RecordCode.transaction_detail and len(record.fields) > 3:
+        funds = record.fields[2].strip().upper()
+        head = 4 + 2 * int(record.fields[3]) if funds == "D" and record.fields[3].strip().isdigit() else 6
+        record.fields[3:head] = _zero_defaults(funds, record.fields[3:head])
+    return record
+
+
+class _Records(IteratorHelper):  # type: ignore[misc,unused-ignore]
+    """The package's record iterator over ``_record_groups``."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._generator = _record_groups(lines)
+        self.current_record = None
+        self.advance()
 
 
 def _code(item: Any) -> str:
@@ -118,7 +227,7 @@ def _when(day: Any, tz: Any) -> datetime | None:
 def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, date | None]:
     """Parse a BAI2 file into ``b``; returns (format, encoding, statement date)."""
     text, encoding = decode_bank_text(data)
-    lines = _Lines(text)
+    lines = _Lines(text, file)
     if not lines.lines:
         raise fatal(file, "empty BAI2 file")
     if not lines.lines[-1].startswith("99,"):
@@ -126,7 +235,7 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
         raise fatal(file, "BAI2 file does not end with a 99 file trailer (truncated?)", row=lines.numbers[-1])
     helper = None
     try:
-        helper = IteratorHelper(iter(lines))
+        helper = _Records(iter(lines))
         parsed = Bai2FileParser(helper, check_integrity=False).parse()
     except Exception as exc:  # the package raises many kinds on a malformed record: the file is unreadable
         raise fatal(

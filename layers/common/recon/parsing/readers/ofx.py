@@ -14,7 +14,8 @@ Decisions:
   ``<STMTTRN>`` tags in the text must equal the number read (nothing silently dropped). Transactions of a
   pending list (``BANKTRANLISTP``) are skipped (rule ``ofx_pending``).
 * Markup: end tags must close what is open (an end tag may close empty SGML leaves left open); misnested
-  or unclosed aggregates refuse the file.
+  or unclosed aggregates refuse the file, except a ``BANKTRANLIST`` left open (Nubank): a tag that cannot
+  be in it ends it.
 * Statements: every ``STMTRS`` and ``CCSTMTRS``, each ``BANKTRANLIST`` in it (some banks repeat it).
 * ``TRNAMT`` is signed (positive = money in); a decimal comma is accepted when there is no decimal point.
   Currency: ``CURRENCY/CURSYM`` of the transaction, else the statement's ``CURDEF``, else the account's.
@@ -65,6 +66,7 @@ _V1_HEADER = re.compile(rb"^\s*OFXHEADER\s*:\s*100", re.IGNORECASE)
 _V2_HEADER = re.compile(rb"<\?OFX\b", re.IGNORECASE)
 _OFX_ROOT = re.compile(rb"<OFX>", re.IGNORECASE)
 _STMTTRN_TAG = re.compile(rb"<STMTTRN\s*>", re.IGNORECASE)
+_LEDGERBAL_TAG = re.compile(rb"<LEDGERBAL\s*>", re.IGNORECASE)
 _TAG_CASE = re.compile(r"<(/?)([A-Za-z0-9./_ ]+?)>")
 _DATE_ONLY = re.compile(r"^\d{8}$")
 _COMMA_DECIMAL = re.compile(r"^[+-]?\d+,\d+$")
@@ -108,16 +110,26 @@ def _body(data: bytes, file: str) -> tuple[str, str, str]:
     return FORMAT_V1, encoding, str(body)
 
 
+# A transaction list holds only these (OFX DTD: DTSTART, DTEND, STMTTRN*). Some banks (Nubank's credit
+# card export) never write </BANKTRANLIST>; any other tag ends the list, as an SGML parser with the DTD
+# would infer. Nothing can move between statements: the list's own statement is still the open one.
+_LISTS = frozenset({"BANKTRANLIST", "BANKTRANLISTP"})
+_LIST_CONTENT = frozenset({"DTSTART", "DTEND", "STMTTRN"})
+
+
 class _NestingChecked(TreeBuilder):
     """ofxtools' tag parser, with end tags checked against what is open (ElementTree's builder pops
     whatever is on top, so misnested markup would silently move rows between statements). An end tag
-    may close empty elements left open before it (SGML leaves without text), nothing else."""
+    may close empty elements left open before it (SGML leaves without text) and an unclosed transaction
+    list, nothing else."""
 
     def __init__(self) -> None:
         super().__init__()
         self._open: list[list[Any]] = []  # [tag, number of children]
 
     def start(self, tag: str, attrs: dict[str, str]) -> Any:
+        if self._open and self._open[-1][0] in _LISTS and tag not in _LIST_CONTENT:
+            super().end(self._open.pop()[0])
         if self._open:
             self._open[-1][1] += 1
         self._open.append([tag, 0])
@@ -128,7 +140,7 @@ class _NestingChecked(TreeBuilder):
             raise ValueError(f"</{tag}> closes nothing that is open")
         while self._open[-1][0] != tag:
             inner, children = self._open.pop()
-            if children:
+            if children and inner not in _LISTS:
                 raise ValueError(f"</{tag}> while <{inner}> is still open")
             super().end(inner)
         self._open.pop()
@@ -201,6 +213,8 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
     if not statements:
         raise fatal(file, "OFX file has no bank or credit card statement (STMTRS/CCSTMTRS)")
     lines = [data[: m.start()].count(b"\n") + 1 for m in _STMTTRN_TAG.finditer(data)]
+    ledger_lines = [data[: m.start()].count(b"\n") + 1 for m in _LEDGERBAL_TAG.finditer(data)]
+    ledgers = {id(el): k for k, el in enumerate(root.iter("LEDGERBAL"))}
     rows = {id(el): k for k, el in enumerate(root.iter("STMTTRN"))}
     if len(lines) != len(rows):
         raise fatal(file, f"the text has {len(lines)} <STMTTRN> tags but {len(rows)} could be read")
@@ -243,12 +257,16 @@ def parse(data: bytes, b: Builder, file: str, raw_key: str) -> tuple[str, str, d
                     tz=tz,
                 )
         ledger = stmt.find("LEDGERBAL")
-        if ledger is not None:
+        # An empty BALAMT states no balance (ofxparse's "fail nice" files): the rows stand, and this
+        # statement adds no opening/closing. Any other unreadable balance refuses the file.
+        if ledger is not None and _text(ledger, "BALAMT"):
+            k = ledgers.get(id(ledger), -1)
+            ledger_line = ledger_lines[k] if 0 <= k < len(ledger_lines) else 0
             try:
                 closing_minor = _minor(_text(ledger, "BALAMT"), curdef, f"{where}/LEDGERBAL/BALAMT")
                 as_of = _when(_text(ledger, "DTASOF"), tz, f"{where}/LEDGERBAL/DTASOF").astimezone(tz).date()
             except RowFail as exc:
-                b.fail(file, 0, exc.column, exc.reason)
+                b.fail(file, ledger_line, exc.column, exc.reason)
                 continue
             closing = Balance(closing_minor, curdef, as_of)
             opening = Balance(closing_minor - total, curdef, start)
