@@ -19,4 +19,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         failure = FailureInput.model_validate(event["failure"])
         return record_failure(failure, aws_services()).model_dump(mode="json")
     ref = RunRef.model_validate(event)
-    return report_run(ref, aws_services()).model_dump(mode="json")
+    # The workflow passes its execution id: a retry of this task is told apart from a re-run of the day.
+    execution = event.get("execution")
+    return report_run(ref, aws_services(), execution=str(execution) if execution else None).model_dump(
+        mode="json"
+    )

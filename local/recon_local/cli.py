@@ -1,7 +1,7 @@
 """`recon`: the local command line.
 
 recon demo [--out DIR] [--date YYYY-MM-DD] [--seed N]
-recon run --project FILE --date YYYY-MM-DD --input DIR --out DIR
+recon run --project FILE --date YYYY-MM-DD [--to YYYY-MM-DD] --input DIR --out DIR
 recon parse FILE... [--profile P|PATH.yaml] [--out DIR] [--json]
 recon schema [--out FILE]
 recon accuracy [--seed S] [--days N] [--orders M] [--start YYYY-MM-DD] [--profile P] [--out DIR]
@@ -94,19 +94,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .local_run import InputError, run_local
+    from recon.domain import Project
 
-    files = sorted(p for p in Path(args.input).iterdir() if p.is_file() and not p.name.startswith("."))
+    from .local_run import InputError, business_days, file_inputs, input_files, run_local_days
+
+    files = input_files(Path(args.input))
     if not files:
         print(f"no input files in {args.input}", file=sys.stderr)
         return 2
+    project_text = Path(args.project).read_text("utf-8")
     try:
-        result = run_local(Path(args.project).read_text("utf-8"), args.date, files, Path(args.out))
+        dates = business_days(args.date, args.to)
+        filed = file_inputs(Project.from_yaml(project_text), files, dates)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    _print_result(result)
-    return 0 if result.execution_status == "SUCCEEDED" else 1
+    for item in filed:
+        if item.note:
+            print(f"warning: {item.note}", file=sys.stderr)
+    results = run_local_days(project_text, dates, files, Path(args.out), filed=filed)
+    for business_date, result in zip(dates, results, strict=True):
+        if len(dates) > 1:
+            print(f"\n=== {business_date} ===")
+        _print_result(result)
+    return 0 if all(r.execution_status == "SUCCEEDED" for r in results) else 1
 
 
 def _parse(args: argparse.Namespace) -> int:
@@ -159,12 +170,25 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--date", type=date.fromisoformat, default=DEMO_DATE)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo)
-    run = sub.add_parser("run", help="reconcile your own files for one business date")
+    run = sub.add_parser(
+        "run", help="reconcile your own files for a business date, or consecutive dates with carry-over"
+    )
     run.add_argument("--project", required=True, help="project YAML file")
     run.add_argument("--date", required=True, type=date.fromisoformat, help="business date YYYY-MM-DD")
-    run.add_argument("--input", required=True, help="folder with the statement files")
     run.add_argument(
-        "--out", required=True, help="folder for report.html, matches.csv, cases.csv, summary.json"
+        "--to",
+        type=date.fromisoformat,
+        help="last business date: run --date .. --to in order in one local cloud, so open items carry over",
+    )
+    run.add_argument(
+        "--input",
+        required=True,
+        help="folder with the statement files (and sub-folders named YYYY-MM-DD by statement date)",
+    )
+    run.add_argument(
+        "--out",
+        required=True,
+        help="folder for report.html, matches.csv, cases.csv, summary.json (one sub-folder per date with --to)",
     )
     run.set_defaults(func=_run)
     parse = sub.add_parser(

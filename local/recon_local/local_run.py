@@ -1,16 +1,23 @@
-"""Run the real pipeline (our ASL in moto's Step Functions, our handlers in-process) on local files."""
+"""Run the real pipeline (our ASL in moto's Step Functions, our handlers in-process) on local files.
+
+One local cloud serves every business date of an invocation, so consecutive days carry over (open items,
+statements, results) as they do in AWS; a new invocation starts from an empty cloud.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from recon.domain import Case, MatchGroup, OpenItem, Project, Run, Source
+import pyarrow.compute as pc
+
+from recon.domain import Account, Case, MatchGroup, OpenItem, Project, Run, Source
 from recon.keys import project_config_key, raw_key, report_prefix, result_key
-from recon.parsing import detect_format
+from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
+from recon.pipeline.overlap import booked_dates, period_of
 from recon.pipeline.projects import run_id_for, statement_date_for
 
 from .runtime import LocalCloud
@@ -68,6 +75,124 @@ def assign_inputs(project: Project, files: list[Path]) -> dict[str, list[Path]]:
     return assigned
 
 
+@dataclass(frozen=True)
+class FiledInput:
+    """Where a local file is delivered: its account and the statement date it is filed under."""
+
+    path: Path
+    account_id: str
+    statement_date: date
+    note: str = ""  # a warning for the user (a statement no run of the invocation reads)
+
+
+@dataclass(frozen=True)
+class StatedDates:
+    """What a statement's content says about its day: the date it is of, and the days it covers."""
+
+    of: date
+    first: date
+    last: date
+
+
+def stated_dates(project: Project, account: Account, path: Path) -> StatedDates | None:
+    """The day a statement is of, read from its content: the date it states for itself (bank statements),
+    else the day most of its rows were booked (bills, ERP exports); None when nothing says."""
+    parsed: ParsedStatement | None
+    try:
+        parsed = parse_statement(
+            path.read_bytes(),
+            filename=path.name,
+            raw_key=path.name,
+            statement_id="local",
+            source=account.source,
+            account_id=account.account_id,
+            currency=account.currency,
+            timezone=project.timezone,
+        )
+    except StatementParseError as exc:
+        parsed = exc.parsed  # the parse stage will quarantine it; its dates still say where it belongs
+    except Exception:  # unreadable here: the parse stage reports it properly
+        return None
+    if parsed is None or (parsed.statement_date is None and parsed.table.num_rows == 0):
+        return None
+    first, last = period_of(parsed.table, project.timezone, parsed.statement_date, date.min)
+    if parsed.statement_date is not None:
+        return StatedDates(parsed.statement_date, first, last)
+    days = pc.value_counts(booked_dates(parsed.table, project.timezone)).to_pylist()
+    most = max(days, key=lambda d: (d["counts"], -d["values"].toordinal()))["values"]
+    return StatedDates(most, first, last)
+
+
+def _date_named(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def _folder_date(path: Path) -> date | None:
+    """A sub-folder named YYYY-MM-DD holds statements of that date (the raw bucket's layout)."""
+    return _date_named(path.parent.name)
+
+
+def file_inputs(project: Project, files: list[Path], business_dates: list[date]) -> list[FiledInput]:
+    """The statement date each input is filed under.
+
+    The expected date (the file's sub-folder named YYYY-MM-DD, else, for one business date, the date that
+    day's run reads from the account) when the file covers it; otherwise the date its content says it is
+    of. A statement of a day no run of the invocation reads is filed under its own date (a run of its day
+    would read it) and carries a note; it is not reconciled by these runs.
+    """
+    filed = []
+    for account_id, paths in assign_inputs(project, files).items():
+        account = project.account(account_id)
+        read = {statement_date_for(project, account, d): d for d in business_dates}
+        for path in paths:
+            expected = _folder_date(path) or (
+                statement_date_for(project, account, business_dates[0]) if len(business_dates) == 1 else None
+            )
+            own = stated_dates(project, account, path)
+            if own is not None and (expected is None or not own.first <= expected <= own.last):
+                statement_date: date | None = own.of
+            else:
+                statement_date = expected
+            if statement_date is None:
+                raise InputError(
+                    f"{path}: cannot tell which day this {account_id} statement is of; put it in a sub-folder "
+                    "named by its statement date (YYYY-MM-DD), or run one business date"
+                )
+            note = ""
+            if statement_date not in read:
+                wanted = ", ".join(f"{d} (for {b})" for d, b in sorted(read.items()))
+                note = (
+                    f"{path.name}: {account_id} statement of {statement_date}, filed under that date; the runs "
+                    f"read {account_id}'s statements of {wanted}, so these runs do not reconcile it"
+                )
+            filed.append(FiledInput(path, account_id, statement_date, note))
+    return filed
+
+
+def input_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` and of its sub-folders named YYYY-MM-DD (statements of that date)."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir() and _date_named(path.name) is not None:
+            found += [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    return found
+
+
+def business_days(first: date, last: date | None) -> list[date]:
+    """``first`` .. ``last`` (inclusive), in order."""
+    last = last or first
+    if last < first:
+        raise InputError(f"--to {last} is before --date {first}")
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def run_local(
     project_text: str,
     business_date: date,
@@ -76,10 +201,27 @@ def run_local(
     *,
     template: Path | None = None,
 ) -> LocalRunResult:
+    """One business date; outputs straight into ``out_dir``."""
+    return run_local_days(project_text, [business_date], files, out_dir, template=template)[0]
+
+
+def run_local_days(
+    project_text: str,
+    business_dates: list[date],
+    files: list[Path],
+    out_dir: Path,
+    *,
+    template: Path | None = None,
+    filed: list[FiledInput] | None = None,
+) -> list[LocalRunResult]:
+    """Deliver every file once, then run each business date in order in the same local cloud (carry-over
+    from one day to the next as in AWS). Outputs go to ``out_dir`` for one date, else ``out_dir/<date>/``."""
     project = Project.from_yaml(project_text)
-    assigned = assign_inputs(project, files)
+    if filed is None:
+        filed = file_inputs(project, files, business_dates)
     out_dir.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"template_path": template} if template else {}
+    results = []
     with LocalCloud(**kwargs) as cloud:
         from recon.adapters.dynamodb import DynamoRunRepository
         from recon.adapters.s3 import S3ObjectStore
@@ -87,45 +229,52 @@ def run_local(
         store = S3ObjectStore()
         repo = DynamoRunRepository(cloud.table_name)
         store.put(cloud.data_bucket, project_config_key(project.project_id), project_text.encode("utf-8"))
-        for account_id, paths in assigned.items():
-            statement_date = statement_date_for(project, project.account(account_id), business_date)
-            for path in paths:
-                key = raw_key(project.project_id, account_id, statement_date, path.name)
-                store.put(cloud.raw_bucket, key, path.read_bytes())
-        arn = cloud.start_execution(
-            {
-                "project_id": project.project_id,
-                "business_date": business_date.isoformat(),
-                "trigger": "manual",
-            },
-            name=f"{project.project_id}-{business_date:%Y%m%d}-manual",
-        )
-        execution = cloud.wait(arn)
-        run_id = run_id_for(project.project_id, business_date)
-        run = repo.get_run(run_id)
-        if run is None:
-            raise RuntimeError(f"execution {execution.status}: {execution.error} {execution.cause}")
-        outputs: dict[str, Path] = {}
-        prefix = report_prefix(project.project_id, business_date, run_id)
-        for name in OUTPUT_FILES:
-            if cloud_has(store, cloud.data_bucket, prefix + name):
-                target = out_dir / name
-                target.write_bytes(store.get(cloud.data_bucket, prefix + name))
-                outputs[name] = target
-        groups, items = _results(store, cloud.data_bucket, project.project_id, business_date, run_id)
-        return LocalRunResult(
-            project=project,
-            run=run,
-            groups=groups,
-            open_items=items,
-            cases=repo.list_cases(run_id),
-            execution_status=execution.status,
-            execution_error=f"{execution.error}: {execution.cause}" if execution.error else None,
-            outputs=outputs,
-            emails=[_mail(m) for m in cloud.sent_emails()],
-            alerts=cloud.published_alerts(),
-            history_states=_entered_states(execution.history),
-        )
+        for item in filed:
+            key = raw_key(project.project_id, item.account_id, item.statement_date, item.path.name)
+            store.put(cloud.raw_bucket, key, item.path.read_bytes())
+        emails_seen = alerts_seen = 0
+        for business_date in business_dates:
+            arn = cloud.start_execution(
+                {
+                    "project_id": project.project_id,
+                    "business_date": business_date.isoformat(),
+                    "trigger": "manual",
+                },
+                name=f"{project.project_id}-{business_date:%Y%m%d}-manual",
+            )
+            execution = cloud.wait(arn)
+            run_id = run_id_for(project.project_id, business_date)
+            run = repo.get_run(run_id)
+            if run is None:
+                raise RuntimeError(f"execution {execution.status}: {execution.error} {execution.cause}")
+            day_dir = out_dir if len(business_dates) == 1 else out_dir / business_date.isoformat()
+            day_dir.mkdir(parents=True, exist_ok=True)
+            outputs: dict[str, Path] = {}
+            prefix = report_prefix(project.project_id, business_date, run_id)
+            for name in OUTPUT_FILES:
+                if cloud_has(store, cloud.data_bucket, prefix + name):
+                    target = day_dir / name
+                    target.write_bytes(store.get(cloud.data_bucket, prefix + name))
+                    outputs[name] = target
+            groups, items = _results(store, cloud.data_bucket, project.project_id, business_date, run_id)
+            emails, alerts = cloud.sent_emails(), cloud.published_alerts()
+            results.append(
+                LocalRunResult(
+                    project=project,
+                    run=run,
+                    groups=groups,
+                    open_items=items,
+                    cases=repo.list_cases(run_id),
+                    execution_status=execution.status,
+                    execution_error=f"{execution.error}: {execution.cause}" if execution.error else None,
+                    outputs=outputs,
+                    emails=[_mail(m) for m in emails[emails_seen:]],
+                    alerts=alerts[alerts_seen:],
+                    history_states=_entered_states(execution.history),
+                )
+            )
+            emails_seen, alerts_seen = len(emails), len(alerts)
+    return results
 
 
 def _results(

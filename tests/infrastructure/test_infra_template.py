@@ -199,10 +199,17 @@ def test_state_machine_arn_is_built_from_its_fixed_name(
 def test_secrets_only_for_fetchers(functions: Mapping[str, Mapping[str, Any]]) -> None:
     holders = {n for n, fn in functions.items() if "secretsmanager:GetSecretValue" in _statement_actions(fn)}
     assert holders == {"FetchBankFunction", "FetchAlipayFunction", "FetchWechatFunction"}
+    # Each fetcher only its provider's namespace (test_infra_data_access.py evaluates these statements).
+    namespaces = {
+        "FetchBankFunction": "bank",
+        "FetchAlipayFunction": "alipay",
+        "FetchWechatFunction": "wechat",
+    }
     for name in holders:
-        for statement in _statements(functions[name]):
-            if statement["Action"] == "secretsmanager:GetSecretValue":
-                assert statement["Resource"]["Fn::Sub"].endswith(":secret:recon/*")
+        (statement,) = [
+            s for s in _statements(functions[name]) if s["Action"] == "secretsmanager:GetSecretValue"
+        ]
+        assert statement["Resource"]["Fn::Sub"].endswith(f":secret:recon/{namespaces[name]}/*"), name
 
 
 # ------------------------------------------------------------------------------------------- functions

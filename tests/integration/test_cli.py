@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from recon.domain import Project
+from recon_local.accuracy import run_dates, run_labelled_set
 from recon_local.cli import main
 from recon_local.demo_data import generate_day, write_day
+from recon_local.labelled import generate_labelled_days
 from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,3 +89,30 @@ def test_run_command_refuses_a_file_it_cannot_assign(
     code = _run_demo_project(tmp_path)
     assert code == 2
     assert "notes.txt" in capsys.readouterr().err
+
+
+def test_run_over_consecutive_days_carries_over_like_the_accuracy_tool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`recon run --date D1 --to D2` runs the days in one local cloud: the same cases and matches as the
+    accuracy tool's shared-cloud run of the same files (a fresh cloud per day would lose the carry-over)."""
+    labelled = generate_labelled_days(5151, date(2026, 3, 5), 2, 30, directory=tmp_path / "set")
+    project = Project.from_yaml(labelled.project_text)
+    dates = [d for d in run_dates(project, labelled) if d <= max(labelled.business_dates)]
+    assert len(dates) >= 2
+    shared = run_labelled_set(labelled, tmp_path / "accuracy")
+    argv = ["run", "--project", str(tmp_path / "set/project.yaml"), "--input", str(tmp_path / "set/files")]
+    days = ["--date", dates[0].isoformat(), "--to", dates[-1].isoformat()]
+    assert main([*argv, *days, "--out", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"=== {d} ===" in printed for d in dates)
+    compared = ("cases.csv", "matches.csv", "open_items.csv")
+    for day_run in shared.runs[: len(dates)]:
+        for name in compared:
+            cli = tmp_path / "cli" / day_run.business_date.isoformat() / name
+            assert cli.read_bytes() == (day_run.out_dir / name).read_bytes(), (day_run.business_date, name)
+    # One invocation per day (a fresh cloud each time) does not give the shared-cloud results.
+    last = dates[-1].isoformat()
+    assert main([*argv, "--date", last, "--out", str(tmp_path / "alone")]) == 0
+    alone = [(tmp_path / "alone" / name).read_bytes() for name in compared]
+    assert alone != [(shared.runs[len(dates) - 1].out_dir / name).read_bytes() for name in compared]

@@ -30,7 +30,7 @@ def test_not_ready_bank_statement_is_retried_by_the_state_machine_then_fetched(t
     day = generate_day(business_date)
     camt_name, camt = day.files["bank-cmb"]
     (tmp_path / "outbox").mkdir()
-    secret_id = f"recon/workflow/{uuid.uuid4().hex}"  # warm-Lambda secret caches never see it before
+    secret_id = f"recon/bank/workflow-{uuid.uuid4().hex}"  # warm-Lambda secret caches never see it before
 
     with SftpTestServer(tmp_path, SftpUsers(passwords={"recon": PASSWORD})) as sftp, LocalCloud() as cloud:
         # The bank publishes the file between the first attempt and the state machine's retry.

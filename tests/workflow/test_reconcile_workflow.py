@@ -13,7 +13,7 @@ import yaml
 
 from recon_local.demo_data import generate_day, write_day
 from recon_local.local_run import run_local
-from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
+from tests.export_contract import APPENDED_MATCH, FOUNDATION_CASE, FOUNDATION_MATCH
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
@@ -94,6 +94,23 @@ def test_outputs_report_email_and_alert(demo_run) -> None:
     assert any("open case" in str(a.get("subject")) for a in result.alerts)
 
 
+def test_exports_carry_every_groups_evidence_and_unnetted_amounts_at_stake(demo_run) -> None:
+    _, result = demo_run
+    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8")))
+    assert list(matches[0]) == FOUNDATION_MATCH + APPENDED_MATCH
+    assert len({r["group_id"] for r in matches}) == result.run.match_groups  # every group, not a sample
+    assert all(r["evidence"] and r["explanation"] for r in matches)
+    settled = {r["settles"] for r in matches if r["pass"] == "settlement"}
+    assert settled == {"wechat-main@2026-11-20"}  # alipay's credit is 10.00 short: a case, not a match
+    html = result.outputs["report.html"].read_text("utf-8")
+    assert "is in <code>matches.csv</code> beside this report" in html
+    summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
+    missing = summary["case_stakes"]["MISSING_IN_CHANNEL"]["CNY"]  # 29.90 短款 + 30.16 长款, not −0.26
+    assert missing == {"cases": 2, "at_stake": "60.06", "surplus": "30.16", "shortage": "29.90"}
+    assert summary["case_amount_by_type"]["MISSING_IN_CHANNEL"] == "60.06"
+    assert "at stake 60.06 CNY (长款 30.16, 短款 29.90)" in result.emails[0]["text"]
+
+
 def test_a_failing_channel_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
     project = yaml.safe_load(PROJECT_TEXT)
     next(a for a in project["accounts"] if a["account_id"] == "wechat-main")["delivery"] = "api"
@@ -129,3 +146,37 @@ def test_a_failed_run_is_recorded_and_notified(tmp_path: Path) -> None:
         assert any(
             "FAILED" in str(a.get("subject")) and "ProjectNotFound" in str(a.get("message")) for a in alerts
         )
+
+
+def test_a_day_run_three_times_mails_and_alerts_once_and_masks_account_numbers(tmp_path: Path) -> None:
+    """The schedule, an upload and a person each start the same day: one e-mail, one alert."""
+    from recon.adapters.s3 import S3ObjectStore
+    from recon.domain import Project
+    from recon.keys import project_config_key, raw_key, report_prefix
+    from recon.pipeline.projects import statement_date_for
+    from recon_local.runtime import LocalCloud
+
+    project = Project.from_yaml(PROJECT_TEXT)
+    day = generate_day(DAY)
+    with LocalCloud() as cloud:
+        store = S3ObjectStore()
+        store.put(cloud.data_bucket, project_config_key("demo"), PROJECT_TEXT.encode("utf-8"))
+        for account_id, (name, data) in day.files.items():
+            when = statement_date_for(project, project.account(account_id), DAY)
+            store.put(cloud.raw_bucket, raw_key("demo", account_id, when, name), data)
+        for trigger in ("schedule", "upload", "manual"):
+            arn = cloud.start_execution(
+                {"project_id": "demo", "business_date": DAY.isoformat(), "trigger": trigger},
+                name=f"demo-20261120-{trigger}",
+            )
+            execution = cloud.wait(arn)
+            assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+        emails, alerts = cloud.sent_emails(), cloud.published_alerts()
+        assert len(emails) == 1, [str(m)[:200] for m in emails]
+        assert len([a for a in alerts if "open case" in str(a.get("subject"))]) == 1, alerts
+        texts = [str(emails[0]), *(str(a) for a in alerts)]
+        outputs = store.list(cloud.data_bucket, report_prefix("demo", DAY, "demo-20261120"))
+        assert len(outputs) == 6
+        texts += [store.get(cloud.data_bucket, o.key).decode("utf-8") for o in outputs]
+        for number in ("2088101122136241", "1900000109", "75591234561080100018"):
+            assert not [t for t in texts if number in t], number

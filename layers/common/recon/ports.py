@@ -74,7 +74,12 @@ class RunRepository(Protocol):
         self, project_id: str, account_id: str, checksum: str
     ) -> Statement | None: ...
 
-    def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]: ...
+    def list_statements(
+        self, project_id: str, account_id: str, business_date: date, *, include_superseded: bool = False
+    ) -> list[Statement]:
+        """The statements filed for the account and business date that count for the day: a version a
+        newer upload superseded (``recon.statement_versions``) is left out unless ``include_superseded``."""
+        ...
 
     def get_statement(self, statement_id: str) -> Statement | None: ...
 
@@ -88,8 +93,8 @@ class RunRepository(Protocol):
         newest_first: bool = False,
         limit: int | None = None,
     ) -> list[Statement]:
-        """The account's statements (any status but ``duplicate``) whose ``period_end`` (else business date)
-        lies in [ending_from, ending_to], ordered by that date and then statement id."""
+        """The account's statements (any status but ``duplicate``, not superseded) whose ``period_end`` (else
+        business date) lies in [ending_from, ending_to], ordered by that date and then statement id."""
         ...
 
     def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:

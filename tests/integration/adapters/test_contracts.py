@@ -311,6 +311,27 @@ def test_duplicate_statement_does_not_move_the_checksum_marker(repo: Repo) -> No
     assert repo.repo.list_statements("shop", "alipay-main", date(2024, 5, 2)) == [duplicate]
 
 
+def test_superseded_versions_stay_stored_but_do_not_count_for_the_day(repo: Repo) -> None:
+    key = "raw/shop/alipay-main/2024-05-01/bill.csv"
+    old = make_statement("stmt-old", "1" * 64, raw_key=key, parsed_at=T0, status=StatementStatus.QUARANTINED)
+    new = make_statement("stmt-new", "2" * 64, raw_key=key, parsed_at=T0 + timedelta(minutes=5))
+    other = make_statement("stmt-other", "3" * 64, parsed_at=T0 + timedelta(minutes=1))
+    for statement in (new, old, other):
+        repo.repo.put_statement(statement)
+    day = date(2024, 5, 1)
+    # The rule applies before the parse stage marks the older version: the same key, uploaded later, wins.
+    assert repo.repo.list_statements("shop", "alipay-main", day) == [new, other]
+    assert repo.repo.list_statements("shop", "alipay-main", day, include_superseded=True) == [new, old, other]
+
+    marked = old.model_copy(update={"superseded_by": "stmt-new"})
+    repo.repo.put_statement(marked)
+    assert repo.repo.list_statements("shop", "alipay-main", day) == [new, other]
+    assert repo.repo.get_statement("stmt-old") == marked  # kept for the audit trail
+    assert repo.repo.find_statement_by_checksum("shop", "alipay-main", "1" * 64) == marked
+    sequence = repo.repo.list_account_statements("shop", "alipay-main")
+    assert [s.statement_id for s in sequence] == ["stmt-new", "stmt-other"]  # not in the account's sequence
+
+
 # --- repository: results -----------------------------------------------------------------------------------
 
 

@@ -97,7 +97,7 @@ class Stage:
         bank = next(a for a in project["accounts"] if a["account_id"] == "bank-cmb")
         bank.update(
             delivery="sftp",
-            secret_id="recon/demo/bank-cmb-sftp",
+            secret_id="recon/bank/demo-cmb-sftp",
             fetch={
                 "kind": "sftp",
                 "host": "127.0.0.1",
@@ -114,7 +114,7 @@ class Stage:
                 "source": "bank",
                 "name": "Bank file API (mutual TLS)",
                 "delivery": "api",
-                "secret_id": "recon/demo/bank-api",
+                "secret_id": "recon/bank/demo-api",
                 "fetch": {
                     "kind": "https",
                     "url_template": self.https.url("/statements/{date:%Y-%m-%d}"),
@@ -178,11 +178,11 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
         _create_storage()
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(
-            Name="recon/demo/bank-cmb-sftp",
+            Name="recon/bank/demo-cmb-sftp",
             SecretString=json.dumps({"username": "recon", "password": PASSWORD}),
         )
         secrets.create_secret(
-            Name="recon/demo/bank-api",
+            Name="recon/bank/demo-api",
             SecretString=json.dumps(
                 {
                     "client_cert": client_cert.cert_pem,
@@ -287,7 +287,7 @@ def test_rotated_secret_is_picked_up_after_an_auth_failure(stage: Stage) -> None
     # The bank and Secrets Manager rotate the password; this warm Lambda still caches the old one.
     stage.sftp.users.passwords["recon"] = ROTATED_PASSWORD
     boto3.client("secretsmanager").put_secret_value(
-        SecretId="recon/demo/bank-cmb-sftp",
+        SecretId="recon/bank/demo-cmb-sftp",
         SecretString=json.dumps({"username": "recon", "password": ROTATED_PASSWORD}),
     )
     assert stage.fetch().status == "unchanged"
@@ -313,7 +313,7 @@ def test_wrong_credentials_fail_after_one_fresh_read(stage: Stage) -> None:
     with pytest.raises(ProviderRejected, match="rejected the credentials"):
         stage.fetch()
     # The cached secret was refused; a fresh read found the same secret, so no second login is tried.
-    assert counting.reads == [("recon/demo/bank-cmb-sftp", False), ("recon/demo/bank-cmb-sftp", True)]
+    assert counting.reads == [("recon/bank/demo-cmb-sftp", False), ("recon/bank/demo-cmb-sftp", True)]
     assert len(stage.sftp.auth_attempts) == 1
     assert [e.status for e in stage.log()] == ["failed"]
 
@@ -321,9 +321,9 @@ def test_wrong_credentials_fail_after_one_fresh_read(stage: Stage) -> None:
 def test_missing_secret_or_connector(stage: Stage) -> None:
     stage.put_project()
     boto3.client("secretsmanager").delete_secret(
-        SecretId="recon/demo/bank-cmb-sftp", ForceDeleteWithoutRecovery=True
+        SecretId="recon/bank/demo-cmb-sftp", ForceDeleteWithoutRecovery=True
     )
-    with pytest.raises(SecretUnavailable, match="recon/demo/bank-cmb-sftp"):
+    with pytest.raises(SecretUnavailable, match="recon/bank/demo-cmb-sftp"):
         stage.fetch()
     assert [e.status for e in stage.log()] == ["failed"]
     with pytest.raises(ConnectorNotConfigured):
@@ -406,16 +406,16 @@ def channels(
         _create_storage()
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(
-            Name="recon/demo/alipay", SecretString=json.dumps(dataclasses.asdict(alipay.client_credentials()))
+            Name="recon/alipay/demo", SecretString=json.dumps(dataclasses.asdict(alipay.client_credentials()))
         )
         secrets.create_secret(
-            Name="recon/demo/wechat", SecretString=json.dumps(dataclasses.asdict(wechat.client_credentials()))
+            Name="recon/wechat/demo", SecretString=json.dumps(dataclasses.asdict(wechat.client_credentials()))
         )
         project = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
         accounts = {a["account_id"]: a for a in project["accounts"]}
         accounts["alipay-main"].update(
             delivery="api",
-            secret_id="recon/demo/alipay",
+            secret_id="recon/alipay/demo",
             fetch={
                 "kind": "alipay",
                 "environment": "custom",
@@ -426,7 +426,7 @@ def channels(
         )
         accounts["wechat-main"].update(
             delivery="api",
-            secret_id="recon/demo/wechat",
+            secret_id="recon/wechat/demo",
             fetch={
                 "kind": "wechat",
                 "environment": "custom",

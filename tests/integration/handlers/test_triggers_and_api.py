@@ -57,7 +57,7 @@ def test_uploads_parse_on_arrival_and_start_the_day_once_inputs_are_complete(clo
     executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)[
         "executions"
     ]
-    assert [e["name"] for e in executions] == ["demo-20261120-upload"]
+    assert [e["name"][:21] for e in executions] == ["demo-20261120-upload-"]  # + the versions' tag
     result = cloud.wait(executions[0]["executionArn"])
     assert result.status == "SUCCEEDED", result.summary()
     run = DynamoRunRepository(cloud.table_name).get_run("demo-20261120")
@@ -76,6 +76,80 @@ def test_uploads_parse_on_arrival_and_start_the_day_once_inputs_are_complete(clo
         "executions"
     ]
     assert len(executions) == 1
+
+
+def _executions(cloud: LocalCloud) -> list[dict[str, Any]]:
+    found = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)
+    return sorted(found["executions"], key=lambda e: e["startDate"])
+
+
+def test_corrected_upload_after_a_quarantined_one_reconciles_the_day_again(cloud: LocalCloud) -> None:
+    """The reviewer's case: a bad WeChat bill is quarantined, the corrected bill is uploaded to the same key."""
+    day = generate_day(DAY)
+    rule = _rule_for(cloud, "ParseFunction")
+    cloud.subscribe_queue_to_rule(rule)
+    store = S3ObjectStore()
+    name, good = day.files["wechat-main"]
+    lines = good.decode("utf-8").splitlines(keepends=True)
+    lines[-1] = lines[-1].replace("`", "`9", 1)  # a wrong stated count: quarantined
+    for account_id, (file_name, data) in sorted(day.files.items()):
+        content = "".join(lines).encode("utf-8") if account_id == "wechat-main" else data
+        store.put(
+            cloud.raw_bucket, raw_key("demo", account_id, day.statement_dates[account_id], file_name), content
+        )
+    results = cloud.deliver_rule(rule)
+    assert sorted(r["statements"][0]["status"] for r in results) == ["parsed"] * 3 + ["quarantined"]
+    (first,) = _executions(cloud)
+    assert cloud.wait(first["executionArn"]).status == "SUCCEEDED"
+    repo = DynamoRunRepository(cloud.table_name)
+    before = repo.get_run("demo-20261120")
+    assert before is not None and before.quarantined_files == 1
+
+    store.put(cloud.raw_bucket, raw_key("demo", "wechat-main", DAY, name), good)  # the corrected bill
+    (fixed,) = cloud.deliver_rule(rule)
+    assert fixed["statements"][0]["status"] == "parsed"
+    executions = _executions(cloud)
+    assert len(executions) == 2 and executions[1]["name"] != first["name"]
+    assert cloud.wait(executions[1]["executionArn"]).status == "SUCCEEDED"
+    after = repo.get_run("demo-20261120")
+    assert after is not None and after.quarantined_files == 0
+    assert sum(after.cases_by_type.values()) == len(day.planted)
+    assert [f.status for f in after.files if f.account_id == "wechat-main"] == ["parsed"]
+    every = repo.list_statements("demo", "wechat-main", DAY, include_superseded=True)
+    assert sorted((s.status.value, s.superseded_by is not None) for s in every) == [
+        ("parsed", False),
+        ("quarantined", True),
+    ]
+    # The corrected bill's event delivered again starts nothing.
+    cloud.client("s3").copy_object(
+        Bucket=cloud.raw_bucket,
+        Key=raw_key("demo", "wechat-main", DAY, name),
+        CopySource={"Bucket": cloud.raw_bucket, "Key": raw_key("demo", "wechat-main", DAY, name)},
+        MetadataDirective="REPLACE",
+    )
+    assert len(cloud.deliver_rule(rule)) == 1 and len(_executions(cloud)) == 2
+
+
+def test_bank_statement_of_another_day_is_quarantined_not_reconciled(cloud: LocalCloud) -> None:
+    """The reviewer's case: the camt of 2026-11-22 delivered where the run of 2026-11-20 reads 2026-11-21's."""
+    day, later = generate_day(DAY), generate_day(date(2026, 11, 21))
+    rule = _rule_for(cloud, "ParseFunction")
+    cloud.subscribe_queue_to_rule(rule)
+    store = S3ObjectStore()
+    files = dict(day.files) | {"bank-cmb": later.files["bank-cmb"]}
+    for account_id, (name, data) in sorted(files.items()):
+        store.put(cloud.raw_bucket, raw_key("demo", account_id, day.statement_dates[account_id], name), data)
+    bank = next(r for r in cloud.deliver_rule(rule) if r["account_id"] == "bank-cmb")
+    (statement,) = bank["statements"]
+    assert statement["status"] == "quarantined"
+    assert statement["rows_read"] == statement["rows_skipped"] + statement["rows_rejected"]
+    assert "2026-11-22" in statement["error"] and "filed for 2026-11-21" in statement["error"]
+    (execution,) = _executions(cloud)
+    assert cloud.wait(execution["executionArn"]).status == "SUCCEEDED"
+    run = DynamoRunRepository(cloud.table_name).get_run("demo-20261120")
+    assert run is not None and run.quarantined_files == 1
+    (bank_file,) = [f for f in run.files if f.account_id == "bank-cmb"]  # the run says why the bank is short
+    assert bank_file.status == "quarantined" and "filed for 2026-11-21" in bank_file.errors[0]
 
 
 def test_project_file_creates_its_schedule_and_rejects_invalid_edits(cloud: LocalCloud) -> None:

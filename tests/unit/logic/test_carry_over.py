@@ -82,7 +82,7 @@ def test_an_order_paid_after_midnight_is_carried_and_matched_the_next_day() -> N
     group = day2.group_of("WX9")
     assert {m.txn_id for m in group.members} == {"SO9", "WX9"} and group.status.value == "auto"
     assert day2.where("SO9")["first_seen"] == D1 and day2.where("WX9")["first_seen"] == D2
-    assert next(e for e in group.evidence if e.field == "booked_at").delta == "5s"
+    assert next(e for e in group.evidence if e.field == "booked_at").delta == "5 s"
 
 
 def test_open_items_age_and_expire_into_missing_cases() -> None:

@@ -29,29 +29,50 @@ def account(**values: Any) -> Account:
 
 
 def test_a_connector_must_fit_the_accounts_source_and_delivery() -> None:
-    ok = account(delivery="sftp", secret_id="recon/bank-1", fetch=SFTP)
+    ok = account(delivery="sftp", secret_id="recon/bank/bank-1", fetch=SFTP)
     assert ok.fetch is not None and ok.fetch.kind == "sftp"
     with pytest.raises(ValueError, match="needs source 'bank' and delivery 'sftp'"):
-        account(delivery="api", secret_id="recon/bank-1", fetch=SFTP)
+        account(delivery="api", secret_id="recon/bank/bank-1", fetch=SFTP)
     with pytest.raises(ValueError, match="needs source 'alipay' and delivery 'api'"):
-        account(delivery="api", secret_id="recon/bank-1", fetch={"kind": "alipay"})
+        account(delivery="api", secret_id="recon/bank/bank-1", fetch={"kind": "alipay"})
     alipay = Account.model_validate(
         {
             "account_id": "ali",
             "source": "alipay",
             "name": "Alipay",
             "delivery": "api",
-            "secret_id": "recon/ali",
+            "secret_id": "recon/alipay/ali",
             "fetch": {"kind": "alipay", "environment": "sandbox"},
         }
     )
     assert isinstance(alipay.fetch, AlipayFetch) and alipay.fetch.bill_types == ["trade"]
 
 
-def test_secret_must_be_under_the_recon_prefix_the_fetchers_may_read() -> None:
-    for secret_id in (None, "", "prod/bank-1", "recon"):
-        with pytest.raises(ValueError, match="under 'recon/'"):
+def test_secret_must_be_in_the_namespace_of_the_accounts_provider() -> None:
+    """Each fetch function may read only ``recon/<its provider>/*`` (infra/template.yaml)."""
+    for secret_id in (None, "", "prod/bank-1", "recon", "recon/bank-1", "recon/bank/", "recon/bank/a*"):
+        with pytest.raises(ValueError, match="under 'recon/bank/'"):
             account(delivery="sftp", secret_id=secret_id, fetch=SFTP)
+    for other in ("recon/alipay/shop", "recon/wechat/shop"):
+        with pytest.raises(ValueError, match="bank fetch function may read only that namespace"):
+            account(delivery="sftp", secret_id=other, fetch=SFTP)
+    alipay = {"account_id": "ali", "source": "alipay", "name": "Alipay", "delivery": "api"}
+    for other in ("recon/bank/cmb-mtls", "recon/wechat/shop", "recon/ali"):
+        with pytest.raises(ValueError, match="under 'recon/alipay/'"):
+            Account.model_validate({**alipay, "secret_id": other, "fetch": {"kind": "alipay"}})
+    ok = Account.model_validate(
+        {**alipay, "secret_id": "recon/alipay/shop/main", "fetch": {"kind": "alipay"}}
+    )
+    assert ok.secret_id == "recon/alipay/shop/main"
+    # A secret on an account without a connector is checked too; ERP accounts are never fetched.
+    with pytest.raises(ValueError, match="under 'recon/wechat/'"):
+        Account.model_validate(
+            {"account_id": "wx", "source": "wechat", "name": "WeChat", "secret_id": "recon/x"}
+        )
+    with pytest.raises(ValueError, match="not fetched"):
+        Account.model_validate(
+            {"account_id": "erp", "source": "erp", "name": "ERP", "secret_id": "recon/erp/x"}
+        )
 
 
 def test_custom_endpoints_are_https_or_loopback_and_carry_no_credentials() -> None:

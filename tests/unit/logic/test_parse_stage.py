@@ -330,11 +330,12 @@ def test_overlapping_statement_marks_repeated_rows_and_drops_none(svc: Services)
         {"txn_id": "R3", "overlap_of": None, "overlap_row": None},
     ]
     assert _rows(svc, day1, "overlap_of") == [{"overlap_of": None}] * 2  # the first delivery owns them
-    # A third statement over the same days points at the statement that delivered each row first.
+    # A third statement over the same days points at the statement that delivered each row first. (Filed
+    # for a day it covers: a statement filed for a day outside its own dates is quarantined.)
     third = _deliver(
         svc,
         "bank-acme",
-        date(2026, 11, 22),
+        date(2026, 11, 20),
         "three.csv",
         acme_csv(("2026-11-20", "R2", "Fee", "-1.50"), ("2026-11-21", "R3", "Payout", "80.00")),
     )

@@ -5,12 +5,33 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
-from recon.domain import Project, ResultsDigest, Run, RunStatus, TxnStatus
+from recon.domain import (
+    Case,
+    CaseType,
+    Evidence,
+    MemberRef,
+    Project,
+    ResultsDigest,
+    Run,
+    RunStatus,
+    Severity,
+    Source,
+    TxnStatus,
+)
 from recon.reporting import cases_csv, render_report, summary_json, summary_text
-from recon.reporting.export import CASE_COLUMNS, FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS
+from recon.reporting.export import (
+    CASE_COLUMNS,
+    FILTERED_COLUMNS,
+    MATCH_COLUMNS,
+    OPEN_ITEM_COLUMNS,
+    case_stakes,
+    evidence_text,
+    stake_side,
+)
+from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
-from recon.resolving import open_items, run_accounting
-from tests.export_contract import FOUNDATION_CASE, FOUNDATION_MATCH
+from recon.resolving import cases_from_tables, human_duration, open_items, run_accounting
+from tests.export_contract import APPENDED_MATCH, CASE_STAKE_FIELDS, FOUNDATION_CASE, FOUNDATION_MATCH
 
 from .conftest import DAY, txn
 from .matching_support import Outcome, run
@@ -157,3 +178,178 @@ def test_report_escapes_hostile_text(project: Project) -> None:
     run_.error = "<script>alert(1)</script>"
     html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), out.cases)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+# --- amounts at stake: absolute, split into 长款 / 短款, per currency ------------------------------------------
+
+
+def _case(case_id: str, type_: str, delta: int, source: str = "erp", currency: str = "CNY") -> Case:
+    member = MemberRef(
+        txn_uid=f"{source}:{case_id}",
+        source=Source(source),
+        account_id=source,
+        txn_id=case_id,
+        amount_minor=delta,
+        currency=currency,
+    )
+    return Case(
+        case_id=case_id,
+        run_id="demo-20261120",
+        type=CaseType(type_),
+        members=[member],
+        delta_minor=delta,
+        currency=currency,
+        severity=Severity.LOW,
+        reason="r",
+    )
+
+
+def test_amounts_at_stake_add_up_and_split_into_surplus_and_shortage(project: Project) -> None:
+    _, run_ = _results(project)
+    cases = [
+        _case("c1", "MISSING_IN_CHANNEL", 2990),  # an ERP order the channel never received: 短款
+        _case("c2", "MISSING_IN_CHANNEL", -3016),  # an ERP refund the channel never paid out: 长款
+        _case("c3", "MISSING_IN_CHANNEL", 50000, source="bank"),  # an unexplained bank credit: 长款
+        _case("c4", "AMOUNT_MISMATCH", -1000),
+        _case("c5", "AMOUNT_MISMATCH", 1),
+        _case("c6", "MISSING_IN_ERP", 700, source="wechat", currency="USD"),
+        _case("c7", "MISSING_IN_BANK", -12345, source="wechat"),
+    ]
+    stakes = {(s.case_type, s.currency): s for s in case_stakes(cases)}
+    missing = stakes[("MISSING_IN_CHANNEL", "CNY")]
+    assert (missing.cases, missing.at_stake_minor) == (3, 2990 + 3016 + 50000)  # not the net 49,974
+    assert (missing.surplus_minor, missing.shortage_minor) == (3016 + 50000, 2990)
+    mismatch = stakes[("AMOUNT_MISMATCH", "CNY")]
+    assert (mismatch.at_stake_minor, mismatch.surplus_minor, mismatch.shortage_minor) == (1001, 0, 0)
+    assert stakes[("MISSING_IN_ERP", "USD")].surplus_minor == 700
+    assert stakes[("MISSING_IN_BANK", "CNY")].shortage_minor == 12345
+
+    data = json.loads(summary_json(run_, cases, "CNY"))
+    assert data["case_amount_by_type"] == {
+        "AMOUNT_MISMATCH": "10.01",
+        "MISSING_IN_BANK": "123.45",
+        "MISSING_IN_CHANNEL": "560.06",
+    }  # the project's currency only; USD is in case_stakes
+    assert list(data["case_stakes"]["AMOUNT_MISMATCH"]["CNY"]) == CASE_STAKE_FIELDS
+    assert data["case_stakes"]["MISSING_IN_CHANNEL"]["CNY"] == {
+        "cases": 3,
+        "at_stake": "560.06",
+        "surplus": "530.16",
+        "shortage": "29.90",
+    }
+    assert data["case_stakes"]["MISSING_IN_ERP"] == {
+        "USD": {"cases": 1, "at_stake": "7.00", "surplus": "7.00", "shortage": "0.00"}
+    }
+    text = summary_text(project, run_, cases)
+    assert "MISSING_IN_CHANNEL      3   at stake 560.06 CNY (长款 530.16, 短款 29.90)" in text
+    assert "AMOUNT_MISMATCH         2   at stake 10.01 CNY" in text and "-9.99" not in text
+    html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), cases)
+    assert "560.06" in html and "530.16" in html and "-9.99" not in html and "USD" in html
+
+
+def test_surplus_or_shortage_agrees_with_the_reason_the_engine_wrote(project: Project) -> None:
+    rows = [r for r in _day() if r.txn_id != "B-WX"] + [
+        txn("erp", "SO40", 9900, order_ref="SO40"),
+        txn("erp", "SO41#R9", -500, order_ref="SO41", refund_ref="R9"),
+        txn("alipay", "AP50", 5990, order_ref="SO50"),
+        txn("bank", "B-X", 123456, value_date=DAY + timedelta(days=1), counterparty="某公司", memo="货款"),
+    ]
+    cases = run(project, rows).cases
+    sided = [(stake_side(c), c.reason[:2]) for c in cases if c.reason[:2] in ("长款", "短款")]
+    assert len(sided) >= 5
+    assert all({"surplus": "长款", "shortage": "短款"}[side or ""] == word for side, word in sided), sided
+
+
+# --- matches.csv: every group's rule, members, settled batches and evidence ----------------------------------
+
+
+def test_matches_csv_carries_every_groups_evidence_and_settled_batch(project: Project) -> None:
+    out, _ = _results(project)
+    rows = _rows(matches_csv(out.placed, out.result.groups))
+    assert list(rows[0]) == MATCH_COLUMNS == FOUNDATION_MATCH + APPENDED_MATCH
+    groups = {g.group_id: g for g in out.groups}
+    for row in rows:  # the column-wise text says what each group's evidence says, field by field
+        group = groups[row["group_id"]]
+        assert row["evidence"] == evidence_text(group.evidence) and row["evidence"]
+        assert row["explanation"] == group.explanation and row["settles"] == ",".join(group.settles)
+    wx = next(r for r in rows if r["txn_id"] == "WX1")
+    assert wx["evidence"].startswith("key: SO1; amount: 199.00; booked_at: Δ ")
+    settlement = next(r for r in rows if r["rule"] == "alipay-settlement")  # a batch, not an input row
+    assert settlement["txn_id"] == "B-AP" and settlement["settles"] == "alipay-main@2026-11-20"
+    assert (
+        "net_total: 4.87;" in settlement["evidence"] and "memo: 支付宝 ~ 支付宝结算" in settlement["evidence"]
+    )
+
+
+def test_report_says_where_every_group_is(project: Project) -> None:
+    out, run_ = _results(project)
+    run_.match_groups = 307
+    html = render_report(
+        project, run_, ResultsDigest(run_id=run_.run_id, sample_groups=out.groups), out.cases
+    )
+    assert f"(first {len(out.groups)} of 307" in html and "matches.csv" in html
+    assert "settles batch <code>alipay-main@2026-11-20</code>" in html
+
+
+# --- TIME_MISMATCH: both booking times, in the project's time zone, and a human gap ---------------------------
+
+
+def test_human_duration() -> None:
+    assert [human_duration(s) for s in (0, 12, 75, 5400, 172800, 108000, -90)] == [
+        "0 s",
+        "12 s",
+        "1 m 15 s",
+        "1 h 30 m",
+        "2 d 0 h",
+        "1 d 6 h",
+        "-1 m 30 s",
+    ]
+
+
+def test_time_mismatch_shows_both_booking_times_in_the_project_zone(project: Project) -> None:
+    erp_at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 Asia/Shanghai
+    rows = _day(
+        [
+            txn("wechat", "WX8", 2000, order_ref="SO8", fee=12, at=erp_at + timedelta(days=2)),
+            txn("erp", "SO8", 2000, order_ref="SO8", at=erp_at),  # after its counterpart: left is still ERP
+        ]
+    )
+    out = run(project, rows)
+    placed = out.placed.append_column("booked_at", out.rows["booked_at"])
+    cases = cases_from_tables(
+        out.run_id,
+        out.result.cases,
+        placed,
+        timezone=project.timezone,
+        left_sources={"erp-channel-order": ["erp"]},
+    )
+    case = next(c for c in cases if c.type is CaseType.TIME_MISMATCH)
+    booked = next(e for e in case.evidence if e.field == "booked_at")
+    assert (booked.left, booked.right, booked.delta, booked.equal) == (
+        "2026-11-20T10:00:00+08:00",
+        "2026-11-22T10:00:00+08:00",
+        "2 d 0 h",
+        False,
+    )
+    assert "2 d 0 h apart (2026-11-20T10:00:00+08:00 vs 2026-11-22T10:00:00+08:00)" in case.reason
+    assert "172800s" not in case.reason
+    html = render_report(project, _results(project)[1], ResultsDigest(run_id=out.run_id), cases)
+    assert "booked_at: 2026-11-20T10:00:00+08:00 ≠ 2026-11-22T10:00:00+08:00 (Δ 2 d 0 h)" in html
+
+
+# --- account numbers: masked in every text we write ----------------------------------------------------------
+
+
+def test_masker_masks_every_declared_number_wherever_it_occurs(project: Project) -> None:
+    masker = Masker.for_project(project)
+    memo = "支付宝结算 2088101122136241 20261120; 微信支付结算 1900000109; 75591234561080100018"
+    assert masker.text(memo) == "支付宝结算 ****6241 20261120; 微信支付结算 ****0109; ****0018"
+    assert masker.text("20881011221362410156_20261120.csv.zip") == "****62410156_20261120.csv.zip"
+    assert masker.text("199.00 SO20261120000045") == "199.00 SO20261120000045"
+    assert not Masker([]) and Masker(["12345"]).text("12345") == "12345"  # too short to be an account
+    evidence = Evidence(field="memo", left="支付宝", right="支付宝结算 2088101122136241 20261120", equal=True)
+    case = _case("c1", "AMOUNT_MISMATCH", -1000).model_copy(
+        update={"reason": "bank 2088101122136241", "evidence": [evidence]}
+    )
+    masked = masker.case(case)
+    assert "2088101122136241" not in masked.model_dump_json() and "****6241" in masked.evidence[0].right

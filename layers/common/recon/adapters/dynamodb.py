@@ -33,7 +33,8 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 - The checksum marker points to the last statement stored with those bytes whose status is not
   ``duplicate``; a ``duplicate`` statement never moves it.
 - A statement's ``gsi1`` keys list an account's statements in sequence (``<period_end>`` falls back to the
-  business date); ``duplicate`` statements are left out of that sequence. The ``STMTID`` marker finds a
+  business date); ``duplicate`` and superseded statements (top-level ``superseded_by``: a newer upload
+  replaced them, ``recon.statement_versions``) are left out of that sequence. The ``STMTID`` marker finds a
   statement by its id (re-parse).
 - Account numbers: models serialise the masked number only (``Account`` serialiser, ``SecretStr``); no
   attribute is written from anything but that JSON and ids.
@@ -59,6 +60,7 @@ from pydantic import BaseModel
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
 from recon.ports import FetchLogEntry
 from recon.settings import get_settings
+from recon.statement_versions import current_statements
 
 from . import aws
 from ._shared import (
@@ -240,7 +242,9 @@ class DynamoRunRepository:
             "checksum": statement.checksum,
             "raw_key": statement.raw_key,
         }
-        if statement.status != StatementStatus.DUPLICATE:
+        if statement.superseded_by:
+            keys["superseded_by"] = statement.superseded_by
+        elif statement.status != StatementStatus.DUPLICATE:
             keys["gsi1pk"] = account_pk(statement.project_id, statement.account_id)
             keys["gsi1sk"] = f"STMT#{account_sort_date(statement).isoformat()}#{statement.statement_id}"
         self.table.put_item(Item=encode_item(keys, statement.model_dump_json()))
@@ -268,13 +272,17 @@ class DynamoRunRepository:
     def find_statement_by_checksum(self, project_id: str, account_id: str, checksum: str) -> Statement | None:
         return self._statement_via(checksum_pk(project_id, account_id, checksum))
 
-    def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]:
+    def list_statements(
+        self, project_id: str, account_id: str, business_date: date, *, include_superseded: bool = False
+    ) -> list[Statement]:
+        """The day's statements of the account that count (superseded versions too on request)."""
         items = self._query(
             KeyConditionExpression=Key("pk").eq(statement_pk(project_id, account_id, business_date))
             & Key("sk").begins_with("STMT#"),
             ConsistentRead=True,
         )
-        return [_model(Statement, item) for item in items]
+        statements = [_model(Statement, item) for item in items]
+        return statements if include_superseded else current_statements(statements)
 
     def get_statement(self, statement_id: str) -> Statement | None:
         return self._statement_via(statement_id_pk(statement_id))

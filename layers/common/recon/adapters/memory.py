@@ -18,6 +18,7 @@ from typing import Any
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
 from recon.ports import FetchLogEntry, FunctionFailed, SecretUnavailable, StoredObject
+from recon.statement_versions import current_statements
 
 from ._shared import (
     account_sort_date,
@@ -189,10 +190,13 @@ class MemoryRunRepository:
             data = self._statements.get(marker[0], {}).get(marker[1]) if marker else None
         return Statement.model_validate_json(data) if data else None
 
-    def list_statements(self, project_id: str, account_id: str, business_date: date) -> list[Statement]:
+    def list_statements(
+        self, project_id: str, account_id: str, business_date: date, *, include_superseded: bool = False
+    ) -> list[Statement]:
         with self._lock:
             stored = dict(self._statements.get((project_id, account_id, business_date), {}))
-        return [Statement.model_validate_json(stored[k]) for k in sorted(stored)]
+        statements = [Statement.model_validate_json(stored[k]) for k in sorted(stored)]
+        return statements if include_superseded else current_statements(statements)
 
     def get_statement(self, statement_id: str) -> Statement | None:
         with self._lock:
@@ -222,7 +226,7 @@ class MemoryRunRepository:
         for payload in payloads:
             statement = Statement.model_validate_json(payload)
             ending = account_sort_date(statement)
-            if statement.status is StatementStatus.DUPLICATE:
+            if statement.status is StatementStatus.DUPLICATE or statement.superseded_by:
                 continue
             if (ending_from is None or ending >= ending_from) and (ending_to is None or ending <= ending_to):
                 found.append(statement)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import string
 from datetime import date
 from enum import StrEnum
@@ -278,6 +279,25 @@ _FETCH_FITS: dict[str, tuple[Source, Delivery]] = {
     "https": (Source.BANK, Delivery.API),
 }
 
+# Secrets Manager names carry the provider: ``recon/<provider>/<name>``. Each fetch function may read only
+# its own provider's namespace (infra/template.yaml, ``secret:recon/alipay/*`` etc.), so an Alipay
+# account cannot be pointed at the bank's mTLS key or the WeChat Pay APIv3 key.
+_SECRET_NAMESPACES: dict[Source, str] = {
+    Source.BANK: "recon/bank/",
+    Source.ALIPAY: "recon/alipay/",
+    Source.WECHAT: "recon/wechat/",
+}
+# What follows the namespace: Secrets Manager's own name characters (no wildcards).
+_SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]+")
+
+
+def secret_namespace(source: Source) -> str:
+    """The Secrets Manager name prefix an account of ``source`` must use (``recon/<provider>/``)."""
+    namespace = _SECRET_NAMESPACES.get(source)
+    if namespace is None:
+        raise ValueError(f"{source.value!r} accounts are not fetched and have no secrets")
+    return namespace
+
 
 class Account(BaseModel):
     """A bank account, an Alipay or WeChat Pay merchant account, or the ERP order book."""
@@ -305,7 +325,9 @@ class Account(BaseModel):
         "uploaded to config/profiles/<name>/<version>.yaml or built in; without it the format is detected",
     )
     secret_id: str | None = Field(
-        default=None, description="Secrets Manager id of the API/SFTP credentials (never the secret itself)"
+        default=None,
+        description="Secrets Manager name of the API/SFTP credentials (never the secret itself), in the "
+        "account's provider namespace: recon/bank/..., recon/alipay/... or recon/wechat/...",
     )
     fetch: FetchConfig | None = Field(
         default=None,
@@ -315,19 +337,34 @@ class Account(BaseModel):
 
     @model_validator(mode="after")
     def _check_fetch(self) -> Account:
-        if self.fetch is None:
-            return self
-        source, delivery = _FETCH_FITS[self.fetch.kind]
-        if (self.source, self.delivery) != (source, delivery):
-            raise ValueError(
-                f"fetch kind {self.fetch.kind!r} needs source {source.value!r} and delivery {delivery.value!r}"
-            )
-        if not self.secret_id or not self.secret_id.startswith("recon/"):
-            raise ValueError(
-                "an account with a fetch connector needs secret_id naming a Secrets Manager secret under "
-                "'recon/' (the only secrets the fetch functions may read)"
-            )
+        if self.fetch is not None:
+            source, delivery = _FETCH_FITS[self.fetch.kind]
+            if (self.source, self.delivery) != (source, delivery):
+                raise ValueError(
+                    f"fetch kind {self.fetch.kind!r} needs source {source.value!r} and delivery "
+                    f"{delivery.value!r}"
+                )
+            if not self.secret_id:
+                raise ValueError(
+                    "an account with a fetch connector needs secret_id naming a Secrets Manager secret under "
+                    f"{secret_namespace(self.source)!r}"
+                )
+        if self.secret_id is not None:
+            self._check_secret_namespace(self.secret_id)
         return self
+
+    def _check_secret_namespace(self, secret_id: str) -> None:
+        """The secret must live in the account's provider namespace: that is all its fetcher may read."""
+        if self.source not in _SECRET_NAMESPACES:
+            raise ValueError(f"secret_id: {self.source.value!r} accounts are not fetched and take no secret")
+        namespace = secret_namespace(self.source)
+        name = secret_id.removeprefix(namespace)
+        if not secret_id.startswith(namespace) or not _SECRET_NAME.fullmatch(name):
+            raise ValueError(
+                f"secret_id {secret_id!r} of a {self.source.value!r} account must be a Secrets Manager name "
+                f"under {namespace!r} (e.g. '{namespace}{self.account_id}'): the {self.source.value} fetch "
+                "function may read only that namespace"
+            )
 
     @property
     def masked_number(self) -> str:

@@ -151,6 +151,11 @@ class Statement(BaseModel):
         description="Parsed rows an earlier statement of the account already delivered (overlap_of)",
     )
     reparsed_at: datetime | None = Field(default=None, description="When the current parse replaced another")
+    superseded_by: str | None = Field(
+        default=None,
+        description="The newer upload (statement id) that replaced this version: kept for the audit trail, "
+        "no longer one of the day's files (recon.statement_versions)",
+    )
 
     @property
     def balanced(self) -> bool:

@@ -12,7 +12,12 @@ Per raw object (docs/parse-stage.md):
    .overlap), the balance chain is checked against the neighbouring statements (recon.pipeline.chain), and
    the parser's Arrow table is written as Parquet (zstd) straight away: no per-row Python objects.
 4. A rejected file is copied to ``quarantine/`` beside ``<file>.error.json`` (file, row, column, reason of
-   every error, the format and profile tried, the row accounting) and an alert is published.
+   every error, the format and profile tried, the row accounting) and an alert is published. A file whose
+   own dates do not cover the date it is filed under is rejected too (a statement of another day).
+5. A newer upload replaces older versions of the same file (same raw key, or a quarantined file of the same
+   account and days: ``recon.statement_versions``); they are marked ``superseded_by`` and no longer count for the day. An
+   upload starts the day's run under a name derived from the day's statement versions, so a new version
+   reconciles the day again and a re-delivered event does not.
 
 ``reparse_statement`` reads a stored statement's immutable raw object again with another profile version
 and writes a new normalized object beside the old one; the Statement names the current one.
@@ -38,6 +43,7 @@ from recon.parsing import ParsedStatement, StatementParseError, detect_format, p
 from recon.parsing.profiles import Profile
 from recon.parsing.readers import pdf
 from recon.ports import FunctionFailed, StoredDocument
+from recon.statement_versions import ingest_order, supersedes
 from recon.tables import table_to_parquet
 
 from .chain import Balance, balances, chain_break, chain_total, with_chain
@@ -52,7 +58,12 @@ from .overlap import (
     period_of,
 )
 from .profile_store import ProfileError, ProfileSpec, ProfileStore
-from .projects import business_dates_needing, load_project, statement_date_for, statement_id_for
+from .projects import (
+    business_dates_needing,
+    load_project,
+    statement_id_for,
+    upload_execution_name,
+)
 from .run import audit
 from .services import Services
 
@@ -120,6 +131,24 @@ def _expectation_errors(account: Account, parsed: ParsedStatement, key: str) -> 
     return errors
 
 
+def _period_errors(
+    parsed: ParsedStatement, key: str, *, statement_date: date, timezone: str
+) -> list[RowError]:
+    """The file must cover the date it is filed under: its own stated date and its rows' booked dates."""
+    start, end = period_of(parsed.table, timezone, parsed.statement_date, statement_date)
+    if start <= statement_date <= end:
+        return []
+    stated = f"{start}" if start == end else f"{start}..{end}"
+    return [
+        RowError(
+            file=key,
+            row=0,
+            reason=f"statement is for {stated} (its own dates) but is filed for {statement_date}: "
+            f"a statement of another day; deliver it under the date it covers",
+        )
+    ]
+
+
 # --- reading ------------------------------------------------------------------------------------------------
 
 
@@ -165,11 +194,12 @@ def _read(
     *,
     project: Project,
     account: Account,
+    statement_date: date,
     data: bytes,
     base: dict[str, Any],
     profile: Profile | ProfileError | None,
 ) -> _Attempt:
-    """Read the raw object of the statement ``base`` describes."""
+    """Read the raw object of the statement ``base`` describes, filed for ``statement_date``."""
     key: str = base["raw_key"]
     if isinstance(profile, ProfileError):
         error = RowError(file=profile.key or key, row=0, reason=str(profile))
@@ -197,7 +227,11 @@ def _read(
         errors = [RowError(file=key, row=0, reason=f"internal parser error: {type(exc).__name__}: {exc}")]
         partial = None
     else:
-        errors = [*_expectation_errors(account, parsed, key), *parsed.errors]
+        errors = [
+            *_expectation_errors(account, parsed, key),
+            *_period_errors(parsed, key, statement_date=statement_date, timezone=project.timezone),
+            *parsed.errors,
+        ]
         partial = parsed
     name = partial.profile if partial else (profile.name if profile else "")
     version = partial.profile_version if partial else (str(profile.version) if profile else "")
@@ -205,11 +239,6 @@ def _read(
 
 
 # --- accepting ----------------------------------------------------------------------------------------------
-
-
-def _ingest_order(parsed_at: datetime | None, statement_id: str) -> tuple[str, str]:
-    """Order of first ingestion: the earlier statement owns a repeated row (a missing time sorts first)."""
-    return (parsed_at.astimezone(UTC).isoformat() if parsed_at else "", statement_id)
 
 
 def _period(statement: Statement) -> tuple[date, date]:
@@ -223,25 +252,28 @@ def _earlier_statements(
     project: Project,
     account: Account,
     statement_id: str,
-    first_parsed_at: datetime,
+    first_parsed_at: datetime | None,
     period: tuple[date, date],
+    replacing: frozenset[str],
 ) -> list[EarlierStatement]:
-    """Accepted statements of the account, ingested before this one, whose period overlaps it."""
+    """Accepted statements of the account, ingested before this one, whose period overlaps it (not the
+    versions this one replaces: its rows are the corrected ones, not repeats)."""
     start, end = period
-    mine = _ingest_order(first_parsed_at, statement_id)
+    mine = (first_parsed_at.astimezone(UTC).isoformat() if first_parsed_at else "", statement_id)
     found = []
     for other in svc.repo.list_account_statements(project.project_id, account.account_id, ending_from=start):
         other_start = _period(other)[0]
         if (
             other.statement_id == statement_id
+            or other.statement_id in replacing
             or other.status is not StatementStatus.PARSED
             or other.parquet_key is None
             or other_start > end
-            or _ingest_order(other.parsed_at, other.statement_id) >= mine
+            or ingest_order(other) >= mine
         ):
             continue
         found.append((other, other.parquet_key))
-    found.sort(key=lambda pair: _ingest_order(pair[0].parsed_at, pair[0].statement_id))
+    found.sort(key=lambda pair: ingest_order(pair[0]))
     earlier = []
     for other, parquet_key in found:
         data = svc.store.get(svc.settings.data_bucket, parquet_key)
@@ -253,7 +285,7 @@ def _earlier_statements(
 
 
 def _neighbour(
-    svc: Services, statement: Statement, *, before: bool, currency: str
+    svc: Services, statement: Statement, *, before: bool, currency: str, replacing: frozenset[str]
 ) -> tuple[Statement, Balance] | None:
     """The account's closest accepted statement before (its closing) or after (its opening) ``statement``."""
     end = statement.period_end or statement.business_date
@@ -273,7 +305,11 @@ def _neighbour(
             limit=_CHAIN_LOOKBACK,
         )
     for other in candidates:
-        if other.status is not StatementStatus.PARSED or other.statement_id == statement.statement_id:
+        if (
+            other.status is not StatementStatus.PARSED
+            or other.statement_id == statement.statement_id
+            or other.statement_id in replacing
+        ):
             continue
         stated = balances(other.control_totals, currency)
         if stated is not None:
@@ -281,13 +317,15 @@ def _neighbour(
     return None
 
 
-def _chain(svc: Services, project: Project, account: Account, statement: Statement) -> Statement:
+def _chain(
+    svc: Services, project: Project, account: Account, statement: Statement, replacing: frozenset[str]
+) -> Statement:
     """Check the statement's opening against the previous closing, and the next statement against it."""
     stated = balances(statement.control_totals, account.currency)
     if stated is None:
         return statement
     chain: ControlTotal | None = None
-    previous = _neighbour(svc, statement, before=True, currency=account.currency)
+    previous = _neighbour(svc, statement, before=True, currency=account.currency, replacing=replacing)
     if previous is not None and previous[1].currency == stated.opening.currency:
         chain = chain_total(stated.opening, previous[1])
     statement = statement.model_copy(update={"control_totals": with_chain(statement.control_totals, chain)})
@@ -295,7 +333,7 @@ def _chain(svc: Services, project: Project, account: Account, statement: Stateme
     if reason and previous is not None:
         _alert_chain_break(svc, project, statement, previous[0], reason)
 
-    following = _neighbour(svc, statement, before=False, currency=account.currency)
+    following = _neighbour(svc, statement, before=False, currency=account.currency, replacing=replacing)
     if following is not None and following[1].currency == stated.closing.currency:
         later = following[0]
         was = chain_break(later)
@@ -341,6 +379,7 @@ def _accept(
     statement_date: date,
     base: dict[str, Any],
     parsed: ParsedStatement,
+    replacing: frozenset[str],
 ) -> Statement:
     table = parsed.table
     period = period_of(table, project.timezone, parsed.statement_date, statement_date)
@@ -351,6 +390,7 @@ def _accept(
         statement_id=base["statement_id"],
         first_parsed_at=base["parsed_at"],
         period=period,
+        replacing=replacing,
     )
     table = mark_overlaps(table, earlier, project.timezone)
     pkey = normalized_key(
@@ -383,7 +423,7 @@ def _accept(
         rows_in_file_duplicate=count_true(table, IN_FILE_DUPLICATE),
         rows_overlapping=count_marked(table),
     )
-    return _chain(svc, project, account, statement)
+    return _chain(svc, project, account, statement, replacing)
 
 
 # --- quarantine ---------------------------------------------------------------------------------------------
@@ -480,6 +520,9 @@ def _quarantine(
         errors=errors[:_MAX_ERRORS_STORED],
         control_totals=parsed.control_totals if parsed else [],
         quarantine_key=qkey,
+        # The slot it was delivered for: a newer upload covering that day replaces it (statement_versions).
+        period_start=statement_date,
+        period_end=statement_date,
     )
 
 
@@ -495,9 +538,19 @@ def _process(
     data: bytes,
     base: dict[str, Any],
     profile: Profile | ProfileError | None,
-) -> Statement:
-    attempt = _read(svc, project=project, account=account, data=data, base=base, profile=profile)
-    return _settle(
+) -> tuple[Statement, list[Statement]]:
+    """Read and settle a new upload; also returns the stored versions it replaces (not yet marked)."""
+    attempt = _read(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        data=data,
+        base=base,
+        profile=profile,
+    )
+    replaced = _replaced(svc, _provisional(project, statement_date, base, attempt))
+    statement = _settle(
         svc,
         project=project,
         account=account,
@@ -505,7 +558,47 @@ def _process(
         data=data,
         base=base,
         attempt=attempt,
+        replacing=frozenset(s.statement_id for s in replaced),
     )
+    return statement, replaced
+
+
+def _provisional(
+    project: Project, statement_date: date, base: dict[str, Any], attempt: _Attempt
+) -> Statement:
+    """What the statement will be stored as, as far as deciding which versions it replaces goes."""
+    accepted = attempt.accepted
+    if accepted is None:
+        return Statement(
+            **base,
+            status=StatementStatus.QUARANTINED,
+            period_start=statement_date,
+            period_end=statement_date,
+        )
+    start, end = period_of(accepted.table, project.timezone, accepted.statement_date, statement_date)
+    return Statement(**base, status=StatementStatus.PARSED, period_start=start, period_end=end)
+
+
+def _replaced(svc: Services, statement: Statement) -> list[Statement]:
+    """The day's current statements of the account that ``statement`` (a newer upload) replaces."""
+    day = svc.repo.list_statements(statement.project_id, statement.account_id, statement.business_date)
+    return [older for older in day if supersedes(statement, older)]
+
+
+def _supersede(svc: Services, statement: Statement, replaced: list[Statement]) -> None:
+    """Mark the replaced versions: their records stay for the audit trail, out of the day's files."""
+    for older in replaced:
+        svc.repo.put_statement(older.model_copy(update={"superseded_by": statement.statement_id}))
+        audit(
+            svc,
+            "system:parse",
+            "statement.superseded",
+            older.statement_id,
+            raw_key=older.raw_key,
+            status=older.status.value,
+            superseded_by=statement.statement_id,
+            superseded_by_raw_key=statement.raw_key,
+        )
 
 
 def _settle(
@@ -517,12 +610,19 @@ def _settle(
     data: bytes,
     base: dict[str, Any],
     attempt: _Attempt,
+    replacing: frozenset[str] = frozenset(),
 ) -> Statement:
     """Accept the read, or quarantine the file when anything rejects it."""
     accepted = attempt.accepted
     if accepted is not None:
         return _accept(
-            svc, project=project, account=account, statement_date=statement_date, base=base, parsed=accepted
+            svc,
+            project=project,
+            account=account,
+            statement_date=statement_date,
+            base=base,
+            parsed=accepted,
+            replacing=replacing,
         )
     return _quarantine(
         svc,
@@ -579,6 +679,8 @@ def ingest_object(
             log.info(
                 "statement already parsed", extra={"raw_key": key, "statement_id": existing.statement_id}
             )
+            if existing.superseded_by is None:  # finish what an interrupted ingestion began (idempotent)
+                _supersede(svc, existing, _replaced(svc, existing))
             return existing
         # The same bytes, quarantined under another profile version: the user fixed the profile.
         base = _base_of(existing) | {"raw_key": key, "raw_version_id": version_id, "reparsed_at": svc.clock()}
@@ -595,7 +697,7 @@ def ingest_object(
             "size": len(data),
             "parsed_at": svc.clock(),
         }
-    statement = _process(
+    statement, replaced = _process(
         svc,
         project=project,
         account=account,
@@ -606,6 +708,7 @@ def ingest_object(
     )
     svc.repo.put_statement(statement)
     _audit_statement(svc, statement, "statement")
+    _supersede(svc, statement, replaced)
     return statement
 
 
@@ -622,6 +725,7 @@ def _base_of(statement: Statement) -> dict[str, Any]:
         "checksum": statement.checksum,
         "size": statement.size,
         "parsed_at": statement.parsed_at,
+        "superseded_by": statement.superseded_by,
     }
 
 
@@ -694,7 +798,15 @@ def reparse_statement(
         return _rejected(
             svc, current, [RowError(file=chosen.key or current.raw_key, row=0, reason=str(chosen))], previous
         )
-    attempt = _read(svc, project=project, account=account, data=data, base=base, profile=chosen)
+    attempt = _read(
+        svc,
+        project=project,
+        account=account,
+        statement_date=statement_date,
+        data=data,
+        base=base,
+        profile=chosen,
+    )
     if current.status is StatementStatus.PARSED and attempt.accepted is None:
         # An accepted statement stays as it was when the new read fails.
         return _rejected(svc, current, attempt.errors, previous)
@@ -772,16 +884,19 @@ def parse_channel(task: ChannelTask, svc: Services) -> ParseOutput:
         )
         for o in sorted(objects, key=lambda o: o.key)
     ]
-    # A statement parsed earlier may have been blocked (or unblocked) since by a neighbour's arrival.
-    current = [svc.repo.get_statement(s.statement_id) or s for s in statements]
-    return _output(account, current)
+    # A statement parsed earlier may have been blocked (or unblocked) since by a neighbour's arrival, or
+    # replaced by a newer upload (then it is not one of the day's files).
+    stored = [svc.repo.get_statement(s.statement_id) or s for s in statements]
+    return _output(account, [s for s in stored if s.superseded_by is None])
 
 
 def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
     """An object arrived in the raw bucket: parse it now, and start the day's run once all inputs are in.
 
-    Re-delivered events are harmless: the checksum finds the statement, and the execution name is fixed
-    per project and business date, so the run is started at most once.
+    Re-delivered events are harmless: the checksum finds the statement, and the execution name is derived
+    from the business date and the versions of its statements (``upload_execution_name``), so the same
+    inputs start the day at most once. A new version of a file (other bytes) makes another name: the day
+    is reconciled again with it.
     """
     if bucket != svc.settings.raw_bucket:
         raise ValueError(f"event for bucket {bucket!r}, expected {svc.settings.raw_bucket!r}")
@@ -804,9 +919,10 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
         business_date=business_dates[0],
     )
     for business_date in business_dates:
-        if _inputs_complete(svc, project, business_date):
+        inputs = _day_inputs(svc, project, business_date)
+        if inputs is not None:
             svc.workflow.start(
-                name=f"{project.project_id}-{business_date:%Y%m%d}-upload",
+                name=upload_execution_name(project.project_id, business_date, inputs),
                 payload=StartRunInput(
                     project_id=project.project_id, business_date=business_date, trigger="upload"
                 ).model_dump(mode="json"),
@@ -814,14 +930,19 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
     return _output(account, [statement])
 
 
-def _inputs_complete(svc: Services, project: Project, business_date: date) -> bool:
+def _day_inputs(svc: Services, project: Project, business_date: date) -> list[Statement] | None:
+    """The day's current statements once every account has one stored (None: inputs not complete yet).
+
+    Checked after the upload's own statement is stored, so of files arriving together (events handled in
+    any order, or at once) the one stored last sees them all and the day starts with every file.
+    """
+    inputs: list[Statement] = []
     for account in project.accounts:
-        statement_date = statement_date_for(project, account, business_date)
-        if not svc.store.list(
-            svc.settings.raw_bucket, raw_prefix(project.project_id, account.account_id, statement_date)
-        ):
-            return False
-    return True
+        statements = svc.repo.list_statements(project.project_id, account.account_id, business_date)
+        if not statements:
+            return None
+        inputs += statements
+    return inputs
 
 
 __all__ = ["StatementNotFound", "ingest_object", "ingest_upload", "parse_channel", "reparse_statement"]

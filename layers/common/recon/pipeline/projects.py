@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from recon.domain import Account, Project, Source, stable_id
+from recon.domain import Account, Project, Source, Statement, stable_id
 from recon.keys import project_config_key
 from recon.ports import ObjectStore
 from recon.settings import Settings
@@ -50,6 +52,20 @@ def business_dates_needing(project: Project, account: Account, statement_date: d
 def run_id_for(project_id: str, business_date: date) -> str:
     """Deterministic: a re-run of the same day replaces, never duplicates, its results."""
     return f"{project_id}-{business_date:%Y%m%d}"
+
+
+def upload_execution_name(project_id: str, business_date: date, statements: Iterable[Statement]) -> str:
+    """The execution an upload starts for a day: one per set of statement versions the day counts.
+
+    The same inputs (a re-delivered event, the same bytes again) give the same name, so Step Functions
+    starts the day once; a new version of a file (other bytes: another statement id) or a statement read
+    again with a fixed profile (another status) gives another name, so the day is reconciled again.
+    """
+    versions = sorted(
+        f"{s.statement_id}:{s.status.value}:{s.profile}@{s.profile_version}" for s in statements
+    )
+    tag = hashlib.sha256("\n".join(versions).encode()).hexdigest()[:12]
+    return f"{project_id}-{business_date:%Y%m%d}-upload-{tag}"
 
 
 def statement_id_for(project_id: str, account_id: str, checksum: str) -> str:

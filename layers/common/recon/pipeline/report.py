@@ -3,13 +3,27 @@
 It reads the run and its cases from the repository and the results digest (JSON) the resolve stage wrote;
 no dataframe library is needed here. The per-row exports (matches.csv, cases.csv, filtered.csv,
 open_items.csv) were written beside the report by the resolve stage.
+
+People are notified once per (project, business date, content): ``recon.reporting.notices`` decides from the
+audit record of what was sent; a re-run with the same findings sends nothing, one with other findings sends
+once and says it supersedes the earlier report. Every text that leaves (report, summary, e-mail, alert) has
+the project's account numbers masked.
 """
 
 from __future__ import annotations
 
-from recon.domain import CaseStatus, ResultsDigest, RunStatus
+from recon.domain import AuditEvent, CaseStatus, ResultsDigest, RunStatus, stable_id
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.reporting import render_report, summary_json, summary_text
+from recon.reporting.masking import Masker
+from recon.reporting.notices import (
+    NOTIFIED,
+    content_fingerprint,
+    decide,
+    history,
+    notification_subject,
+    superseding_note,
+)
 
 from .contracts import ReportOutput, RunRef
 from .projects import load_project
@@ -22,8 +36,10 @@ def load_digest(svc: Services, ref: RunRef) -> ResultsDigest:
     return ResultsDigest.model_validate_json(svc.store.get(svc.settings.data_bucket, key))
 
 
-def report_run(ref: RunRef, svc: Services) -> ReportOutput:
+def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> ReportOutput:
+    """``execution``: the workflow execution this stage runs in (tells a retry from a re-run)."""
     project = load_project(svc.store, svc.settings, ref.project_id)
+    masker = Masker.for_project(project)
     run = svc.repo.get_run(ref.run_id)
     if run is None:
         raise RunNotFound(ref.run_id)
@@ -34,31 +50,65 @@ def report_run(ref: RunRef, svc: Services) -> ReportOutput:
     prefix = report_prefix(ref.project_id, ref.business_date, ref.run_id)
     key = prefix + "report.html"
     run.report_key = key
-    html = render_report(project, run, digest, cases)
+    summary = masker.text(summary_json(run, cases, project.currency))
+    open_cases = [c for c in cases if c.status in (CaseStatus.OPEN, CaseStatus.IN_REVIEW)]
+    headline = (
+        f"{len(open_cases)} open case(s), {run.suggested_groups} suggested match(es), "
+        f"{run.quarantined_files} quarantined file(s)"
+    )
+    fingerprint = content_fingerprint(headline, summary, cases)
+    ledger = notification_subject(ref.project_id, ref.business_date)
+    decision = decide(history(svc.repo.list_audit(ledger)), fingerprint, execution)
+    note = superseding_note(decision.supersedes) if decision.supersedes else ""
+    html = masker.text(render_report(project, run, digest, cases, note=note))
     bucket = svc.settings.data_bucket
     svc.store.put(bucket, key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
-    svc.store.put(
-        bucket,
-        prefix + "summary.json",
-        summary_json(run, cases).encode("utf-8"),
-        content_type="application/json",
-    )
+    svc.store.put(bucket, prefix + "summary.json", summary.encode("utf-8"), content_type="application/json")
     location = f"s3://{svc.settings.data_bucket}/{key}"
-    text = summary_text(project, run, cases, location)
-    open_cases = [c for c in cases if c.status in (CaseStatus.OPEN, CaseStatus.IN_REVIEW)]
-    subject = (
-        f"[recon] {project.project_id} {ref.business_date}: {len(open_cases)} open case(s), "
-        f"{run.suggested_groups} suggested match(es), {run.quarantined_files} quarantined file(s)"
-    )
+    text = masker.text(summary_text(project, run, cases, location, note=note))
+    update = " UPDATED" if decision.supersedes else ""
+    subject = masker.text(f"[recon] {project.project_id} {ref.business_date}{update}: {headline}")
+    attention = bool(open_cases or run.suggested_groups or run.quarantined_files or run.error)
+    wants_alert = bool(project.notifications.alert_on_cases and attention)
     recipients = list(project.notifications.email_to) or svc.settings.recipients
-    if recipients and svc.settings.sender_email:
-        svc.mailer.send(
-            sender=svc.settings.sender_email, to=recipients, subject=subject, html=html, text=text
+    message_id = None
+    if decision.send:
+        if recipients and svc.settings.sender_email:
+            message_id = svc.mailer.send(
+                sender=svc.settings.sender_email, to=recipients, subject=subject, html=html, text=text
+            )
+        # Recorded after the e-mail went out: a retry after this point does not send it again.
+        at = svc.clock()
+        svc.repo.append_audit(
+            AuditEvent(
+                event_id=stable_id("ev", ledger, NOTIFIED, at.isoformat(), fingerprint, execution or ""),
+                at=at,
+                actor="system:report",
+                action=NOTIFIED,
+                subject=ledger,
+                details={
+                    "run_id": ref.run_id,
+                    "execution": execution,
+                    "fingerprint": fingerprint,
+                    "email_message_id": message_id,
+                    "recipients": len(recipients) if message_id else 0,
+                    "alert": wants_alert,
+                    "supersedes": decision.supersedes.fingerprint if decision.supersedes else None,
+                },
+            )
         )
+    alert = wants_alert if decision.send else decision.repeat_alert
     svc.repo.put_run(run)
-    audit(svc, "system:report", "run.reported", ref.run_id, report_key=key, recipients=len(recipients))
-    attention = open_cases or run.suggested_groups or run.quarantined_files or run.error
-    alert = bool(project.notifications.alert_on_cases and attention)
+    audit(
+        svc,
+        "system:report",
+        "run.reported",
+        ref.run_id,
+        report_key=key,
+        recipients=len(recipients) if message_id else 0,
+        notified=decision.send,
+        fingerprint=fingerprint,
+    )
     return ReportOutput(
         run_id=ref.run_id,
         project_id=ref.project_id,

@@ -4,21 +4,25 @@ small digest the report stage reads."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from recon.domain import OpenItem, ResultsDigest, Source
-from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
+from recon.domain import OpenItem, Project, ResultsDigest, Source
+from recon.keys import INPUTS_FILE, REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
 from recon.matching.frame import from_day_number
 from recon.reporting import cases_csv
+from recon.reporting.export import minor_at_stake_by_type
+from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
 from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting
 
 from .contracts import ResolveOutput, RunRef
-from .match import load_identity, open_batches, read_table
+from .match import Inputs, load_identity, open_batches, read_table
 from .projects import load_project
 from .run import RunNotFound, audit
 from .services import Services
@@ -31,8 +35,29 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
     return {str(c["values"]): int(c["counts"]) for c in pc.value_counts(column.cast(pa.string())).to_pylist()}
 
 
+def _booked_at(svc: Services, ref: RunRef) -> pa.ChunkedArray:
+    """When each placed row was booked (placement order), read back from the run's input objects."""
+    bucket = svc.settings.data_bucket
+    inputs = Inputs.model_validate_json(
+        svc.store.get(bucket, result_key(ref.project_id, ref.business_date, ref.run_id, INPUTS_FILE))
+    )
+    parts = [
+        pq.read_table(io.BytesIO(svc.store.get(bucket, key)), columns=["booked_at"])["booked_at"]
+        for key, _rows in inputs.objects
+    ]
+    chunks = [c.cast(pa.timestamp("us", tz="UTC")) for part in parts for c in part.chunks]
+    return pa.chunked_array(chunks, pa.timestamp("us", tz="UTC"))
+
+
+def _left_sources(project: Project) -> dict[str, list[str]]:
+    """Rule name -> the sources on its left side (the evidence shows the left row first)."""
+    return {r.name: list(r.left) for r in project.match_rules if hasattr(r, "left")}
+
+
 def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
-    load_project(svc.store, svc.settings, ref.project_id)  # the project must still exist
+    project = load_project(svc.store, svc.settings, ref.project_id)  # the project must still exist
+    masker = Masker.for_project(project)
+    left = _left_sources(project)
 
     def key(name: str) -> str:
         return result_key(ref.project_id, ref.business_date, ref.run_id, name)
@@ -45,10 +70,23 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         groups,
         case_table,
     )
+    # Booking times, for the evidence of TIME_MISMATCH cases and of the groups the report shows.
+    placements = placements.append_column("booked_at", _booked_at(svc, ref))
     accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
-    cases = cases_from_tables(ref.run_id, case_table, placements)
+    # Declared account numbers are masked before anything is stored or written (repository, digest, CSV).
+    cases = [
+        masker.case(c)
+        for c in cases_from_tables(
+            ref.run_id, case_table, placements, timezone=project.timezone, left_sources=left
+        )
+    ]
     is_suggested = pc.equal(groups["status"], "suggested")
-    suggested = groups_from_tables(ref.run_id, groups.filter(is_suggested), placements)
+    suggested = [
+        masker.group(g)
+        for g in groups_from_tables(
+            ref.run_id, groups.filter(is_suggested), placements, timezone=project.timezone, left_sources=left
+        )
+    ]
     svc.repo.replace_results(ref.run_id, suggested, cases)
     others = groups.filter(pc.invert(is_suggested)).slice(0, max(0, SAMPLE_GROUPS - len(suggested)))
     items = open_items(placements, ref.business_date)
@@ -67,13 +105,22 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         for rule, batches in sorted(open_batches(svc, ref).items())
         for b in batches
     ]
+    shown = [
+        masker.group(g)
+        for g in groups_from_tables(
+            ref.run_id, others, placements, timezone=project.timezone, left_sources=left
+        )
+    ]
     digest = ResultsDigest(
         run_id=ref.run_id,
         groups_by_rule=dict(sorted(_counts(groups["rule"]).items())) if groups.num_rows else {},
         groups_by_pass=dict(sorted(_counts(groups["match_pass"]).items())) if groups.num_rows else {},
         suggested_groups=len(suggested),
-        sample_groups=(suggested + groups_from_tables(ref.run_id, others, placements))[:SAMPLE_GROUPS],
-        open_items=(waiting + items)[:OPEN_ITEMS_SHOWN],
+        sample_groups=(suggested + shown)[:SAMPLE_GROUPS],
+        open_items=[
+            o.model_copy(update={"txn_id": masker.text(o.txn_id)})
+            for o in (waiting + items)[:OPEN_ITEMS_SHOWN]
+        ],
         open_items_total=len(waiting) + len(items),
     )
     bucket = svc.settings.data_bucket
@@ -81,27 +128,26 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         bucket, key(REPORT_DATA_FILE), digest.model_dump_json().encode(), content_type="application/json"
     )
     prefix = report_prefix(ref.project_id, ref.business_date, ref.run_id)
+    masks = masker.pairs
     for name, body in (
-        ("matches.csv", matches_csv(placements)),
-        ("cases.csv", cases_csv(cases).encode("utf-8")),
-        ("filtered.csv", filtered_csv(placements)),
-        ("open_items.csv", open_items_csv(placements, ref.business_date)),
+        ("matches.csv", matches_csv(placements, groups, masks)),
+        ("cases.csv", cases_csv(cases).encode("utf-8")),  # from the masked cases
+        ("filtered.csv", filtered_csv(placements, masks)),
+        ("open_items.csv", open_items_csv(placements, ref.business_date, masks)),
     ):
         svc.store.put(bucket, prefix + name, body, content_type="text/csv")
     run = svc.repo.get_run(ref.run_id)
     if run is None:
         raise RunNotFound(ref.run_id)
     by_type = Counter(c.type.value for c in cases)
-    minor_by_type: Counter[str] = Counter()
-    for c in cases:
-        minor_by_type[c.type.value] += c.delta_minor
     run.sources = accounting
     run.match_groups = groups.num_rows
     run.suggested_groups = len(suggested)
     run.open_items = len(items)
     run.groups_by_pass = digest.groups_by_pass
     run.cases_by_type = dict(sorted(by_type.items()))
-    run.case_minor_by_type = dict(sorted(minor_by_type.items()))
+    # Absolute amount at stake (a 长款 and a 短款 add up), in the project's currency.
+    run.case_minor_by_type = minor_at_stake_by_type(cases, project.currency)
     svc.repo.put_run(run)
     audit(
         svc,

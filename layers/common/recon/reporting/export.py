@@ -11,12 +11,28 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from recon.domain import Case, MatchGroup, MemberRef, Run
+from recon.domain import Case, CaseType, Evidence, MatchGroup, MemberRef, Run, Source
 from recon.money import to_decimal
 
-MATCH_COLUMNS = ["group_id", "rule", "source", "txn_id", "amount", "currency", "status", "confidence", "pass"]
+MATCH_COLUMNS = [
+    "group_id",
+    "rule",
+    "source",
+    "txn_id",
+    "amount",
+    "currency",
+    "status",
+    "confidence",
+    "pass",
+    # The group's, repeated on each member's row: the batches it settles ('<channel account>@<date>', comma
+    # separated), the engine's explanation and the field-by-field evidence (``evidence_text``).
+    "settles",
+    "explanation",
+    "evidence",
+]
 CASE_COLUMNS = [
     "case_id",
     "type",
@@ -33,6 +49,23 @@ CASE_COLUMNS = [
 ]
 FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule"]
 OPEN_ITEM_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "first_seen", "age_days"]
+
+
+def evidence_line(e: Evidence) -> str:
+    """One compared field, left side first: ``amount: 99.00`` (the same on both sides), ``memo: 支付宝 ~
+    支付宝结算 ****6241`` (they agree: a pattern, a count), ``net_total: 4,692.51 ≠ 4,682.51 (Δ -10.00)``
+    (they disagree), ``booked_at: Δ 3 s`` when only the difference is known."""
+    if not e.left and not e.right:
+        return f"{e.field}: Δ {e.delta}" if e.delta else f"{e.field}: {'agrees' if e.equal else 'differs'}"
+    if e.equal and e.left == e.right:
+        return f"{e.field}: {e.left}"
+    text = f"{e.field}: {e.left} {'~' if e.equal else '≠'} {e.right}".rstrip()
+    return f"{text} (Δ {e.delta})" if e.delta else text
+
+
+def evidence_text(evidence: Iterable[Evidence]) -> str:
+    """A group's or case's evidence on one line, fields separated by ``; ``."""
+    return "; ".join(evidence_line(e) for e in evidence)
 
 
 def _amount(m: MemberRef) -> str:
@@ -60,6 +93,9 @@ def matches_csv(groups: list[MatchGroup]) -> str:
             g.status.value,
             _confidence(g.confidence),
             g.match_pass,
+            ",".join(g.settles),
+            g.explanation,
+            evidence_text(g.evidence),
         ]
         for g in sorted(groups, key=lambda g: g.group_id)
         for m in g.members
@@ -106,7 +142,70 @@ def cases_csv(cases: list[Case]) -> str:
     return _csv(CASE_COLUMNS, rows)
 
 
-def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
+Side = Literal["surplus", "shortage"]
+
+
+def stake_side(case: Case) -> Side | None:
+    """长款 (surplus: money received that the books do not explain) or 短款 (shortage: money the books expect
+    that never arrived), for the case types that have one (docs/matching.md, "Case types"); None for the
+    others. The case's reason starts with the same word."""
+    if case.type is CaseType.MISSING_IN_BANK:
+        return "shortage"
+    if case.type is CaseType.MISSING_IN_CHANNEL:
+        if any(m.source is Source.BANK for m in case.members):
+            return "surplus"  # a bank credit no settlement explains
+        # An ERP payment the channel never received (short); an ERP refund it never paid out (long).
+        return "shortage" if case.delta_minor > 0 else "surplus" if case.delta_minor < 0 else None
+    if case.type is CaseType.MISSING_IN_ERP:
+        return "surplus" if case.delta_minor > 0 else "shortage" if case.delta_minor < 0 else None
+    return None
+
+
+@dataclass(frozen=True)
+class Stake:
+    """The amount at stake in one case type and currency: absolute deltas, so that a 长款 and a 短款 add up
+    instead of cancelling out. ``at_stake_minor`` = 长款 + 短款 + the amount of cases without either."""
+
+    case_type: str
+    currency: str
+    cases: int = 0
+    at_stake_minor: int = 0
+    surplus_minor: int = 0
+    shortage_minor: int = 0
+
+
+def case_stakes(cases: list[Case]) -> list[Stake]:
+    """Per case type and currency, sorted by both."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for case in cases:
+        acc = totals.setdefault((case.type.value, case.currency), [0, 0, 0, 0])
+        amount = abs(case.delta_minor)
+        side = stake_side(case)
+        acc[0] += 1
+        acc[1] += amount
+        acc[2] += amount if side == "surplus" else 0
+        acc[3] += amount if side == "shortage" else 0
+    return [Stake(t, c, *totals[(t, c)]) for t, c in sorted(totals)]
+
+
+def minor_at_stake_by_type(cases: list[Case], currency: str) -> dict[str, int]:
+    """Absolute amount at stake per case type, of the cases in ``currency`` (the project's)."""
+    return {s.case_type: s.at_stake_minor for s in case_stakes(cases) if s.currency == currency}
+
+
+def _stakes_json(cases: list[Case]) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in case_stakes(cases):
+        out.setdefault(s.case_type, {})[s.currency] = {
+            "cases": s.cases,
+            "at_stake": str(to_decimal(s.at_stake_minor, s.currency)),
+            "surplus": str(to_decimal(s.surplus_minor, s.currency)),
+            "shortage": str(to_decimal(s.shortage_minor, s.currency)),
+        }
+    return out
+
+
+def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any]:
     """Rows in/out per source and per file, matched, cases by type, filtered, quarantined."""
     dispositions = {
         "matched": sum(s.matched for s in run.sources),
@@ -156,10 +255,12 @@ def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
         "quarantined_rows": sum(f.rows_rejected for f in run.files if f.status == "quarantined"),
         "cases": len(cases),
         "cases_by_type": run.cases_by_type,
+        # Absolute amount at stake per type in the project's currency (it used to be the signed net, in which
+        # a 长款 cancelled a 短款); the split by 长款 / 短款 and by currency is in case_stakes.
         "case_amount_by_type": {
-            k: str(to_decimal(v, cases[0].currency if cases else "CNY"))
-            for k, v in run.case_minor_by_type.items()
+            k: str(to_decimal(v, currency)) for k, v in minor_at_stake_by_type(cases, currency).items()
         },
+        "case_stakes": _stakes_json(cases),
         "error": run.error,
         "dispositions": dispositions,
         "suggested_groups": run.suggested_groups,
@@ -168,5 +269,5 @@ def summary(run: Run, cases: list[Case]) -> dict[str, Any]:
     }
 
 
-def summary_json(run: Run, cases: list[Case]) -> str:
-    return json.dumps(summary(run, cases), ensure_ascii=False, indent=2) + "\n"
+def summary_json(run: Run, cases: list[Case], currency: str = "CNY") -> str:
+    return json.dumps(summary(run, cases, currency), ensure_ascii=False, indent=2) + "\n"

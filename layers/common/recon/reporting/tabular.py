@@ -1,7 +1,8 @@
 """The per-row exports, written column-wise from the result tables (resolve stage; needs pyarrow):
 
 * ``matches.csv``: one row per member of a match group (columns ``export.MATCH_COLUMNS``), by group id then
-  input order;
+  input order, each with its group's settled batches, explanation and evidence (as ``export.evidence_text``
+  words the group's ``MatchGroup.evidence``, built here column-wise for every group);
 * ``filtered.csv``: one row per filtered row, naming the rule (``export.FILTERED_COLUMNS``);
 * ``open_items.csv``: one row per open item with its age (``export.OPEN_ITEM_COLUMNS``).
 
@@ -11,6 +12,8 @@ CSV as Python's csv module writes it (fields quoted only when needed, ``\\n`` li
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -18,9 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from recon.domain import Evidence
 from recon.matching.text import money
+from recon.money import format_amount
+from recon.resolving import human_duration
 
-from .export import FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS
+from .export import FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS, evidence_line
 
 
 def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -46,7 +52,38 @@ def _confidence(values: pa.ChunkedArray) -> pa.Array:
     return pa.array(text, pa.string())
 
 
-def _csv(table: pa.Table) -> bytes:
+Masks = Sequence[tuple[str, str]]  # (account number, its mask): ``masking.Masker.pairs``
+
+
+def _masked(column: pa.Array, masks: Masks) -> pa.Array:
+    """Every account number in a text column replaced by its mask (a dictionary column: in its values)."""
+    if not masks:
+        return column
+    if pa.types.is_dictionary(column.type):
+        return pa.DictionaryArray.from_arrays(column.indices, _masked(column.dictionary, masks), safe=False)
+    if not pa.types.is_string(column.type):
+        return column
+    for number, mask in masks:
+        if pc.any(pc.match_substring(column, number)).as_py():  # finding is cheaper than replacing
+            column = pc.replace_substring(column, number, mask)
+    return column
+
+
+# Columns we word ourselves from numbers, enums and hashes: no account number can be in them.
+_OWN_WORDS = frozenset(
+    {"group_id", "source", "amount", "currency", "status", "confidence", "pass", "age_days"}
+)
+
+
+def _csv(table: pa.Table, masks: Masks = ()) -> bytes:
+    if masks:
+        table = pa.table(
+            [
+                c if name in _OWN_WORDS else _masked(c.combine_chunks(), masks)
+                for name, c in zip(table.column_names, table.columns, strict=True)
+            ],
+            names=table.column_names,
+        )
     sink = io.BytesIO()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed", include_header=True))
     return sink.getvalue()
@@ -67,11 +104,100 @@ def _row_identity(rows: pa.Table) -> list[pa.Array]:
     ]
 
 
-def matches_csv(placements: pa.Table) -> bytes:
+def _formatted(minor: pa.ChunkedArray | pa.Array, currency: pa.Array) -> pa.Array:
+    """``format_amount`` of each value (``4,692.51``), computed once per distinct (currency, value)."""
+    values = np.asarray(pc.fill_null(minor, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    currencies = np.asarray(pc.fill_null(currency, "CNY").to_numpy(zero_copy_only=False), dtype=object)
+    out = np.empty(len(values), dtype=object)
+    for code in sorted(set(currencies.tolist())):
+        sel = np.flatnonzero(currencies == code)
+        distinct, inverse = np.unique(values[sel], return_inverse=True)
+        out[sel] = np.array([format_amount(int(v), code) for v in distinct.tolist()], dtype=object)[inverse]
+    return pa.array(out.tolist(), pa.string())
+
+
+def _lit(text: str, n: int) -> pa.Array:
+    return pa.array([text] * n, pa.string())
+
+
+def group_evidence(groups: pa.Table) -> pa.Array:
+    """Per group row: its evidence on one line, the same words ``evidence_text`` gives the group's
+    ``MatchGroup.evidence`` (key, amount, booking-time gap, fee, then the rule's own evidence)."""
+    n = groups.num_rows
+    if n == 0:
+        return pa.array([], pa.string())
+    currency = _text(groups["currency"])
+    ne = _lit(" ≠ ", n)  # the fee's
+    key = _text(groups["key"])
+    has_key = pc.fill_null(pc.greater(pc.utf8_length(key), 0), False)
+    key_part = pc.if_else(has_key, pc.binary_join_element_wise(_lit("key: ", n), key, ""), None)
+    left, right = groups["left_amount_minor"], groups["right_amount_minor"]
+    amount_part = pc.binary_join_element_wise(_lit("amount: ", n), _formatted(left, currency), "")
+    differ = pc.fill_null(pc.not_equal(left, right), False)
+    if pc.any(differ).as_py():  # few groups: word only their right side and difference
+        idx = pa.array(np.flatnonzero(np.asarray(differ.to_numpy(zero_copy_only=False), dtype=bool)))
+        l_, r_, c_ = left.take(idx), right.take(idx), currency.take(idx)
+        m = len(idx)
+        words = pc.binary_join_element_wise(
+            _lit(" ≠ ", m),
+            _formatted(r_, c_),
+            _lit(" (Δ ", m),
+            _formatted(pc.subtract(r_, l_), c_),
+            _lit(")", m),
+            "",
+        )
+        suffix = pc.replace_with_mask(_lit("", n), differ, words)
+        amount_part = pc.binary_join_element_wise(amount_part, suffix, "")
+    gap = groups["time_delta_s"]
+    distinct = pc.unique(pc.drop_null(gap)).to_pylist()
+    words = pc.take(
+        pa.array([human_duration(v) for v in distinct], pa.string()),
+        pc.index_in(gap, value_set=pa.array(distinct, pa.int64())),
+    )
+    time_part = pc.binary_join_element_wise(_lit("booked_at: Δ ", n), words, "")
+    fee = groups["fee_delta_minor"]
+    fee_part = pc.if_else(
+        pc.is_valid(fee),
+        pc.binary_join_element_wise(
+            _lit("fee: schedule", n),
+            pc.if_else(pc.fill_null(pc.equal(fee, 0), False), _lit(" ~ ", n), ne),
+            _lit("stated (Δ ", n),
+            _formatted(fee, currency),
+            _lit(")", n),
+            "",
+        ),
+        None,
+    )
+    extra = [
+        "; ".join(evidence_line(Evidence(**e)) for e in json.loads(text)) if text else None
+        for text in groups["evidence"].to_pylist()
+    ]
+    return pc.binary_join_element_wise(
+        key_part, amount_part, time_part, fee_part, pa.array(extra, pa.string()), "; ", null_handling="skip"
+    )
+
+
+def matches_csv(placements: pa.Table, groups: pa.Table | None = None, masks: Masks = ()) -> bytes:
+    """``groups``: the run's groups table (the rows' ``group`` column indexes it); without it the group
+    columns (settles, explanation, evidence) are empty. The group columns are written from one value per
+    group (dictionary-encoded): a group's text is built and held once, not once per member."""
     rows = _where(placements, "matched")
     positions = pa.array(np.arange(rows.num_rows))
     rows = rows.append_column("_pos", positions)
     rows = rows.take(pc.sort_indices(rows, sort_keys=[("group_id", "ascending"), ("_pos", "ascending")]))
+    if groups is not None and groups.num_rows:
+        index = pc.cast(rows["group"], pa.int32()).combine_chunks()
+
+        def per_group(
+            values: pa.Array | pa.ChunkedArray,
+        ) -> pa.Array:  # the index is in range by construction
+            return pa.DictionaryArray.from_arrays(index, _text(pc.fill_null(values, "")), safe=False)
+
+        settles = per_group(_text(groups["settles"]))
+        explanation = per_group(_text(groups["explanation"]))
+        evidence = per_group(group_evidence(groups))
+    else:
+        settles = explanation = evidence = _lit("", rows.num_rows)
     table = pa.table(
         [
             _text(rows["group_id"]),
@@ -83,13 +209,16 @@ def matches_csv(placements: pa.Table) -> bytes:
             _text(rows["status"]),
             _confidence(rows["confidence"]),
             _text(rows["match_pass"]),
+            settles,
+            explanation,
+            evidence,
         ],
         names=MATCH_COLUMNS,
     )
-    return _csv(table)
+    return _csv(table, masks)
 
 
-def filtered_csv(placements: pa.Table) -> bytes:
+def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:
     rows = _where(placements, "filtered")
     table = pa.table(
         [
@@ -98,10 +227,10 @@ def filtered_csv(placements: pa.Table) -> bytes:
         ],
         names=FILTERED_COLUMNS,
     )
-    return _csv(table)
+    return _csv(table, masks)
 
 
-def open_items_csv(placements: pa.Table, business_date: date) -> bytes:
+def open_items_csv(placements: pa.Table, business_date: date, masks: Masks = ()) -> bytes:
     rows = _where(placements, "open")
     first_seen = rows["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False)
     today = (business_date - date(1970, 1, 1)).days
@@ -113,4 +242,4 @@ def open_items_csv(placements: pa.Table, business_date: date) -> bytes:
         ],
         names=OPEN_ITEM_COLUMNS,
     )
-    return _csv(table)
+    return _csv(table, masks)

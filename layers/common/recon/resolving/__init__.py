@@ -1,5 +1,21 @@
 """Resolving: the engine's result tables -> Case / MatchGroup / OpenItem models and the run's accounting."""
 
-from .classify import cases_from_tables, describe_delta, groups_from_tables, open_items, run_accounting
+from .classify import (
+    BookingTimes,
+    cases_from_tables,
+    describe_delta,
+    groups_from_tables,
+    human_duration,
+    open_items,
+    run_accounting,
+)
 
-__all__ = ["cases_from_tables", "describe_delta", "groups_from_tables", "open_items", "run_accounting"]
+__all__ = [
+    "BookingTimes",
+    "cases_from_tables",
+    "describe_delta",
+    "groups_from_tables",
+    "human_duration",
+    "open_items",
+    "run_accounting",
+]

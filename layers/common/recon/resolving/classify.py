@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import date
+from collections.abc import Collection, Mapping
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +51,83 @@ def _members_by(placements: pa.Table, column: str, ids: set[str] | None = None) 
     return out
 
 
-def _evidence(row: dict[str, Any], fields: list[str]) -> list[Evidence]:
+def human_duration(seconds: int) -> str:
+    """``172800`` -> ``2 d 0 h``; ``5400`` -> ``1 h 30 m``; ``75`` -> ``1 m 15 s``; ``12`` -> ``12 s``."""
+    sign, seconds = ("-" if seconds < 0 else ""), abs(int(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days} d {hours} h"
+    if hours:
+        return f"{sign}{hours} h {minutes} m"
+    if minutes:
+        return f"{sign}{minutes} m {secs} s"
+    return f"{sign}{secs} s"
+
+
+class BookingTimes:
+    """When each row of a result was booked, shown in the project's time zone (ISO 8601 with offset)."""
+
+    def __init__(self, booked_at: Mapping[str, datetime], timezone: str = "UTC") -> None:
+        self._booked_at = booked_at
+        self._zone = ZoneInfo(timezone)
+
+    def __bool__(self) -> bool:
+        return bool(self._booked_at)
+
+    def of(self, member: MemberRef) -> str:
+        at = self._booked_at.get(member.txn_uid)
+        return at.astimezone(self._zone).isoformat() if at is not None else ""
+
+    @classmethod
+    def from_placements(cls, placements: pa.Table, column: str, ids: set[str], timezone: str) -> BookingTimes:
+        """The booking times of the rows of the given cases / groups (placements with a ``booked_at``)."""
+        if "booked_at" not in placements.column_names or not ids:
+            return cls({}, timezone)
+        rows = placements.filter(
+            pc.fill_null(pc.is_in(placements[column], value_set=pa.array(sorted(ids), pa.string())), False)
+        )
+        pairs = rows.select(["txn_uid", "booked_at"]).to_pylist()
+        return cls({r["txn_uid"]: r["booked_at"] for r in pairs if r["booked_at"] is not None}, timezone)
+
+
+def _sides(
+    members: list[MemberRef], left_sources: Collection[str] | None
+) -> tuple[MemberRef | None, MemberRef | None]:
+    """The left row (a source of the rule's left side; without the rule, the first row) and a right row."""
+    real = [m for m in members if not m.is_aggregate]
+    if not real:
+        return None, None
+    left = next((m for m in real if left_sources and m.source.value in left_sources), real[0])
+    right = next((m for m in real if m.source != left.source), None)
+    return left, right
+
+
+def _booked_evidence(
+    row: dict[str, Any],
+    members: list[MemberRef],
+    times: BookingTimes | None,
+    left_sources: Collection[str] | None,
+) -> Evidence:
+    gap = int(row["time_delta_s"])
+    left, right = _sides(members, left_sources)
+    return Evidence(
+        field="booked_at",
+        left=times.of(left) if times and left else "",
+        right=times.of(right) if times and right else "",
+        equal=row.get("_time_ok", True),
+        delta=human_duration(gap),
+    )
+
+
+def _evidence(
+    row: dict[str, Any],
+    fields: list[str],
+    members: list[MemberRef] | None = None,
+    times: BookingTimes | None = None,
+    left_sources: Collection[str] | None = None,
+) -> list[Evidence]:
     """Field-by-field evidence from a result row's columns, then any extra evidence it carries."""
     currency = row["currency"]
     out: list[Evidence] = []
@@ -67,15 +145,7 @@ def _evidence(row: dict[str, Any], fields: list[str]) -> list[Evidence]:
             )
         )
     if row.get("time_delta_s") is not None and "booked_at" in fields:
-        out.append(
-            Evidence(
-                field="booked_at",
-                left="",
-                right="",
-                equal=row.get("_time_ok", True),
-                delta=f"{row['time_delta_s']}s",
-            )
-        )
+        out.append(_booked_evidence(row, members or [], times, left_sources))
     if row.get("left_status") is not None and "status" in fields:
         out.append(
             Evidence(
@@ -100,9 +170,27 @@ def _evidence(row: dict[str, Any], fields: list[str]) -> list[Evidence]:
     return out
 
 
-def cases_from_tables(run_id: str, cases: pa.Table, placements: pa.Table) -> list[Case]:
-    """Every case as a Case model, with its member rows, counterparts, evidence and reason."""
+def _time_reason(reason: str, booked: Evidence | None, gap_s: int) -> str:
+    """The engine words the gap in seconds; say it as days / hours and give both booking times."""
+    when = f" ({booked.left} vs {booked.right})" if booked and booked.left and booked.right else ""
+    return reason.replace(f"{gap_s}s apart", f"{human_duration(gap_s)} apart{when}", 1)
+
+
+def cases_from_tables(
+    run_id: str,
+    cases: pa.Table,
+    placements: pa.Table,
+    *,
+    timezone: str = "UTC",
+    left_sources: Mapping[str, Collection[str]] | None = None,
+) -> list[Case]:
+    """Every case as a Case model, with its member rows, counterparts, evidence and reason.
+
+    With a ``booked_at`` column in ``placements``, the booking-time evidence (a TIME_MISMATCH's above all)
+    shows both times in ``timezone``; ``left_sources`` (rule name -> its left sources) says which row is the
+    left one."""
     members = _members_by(placements, "case_id")
+    times = BookingTimes.from_placements(placements, "case_id", set(cases["case_id"].to_pylist()), timezone)
     out: list[Case] = []
     for row in _rows(cases):
         own = list(members.get(row["case_id"], []))
@@ -112,6 +200,12 @@ def cases_from_tables(run_id: str, cases: pa.Table, placements: pa.Table) -> lis
             [MemberRef(**m) for m in json.loads(row["counterparts"])] if row.get("counterparts") else []
         )
         row["_time_ok"] = row["type"] != CaseType.TIME_MISMATCH.value
+        sides = (left_sources or {}).get(row["rule"])
+        evidence = _evidence(row, ["key", "amount", "booked_at", "status"], own, times, sides)
+        reason = row["reason"]
+        if not row["_time_ok"] and row.get("time_delta_s") is not None:
+            booked = next((e for e in evidence if e.field == "booked_at"), None)
+            reason = _time_reason(reason, booked, int(row["time_delta_s"]))
         out.append(
             Case(
                 case_id=row["case_id"],
@@ -123,27 +217,38 @@ def cases_from_tables(run_id: str, cases: pa.Table, placements: pa.Table) -> lis
                 currency=row["currency"],
                 severity=Severity(row["severity"]),
                 rule=row["rule"],
-                reason=row["reason"],
-                evidence=_evidence(row, ["key", "amount", "booked_at", "status"]),
+                reason=reason,
+                evidence=evidence,
             )
         )
     return out
 
 
-def groups_from_tables(run_id: str, groups: pa.Table, placements: pa.Table) -> list[MatchGroup]:
+def groups_from_tables(
+    run_id: str,
+    groups: pa.Table,
+    placements: pa.Table,
+    *,
+    timezone: str = "UTC",
+    left_sources: Mapping[str, Collection[str]] | None = None,
+) -> list[MatchGroup]:
     """The given groups as MatchGroup models (call it with a few: suggested ones, a sample)."""
     if groups.num_rows == 0:
         return []
-    members = _members_by(placements, "group_id", set(groups["group_id"].to_pylist()))
+    ids = set(groups["group_id"].to_pylist())
+    members = _members_by(placements, "group_id", ids)
+    times = BookingTimes.from_placements(placements, "group_id", ids, timezone)
     out = []
     for row in _rows(groups):
+        own = members.get(row["group_id"], [])
+        sides = (left_sources or {}).get(row["rule"])
         out.append(
             MatchGroup(
                 group_id=row["group_id"],
                 run_id=run_id,
                 rule=row["rule"],
-                members=members.get(row["group_id"], []),
-                evidence=_evidence(row, ["key", "amount", "booked_at", "fee"]),
+                members=own,
+                evidence=_evidence(row, ["key", "amount", "booked_at", "fee"], own, times, sides),
                 confidence=row["confidence"],
                 status=MatchStatus(row["status"]),
                 settles=row["settles"].split(",") if row.get("settles") else [],

@@ -1,0 +1,77 @@
+"""Which statements count for a day: a newer upload replaces an older version of the same file.
+
+Statements are filed per project, account and business date. Among them, an older statement is
+*superseded* by a newer upload (later first ingestion: ``parsed_at``, then id) when
+
+* both were read from the same raw key (the object was overwritten with other bytes), or
+* the older one was quarantined and the newer covers the same period (first and last day), whatever the
+  file names (a corrected file sent under another name).
+
+Two parsed files of one account and day under different names both count (an ERP export in two parts, an
+interim and a final bank statement): their common transactions are marked as overlaps by the profile's
+dedupe key, so nothing is hidden and nothing is counted twice.
+
+A superseded statement is no longer one of the day's files: its rows, its quarantine and its row
+accounting do not count. Its record stays (``Statement.superseded_by``) for the audit trail. The same
+bytes uploaded again are not a new version (the checksum finds the stored statement), so they supersede
+nothing. Pure functions: the repositories and the parse stage share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date
+
+from recon.domain import Statement, StatementStatus
+
+__all__ = ["current_statements", "ingest_order", "period", "superseded", "supersedes"]
+
+
+def ingest_order(statement: Statement) -> tuple[str, str]:
+    """Order of first ingestion (a missing time sorts first)."""
+    at = statement.parsed_at
+    return (at.astimezone(UTC).isoformat() if at else "", statement.statement_id)
+
+
+def period(statement: Statement) -> tuple[date, date] | None:
+    """First and last day the statement covers, when known."""
+    if statement.period_start is None or statement.period_end is None:
+        return None
+    return statement.period_start, statement.period_end
+
+
+def supersedes(newer: Statement, older: Statement) -> bool:
+    """Whether ``newer`` (a later upload of the same day and account) replaces ``older``."""
+    if newer.statement_id == older.statement_id or StatementStatus.DUPLICATE in (newer.status, older.status):
+        return False
+    if (newer.project_id, newer.account_id, newer.business_date) != (
+        older.project_id,
+        older.account_id,
+        older.business_date,
+    ) or ingest_order(newer) <= ingest_order(older):
+        return False
+    if newer.raw_key == older.raw_key:
+        return True
+    if older.status is not StatementStatus.QUARANTINED:
+        return False  # a second parsed file is more rows, not a replacement (see the module doc)
+    covered = period(older)
+    return covered is not None and covered == period(newer)
+
+
+def superseded(statements: Iterable[Statement]) -> dict[str, str]:
+    """Statement id -> id of the newest statement that replaces it (among ``statements``)."""
+    listed = sorted(statements, key=ingest_order)
+    replaced: dict[str, str] = {}
+    for i, older in enumerate(listed):
+        for newer in reversed(listed[i + 1 :]):
+            if supersedes(newer, older):
+                replaced[older.statement_id] = newer.statement_id
+                break
+    return replaced
+
+
+def current_statements(statements: Iterable[Statement]) -> list[Statement]:
+    """The statements that count, in the given order (a stored mark or the rule above excludes one)."""
+    listed = list(statements)
+    replaced = superseded(listed)
+    return [s for s in listed if s.superseded_by is None and s.statement_id not in replaced]

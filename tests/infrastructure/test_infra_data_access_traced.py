@@ -1,0 +1,193 @@
+"""Every DynamoDB and Secrets Manager call a local day really makes is allowed by the calling function's
+policy in infra/template.yaml.
+
+moto does not enforce IAM: the integration and workflow tests would pass under any policy. So this test runs
+a day through the local runtime (the real handlers, the deployed ASL, moto), records each call at the
+botocore level together with the function that made it, and evaluates it against that function's
+statements (iam_policy.py). A call the narrowed policy would refuse in AWS fails here. It also checks the
+other way: each grant of test_infra_data_access.EXPECTED_TABLE_ACCESS is used by some call (no dead grants).
+
+Paths covered: the project-file trigger (SyncProject), S3 uploads parsed on arrival (Parse, ingest_upload),
+the run they start (StartRun, the three fetchers on upload delivery, Parse, Match, Resolve, Report), a
+re-run of the same day (replace_results replacing the first run's results), the failure path of Report
+(record_failure) and the review API. API/SFTP fetching with secrets is covered statically (the secret
+names a fetcher may read) and by tests/workflow/test_fetch_retry.py for its behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import botocore.client
+import pytest
+
+from recon.adapters.s3 import S3ObjectStore
+from recon.keys import project_config_key, raw_key
+from recon_local.demo_data import generate_day
+from recon_local.runtime import LocalCloud
+from tests.infrastructure.iam_policy import (
+    TABLE_ARN,
+    Request,
+    allowed,
+    function_statements,
+    index_arn,
+    secret_arn,
+)
+from tests.infrastructure.test_infra_data_access import EXPECTED_INDEX_ACCESS, EXPECTED_TABLE_ACCESS
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
+DAY = date(2026, 11, 20)
+_EQUALS = re.compile(r"(#\w+)\s*=\s*(:\w+)")
+
+
+def _key_value(params: Mapping[str, Any], attribute: str) -> str:
+    """The value a Query's KeyConditionExpression binds the partition key attribute to."""
+    names = params.get("ExpressionAttributeNames", {})
+    for name, value in _EQUALS.findall(params["KeyConditionExpression"]):
+        if names.get(name, name) == attribute:
+            return str(params["ExpressionAttributeValues"][value]["S"])
+    raise AssertionError(f"no {attribute} equality in {params['KeyConditionExpression']!r}")
+
+
+def to_requests(service: str, operation: str, params: Mapping[str, Any]) -> list[Request]:
+    """The IAM request(s) one API call amounts to (action, resource ARN, partition keys)."""
+    action = f"{service}:{operation}"
+    if service == "secretsmanager":
+        assert operation == "GetSecretValue", operation
+        return [Request(action, secret_arn(params["SecretId"]))]
+    assert service == "dynamodb", service
+    if operation in {"GetItem", "DeleteItem", "UpdateItem"}:
+        return [Request(action, TABLE_ARN, (params["Key"]["pk"]["S"],))]
+    if operation == "PutItem":
+        return [Request(action, TABLE_ARN, (params["Item"]["pk"]["S"],))]
+    if operation == "Query":
+        if "IndexName" in params:
+            return [Request(action, index_arn(params["IndexName"]), (_key_value(params, "gsi1pk"),))]
+        return [Request(action, TABLE_ARN, (_key_value(params, "pk"),))]
+    if operation == "BatchWriteItem":
+        (writes,) = params["RequestItems"].values()
+        keys = tuple(
+            (w["PutRequest"]["Item"] if "PutRequest" in w else w["DeleteRequest"]["Key"])["pk"]["S"]
+            for w in writes
+        )
+        return [Request(action, TABLE_ARN, keys)]
+    raise AssertionError(f"no IAM translation for {action}: add one before using it")
+
+
+@pytest.fixture(scope="module")
+def traced_calls() -> Iterator[list[tuple[str, Request, str]]]:
+    """(function logical id, IAM request, operation) for every data call made inside a handler."""
+    calls: list[tuple[str, Request, str]] = []
+    original = botocore.client.BaseClient._make_request
+
+    with LocalCloud() as cloud:
+        logical_by_name = {cloud.function_name(lid): lid for lid in cloud.function_ids}
+
+        def recording(client: Any, operation_model: Any, request_dict: Any, request_context: Any) -> Any:
+            service = client.meta.service_model.service_name
+            function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+            if function in logical_by_name and service in {"dynamodb", "secretsmanager"}:
+                params = json.loads(request_dict["body"] or b"{}")
+                for request in to_requests(service, operation_model.name, params):
+                    calls.append((logical_by_name[function], request, operation_model.name))
+            return original(client, operation_model, request_dict, request_context)
+
+        with mock.patch.object(botocore.client.BaseClient, "_make_request", recording):
+            _a_day(cloud)
+    yield calls
+
+
+def _a_day(cloud: LocalCloud) -> None:
+    store = S3ObjectStore()
+    sync_rule = next(r for r in cloud.rules if r.startswith("SyncProjectFunction"))
+    cloud.subscribe_queue_to_rule(sync_rule)
+    store.put(cloud.data_bucket, project_config_key("demo"), PROJECT_TEXT.encode())
+    assert [r["status"] for r in cloud.deliver_rule(sync_rule)] == ["scheduled"]
+
+    parse_rule = next(r for r in cloud.rules if r.startswith("ParseFunction"))
+    cloud.subscribe_queue_to_rule(parse_rule)
+    day = generate_day(DAY)
+    for account_id, (name, data) in sorted(day.files.items()):
+        store.put(cloud.raw_bucket, raw_key("demo", account_id, day.statement_dates[account_id], name), data)
+    assert len(cloud.deliver_rule(parse_rule)) == len(day.files)  # parsed on arrival; starts the day's run
+    sfn = cloud.client("stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
+    statuses = [cloud.wait(e["executionArn"]).status for e in executions]
+    assert "SUCCEEDED" in statuses, statuses
+
+    # The same day again: results replaced in place (replace_results), statements found by checksum.
+    again = cloud.start_execution(
+        {"project_id": "demo", "business_date": DAY.isoformat(), "trigger": "manual"}
+    )
+    assert cloud.wait(again).status == "SUCCEEDED"
+
+    failure = {"error": {"Error": "States.TaskFailed", "Cause": "{}"}, "execution": "x", "input": {}}
+    failure["input"] = {"project_id": "demo", "business_date": DAY.isoformat()}
+    assert "subject" in cloud.invoke("ReportFunction", {"failure": failure})
+
+    api_event = {
+        "resource": "/runs/{id}",
+        "path": "/runs/demo-20261120",
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json"},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"id": "demo-20261120"},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/runs/{id}",
+            "httpMethod": "GET",
+            "path": "/v1/runs/demo-20261120",
+            "stage": "v1",
+            "requestId": "req-1",
+            "identity": {"userArn": "arn:aws:iam::123456789012:user/reviewer", "sourceIp": "127.0.0.1"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+    assert cloud.invoke("ApiFunction", api_event)["statusCode"] == 200
+
+
+def test_every_traced_call_is_allowed_by_the_calling_functions_policy(
+    traced_calls: list[tuple[str, Request, str]], functions: Mapping[str, Mapping[str, Any]]
+) -> None:
+    callers = {function for function, _, _ in traced_calls}
+    assert callers == set(EXPECTED_TABLE_ACCESS) - {"ExtractPdfFunction"}  # no PDF statement in the day
+    refused = sorted(
+        {
+            (f, r.action, r.leading_keys)
+            for f, r, _ in traced_calls
+            if not allowed(function_statements(functions[f]), r)
+        }
+    )
+    assert refused == []
+
+
+def test_every_granted_table_access_is_used(traced_calls: list[tuple[str, Request, str]]) -> None:
+    """No dead grants: each (function, action, key prefix) of the expected access occurs in the day."""
+    used_index = {(f, r.action) for f, r, _ in traced_calls if r.resource.startswith(index_arn(""))}
+    keys_used = {
+        (f, r.action, key)
+        for f, r, _ in traced_calls
+        if not r.resource.startswith(index_arn(""))
+        for key in r.leading_keys or ()
+    }
+    unused = [
+        (function, action, pattern)
+        for function, access in sorted(EXPECTED_TABLE_ACCESS.items())
+        for action, patterns in sorted(access.items())
+        for pattern in sorted(patterns)
+        if not any(f == function and a == action and fnmatchcase(k, pattern) for f, a, k in keys_used)
+    ]
+    assert unused == []
+    assert used_index == {(f, a) for f, actions in EXPECTED_INDEX_ACCESS.items() for a in actions}

@@ -1,0 +1,66 @@
+"""`recon run` files each local input under the statement date its content says (recon_local.local_run)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from recon.domain import Project
+from recon_local.demo_data import generate_day, write_day
+from recon_local.local_run import InputError, business_days, file_inputs, input_files
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = Project.from_yaml((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
+DAY = date(2026, 11, 20)
+
+
+def _filed(files: list[Path], dates: list[date]) -> dict[str, tuple[str, date, str]]:
+    return {f.path.name: (f.account_id, f.statement_date, f.note) for f in file_inputs(PROJECT, files, dates)}
+
+
+def test_a_day_is_filed_where_its_run_reads_it(tmp_path: Path) -> None:
+    files = write_day(generate_day(DAY), tmp_path)
+    filed = _filed(files, [DAY])
+    assert sorted((a, d) for a, d, _ in filed.values()) == [
+        ("alipay-main", DAY),
+        ("bank-cmb", date(2026, 11, 21)),  # T+1
+        ("erp", DAY),
+        ("wechat-main", DAY),
+    ]
+    assert not any(note for _, _, note in filed.values())
+
+
+def test_a_bank_statement_of_another_day_is_filed_under_its_own_date_with_a_warning(tmp_path: Path) -> None:
+    day = write_day(generate_day(DAY), tmp_path / "day")
+    later = write_day(generate_day(date(2026, 11, 21)), tmp_path / "later")
+    wrong = next(p for p in later if p.name.startswith("camt"))  # dated 2026-11-22
+    files = [p for p in day if not p.name.startswith("camt")] + [wrong]
+    account, filed_under, note = _filed(files, [DAY])[wrong.name]
+    assert (account, filed_under) == ("bank-cmb", date(2026, 11, 22))
+    assert "2026-11-22" in note and "2026-11-21 (for 2026-11-20)" in note and "do not reconcile" in note
+
+
+def test_consecutive_days_from_one_folder_and_dated_sub_folders(tmp_path: Path) -> None:
+    first = write_day(generate_day(DAY), tmp_path / "in")
+    (tmp_path / "in" / "2026-11-22").mkdir()
+    second = write_day(generate_day(date(2026, 11, 21)), tmp_path / "in" / "2026-11-22")
+    (tmp_path / "in" / "notes").mkdir()  # not a date: not an input folder
+    files = input_files(tmp_path / "in")
+    assert sorted(files) == sorted(first + second)
+    dates = business_days(DAY, date(2026, 11, 21))
+    filed = _filed(files, dates)
+    assert {d for _, d, _ in filed.values()} == {DAY, date(2026, 11, 21), date(2026, 11, 22)}
+    assert not any(note for _, _, note in filed.values())
+    with pytest.raises(InputError):
+        business_days(date(2026, 11, 21), DAY)
+
+
+def test_a_file_whose_day_cannot_be_read_needs_a_dated_folder_when_several_days_run(tmp_path: Path) -> None:
+    erp = next(p for p in write_day(generate_day(DAY), tmp_path) if p.name.startswith("erp"))
+    empty = tmp_path / "erp__empty.csv"
+    empty.write_bytes(erp.read_bytes().splitlines(keepends=True)[0])  # the header only: no rows, no date
+    assert _filed([empty], [DAY])[empty.name][1] == DAY  # one day: the day's run reads it
+    with pytest.raises(InputError, match=r"erp__empty\.csv"):
+        file_inputs(PROJECT, [empty], business_days(DAY, date(2026, 11, 21)))
