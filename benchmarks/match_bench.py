@@ -545,9 +545,10 @@ _STATEMENTS = (("erp", "erp"), ("wechat", "wechat-main"), ("alipay", "alipay-mai
 _RUN_ID = "run-bench"
 # What each task kind spends its time on (wrapped in the child, for the breakdown only).
 _TASK_PHASES = {
-    "plan": ("_load_day", "_put_table"),  # the rest: preparing and splitting the day
+    # plan, the rest: reading the objects a slice at a time, preparing and splitting them
+    "plan": ("_object_repeats", "_put"),
     "partition": ("read_table", "match_partition", "_put_table"),
-    "residual": ("read_table", "_load_day", "match_residual", "merge_results", "_store"),
+    "residual": ("read_table", "match_residual", "merge_results", "_open_rows", "_store"),
 }
 
 

@@ -7,7 +7,7 @@ each as ``recon run --out`` writes it:
 * ``cases.csv``: case_id, type, source, txn_id, amount, currency, counterpart_source, counterpart_txn_id,
   delta [, severity, reason, rule]
 * ``filtered.csv``: source, account_id, txn_id, amount, currency, rule
-* ``open_items.csv``: source, account_id, txn_id, amount, currency, first_seen, age_days
+* ``open_items.csv``: source, account_id, txn_id, amount, currency, first_seen, age_days (held_by)
 * ``summary.json``
 
 Engines that predate some of these are still scored, and the report says how: without ``status`` every

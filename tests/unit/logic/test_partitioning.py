@@ -4,17 +4,20 @@ task boundary as Parquet) gives exactly the single run's result, byte for byte."
 from __future__ import annotations
 
 import io
+import json
 import random
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from recon.domain import Project, Transaction, TxnStatus
+from recon.domain import Project, Source, Statement, StatementStatus, Transaction, TxnStatus
 from recon.matching import match_partition, match_residual, match_table, merge_results, partition_inputs
 from recon.matching.partition import Share, batches_from_json
+from recon.pipeline.services import Services
 
 from .conftest import DAY, REPO, txn
 from .matching_support import Outcome, table_of
@@ -232,3 +235,216 @@ def test_the_match_stage_plans_partitions_for_a_large_day_and_gives_the_same_res
             svc.store.get("data", result_key("demo", DAY, started.run_id, name)) for name in RESULT_FILES
         ]
     assert stored["plan"] == stored["whole"]
+
+
+def test_a_day_prepared_a_slice_at_a_time_gives_the_partitions_of_the_whole_day() -> None:
+    """The plan task prepares a large file a slice at a time; its in-file duplicates are found over the
+    whole file first. Every slice size gives the whole day's partitions, row for row."""
+    import numpy as np
+
+    from recon.matching.engine import in_file_duplicates
+    from recon.matching.partition import prepare_slice, split_inputs
+
+    project = Project.model_validate({**DEMO, "rules": RULES})
+    table = table_of(random_day(12))
+    flagged = np.asarray(table["in_file_duplicate"].to_numpy(zero_copy_only=False), bool)
+    assert flagged.any()
+    repeats, _ = in_file_duplicates(
+        flagged, table["statement_id"], table["dedupe_key"], np.arange(table.num_rows)
+    )
+    assert len(repeats)
+    expected = [p.combine_chunks() for p in split_inputs(project, table, DAY, 3)]
+    for size in (1, 7, 50):
+        got: list[list[pa.Table]] = [[], [], []]
+        for start in range(0, table.num_rows, size):
+            rows = table.slice(start, size)
+            rows = rows.append_column("_pos", pa.array(range(start, start + rows.num_rows), pa.int64()))
+            mine = repeats[(repeats >= start) & (repeats < start + size)] - start
+            for k, part in prepare_slice(project, rows, DAY, 3, repeats=mine):
+                got[k].append(part)
+        for k in range(3):
+            whole = pa.concat_tables(got[k]).combine_chunks()
+            assert whole.to_pylist() == expected[k].to_pylist(), (size, k)
+
+
+def _deliver_table(svc: Services, day: date, account: str, statement_id: str, table: pa.Table) -> None:
+    """One statement object as the parse stage stores it (``table`` may be a version 1 table)."""
+    from recon.domain import Statement, StatementStatus
+    from recon.tables import table_to_parquet
+
+    key = f"normalized/project=demo/account={account}/date={day}/{statement_id}.parquet"
+    if "dedupe_key" in table.column_names:
+        body = table_to_parquet(table)
+    else:  # a version 1 object, stored before the dedupe columns existed
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        body = sink.getvalue()
+    svc.store.put("data", key, body)
+    svc.repo.put_statement(
+        Statement(
+            statement_id=statement_id,
+            project_id="demo",
+            source=table["source"][0].as_py(),
+            account_id=account,
+            business_date=day,
+            raw_key=f"raw/demo/{account}/{day}/{statement_id}",
+            checksum=statement_id,
+            size=1,
+            status=StatementStatus.PARSED,
+            rows_read=table.num_rows,
+            rows_parsed=table.num_rows,
+            parquet_key=key,
+        )
+    )
+
+
+def _uniform(rows: list[Transaction]) -> list[Transaction]:
+    """The rows with their lineage (uid, raw key, row number) at one length. Case ids hash the lineage
+    padded to the longest value among the rows hashed together, which a partition does not share with
+    the whole day: lineage of mixed lengths gives other ids partitioned (docs/matching.md, "Partitioned,
+    as deployed"); this test is about which rows meet where, not about that."""
+    return [
+        r.model_copy(
+            update={
+                "txn_uid": r.txn_uid.ljust(40, "."),
+                "raw_key": r.raw_key.ljust(48, "_"),
+                "row_number": 10_000 + i,
+            }
+        )
+        for i, r in enumerate(rows)
+    ]
+
+
+def _second_day_rows() -> list[Transaction]:
+    shift = timedelta(days=1)  # booked on the second day: its last hours are in flight, carried again
+    return _uniform(
+        [
+            r.model_copy(update={"booked_at": r.booked_at + shift, "value_date": r.value_date + shift})
+            for r in random_day(13)
+        ]
+    )
+
+
+def _second_day(svc: Services, day: date, rows: list[Transaction]) -> None:
+    """Several statement objects per account, in-file duplicates, an overlapping statement and a version
+    1 object."""
+    from recon.tables import TRANSACTION_SCHEMA
+
+    for account in ("erp", "wechat-main", "alipay-main", "bank-cmb"):
+        mine = [r for r in rows if r.account_id == account]
+        halves = (mine[: len(mine) // 2], mine[len(mine) // 2 :])
+        for j, half in enumerate(halves):
+            statement_id = f"st-{account}-{j}"
+            filed = [r.model_copy(update={"statement_id": statement_id}) for r in half]
+            if account == "wechat-main" and j == 1:
+                filed += filed[:3]  # delivered again in the same file: in-file duplicates
+            table = table_of(filed)
+            if account == "erp" and j == 1:
+                # The second ERP statement repeats rows the first already delivered.
+                marks = [f"st-{account}-0" if i % 5 == 0 else None for i in range(table.num_rows)]
+                table = table.append_column("overlap_of", pa.array(marks, pa.string()))
+            if account == "alipay-main" and j == 1:
+                table = table.select(
+                    [f.name for f in TRANSACTION_SCHEMA if f.name not in ("dedupe_key", "in_file_duplicate")]
+                )
+                table = pa.concat_tables([table, table.slice(0, 2)])  # repeats a version 1 reader flags
+            _deliver_table(svc, day, account, statement_id, table)
+
+
+def _stage_outputs(svc: Services, run_id: str, day: date) -> dict[str, bytes]:
+    from recon.keys import INPUTS_FILE, RESULT_FILES, open_batches_key, open_items_key, result_key
+
+    store = svc.store
+    names = [*RESULT_FILES, INPUTS_FILE]
+    out = {n: store.get("data", result_key("demo", day, run_id, n)) for n in names}
+    out["open_items"] = store.get("data", open_items_key("demo", day))
+    out["open_batches"] = store.get("data", open_batches_key("demo", day))
+    run = svc.repo.get_run(run_id)
+    assert run is not None
+    out["files"] = json.dumps([f.model_dump(mode="json") for f in run.files]).encode()
+    return out
+
+
+@pytest.mark.parametrize("quarantined", [False, True], ids=["complete", "bank-quarantined"])
+def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
+    monkeypatch: pytest.MonkeyPatch, quarantined: bool
+) -> None:
+    """A day with carried open items, several statement objects per account, in-file duplicates (one pair
+    in a version 1 object), an overlapping statement and filters, partitioned with objects read a few
+    rows at a time: results, inputs, open items, open batches and file accounting equal mode whole's,
+    and no task of the partitioned run loads the whole day. With a quarantined bank statement too, the
+    rows held for it (``awaiting-statement``) are the same."""
+    from recon.pipeline import match as stage
+    from recon.pipeline.contracts import MatchInput, StartRunInput
+    from recon.pipeline.run import start_run
+    from recon.settings import Settings
+
+    from .conftest import memory_services
+    from .test_carry_over import _deliver
+
+    project = Project.model_validate({**DEMO, "rules": RULES})
+    first_day, day = DAY, DAY + timedelta(days=1)
+    stored: dict[str, dict[str, bytes]] = {}
+    first_rows, second_rows = _uniform(random_day(11)), _second_day_rows()  # once: txn() counts calls
+    for mode in ("whole", "plan"):
+        settings = Settings(
+            raw_bucket="raw",
+            data_bucket="data",
+            table_name="t",
+            match_partition_rows=50,
+            match_rows_per_partition=7,
+        )
+        svc = memory_services("demo", project, settings=settings)
+        for account in ("erp", "wechat-main", "alipay-main", "bank-cmb"):
+            _deliver(svc, first_day, account, [r for r in first_rows if r.account_id == account])
+        started = start_run(StartRunInput(project_id="demo", business_date=first_day), svc)
+        ref = {"run_id": started.run_id, "project_id": "demo", "business_date": first_day}
+        stage.match_run(MatchInput(**ref, mode="whole"), svc)  # leaves open items to carry
+        _second_day(svc, day, second_rows)
+        if quarantined:
+            svc.repo.put_statement(
+                Statement(
+                    statement_id="st-bank-cmb-bad",
+                    project_id="demo",
+                    source=Source.BANK,
+                    account_id="bank-cmb",
+                    business_date=day,
+                    raw_key=f"raw/demo/bank-cmb/{day}/late.xml",
+                    checksum="bad",
+                    size=1,
+                    status=StatementStatus.QUARANTINED,
+                )
+            )
+        started = start_run(StartRunInput(project_id="demo", business_date=day), svc)
+        ref = {"run_id": started.run_id, "project_id": "demo", "business_date": day}
+        if mode == "plan":
+            with monkeypatch.context() as m:
+                for name in ("_load_day", "_load_rows", "assemble", "previous_open_items", "read_parquet"):
+                    m.setattr(stage, name, _refuse(name))
+                out = stage.match_run(MatchInput(**ref, mode="plan"), svc)
+                assert out.partitioned and out.partitions > 10
+                for k in range(out.partitions):
+                    stage.match_run(MatchInput(**ref, mode="partition", partition=k), svc)
+                out = stage.match_run(MatchInput(**ref, mode="residual"), svc)
+        else:
+            out = stage.match_run(MatchInput(**ref, mode="whole"), svc)
+        assert out.match_groups > 0
+        stored[mode] = _stage_outputs(svc, started.run_id, day)
+    inputs = json.loads(stored["whole"]["inputs.json"])["objects"]
+    assert len(inputs) == 9 and inputs[-1][0].startswith("open-items/")  # 8 statements, then the carried
+    result = pq.read_table(io.BytesIO(stored["whole"]["cases.parquet"]))
+    assert "DUPLICATE" in result["type"].cast(pa.string()).to_pylist()
+    placements = pq.read_table(io.BytesIO(stored["whole"]["placements.parquet"]))
+    rules = set(placements["rule"].cast(pa.string()).to_pylist())
+    assert {"overlapping-statement", "erp-unpaid-orders", "duplicate-source-id"} <= rules
+    assert ("awaiting-statement:bank-cmb" in rules) is quarantined  # ERP rows of the erp-bank-order rule
+    assert pq.read_table(io.BytesIO(stored["whole"]["open_items"])).num_rows  # the next day's carried rows
+    for name in stored["whole"]:
+        assert stored["plan"][name] == stored["whole"][name], name
+
+
+def _refuse(name: str) -> Callable[..., object]:
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError(f"a partitioned task called {name}: it would hold the whole day")
+
+    return refused

@@ -3,13 +3,17 @@ calls it, on a generated day in the real file formats."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from recon.domain import Project, RunStatus, StatementStatus
-from recon.keys import project_config_key, raw_key, report_prefix
+from recon.keys import project_config_key, raw_key, report_prefix, result_key
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
 from recon.pipeline.fetch import fetch_statements
 from recon.pipeline.match import match_run
@@ -123,8 +127,18 @@ def test_bad_file_is_quarantined_and_the_run_goes_on(svc: Services) -> None:
     assert json.loads(report_json)["errors"][0]["row"] == statement.errors[0].row
     run = svc.repo.get_run(started.run_id)
     assert run is not None and run.quarantined_files == 1 and run.balanced
-    # ERP orders paid by WeChat now have no counterpart: they are cases, not lost
-    assert resolved.cases_by_type.get("MISSING_IN_CHANNEL", 0) > 10
+    # The bill is missing, not the money: ERP orders and the bank credit that need it wait for a corrected
+    # file (open, naming the account), they are neither lost nor reported as MISSING cases.
+    assert (
+        "MISSING_IN_CHANNEL" not in resolved.cases_by_type and "MISSING_IN_BANK" not in resolved.cases_by_type
+    )
+    placements = pq.read_table(
+        io.BytesIO(svc.store.get("data", result_key("demo", DAY, started.run_id, "placements.parquet")))
+    )
+    held = pc.equal(placements["rule"].cast(pa.string()), "awaiting-statement:wechat-main")
+    assert pc.sum(held).as_py() > 10
+    assert set(placements.filter(held)["disposition"].cast(pa.string()).to_pylist()) == {"open"}
+    assert run.error and key in run.error and "quarantined" in run.error and "held open" in run.error
 
 
 def test_upload_event_parses_and_starts_the_run_once_inputs_are_complete(svc: Services) -> None:

@@ -143,6 +143,7 @@ def test_filtered_and_open_items_csv(project: Project) -> None:
             "currency": "CNY",
             "first_seen": "2026-11-20",
             "age_days": "1",
+            "held_by": "k",
         }
     ]
     assert [(o.txn_id, o.age_days, o.rule) for o in open_items(later.placed, DAY)] == [("SO8", 0, "k")]

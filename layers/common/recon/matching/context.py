@@ -30,11 +30,25 @@ OTHER = "OTHER"
 DUPLICATE_RULE = "duplicate-source-id"
 OVERLAP_RULE = "overlapping-statement"
 UNMATCHED_RULE = "no-counterpart"
+# Rows held open because a statement they need is missing (quarantined or not delivered): the rule name
+# is this prefix and the accounts awaited, e.g. "awaiting-statement:wechat-main".
+AWAITING_RULE = "awaiting-statement"
 
 
 @dataclass(frozen=True)
 class Context:
     project: Project
+    # Accounts without a complete statement for the run (quarantined or not delivered): nothing can be
+    # concluded about rows whose counterpart would be there, so they wait instead of becoming MISSING.
+    unavailable: frozenset[str] = frozenset()
+
+    def awaited(self, sources: list[str]) -> list[str]:
+        """The unavailable accounts among those of ``sources`` (sorted)."""
+        return sorted(
+            a.account_id
+            for a in self.project.accounts
+            if a.account_id in self.unavailable and (not sources or a.source in sources)
+        )
 
     @property
     def threshold(self) -> float:

@@ -39,11 +39,11 @@ from recon.domain import (
 )
 
 from .conditions import apply_filter, apply_mapping
-from .context import OVERLAP_RULE, Context
-from .frame import BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain
+from .context import DUPLICATE_RULE, OVERLAP_RULE, Context
+from .frame import ANY, BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain, take_rows
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
-from .residue import carry_over, classify, order_known, residual_duplicates
+from .residue import await_statements, carry_over, classify, order_known, residual_duplicates
 from .settlement import Batch, Settled, settle
 from .subset import subset_sum
 from .window import window_match
@@ -162,14 +162,26 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
     if not flagged.any():
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     key_column = "dedupe_key" if "dedupe_key" in frame.table.column_names else "txn_id"
-    statement, _ = labels_of(
+    statement = (
         frame.table["statement_id"]
         if "statement_id" in frame.table.column_names
         else frame.table["account_id"]
     )
+    return in_file_duplicates(flagged, statement, frame.text(key_column), frame.position)
+
+
+def in_file_duplicates(
+    flagged: BOOL,
+    statement_column: pa.Array | pa.ChunkedArray,
+    keys: pa.Array | pa.ChunkedArray,
+    position: ANY,
+) -> tuple[I64, I64]:
+    """``_in_file_duplicates`` over bare columns (a statement object's, before it is matched)."""
+    if not flagged.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    statement, _ = labels_of(statement_column)
     rows = np.flatnonzero(flagged)
-    keys = frame.text(key_column)
-    row_keys = frame.take_text(key_column, rows).to_pylist()
+    row_keys = take_rows(keys, rows).to_pylist()
     # Flagged rows are few: look their keys up in the whole column (exact values, nulls as nulls)
     # rather than hashing every row's key.
     wanted = pa.array(row_keys, pa.string())
@@ -180,8 +192,8 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
         bool,
     )
     hits = np.flatnonzero(shares_key & np.isin(statement, np.unique(statement[rows])) & ~flagged)
-    hits = hits[np.argsort(frame.position[hits], kind="stable")]
-    hit_keys = frame.take_text(key_column, hits).to_pylist()
+    hits = hits[np.argsort(position[hits], kind="stable")]
+    hit_keys = take_rows(keys, hits).to_pylist()
     first_of: dict[tuple[int, str], int] = {}
     for row, key in zip(hits.tolist(), hit_keys, strict=True):
         first_of.setdefault((int(statement[row]), key), row)
@@ -194,12 +206,18 @@ def _in_file_duplicates(frame: Frame) -> tuple[I64, I64]:
     return np.array(found, np.int64), np.array(first, np.int64)
 
 
-def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> None:
+def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan, *, repeats: I64 | None = None) -> None:
+    """``repeats``: the in-file duplicates among the frame's rows, found beforehand over their whole file
+    (a partitioned run's plan prepares a file a slice at a time). They are only set aside as cases: the
+    partition that gets them builds their DUPLICATE cases (``seed_prepared``)."""
     overlap = np.flatnonzero(frame.optional_valid("overlap_of"))
     ledger.filter_rows(overlap, OVERLAP_RULE)
-    rows, first = _in_file_duplicates(frame)
-    keep = ledger.disposition[rows] == UNPLACED
-    duplicates(frame, ledger, ctx, rows[keep], first[keep])
+    if repeats is None:
+        rows, first = _in_file_duplicates(frame)
+        keep = ledger.disposition[rows] == UNPLACED
+        duplicates(frame, ledger, ctx, rows[keep], first[keep])
+    else:
+        ledger.set_aside(repeats[ledger.disposition[repeats] == UNPLACED], DUPLICATE_RULE)
     for rule in p.prepare:
         _apply(frame, ledger, ctx, rule, partials={}, settled=Settled(), carried={})
 
@@ -224,6 +242,7 @@ def residual(
     for rule in p.residual:
         _apply(frame, ledger, ctx, rule, partials=partials, settled=settled, carried=carried)
     residual_duplicates(frame, ledger, ctx)
+    await_statements(frame, ledger, ctx)
     carry_over(frame, ledger, ctx.project, settled.in_flight)
     classify(frame, ledger, ctx, known)
     return settled
@@ -235,13 +254,16 @@ def match_table(
     business_date: date,
     *,
     carried_batches: dict[str, list[Batch]] | None = None,
+    unavailable: frozenset[str] = frozenset(),
 ) -> MatchResult:
     """Place every row: match groups, cases, filtered, open. ``rows`` follows recon.tables' schema (by
     column name; optional columns may be absent, extra columns are ignored). ``carried_batches``: the
-    settlement batches earlier runs left open, by rule (``MatchResult.open_batches`` of the day before)."""
+    settlement batches earlier runs left open, by rule (``MatchResult.open_batches`` of the day before).
+    ``unavailable``: accounts whose statement for the day is missing (quarantined or not delivered); rows
+    that would need it wait (``AWAITING_RULE``) instead of becoming MISSING cases."""
     frame = Frame(rows, business_date, project.timezone)
     ledger = Ledger(frame)
-    ctx = Context(project)
+    ctx = Context(project, unavailable)
     p = plan(project)
     prepare(frame, ledger, ctx, p)
     known = keyed(frame, ledger, ctx, p)

@@ -91,6 +91,33 @@ def labels_of(column: pa.ChunkedArray | pa.Array) -> tuple[I32, list[str]]:
     return remap[indices], [labels[i] for i in order]
 
 
+def take_rows(column: pa.Array | pa.ChunkedArray, rows: npt.NDArray[np.integer[Any]]) -> pa.Array:
+    """Values of a column at ``rows``, as one array. Taken chunk by chunk: Arrow's take from several
+    string chunks concatenates them all first on every call, however few the rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not isinstance(column, pa.ChunkedArray) or column.num_chunks == 1:
+        return plain(plain(column).take(pa.array(rows)))
+    bounds = np.cumsum([0] + [len(c) for c in column.chunks])
+    chunk_of = np.searchsorted(bounds, rows, side="right") - 1
+    order = np.argsort(chunk_of, kind="stable")
+    by_chunk, first = np.unique(chunk_of[order], return_index=True)
+    ends = np.append(first[1:], len(order))
+    parts = [
+        plain(column.chunk(int(k))).take(pa.array(rows[order[a:b]] - bounds[k]))
+        for k, a, b in zip(by_chunk.tolist(), first.tolist(), ends.tolist(), strict=True)
+    ]
+    taken = (
+        plain(pa.chunked_array(parts, type=plain(column.chunk(0)).type))
+        if parts
+        else plain(column.chunk(0))[:0]
+    )
+    if np.array_equal(order, np.arange(len(order))):
+        return taken
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.arange(len(order))
+    return taken.take(pa.array(inverse))
+
+
 def _int64(table: pa.Table, name: str, default: int = 0) -> I64:
     if name not in table.column_names:
         return np.full(table.num_rows, default, dtype=np.int64)
@@ -169,31 +196,8 @@ class Frame:
         return self._text[name]
 
     def take_text(self, name: str, rows: npt.NDArray[np.integer[Any]]) -> pa.Array:
-        """Values of a text column at ``rows``, as one array. Taken chunk by chunk: Arrow's take from several
-        string chunks concatenates them all first on every call, however few the rows."""
-        rows = np.asarray(rows, dtype=np.int64)
-        column = self.text(name)
-        if not isinstance(column, pa.ChunkedArray) or column.num_chunks == 1:
-            return plain(plain(column).take(pa.array(rows)))
-        bounds = np.cumsum([0] + [len(c) for c in column.chunks])
-        chunk_of = np.searchsorted(bounds, rows, side="right") - 1
-        order = np.argsort(chunk_of, kind="stable")
-        by_chunk, first = np.unique(chunk_of[order], return_index=True)
-        ends = np.append(first[1:], len(order))
-        parts = [
-            plain(column.chunk(int(k))).take(pa.array(rows[order[a:b]] - bounds[k]))
-            for k, a, b in zip(by_chunk.tolist(), first.tolist(), ends.tolist(), strict=True)
-        ]
-        taken = (
-            plain(pa.chunked_array(parts, type=plain(column.chunk(0)).type))
-            if parts
-            else plain(column.chunk(0))[:0]
-        )
-        if np.array_equal(order, np.arange(len(order))):
-            return taken
-        inverse = np.empty(len(order), dtype=np.int64)
-        inverse[order] = np.arange(len(order))
-        return taken.take(pa.array(inverse))
+        """Values of a text column at ``rows``, as one array (see ``take_rows``)."""
+        return take_rows(self.text(name), rows)
 
     def set_text(self, name: str, values: pa.Array | pa.ChunkedArray) -> None:
         self._text[name] = values

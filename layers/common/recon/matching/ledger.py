@@ -153,6 +153,11 @@ class Ledger:
     def filter_rows(self, rows: I64, rule: str) -> None:
         self._place(rows, FILTERED, -1, self.rule_code(rule))
 
+    def set_aside(self, rows: I64, rule: str) -> None:
+        """Place rows as cases without building the cases (a partitioned run's plan: the partition that
+        gets the rows builds them)."""
+        self._place(rows, CASE, -1, self.rule_code(rule))
+
     def open_rows(self, rows: I64, rule_codes: npt.NDArray[np.int32]) -> None:
         self._place(rows, OPEN, -1, rule_codes)
 

@@ -7,15 +7,19 @@
     rest = match_residual(project, [s.residual for s in shares], [s.batches for s in shares], business_date)
     result = merge_results([*shares, rest], business_date)          # == match_table(project, rows, ...)
 
-* ``partition_inputs`` runs the prepare phase on the whole day (filters and mappings are cheap and
-  column-wise), then splits the working rows by a hash of the keyed phase's first key field (the merchant
-  order number, so a payment, its refunds and any repeat share a partition). Rows without that key are
-  split by a hash of (account, source id), so repeats stay together.
+* ``partition_inputs`` runs the prepare phase on the day (filters and mappings are cheap and column-wise),
+  then splits the working rows by a hash of the keyed phase's first key field (the merchant order number,
+  so a payment, its refunds and any repeat share a partition). Rows without that key are split by a hash
+  of (account, source id), so repeats stay together. ``prepare_slice`` does the same for part of the day
+  (the match stage's plan task reads the day an object, and a slice of an object, at a time): the prepare
+  phase is row by row except in-file duplicates, which the caller finds over the whole file first, and
+  each hash is of the row's own bytes, so a slice gets the partitions the whole day would.
 * ``match_partition`` runs the keyed phase on one partition and returns its placements, groups and cases,
   the rows it left (the residual, small) and its share of the settlement batches' totals.
 * ``match_residual`` runs the residual phase (window, settlement, subset-sum, residue) on all partitions'
   residual rows together.
-* ``merge_results`` concatenates the shares in the single run's canonical order.
+* ``merge_results`` merges the shares in the single run's canonical order (placements scattered to their
+  day positions, one share at a time).
 
 Every table crossing a task boundary is plain Arrow (Parquet in S3 between Lambda tasks). A test shows the
 merged result equals ``match_table`` byte for byte.
@@ -23,9 +27,10 @@ merged result equals ``match_table`` byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +42,7 @@ from .context import Context
 from .engine import (
     ORDER_KNOWN,
     MatchResult,
+    Plan,
     keyed,
     plan,
     prepare,
@@ -44,9 +50,9 @@ from .engine import (
     seed_prepared,
     working_table,
 )
-from .frame import ANY, Frame, plain
-from .hashing import hash_words
-from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries
+from .frame import ANY, I64, Frame, plain
+from .hashing import hash_own_words, words_of
+from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries, dictionary
 from .settlement import Batch, batch_totals, batches_from_json, batches_to_json
 
 
@@ -77,19 +83,25 @@ def split_inputs(project: Project, rows: pa.Table, business_date: date, n: int) 
     A caller that stores each partition before taking the next holds the day twice (rows + working table),
     not three times: at 5M rows the plan task needs 10 GiB otherwise.
     """
+    for _, part in prepare_slice(project, rows, business_date, n):
+        yield part
+
+
+def prepare_slice(
+    project: Project, rows: pa.Table, business_date: date, n: int, *, repeats: I64 | None = None
+) -> Iterator[tuple[int, pa.Table]]:
+    """The prepare phase on some of the day's rows, split into ``n`` partitions: (partition, its working
+    rows), ascending. The prepare phase is row by row but for in-file duplicates, so a day may be prepared
+    a slice at a time: ``rows`` then carry their day position (``_pos``) and ``repeats`` are the in-file
+    duplicates among them, found beforehand over their whole file (``engine.in_file_duplicates``).
+    """
     if n < 1:
         raise ValueError("at least one partition")
     frame = Frame(rows, business_date, project.timezone)
     ledger = Ledger(frame)
     p = plan(project)
-    prepare(frame, ledger, Context(project), p)
-    first_key = p.keys[0] if p.keys else "txn_id"
-    words = frame.words(first_key)
-    keyed_rows = words.lengths > 0
-    h = hash_words(words, seed=11)
-    fallback = hash_words(frame.words("txn_id"), seed=12) ^ frame.account.astype(np.uint64)
-    bucket = (np.where(keyed_rows, h, fallback) % np.uint64(n)).astype(np.int64)
-    del words, keyed_rows, h, fallback
+    prepare(frame, ledger, Context(project), p, repeats=repeats)
+    bucket = _buckets(frame, p, n)
     frame.release_derived()
     # Built in day order (a sequential gather, twice as fast as in partition order); each partition then
     # takes its rows from it, ascending as a filter would give them.
@@ -98,7 +110,20 @@ def split_inputs(project: Project, rows: pa.Table, business_date: date, n: int) 
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(n + 1))
     for k in range(n):
-        yield table.take(pa.array(order[bounds[k] : bounds[k + 1]]))
+        yield k, table.take(pa.array(order[bounds[k] : bounds[k + 1]]))
+
+
+def _buckets(frame: Frame, p: Plan, n: int) -> I64:
+    """Each row's partition: a hash of the keyed phase's first key field, or for rows without it of
+    (txn_id, account). Each hash is of the row's own values (``hash_own_words``), so a slice of the day
+    gets the buckets the whole day would."""
+    first_key = p.keys[0] if p.keys else "txn_id"
+    words = frame.words(first_key)
+    keyed_rows = words.lengths > 0
+    h = hash_own_words(words, seed=11)
+    account = hash_own_words(words_of(pa.array(frame.accounts or [""], pa.string())), seed=13)
+    fallback = hash_own_words(frame.words("txn_id"), seed=12) ^ account[frame.account]
+    return (np.where(keyed_rows, h, fallback) % np.uint64(n)).astype(np.int64)
 
 
 def match_partition(project: Project, part: pa.Table, business_date: date) -> Share:
@@ -131,15 +156,17 @@ def match_residual(
     business_date: date,
     *,
     carried_batches: dict[str, list[Batch]] | None = None,
+    unavailable: frozenset[str] = frozenset(),
 ) -> Share:
-    """The residual phase on the rows every partition left (and the batches earlier runs left open)."""
+    """The residual phase on the rows every partition left (and the batches earlier runs left open).
+    ``unavailable``: as for ``match_table`` (only the residual phase concludes that a row is missing)."""
     table = pa.concat_tables(residuals, promote_options="default") if residuals else None
     if table is None:
         raise ValueError("no residual tables")
     table = table.take(pc.sort_indices(table["_pos"]))
     frame = Frame(table, business_date, project.timezone)
     ledger = Ledger(frame)
-    ctx = Context(project)
+    ctx = Context(project, unavailable)
     partials: dict[str, list[Batch]] = {}
     for share in batches:
         for rule, parts in share.items():
@@ -152,55 +179,151 @@ def match_residual(
     return Share(placements, groups, cases, open_batches=settled.open_batches)
 
 
-def merge_results(shares: list[Share], business_date: date) -> MatchResult:
-    """Concatenate task results into the single run's tables (same order, same bytes)."""
-    groups, group_new = _merge_sorted([s.groups for s in shares], [("group_id", "ascending")])
+def merge_results(
+    shares: list[Share],
+    business_date: date,
+    *,
+    placements: Callable[[int], pa.Table] | None = None,
+    rows: int | None = None,
+) -> MatchResult:
+    """Concatenate task results into the single run's tables (same order, same bytes).
+
+    Consumes the shares: each share's tables are released as they are merged, and the merged groups and
+    cases are built a column at a time. ``placements``: share ``k``'s placements, read only when they are
+    merged (the shares then need none; ``rows``: the day's rows): the residual task never holds every
+    share's placements beside the merged ones."""
+    groups, group_new = _merge_sorted(_consume(shares, "groups"), [("group_id", "ascending")])
     cases, case_new = _merge_sorted(
-        [s.cases for s in shares], [("type", "ascending"), ("case_id", "ascending")]
+        _consume(shares, "cases"), [("type", "ascending"), ("case_id", "ascending")]
     )
-    parts = []
-    for k, share in enumerate(shares):
-        p = share.placements
-        for column, new in (("group", group_new[k]), ("case", case_new[k])):
-            local = np.asarray(pc.fill_null(p[column], 0).to_numpy(zero_copy_only=False), np.int64)
-            remapped = pa.array(
-                new[local].astype(np.int32) if len(new) else local.astype(np.int32),
-                mask=~np.asarray(pc.is_valid(p[column]).to_numpy(zero_copy_only=False), bool),
-            )
-            p = p.set_column(p.column_names.index(column), column, remapped)
-        parts.append(p)
-    placements = pa.concat_tables(parts, promote_options="permissive")
-    placements = placements.take(pc.sort_indices(placements["_pos"]))
+    if placements is None:
+        held = _consume(shares, "placements")
+        rows = sum(p.num_rows for p in held)
+        held.reverse()
+
+        def placements(_: int) -> pa.Table:
+            return held.pop()
+
+    if rows is None:
+        raise ValueError("rows: the day's rows, when the placements are read share by share")
+    merged = _scatter(((placements(k), group_new[k], case_new[k]) for k in range(len(shares))), rows)
     open_rows = np.flatnonzero(
         np.asarray(
-            pc.equal(placements["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool
+            pc.equal(merged["disposition"].cast(pa.string()), "open").to_numpy(zero_copy_only=False), bool
         )
     )
-    placements = canonical_dictionaries(placements.drop_columns(["_pos"]))
     open_batches = {k: v for s in shares for k, v in (s.open_batches or {}).items()}
-    return MatchResult(
-        _compact(placements),
-        _compact(canonical_dictionaries(groups)),
-        _compact(canonical_dictionaries(cases)),
-        business_date,
-        open_rows,
-        open_batches,
-    )
+    return MatchResult(merged, groups, cases, business_date, open_rows, open_batches)
+
+
+def _scatter(shares: Iterator[tuple[pa.Table, I64, I64]], n: int) -> pa.Table:
+    """The shares' placements (with ``_pos``) as one table in day order, group and case references
+    renumbered into the merged tables: each share's values go straight to their rows (positions are a
+    permutation of 0..n-1), one share at a time. Dictionary columns come out as ``canonical_dictionaries``
+    makes them (the labels in use, sorted)."""
+    schema: pa.Schema | None = None
+    values: dict[str, ANY] = {}
+    valid: dict[str, ANY] = {}
+    labels: dict[str, dict[str, int]] = {}
+    placed = np.zeros(n, bool)
+    for table, group_new, case_new in shares:
+        if schema is None:
+            schema = table.schema.remove(table.schema.get_field_index("_pos"))
+            for f in schema:
+                coded = pa.types.is_dictionary(f.type)
+                values[f.name] = np.full(n, -1, np.int32) if coded else np.zeros(n, _numpy_type(f.type))
+                valid[f.name] = np.ones(0, bool) if coded else np.zeros(n, bool)
+                labels[f.name] = {}
+        position = np.asarray(table["_pos"].to_numpy(), np.int64)
+        if placed[position].any():
+            raise AssertionError("two shares place the same row")
+        placed[position] = True
+        for f in schema:
+            column = table[f.name]
+            if pa.types.is_dictionary(f.type):
+                at = 0
+                for chunk in column.chunks:
+                    vocabulary = labels[f.name]
+                    lookup = np.array(
+                        [vocabulary.setdefault(str(v), len(vocabulary)) for v in chunk.dictionary.to_pylist()]
+                        + [-1],
+                        np.int32,
+                    )
+                    codes = np.asarray(
+                        pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False), np.int64
+                    )
+                    values[f.name][position[at : at + len(chunk)]] = lookup[codes]
+                    at += len(chunk)
+                continue
+            storage = column.cast(pa.int32()) if pa.types.is_date32(f.type) else column
+            got = np.asarray(pc.fill_null(storage, 0).to_numpy(zero_copy_only=False))
+            if f.name == "group" and len(group_new):
+                got = group_new[got]
+            elif f.name == "case" and len(case_new):
+                got = case_new[got]
+            values[f.name][position] = got
+            valid[f.name][position] = np.asarray(pc.is_valid(column).to_numpy(zero_copy_only=False), bool)
+        del table, column
+    if schema is None or not placed.all():
+        raise AssertionError("the shares do not place every row")
+    columns = []
+    for f in schema:
+        data = values.pop(f.name)
+        if pa.types.is_dictionary(f.type):
+            ordered = sorted(labels[f.name].items(), key=lambda item: item[1])
+            columns.append(dictionary(data, [label for label, _ in ordered]))
+            continue
+        mask = ~valid[f.name] if not valid[f.name].all() else None
+        if pa.types.is_date32(f.type):
+            columns.append(pa.array(data, pa.int32(), mask=mask).cast(pa.date32()))
+        else:
+            columns.append(pa.array(data, f.type, mask=mask))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _numpy_type(t: pa.DataType) -> np.dtype[Any]:
+    return np.dtype(np.int32) if pa.types.is_date32(t) else np.dtype(t.to_pandas_dtype())
+
+
+def _consume(shares: list[Share], name: str) -> list[pa.Table]:
+    """The shares' ``name`` tables, each share left with an empty one (nothing else holds them)."""
+    tables = []
+    for share in shares:
+        table: pa.Table = getattr(share, name)
+        tables.append(table)
+        setattr(share, name, table.schema.empty_table())
+    return tables
+
+
+def _taken(holder: list[pa.Table], order: ANY) -> pa.Table:
+    """``canonical_dictionaries(table.take(order))``, compacted, a column at a time: each source column is
+    released once taken (``holder`` holds the only reference to the table, and is emptied)."""
+    table = holder.pop()
+    indices = pa.array(order)
+    schema, columns = table.schema, []
+    for i in range(table.num_columns):
+        column = table.column(0).take(indices)
+        table = table.remove_column(0)
+        one = canonical_dictionaries(pa.Table.from_arrays([column], schema=pa.schema([schema.field(i)])))
+        columns.append(_compact(one).column(0))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _merge_sorted(tables: list[pa.Table], keys: list[tuple[str, str]]) -> tuple[pa.Table, list[ANY]]:
-    """Concatenate and sort; per input table, the new row of each of its rows."""
-    merged = pa.concat_tables(tables)
-    sortable = pa.table({name: merged[name].cast(pa.string()) for name, _ in keys})
+    """Concatenate and sort (consuming ``tables``); per input table, the new row of each of its rows."""
+    offsets = np.cumsum([0] + [t.num_rows for t in tables])
+    holder = [pa.concat_tables(tables)]
+    del tables[:]
+    sortable = pa.table({name: holder[0][name].cast(pa.string()) for name, _ in keys})
     order = (
         np.asarray(pc.sort_indices(sortable, sort_keys=keys).to_numpy(), np.int64)
-        if merged.num_rows
+        if holder[0].num_rows
         else np.zeros(0, np.int64)
     )
+    del sortable
     inverse = np.empty(len(order), dtype=np.int64)
     inverse[order] = np.arange(len(order))
-    offsets = np.cumsum([0] + [t.num_rows for t in tables])
-    return merged.take(pa.array(order)), [inverse[offsets[k] : offsets[k + 1]] for k in range(len(tables))]
+    return _taken(holder, order), [inverse[offsets[k] : offsets[k + 1]] for k in range(len(offsets) - 1)]
 
 
 def _compact(table: pa.Table) -> pa.Table:
@@ -215,5 +338,6 @@ __all__ = [
     "merge_results",
     "partition_inputs",
     "plain",
+    "prepare_slice",
     "split_inputs",
 ]

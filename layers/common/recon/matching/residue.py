@@ -26,6 +26,7 @@ import pyarrow as pa
 from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
 
 from .context import (
+    AWAITING_RULE,
     MISSING_IN_CHANNEL,
     MISSING_IN_ERP,
     OTHER,
@@ -102,6 +103,26 @@ def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
         )
         dup_rows, dup_first = dup_rows[keep], dup_first[keep]
     duplicates(frame, ledger, ctx, dup_rows, dup_first)
+
+
+def await_statements(frame: Frame, ledger: Ledger, ctx: Context) -> None:
+    """Rows whose counterpart would be in a missing statement (``ctx.unavailable``) stay open, whatever
+    their age: calling them MISSING would report the gap in our input as a gap in the money. The rule
+    recorded names the accounts awaited; a later run with the statement places them."""
+    if not ctx.unavailable:
+        return
+    free = ledger.unplaced()
+    keeper = np.full(frame.n, -1, dtype=np.int32)
+    for rule in ctx.project.match_rules:
+        if not isinstance(rule, KeyMatchRule | WindowMatchRule | SubsetSumRule):
+            continue  # settlement rules wait in recon.matching.settlement
+        for side, other in ((rule.left, rule.right), (rule.right, rule.left)):
+            awaited = ctx.awaited(other)
+            if awaited:
+                mask = free & frame.source_mask(side) & (keeper < 0)
+                keeper[mask] = ledger.rule_code(f"{AWAITING_RULE}:{','.join(awaited)}")
+    rows = np.flatnonzero(keeper >= 0)
+    ledger.open_rows(rows, keeper[rows])
 
 
 def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[str, I64]) -> None:

@@ -28,6 +28,7 @@ from recon.domain import SettlementRule
 
 from .context import (
     AMOUNT_MISMATCH,
+    AWAITING_RULE,
     DUPLICATE_RULE,
     FEE_MISMATCH,
     MISSING_IN_BANK,
@@ -220,6 +221,10 @@ def settle(
             # The credit may pay this batch together with a channel day this run has not loaded.
             waiting.append(b)
             continue
+        if not candidates and rule.bank_account in ctx.unavailable:
+            # The bank statement that would hold the credit is missing: wait for it, not MISSING_IN_BANK.
+            waiting.append(b)
+            continue
         if rule.fee_rate_percent is not None:
             scheduled_net = b.gross - b.scheduled_fees
             fee_hit = [
@@ -244,6 +249,14 @@ def settle(
     _record_cases(frame, ledger, ctx, rule, cases)
     if waiting:
         settled.open_batches[rule.name] = waiting
+    if rule.channel_account in ctx.unavailable:
+        # The channel's own statement is missing, so its batch is unknown: its credits wait for it.
+        awaiting = [c for c in credits if c not in used]
+        ledger.open_rows(
+            np.array(awaiting, dtype=np.int64),
+            np.full(len(awaiting), ledger.rule_code(f"{AWAITING_RULE}:{rule.channel_account}"), np.int32),
+        )
+        used.update(awaiting)
     # 4. credits that may settle a channel day not loaded yet
     if rule.carry_over:
         later = [

@@ -43,7 +43,16 @@ from ._common import (
     parse_count,
     records,
 )
-from .lines import BufferLines, Lines, NotUtf8, RecordLines, split_cells
+from .lines import (
+    Lines,
+    LinesNotPlain,
+    NotUtf8,
+    QuickLines,
+    RecordLines,
+    index_lines,
+    literal_prefix,
+    split_cells,
+)
 from .model import ParsedStatement, StatementParseError, TotalCheck, TotalKind, finish
 from .profiles import (
     ALL_ROWS,
@@ -184,7 +193,13 @@ class Part:
 
 
 def open_part(
-    member: Member, profile: Profile, *, filename: str, raw_key: str, trust_utf8: bool = True
+    member: Member,
+    profile: Profile,
+    *,
+    filename: str,
+    raw_key: str,
+    trust_utf8: bool = True,
+    quick: bool = False,
 ) -> Part:
     file = filename if member.name is None else f"{filename}!{member.name}"
     key = raw_key if member.name is None else f"{raw_key}!{member.name}"
@@ -213,7 +228,14 @@ def open_part(
         head = _sample(decoded.buf, 1 << 16).decode("utf-8", "replace").splitlines()[: profile.header_scan]
         delimiter = sniff_delimiter(head, profile.header_names())
     native = decoded.encoding if decoded.native else "utf-8"
-    buffer = BufferLines(decoded.buf, delimiter=delimiter, quote=profile.quote, encoding=native)
+    buffer = index_lines(
+        decoded.buf,
+        delimiter=delimiter,
+        quote=profile.quote,
+        encoding=native,
+        marks=_marks(profile) if quick else None,
+        rows_per_block=CHUNK_ROWS,
+    )
     if buffer.multiline and decoded.native:
         raise NotUtf8("quoted values span lines: decode the whole file first")
     if buffer.multiline:  # quoted values span lines: read records with the csv module
@@ -225,6 +247,20 @@ def open_part(
             decoded.encoding,
         )
     return Part(file, key, buffer, decoded.encoding)
+
+
+def _marks(profile: Profile) -> frozenset[int] | None:
+    """The first bytes (UTF-8) of the literal starts of the line rules and sections looked for after the
+    header (``BufferLines.find``'s candidates); None when one has no literal start."""
+    regexes = [r.regex for r in profile.lines if r.scope in ("any", "after_header")]
+    regexes += [sec.start for sec in profile.sections]
+    marks: set[int] = set()
+    for regex in regexes:
+        prefix = literal_prefix(regex)
+        if prefix is None:
+            return None
+        marks.add(prefix.encode("utf-8")[0])
+    return frozenset(marks)
 
 
 def _checked(decoded: Decoded, file: str) -> str:
@@ -911,12 +947,20 @@ def _roles(members: list[Member], profile: Profile, filename: str) -> tuple[list
 def run_profile(profile: Profile, members: list[Member], ctx: Context) -> ParsedStatement:
     """Parse with ``profile``; raises ``StatementParseError`` (with the partial result when there is one)."""
     try:
+        return _run(profile, members, ctx, trust_utf8=True, quick=True)
+    except LinesNotPlain:
+        pass  # a line the quick index took for a plain data row is not one: index every line
+    except NotUtf8:
+        return _run(profile, members, ctx, trust_utf8=False)
+    try:
         return _run(profile, members, ctx, trust_utf8=True)
     except NotUtf8:
         return _run(profile, members, ctx, trust_utf8=False)
 
 
-def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: bool) -> ParsedStatement:
+def _run(
+    profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: bool, quick: bool = False
+) -> ParsedStatement:
     filename = ctx.filename
     roles, role_errors = _roles(members, profile, filename)
     data = [r for r in roles if r.role == "data"]
@@ -962,7 +1006,9 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
             fatal_errors or [RowError(file=filename, row=FILE_LEVEL_ROW, reason="no data member")],
             _empty(profile, rows_read, skipped, fatal_errors),
         )
-    part = open_part(data[0].member, profile, filename=filename, raw_key=ctx.raw_key, trust_utf8=trust_utf8)
+    part = open_part(
+        data[0].member, profile, filename=filename, raw_key=ctx.raw_key, trust_utf8=trust_utf8, quick=quick
+    )
     lay = layout(part, profile)
     lines = part.lines
     skipped.update(lay.skipped)
@@ -971,6 +1017,7 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
     _captures(profile, lay, part, hits=section_hits, out=captures, errors=fatal_errors)
     statement_date = _statement_date(profile, captures, part, fatal_errors)
     data_idx = lay.data_rows(lines)
+    lines.check_read(data_idx)  # (QuickLines: the rows must hold every line it did not index)
     rows_read += lines.count - (1 if part.virtual_header and lines.count else 0)
     if lay.header is None:
         return finish(
@@ -993,6 +1040,7 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
     cols0 = Cells(index, header, {}, 0)
     missing, needed = _needed(profile, cols0)
     if missing:
+        lines.check_read(data_idx[:0])  # nothing is read: QuickLines cannot tell its block's blank lines
         fatal_errors.append(
             RowError(
                 file=part.file,
@@ -1018,18 +1066,15 @@ def _run(profile: Profile, members: list[Member], ctx: Context, *, trust_utf8: b
 
     # The data rows are converted a slice at a time: every result is per row (sums and counts add up), the
     # working set stays in cache and memory stays flat however long the file is.
-    chunks = [
-        _convert(
-            profile,
-            part,
-            data_idx[lo : lo + CHUNK_ROWS],
-            cols0,
-            needed=sorted(needed),
-            ctx=ctx,
-            captures=captures,
-        )
-        for lo in range(0, max(len(data_idx), 1), CHUNK_ROWS)
-    ]
+    try:
+        chunks = [
+            _convert(profile, part, rows, cols0, needed=sorted(needed), ctx=ctx, captures=captures)
+            for rows in lines.chunks(data_idx, CHUNK_ROWS)
+        ]
+    except NotUtf8 as exc:
+        if isinstance(lines, QuickLines):  # (it read lines the exact index may not: start over with that)
+            raise LinesNotPlain(str(exc)) from exc
+        raise
     counts = Counter[str]({ALL_ROWS: len(data_idx)})
     sum_totals: dict[tuple[int, int], int] = {}
     errors: list[RowError] = []

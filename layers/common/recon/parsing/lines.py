@@ -2,7 +2,8 @@
 match a rule, and the data rows as Arrow string columns.
 
 ``BufferLines`` works on a UTF-8 buffer with numpy line offsets and reads data rows with
-``pyarrow.csv.read_csv`` (no Python per row). ``RecordLines`` holds already-split records: spreadsheet and
+``pyarrow.csv.read_csv`` (no Python per row); ``QuickLines`` (``index_lines`` picks it for large files)
+indexes only its head and tail and has Arrow's read check the data block between. ``RecordLines`` holds already-split records: spreadsheet and
 JSON rows, and CSV text whose quoted values span lines (read with the csv module, as the old parsers did).
 """
 
@@ -33,6 +34,12 @@ _BLANK_TABLE = np.isin(np.arange(-1, 256), list(_BLANK_FIRST))  # by first byte 
 class NotUtf8(Exception):
     """A column that is read does not decode as the encoding decided from the file's head: decode the
     whole file the exact (slow) way instead."""
+
+
+class LinesNotPlain(Exception):
+    """``QuickLines`` assumed the lines between its indexed head and tail plain data rows, and one is not (a
+    blank line, a lone CR, a line starting as a rule or section does, a field count below two): index
+    every line instead (``BufferLines``)."""
 
 
 def literal_prefix(regex: str) -> str | None:
@@ -129,11 +136,14 @@ def _scan_newlines(arr: npt.NDArray[np.uint8]) -> _Newlines:
 class BufferLines:
     """Lines of a UTF-8 buffer (CRLF, LF or CR endings)."""
 
+    _skip_empty_lines = True  # (the rows read never include an empty line)
+
     def __init__(self, buf: bytes, *, delimiter: str, quote: str, encoding: str = "utf-8") -> None:
         self.encoding = encoding  # of buf: UTF-8, or GBK/GB18030 left as it is (columns decoded when read)
         arr = np.frombuffer(buf, dtype=np.uint8)
         found = _scan_newlines(arr)
-        if found.carriages and found.carriages != int(np.count_nonzero(found.cr_before)):
+        self.lone_cr = bool(found.carriages) and found.carriages != int(np.count_nonzero(found.cr_before))
+        if self.lone_cr:
             buf = re.sub(rb"\r(?!\n)", b"\n", buf)  # classic-Mac line ends: each lone CR ends a line
             arr = np.frombuffer(buf, dtype=np.uint8)
             found = _scan_newlines(arr)
@@ -213,7 +223,7 @@ class BufferLines:
         """The data rows ``rows`` (line indices, ascending) as string columns ``needed``."""
         n = len(rows)
         names = [f"c{i}" for i in range(ncols)]
-        include = [names[i] for i in needed]
+        include = [names[i] for i in self._include(needed)]
         if n == 0:
             return DataTable({i: pa.array([], pa.string()) for i in needed}, np.zeros(0, dtype=np.int64))
         breaks = np.flatnonzero(np.diff(rows) != 1)
@@ -222,8 +232,7 @@ class BufferLines:
         whole = pa.py_buffer(self.buf)
         pieces = []
         for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
-            first, last = int(rows[a]), int(rows[b])
-            start, end = int(self.starts[first]), int(self.next_starts[last])
+            start, end = self._span(int(rows[a]), int(rows[b]))
             pieces.append(whole.slice(start, end - start))  # zero-copy view of the run of lines
         if len(pieces) == 1 and self.buf[end - 1 : end] == b"\n":
             block: pa.Buffer = pieces[0]
@@ -237,6 +246,7 @@ class BufferLines:
             # not multiline): Arrow reads on into the next lines. Read these lines one by one, as records()
             # does.
             return self._by_line(rows, needed)
+        self._check(rows, table, invalid)
         if invalid and self.encoding != "utf-8":
             raise NotUtf8("rows with another field count in a file read as GBK: decode it whole")
         widths = np.full(len(table), ncols, dtype=np.int64)
@@ -258,6 +268,23 @@ class BufferLines:
             merged[i] = pa.concat_arrays([columns[i], extra]).take(pa.array(order))
         all_widths = np.concatenate((widths, np.array([len(c) for c in extra_cells], dtype=np.int64)))
         return DataTable(merged, all_widths[order])
+
+    def _include(self, needed: Sequence[int]) -> Sequence[int]:
+        return needed
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        """Bytes from line ``first``'s start to the start of the line after ``last``."""
+        return int(self.starts[first]), int(self.next_starts[last])
+
+    def _check(self, rows: Idx, table: pa.Table, invalid: list[tuple[int | None, str]]) -> None:
+        """Every line is indexed: nothing to check (``QuickLines`` checks the lines it did not index)."""
+
+    def chunks(self, rows: Idx, size: int) -> list[Idx]:
+        """``rows`` in slices of ``size`` (at least one slice)."""
+        return [rows[lo : lo + size] for lo in range(0, max(len(rows), 1), size)]
+
+    def check_read(self, rows: Idx) -> None:
+        """Every line is indexed: any rows may be read."""
 
     def _by_line(self, rows: Idx, needed: Sequence[int]) -> DataTable:
         """The rows split by the csv module, each line on its own."""
@@ -308,7 +335,7 @@ class BufferLines:
                     double_quote=True,
                     escape_char=False,
                     newlines_in_values=False,
-                    ignore_empty_lines=True,
+                    ignore_empty_lines=self._skip_empty_lines,
                     invalid_row_handler=handler,
                 ),
                 convert_options=pacsv.ConvertOptions(
@@ -329,6 +356,246 @@ class BufferLines:
         except UnicodeDecodeError as exc:  # an invalid row's text, in a file read as GBK
             raise NotUtf8(str(exc)) from exc
         return table, invalid
+
+
+QUICK_BYTES = 1 << 25  # buffers from 32 MiB are indexed quickly (below, the full scan costs little)
+_EDGE_BYTES = 1 << 20  # head and tail indexed line by line: preamble, header, summary and footers are there
+
+
+def _next_line(buf: bytes, pos: int, stop: int) -> int:
+    """The start of the first line starting at or after ``pos`` (``stop`` when none before it)."""
+    if pos <= 0:
+        return 0
+    found = buf.find(b"\n", pos - 1, stop)
+    return stop if found < 0 else found + 1
+
+
+def index_lines(
+    buf: bytes,
+    *,
+    delimiter: str,
+    quote: str,
+    encoding: str = "utf-8",
+    marks: frozenset[int] | None = None,
+    rows_per_block: int = 1 << 18,
+) -> BufferLines:
+    """The lines of ``buf``: ``QuickLines`` when it may serve (``marks``: the first bytes of the literal starts
+    of every rule and section looked for after the header; None: one has none, index every line), else
+    ``BufferLines``."""
+    size = len(buf)
+    head_end = _next_line(buf, _EDGE_BYTES, size)
+    tail_start = _next_line(buf, size - _EDGE_BYTES, size)
+    plain_delimiter = len(delimiter) == 1 and delimiter.isascii() and not delimiter.isspace()
+    if (
+        marks is not None
+        and size >= QUICK_BYTES
+        and encoding == "utf-8"
+        and plain_delimiter
+        and ord(delimiter) not in marks
+        and head_end < tail_start
+    ):
+        head = BufferLines(buf[:head_end], delimiter=delimiter, quote=quote)
+        tail = BufferLines(buf[tail_start:], delimiter=delimiter, quote=quote)
+        if not (head.lone_cr or tail.lone_cr or head.quoted or tail.quoted):
+            parts = _block_parts(
+                buf, head_end, tail_start, line=head.count, quote=quote, rows_per_block=rows_per_block
+            )
+            if parts is not None:
+                return QuickLines(
+                    buf, head, tail, tail_start=tail_start, marks=marks, parts=parts, delimiter=delimiter
+                )
+    return BufferLines(buf, delimiter=delimiter, quote=quote, encoding=encoding)
+
+
+_COUNT_BYTES = 1 << 18  # bytes counted at a time: the slice is still in cache when searched for a quote
+
+
+def _block_parts(
+    buf: bytes, lo: int, stop: int, *, line: int, quote: str, rows_per_block: int
+) -> tuple[list[int], list[int], int] | None:
+    """The lines from byte ``lo`` (line ``line``) to ``stop``, counted a slice of whole lines at a time and
+    grouped into parts of at least ``rows_per_block`` lines: (first line of each part, its byte offset,
+    the line after the last). None when the bytes hold ``quote``."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    mark = quote.encode() if quote else b""
+    starts: list[int] = []
+    bounds: list[int] = []
+    mask = np.empty(_COUNT_BYTES, dtype=bool)
+    in_part = rows_per_block
+    while lo < stop:
+        hi = _next_line(buf, lo + _COUNT_BYTES, stop)
+        if in_part >= rows_per_block:
+            starts.append(line)
+            bounds.append(lo)
+            in_part = 0
+        part = arr[lo:hi]
+        if len(part) > len(mask):  # (a line longer than a slice)
+            mask = np.empty(len(part), dtype=bool)
+        counted = int(np.count_nonzero(np.equal(part, 10, out=mask[: len(part)])))
+        if mark and buf.find(mark, lo, hi) >= 0:
+            return None
+        line += counted
+        in_part += counted
+        lo = hi
+    return starts, bounds, line
+
+
+class QuickLines(BufferLines):
+    """Lines of a large UTF-8 buffer without quotes, where only the head and the tail (``_EDGE_BYTES`` each)
+    are indexed line by line. The lines between, the block, are counted (its LF bytes) and taken to be
+    plain data rows: not blank, none starting as a rule or section looked for after the header does (no
+    first byte in ``marks``). Arrow reads the block as the rows it holds, which checks that: every line
+    comes out as one row (a lone CR would make two), and ``_check`` looks at the rows' first cells and
+    field counts. A row that breaks it raises ``LinesNotPlain`` (the parse starts over with every line
+    indexed); so do a layout that does not read the whole block and a look at one of its lines' text.
+
+    This saves the scan for every line end, and each line's neighbouring bytes, over the whole buffer."""
+
+    _skip_empty_lines = False  # an empty line in the block must come out as a row (and fail the check)
+
+    def __init__(
+        self,
+        buf: bytes,
+        head: BufferLines,
+        tail: BufferLines,
+        *,
+        tail_start: int,
+        marks: frozenset[int],
+        parts: tuple[list[int], list[int], int],
+        delimiter: str,
+    ) -> None:
+        self.encoding = "utf-8"
+        self.buf = buf
+        self.delimiter = delimiter
+        self.quote = head.quote
+        self.quoted = False
+        self.multiline = False
+        self.lone_cr = False
+        self.marks = marks
+        self._head, self._tail = head, tail
+        self._tail_start = tail_start
+        starts, bounds, line = parts
+        self._block = (head.count, line)  # [first, end) line indices of the block
+        # each part's first line and its byte offset, then the tail's (reads need where a slice starts)
+        self._part_lines = np.array([*starts, line], dtype=np.int64)
+        self._part_bytes = [*bounds, tail_start]
+        self._tail_base = line
+        self.count = line + tail.count
+        blank = np.zeros(self.count, dtype=bool)
+        blank[: head.count] = head.blank
+        blank[line:] = tail.blank
+        self.blank = blank
+
+    def _in_block(self, rows: Idx) -> int:
+        """How many of ``rows`` (ascending) are lines of the block."""
+        lo, hi = np.searchsorted(rows, self._block).tolist()
+        return int(hi - lo)
+
+    def _side(self, i: int) -> tuple[BufferLines, int, int]:
+        """(head or tail, the line's index there, the byte offset of its buffer)."""
+        if i < self._block[0]:
+            return self._head, i, 0
+        if i >= self._tail_base:
+            return self._tail, i - self._tail_base, self._tail_start
+        raise LinesNotPlain(f"line {i + 1} is inside the block, which is not indexed")
+
+    def text(self, i: int) -> str:
+        lines, at, _ = self._side(i)
+        return lines.text(at)
+
+    def find(self, regex: str, lo: int, hi: int) -> list[int]:
+        prefix = literal_prefix(regex)
+        if prefix is None or prefix.encode("utf-8")[0] not in self.marks:
+            raise LinesNotPlain(f"{regex!r} is looked for without its start in the marks")
+        found = self._head.find(regex, lo, min(hi, self._block[0]))
+        base = self._tail_base
+        found += [base + i for i in self._tail.find(regex, max(lo, base) - base, hi - base)]
+        return found  # (the block's lines start with no mark: checked as they are read)
+
+    def _span(self, first: int, last: int) -> tuple[int, int]:
+        return self._start(first), self._start(last + 1)
+
+    def _start(self, i: int) -> int:
+        """Byte offset of line ``i``'s start (``len(buf)`` past the last line)."""
+        if i == self.count:
+            return len(self.buf)
+        at = int(np.searchsorted(self._part_lines, i))
+        if at < len(self._part_bytes) and int(self._part_lines[at]) == i:
+            return self._part_bytes[at]  # a part's first line (or the tail's first)
+        lines, local, base = self._side(i)
+        return base + int(lines.starts[local])
+
+    def read(self, rows: Idx, ncols: int, needed: Sequence[int]) -> DataTable:
+        if ncols < 2 and self._in_block(rows):
+            raise LinesNotPlain("one column: a blank line would read as a row")
+        return super().read(rows, ncols, needed)
+
+    def _include(self, needed: Sequence[int]) -> Sequence[int]:
+        return sorted({0, *needed})  # the first cells: how each line starts (checked, else not kept)
+
+    def _check(self, rows: Idx, table: pa.Table, invalid: list[tuple[int | None, str]]) -> None:
+        """The block's lines among ``rows`` are plain rows: two fields at least (so not blank: the delimiter
+        is no whitespace) and a first byte that is no mark (an empty first cell starts with the delimiter,
+        no mark either)."""
+        lo, hi = np.searchsorted(rows, self._block).tolist()  # (rows ascending: the block's are a run)
+        if lo == hi:
+            return
+        marks = {bytes([m]) for m in self.marks}
+        bad_pos = []
+        for number, text in invalid:
+            if number is None:
+                raise LinesNotPlain("Arrow did not number an invalid row")
+            bad_pos.append(number - 1)
+            if lo <= number - 1 < hi and (
+                len(split_cells(text, self.delimiter, self.quote)) < 2
+                or text.encode("utf-8", "replace")[:1] in marks
+            ):
+                raise LinesNotPlain(f"line {int(rows[number - 1]) + 1} is no plain data row")
+        if bad_pos:  # the rows Arrow read: the others
+            read = np.delete(np.arange(len(rows)), bad_pos)
+            lo, hi = np.searchsorted(read, [lo, hi]).tolist()
+        marked = np.zeros(256, dtype=bool)
+        marked[list(self.marks)] = True
+        at = 0
+        unfilled: list[Idx] = []
+        for firsts in table.column("c0").chunks:  # each first cell's first byte (an empty one has none)
+            n = len(firsts)
+            a, b = max(lo - at, 0), min(hi - at, n)
+            data = firsts.buffers()[2]
+            if a < b and data is not None and data.size:
+                at_a = firsts.offset + a
+                offsets = np.frombuffer(firsts.buffers()[1], dtype=np.int32)[at_a : at_a + b - a + 1]
+                lead = np.frombuffer(data, dtype=np.uint8).take(offsets[:-1], mode="clip")
+                filled = offsets[1:] > offsets[:-1]
+                if bool(np.any(marked[lead] & filled)):
+                    raise LinesNotPlain("a line inside the block starts as a rule or section does")
+                if not filled.all():
+                    unfilled.append(at + a + np.flatnonzero(~filled))
+            elif a < b:
+                unfilled.append(np.arange(at + a, at + b))
+            at += n
+        if unfilled:
+            # Arrow reads an empty line as a row of empty values: one with every cell read empty may be one
+            emptied = table.take(pa.array(np.concatenate(unfilled)))
+            blank = np.ones(len(emptied), dtype=bool)
+            for col in emptied.columns:
+                blank &= np.asarray(pc.binary_length(col.combine_chunks())) == 0
+            if blank.any():
+                raise LinesNotPlain("a row inside the block reads empty: maybe an empty line")
+
+    def chunks(self, rows: Idx, size: int) -> list[Idx]:
+        """``rows`` cut where the block's parts start (reads need the bytes where a slice starts)."""
+        cuts = np.searchsorted(rows, self._part_lines[1:-1])
+        return np.split(rows, cuts) if len(rows) else [rows]
+
+    def check_read(self, rows: Idx) -> None:
+        """Raise ``LinesNotPlain`` unless ``rows`` hold every line of the block (each is checked as read)."""
+        first, end = self._block
+        if self._in_block(rows) != end - first:
+            raise LinesNotPlain("the data rows do not cover the block")
+
+    def _by_line(self, rows: Idx, needed: Sequence[int]) -> DataTable:
+        raise LinesNotPlain("the block's lines and the rows Arrow read differ (a lone CR?)")
 
 
 def _checked_utf8(arr: pa.Array) -> pa.Array:
@@ -377,6 +644,13 @@ class RecordLines:
             texts.append(",".join(row[:end]))
         return cls(range(first_line, first_line + len(cells)), texts, cells)
 
+    def chunks(self, rows: Idx, size: int) -> list[Idx]:
+        """``rows`` in slices of ``size`` (at least one slice)."""
+        return [rows[lo : lo + size] for lo in range(0, max(len(rows), 1), size)]
+
+    def check_read(self, rows: Idx) -> None:
+        """Every record is at hand: any rows may be read."""
+
     def line_no(self, i: int) -> int:
         return int(self._line_nos[i])
 
@@ -399,4 +673,4 @@ class RecordLines:
         return DataTable(columns, np.array([len(c) for c in picked], dtype=np.int64))
 
 
-Lines = BufferLines | RecordLines
+Lines = BufferLines | RecordLines  # (QuickLines is a BufferLines)

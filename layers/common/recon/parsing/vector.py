@@ -92,10 +92,15 @@ def value_bytes(arr: pa.Array) -> tuple[Ints, npt.NDArray[np.uint8]] | None:
 
 def all_ascii(arr: pa.Array) -> bool:
     """Every value is ASCII (one pass over the bytes, no per-value result)."""
-    found = value_bytes(arr)
-    if found is None:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
         return bool(pc.all(pc.string_is_ascii(arr)).as_py() is not False)
-    body = found[1]
+    if len(arr) == 0 or arr.buffers()[2] is None:
+        return True
+    # the values' bytes: only the first and last offsets are read (no per-value offsets converted)
+    bounds = np.frombuffer(arr.buffers()[1], dtype=np.int32)[[arr.offset, arr.offset + len(arr)]]
+    body = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[int(bounds[0]) : int(bounds[1])]
     return not len(body) or int(body.max()) < 0x80
 
 

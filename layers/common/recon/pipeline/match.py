@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -35,10 +38,11 @@ from recon.matching import (
     match_table,
     merge_results,
 )
-from recon.matching.partition import split_inputs
+from recon.matching.engine import in_file_duplicates
+from recon.matching.partition import prepare_slice
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
-from recon.tables import NORMALIZED_SCHEMA, read_parquet
+from recon.tables import NORMALIZED_SCHEMA, mark_duplicates, normalized, read_parquet
 
 from .chain import chain_break
 from .contracts import MatchInput, MatchOutput, RunRef
@@ -65,10 +69,12 @@ class Inputs(BaseModel):
     objects: list[tuple[str, int]] = Field(default_factory=list, description="(key, rows)")
 
 
-def _load_rows(
-    svc: Services, project: Project, ref: RunRef, inputs: Inputs
-) -> tuple[list[pa.Table], list[FileAccounting]]:
-    tables: list[pa.Table] = []
+def _day_statements(
+    svc: Services, project: Project, ref: RunRef
+) -> tuple[list[tuple[str, int]], list[FileAccounting]]:
+    """The day's statement objects in the canonical order, as (key, rows the parse stage stored), and the
+    accounting of every file delivered (from the repository: nothing is read)."""
+    objects: list[tuple[str, int]] = []
     files: list[FileAccounting] = []
     for account in project.accounts:
         # Statements are filed under the business date they serve (a bank statement of T+1 serves T).
@@ -88,24 +94,44 @@ def _load_rows(
                 )
             )
             if st.status is StatementStatus.PARSED and st.parquet_key:
-                tables.append(read_parquet(svc.store.get(svc.settings.data_bucket, st.parquet_key)))
-                inputs.objects.append((st.parquet_key, tables[-1].num_rows))
+                objects.append((st.parquet_key, st.rows_parsed))
+    return objects, files
+
+
+def unavailable_accounts(project: Project, files: list[FileAccounting]) -> frozenset[str]:
+    """Accounts whose statement for the day is incomplete: none parsed, or one quarantined. Rows that
+    would need them wait (recon.matching: ``awaiting-statement``) rather than become MISSING cases."""
+    parsed = {f.account_id for f in files if f.status == StatementStatus.PARSED.value}
+    quarantined = {f.account_id for f in files if f.status == StatementStatus.QUARANTINED.value}
+    return frozenset(a.account_id for a in project.accounts if a.account_id not in parsed) | quarantined
+
+
+def _load_rows(
+    svc: Services, project: Project, ref: RunRef, inputs: Inputs
+) -> tuple[list[pa.Table], list[FileAccounting]]:
+    objects, files = _day_statements(svc, project, ref)
+    tables: list[pa.Table] = []
+    for key, _ in objects:
+        tables.append(read_parquet(svc.store.get(svc.settings.data_bucket, key)))
+        inputs.objects.append((key, tables[-1].num_rows))
     return tables, files
+
+
+def _previous_open_items_key(svc: Services, project_id: str, business_date: date) -> str | None:
+    dated = [
+        (d, o.key)
+        for o in svc.store.list(svc.settings.data_bucket, open_items_prefix(project_id))
+        if (d := parse_open_items_key(o.key)) is not None and d < business_date
+    ]
+    return max(dated)[1] if dated else None
 
 
 def previous_open_items(
     svc: Services, project_id: str, business_date: date
 ) -> tuple[str | None, pa.Table | None]:
     """The latest open-items snapshot of a business date before this one (carry-over), and its key."""
-    dated = [
-        (d, o.key)
-        for o in svc.store.list(svc.settings.data_bucket, open_items_prefix(project_id))
-        if (d := parse_open_items_key(o.key)) is not None and d < business_date
-    ]
-    if not dated:
-        return None, None
-    _, key = max(dated)
-    return key, read_table(svc, key)
+    key = _previous_open_items_key(svc, project_id, business_date)
+    return (key, read_table(svc, key)) if key is not None else (None, None)
 
 
 def _carried_batches(svc: Services, rows_key: str | None) -> dict[str, list[Batch]]:
@@ -157,14 +183,16 @@ def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:
 
 def open_snapshot(rows: pa.Table, result: MatchResult) -> pa.Table:
     """The rows left open, as full rows with the business date each was first seen."""
-    open_rows = rows.take(pa.array(result.open_rows))
-    first_seen = pc.fill_null(
-        open_rows[FIRST_SEEN].cast(pa.date32()), pa.scalar(result.business_date, pa.date32())
-    )
+    return _first_seen_filled(rows.take(pa.array(result.open_rows)), result.business_date)
+
+
+def _first_seen_filled(open_rows: pa.Table, business_date: date) -> pa.Table:
+    first_seen = pc.fill_null(open_rows[FIRST_SEEN].cast(pa.date32()), pa.scalar(business_date, pa.date32()))
     return open_rows.set_column(open_rows.column_names.index(FIRST_SEEN), FIRST_SEEN, first_seen)
 
 
 PARTITIONS_DIR = "partitions/"
+PLAN_FILE = "plan.json"
 
 
 def _partition_key(ref: RunRef, name: str) -> str:
@@ -182,11 +210,19 @@ def _put_table(svc: Services, key: str, table: pa.Table) -> None:
 @dataclass
 class _Day:
     project: Project
-    rows: pa.Table
     inputs: Inputs
     files: list[FileAccounting]
     carried_from: str | None
     carried_rows: int
+    rows: pa.Table | None = None  # the day's rows, when a task loaded them all
+
+
+class _PlanRecord(BaseModel):
+    """What the plan task read, for the residual task (which reads only the open rows again)."""
+
+    inputs: Inputs
+    carried_from: str | None = None
+    carried_rows: int = 0
 
 
 def _load_day(svc: Services, request: RunRef) -> _Day:
@@ -197,7 +233,7 @@ def _load_day(svc: Services, request: RunRef) -> _Day:
     if carried_from is not None and carried is not None and carried.num_rows:
         inputs.objects.append((carried_from, carried.num_rows))
     rows = assemble(tables, carried)
-    return _Day(project, rows, inputs, files, carried_from, 0 if carried is None else carried.num_rows)
+    return _Day(project, inputs, files, carried_from, 0 if carried is None else carried.num_rows, rows)
 
 
 def match_run(request: MatchInput, svc: Services) -> MatchOutput:
@@ -206,22 +242,162 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
         return _match_one_partition(request, svc)
     if request.mode == "residual":
         return _match_the_residual(request, svc)
+    if request.mode == "plan":
+        planned = _plan_partitions(request, svc)
+        if planned is not None:
+            return planned
     day = _load_day(svc, request)
-    if request.mode == "plan" and day.rows.num_rows > svc.settings.match_partition_rows:
-        return _plan_partitions(request, svc, day)
+    assert day.rows is not None
     carried = _carried_batches(svc, day.carried_from)
-    result = match_table(day.project, day.rows, request.business_date, carried_batches=carried)
-    return _store(request, svc, day, result)
+    result = match_table(
+        day.project,
+        day.rows,
+        request.business_date,
+        carried_batches=carried,
+        unavailable=unavailable_accounts(day.project, day.files),
+    )
+    return _store(request, svc, day, result, open_snapshot(day.rows, result))
 
 
-def _plan_partitions(request: MatchInput, svc: Services, day: _Day) -> MatchOutput:
-    """Split a large day into partitions (Parquet) listed in a manifest, for the Distributed Map."""
-    n = -(-day.rows.num_rows // svc.settings.match_rows_per_partition)
-    for k, part in enumerate(split_inputs(day.project, day.rows, request.business_date, n)):
-        _put_table(svc, _partition_key(request, f"part-{k:04d}.parquet"), part)
+# --- a large day, partitioned: no task holds the whole day ------------------------------------------------
+_BATCH_ROWS = 65_536  # rows decoded at a time from a Parquet object (its row groups may be the whole file)
+
+
+def _slices(data: bytes, *, statement: bool, rows: int) -> Iterator[pa.Table]:
+    """An object's rows, about ``rows`` at a time, as ``_load_day`` reads them (a statement object
+    normalized as ``read_parquet`` does). An empty object gives one empty slice (its columns)."""
+    file = pq.ParquetFile(io.BytesIO(data))
+    flags: pa.Array | None = None
+    if statement and not {"dedupe_key", "in_file_duplicate"} <= set(file.schema_arrow.names):
+        # A version 1 object: read_parquet flags its duplicates over the whole file, so must a slice.
+        flags = mark_duplicates(file.read(columns=["txn_id"]).column("txn_id"))
+    start = 0
+
+    def finish(batches: list[pa.RecordBatch]) -> pa.Table:
+        table = pa.Table.from_batches(batches, schema=file.schema_arrow)
+        if statement:
+            table = normalized(table)
+        if flags is not None:
+            at = table.column_names.index("in_file_duplicate")
+            table = table.set_column(at, table.field(at), flags.slice(start, table.num_rows))
+        return table
+
+    pending: list[pa.RecordBatch] = []
+    for batch in file.iter_batches(batch_size=max(1, min(rows, _BATCH_ROWS))):
+        pending.append(batch)
+        if sum(b.num_rows for b in pending) >= rows:
+            table = finish(pending)
+            yield table
+            start += table.num_rows
+            pending = []
+    if pending or start == 0:
+        yield finish(pending)
+
+
+def _object_repeats(data: bytes, *, statement: bool) -> npt.NDArray[np.int64]:
+    """The object's in-file duplicates (rows of the object) whose first occurrence is in the object, as
+    the whole day's prepare phase finds them: a file's statements are its own, so the first occurrence of
+    a repeat is in the same object (the carried snapshot holds earlier days' statements only)."""
+    file = pq.ParquetFile(io.BytesIO(data))
+    names = file.schema_arrow.names
+    none = np.zeros(0, np.int64)
+    if statement and not {"dedupe_key", "in_file_duplicate"} <= set(names):
+        table = file.read(columns=["statement_id", "txn_id"])
+        flagged = mark_duplicates(table.column("txn_id"))
+        key = "txn_id"
+    elif "in_file_duplicate" in names:
+        flagged = file.read(columns=["in_file_duplicate"]).column(0)
+        key = "dedupe_key" if "dedupe_key" in names else "txn_id"
+        table = None
+    else:
+        return none
+    mask = np.asarray(pc.fill_null(flagged, False).to_numpy(zero_copy_only=False), bool)
+    if not mask.any():
+        return none
+    if table is None:
+        table = file.read(columns=["statement_id" if "statement_id" in names else "account_id", key])
+    rows, _ = in_file_duplicates(mask, table.column(0), table.column(key), np.arange(len(mask)))
+    return rows
+
+
+def _conform(part: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A working-table slice in the partition objects' schema (a slice of another object may lack a column
+    or hold it dictionary-encoded; the engine reads columns by name and values, never by type)."""
+    columns = [
+        (part[f.name] if f.name in part.column_names else pa.nulls(part.num_rows, f.type)).cast(f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _partition_schema(part: pa.Table) -> pa.Schema:
+    def decoded(t: pa.DataType) -> pa.DataType:
+        return t.value_type if pa.types.is_dictionary(t) else t
+
+    return pa.schema([pa.field(f.name, decoded(f.type)) for f in part.schema])
+
+
+def _plan_partitions(request: MatchInput, svc: Services) -> MatchOutput | None:
+    """Split a large day into partitions (Parquet) listed in a manifest, for the Distributed Map; None for
+    a day small enough to match in this task.
+
+    The day is read an object at a time, and a large object a slice (a partition's rows) at a time: each
+    slice is prepared, split by partition and appended to the partitions (Parquet writers in memory: the
+    day compressed). Rows keep their day order, so a partition's rows are ascending by ``_pos``."""
+    project = load_project(svc.store, svc.settings, request.project_id)
+    statements, files = _day_statements(svc, project, request)
+    carried_from = _previous_open_items_key(svc, project.project_id, request.business_date)
+    carried = svc.store.get(svc.settings.data_bucket, carried_from) if carried_from else None
+    carried_rows = pq.read_metadata(io.BytesIO(carried)).num_rows if carried is not None else 0
+    objects = [(key, rows, True) for key, rows in statements]
+    if carried_from is not None and carried_rows:
+        objects.append((carried_from, carried_rows, False))
+    total = sum(rows for _, rows, _ in objects)  # as the parse stage counted them: nothing read yet
+    if total <= svc.settings.match_partition_rows:
+        return None
+    per = svc.settings.match_rows_per_partition
+    n = -(-total // per)
+    sinks = [io.BytesIO() for _ in range(n)]
+    writers: list[pq.ParquetWriter] = []
+    schema: pa.Schema | None = None
+    inputs = Inputs()
+    offset = 0
+    for key, _, statement in objects:
+        data = (
+            carried if not statement and carried is not None else svc.store.get(svc.settings.data_bucket, key)
+        )
+        repeats = _object_repeats(data, statement=statement)
+        read = 0
+        for piece in _slices(data, statement=statement, rows=per):
+            m = piece.num_rows
+            rows = piece.append_column(
+                "_pos", pa.array(np.arange(offset + read, offset + read + m), pa.int64())
+            )
+            mine = repeats[(repeats >= read) & (repeats < read + m)] - read
+            for k, part in prepare_slice(project, rows, request.business_date, n, repeats=mine):
+                if schema is None:
+                    schema = _partition_schema(part)
+                    writers = [pq.ParquetWriter(sink, schema, compression="zstd") for sink in sinks]
+                writers[k].write_table(_conform(part, schema))
+            read += m
+            del rows, piece
+        inputs.objects.append((key, read))
+        offset += read
+        del data
+    for k, writer in enumerate(writers):
+        writer.close()
+        _put(
+            svc,
+            _partition_key(request, f"part-{k:04d}.parquet"),
+            sinks[k].getvalue(),
+            "application/vnd.apache.parquet",
+        )
+        sinks[k] = io.BytesIO()  # released as stored
+    record = _PlanRecord(inputs=inputs, carried_from=carried_from, carried_rows=carried_rows)
+    _put(svc, _partition_key(request, PLAN_FILE), record.model_dump_json().encode(), "application/json")
     manifest = _partition_key(request, "manifest.json")
     _put(svc, manifest, json.dumps([{"partition": k} for k in range(n)]).encode(), "application/json")
-    _record_files(request, svc, day)
+    _record_files(request, svc, project, files)
     return MatchOutput(
         run_id=request.run_id,
         project_id=request.project_id,
@@ -262,33 +438,82 @@ def _match_one_partition(request: MatchInput, svc: Services) -> MatchOutput:
 
 
 def _match_the_residual(request: MatchInput, svc: Services) -> MatchOutput:
-    """Merge the partitions' shares and match what they left: the same result as a whole run."""
+    """Merge the partitions' shares and match what they left: the same result as a whole run.
+
+    Each share's placements are read only when the merge reaches them, so the task holds the merged
+    placements and one share's, not every share's as well."""
     manifest = json.loads(svc.store.get(svc.settings.data_bucket, _partition_key(request, "manifest.json")))
+    prefixes = [f"share-{int(item['partition']):04d}/" for item in manifest]
     shares: list[Share] = []
-    for item in manifest:
-        prefix = f"share-{int(item['partition']):04d}/"
+    for prefix in prefixes:
         tables = {
             n: read_table(svc, _partition_key(request, f"{prefix}{n}.parquet"))
-            for n in ("placements", "groups", "cases", "residual")
+            for n in ("groups", "cases", "residual")
         }
         batches = batches_from_json(
             svc.store.get(svc.settings.data_bucket, _partition_key(request, f"{prefix}batches.json")).decode()
         )
-        shares.append(
-            Share(tables["placements"], tables["groups"], tables["cases"], tables["residual"], batches)
-        )
-    day = _load_day(svc, request)  # the same inputs, for the open-items snapshot and the accounting
+        shares.append(Share(pa.table({}), tables["groups"], tables["cases"], tables["residual"], batches))
+        del tables
+    project = load_project(svc.store, svc.settings, request.project_id)
+    record = _PlanRecord.model_validate_json(
+        svc.store.get(svc.settings.data_bucket, _partition_key(request, PLAN_FILE))
+    )
+    _, files = _day_statements(svc, project, request)  # the accounting: the repository, not the rows
+    day = _Day(project, record.inputs, files, record.carried_from, record.carried_rows)
     rest = match_residual(
-        day.project,
+        project,
         [s.residual for s in shares if s.residual is not None],
         [s.batches or {} for s in shares],
         request.business_date,
         carried_batches=_carried_batches(svc, day.carried_from),
+        unavailable=unavailable_accounts(project, files),
     )
-    return _store(request, svc, day, merge_results([*shares, rest], request.business_date))
+    for share in shares:
+        share.residual = None  # matched: released
+
+    def placements(k: int) -> pa.Table:
+        if k == len(prefixes):
+            return rest.placements
+        return read_table(svc, _partition_key(request, f"{prefixes[k]}placements.parquet"))
+
+    rows = sum(n for _, n in record.inputs.objects)
+    result = merge_results([*shares, rest], request.business_date, placements=placements, rows=rows)
+    del shares
+    return _store(request, svc, day, result, _open_rows(svc, day, result, request.business_date))
 
 
-def _store(request: MatchInput, svc: Services, day: _Day, result: MatchResult) -> MatchOutput:
+def _open_rows(svc: Services, day: _Day, result: MatchResult, business_date: date) -> pa.Table:
+    """``open_snapshot(rows, result)`` without the day's rows: the open rows taken from the inputs an
+    object (and a slice of it) at a time."""
+    open_rows = np.asarray(result.open_rows, np.int64)
+    parts: list[pa.Table] = []
+    offset = 0
+    for key, rows in day.inputs.objects:
+        wanted = open_rows[(open_rows >= offset) & (open_rows < offset + rows)] - offset
+        data = svc.store.get(svc.settings.data_bucket, key)
+        taken = []
+        read = 0
+        statement = key != day.carried_from
+        for piece in _slices(data, statement=statement, rows=svc.settings.match_rows_per_partition):
+            m = piece.num_rows
+            taken.append(piece.take(pa.array(wanted[(wanted >= read) & (wanted < read + m)] - read)))
+            read += m
+        if read != rows:
+            raise ValueError(f"{key} now holds {read} rows, the run matched {rows}")
+        parts.append(pa.concat_tables(taken))
+        offset += rows
+        del data
+    # As assemble() builds the day: statements' rows, then the carried ones, then first_seen if none had it.
+    table = pa.concat_tables(parts or [NORMALIZED_SCHEMA.empty_table()], promote_options="permissive")
+    if FIRST_SEEN not in table.column_names:
+        table = table.append_column(FIRST_SEEN, pa.nulls(table.num_rows, pa.date32()))
+    return _first_seen_filled(table, business_date)
+
+
+def _store(
+    request: MatchInput, svc: Services, day: _Day, result: MatchResult, open_items: pa.Table
+) -> MatchOutput:
     """Write the results, the inputs list, the open items and batches; record the run's files."""
     for name in RESULT_FILES:
         key = result_key(request.project_id, request.business_date, request.run_id, name)
@@ -307,17 +532,15 @@ def _store(request: MatchInput, svc: Services, day: _Day, result: MatchResult) -
         batches_to_json(result.open_batches).encode(),
         "application/json",
     )
-    _put_table(
-        svc, open_items_key(day.project.project_id, request.business_date), open_snapshot(day.rows, result)
-    )
-    _record_files(request, svc, day)
+    _put_table(svc, open_items_key(day.project.project_id, request.business_date), open_items)
+    _record_files(request, svc, day.project, day.files)
     counts = result.counts()
     audit(
         svc,
         "system:match",
         "run.matched",
         request.run_id,
-        rows=day.rows.num_rows,
+        rows=day.rows.num_rows if day.rows is not None else sum(rows for _, rows in day.inputs.objects),
         carried_in=day.carried_rows,
         carried_from=day.carried_from,
         groups=result.groups.num_rows,
@@ -333,8 +556,7 @@ def _store(request: MatchInput, svc: Services, day: _Day, result: MatchResult) -
     )
 
 
-def _record_files(request: MatchInput, svc: Services, day: _Day) -> None:
-    project, files = day.project, day.files
+def _record_files(request: MatchInput, svc: Services, project: Project, files: list[FileAccounting]) -> None:
     run = svc.repo.get_run(request.run_id)
     if run is not None:
         run.files = files
@@ -348,6 +570,16 @@ def _record_files(request: MatchInput, svc: Services, day: _Day) -> None:
             for a in project.accounts
             if a.account_id not in delivered
         ]
+        problems += [
+            f"{f.account_id}: {f.raw_key} quarantined ({f.errors[0] if f.errors else 'see its error report'})"
+            for f in files
+            if f.status == StatementStatus.QUARANTINED.value
+        ]
+        if unavailable_accounts(project, files):
+            problems.append(
+                "rows whose counterpart would be in a missing or quarantined statement are held open "
+                "(awaiting-statement) until it arrives"
+            )
         # A broken balance chain (a statement missing between two bank statements) blocks the account: the
         # run needs attention until the gap is filled, whichever way the run was started.
         blocked = {reason for c in request.channels for reason in c.blocked}

@@ -48,7 +48,18 @@ CASE_COLUMNS = [
     "rule",
 ]
 FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule"]
-OPEN_ITEM_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "first_seen", "age_days"]
+# held_by: the rule that keeps the row open (a carry-over rule: in flight; awaiting-statement:<accounts>: the
+# statement its counterpart would be in is missing or quarantined).
+OPEN_ITEM_COLUMNS = [
+    "source",
+    "account_id",
+    "txn_id",
+    "amount",
+    "currency",
+    "first_seen",
+    "age_days",
+    "held_by",
+]
 
 
 def evidence_line(e: Evidence) -> str:

@@ -239,6 +239,7 @@ def open_items_csv(placements: pa.Table, business_date: date, masks: Masks = ())
             *_row_identity(rows),
             _text(rows["first_seen"]),
             pa.array(today - np.asarray(first_seen, np.int64)).cast(pa.string()),
+            _text(rows["rule"]),
         ],
         names=OPEN_ITEM_COLUMNS,
     )
