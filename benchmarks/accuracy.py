@@ -10,12 +10,13 @@ and returns the suite's figures, with the targets as the reference. The seed is 
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from benchmarks.memory import peak_rss_mib
 
 SEED = 2718
 START = date(2026, 3, 5)  # a Thursday: the week holds a weekend Alipay batch payout
@@ -54,7 +55,7 @@ def bench_accuracy(
             f"{verdict}: {result.wrong_links_per_1000:.2f}/1000, {result.matchable_share:.2%}, "
             f"P {result.case_precision:.2%} R {result.case_recall:.2%}, lost {len(result.rows_lost)}"
         ),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 

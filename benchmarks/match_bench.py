@@ -34,6 +34,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.memory import peak_rss_mib
+
 DAY = date(2026, 11, 20)
 TARGETS = {"three-way 1M": (1.0, 1024), "three-way 5M": (5.0, 3072), "no shared key 1M": (0.5, None)}
 
@@ -516,7 +518,7 @@ def keyless_precision(directory: Path, out: Path) -> dict[str, float]:
 # --- child processes ---------------------------------------------------------------------------------
 def _child(target: str, args: tuple[Any, ...], queue: Any) -> None:
     result: dict[str, Any] = globals()[target](*args)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mib"] = peak_rss_mib()
     queue.put(result)
 
 

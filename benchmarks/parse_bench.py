@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from benchmarks.memory import peak_rss_mib
+
 ROWS = 1_000_000
 CAMT_ENTRIES = 100_000
 CSV_REPEAT = 5  # runs of the parse and the pyarrow reference in turn for the CSV bills (best of each)
@@ -378,7 +380,7 @@ def _in_turn(ours: Callable[[], Any], reference: Callable[[], Any], repeat: int)
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
 
 
 def _parse(data: bytes, name: str, source: Any) -> Any:

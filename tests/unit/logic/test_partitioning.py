@@ -298,31 +298,12 @@ def _deliver_table(svc: Services, day: date, account: str, statement_id: str, ta
     )
 
 
-def _uniform(rows: list[Transaction]) -> list[Transaction]:
-    """The rows with their lineage (uid, raw key, row number) at one length. Case ids hash the lineage
-    padded to the longest value among the rows hashed together, which a partition does not share with
-    the whole day: lineage of mixed lengths gives other ids partitioned (docs/matching.md, "Partitioned,
-    as deployed"); this test is about which rows meet where, not about that."""
-    return [
-        r.model_copy(
-            update={
-                "txn_uid": r.txn_uid.ljust(40, "."),
-                "raw_key": r.raw_key.ljust(48, "_"),
-                "row_number": 10_000 + i,
-            }
-        )
-        for i, r in enumerate(rows)
-    ]
-
-
 def _second_day_rows() -> list[Transaction]:
     shift = timedelta(days=1)  # booked on the second day: its last hours are in flight, carried again
-    return _uniform(
-        [
-            r.model_copy(update={"booked_at": r.booked_at + shift, "value_date": r.value_date + shift})
-            for r in random_day(13)
-        ]
-    )
+    return [
+        r.model_copy(update={"booked_at": r.booked_at + shift, "value_date": r.value_date + shift})
+        for r in random_day(13)
+    ]
 
 
 def _second_day(svc: Services, day: date, rows: list[Transaction]) -> None:
@@ -385,7 +366,7 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
     project = Project.model_validate({**DEMO, "rules": RULES})
     first_day, day = DAY, DAY + timedelta(days=1)
     stored: dict[str, dict[str, bytes]] = {}
-    first_rows, second_rows = _uniform(random_day(11)), _second_day_rows()  # once: txn() counts calls
+    first_rows, second_rows = random_day(11), _second_day_rows()  # once: txn() counts calls
     for mode in ("whole", "plan"):
         settings = Settings(
             raw_bucket="raw",

@@ -225,6 +225,11 @@ class Frame:
             self._key_hash[fields] = h
         return self._key_hash[fields]
 
+    def account_hash(self, seed: int) -> U64:
+        """Per row, a hash of its account id: unlike the label code ``account``, which numbers the accounts
+        present, the same in every task (a partition, the residual, the whole day)."""
+        return hash_words(words_of(pa.array(self.accounts or [""], pa.string())), seed)[self.account]
+
     def has_text(self, name: str) -> BOOL:
         return np.asarray(self.words(name).lengths > 0)
 

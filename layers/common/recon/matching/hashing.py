@@ -102,30 +102,20 @@ def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
 
 
 def hash_words(w: Words, seed: int = 0) -> U64:
-    """64-bit hash of each row's exact bytes."""
-    h = np.full(len(w.lengths), np.uint64(seed) ^ _K1, dtype=np.uint64)
-    h ^= w.lengths.astype(np.uint64) * _K3
-    for j in range(w.words.shape[1]):
-        h ^= w.words[:, j]
-        h *= _K1
-        _mix(h)
-    return h
-
-
-def hash_own_words(w: Words, seed: int = 0) -> U64:
-    """64-bit hash of each row's exact bytes, mixing only the row's own words: unlike ``hash_words``
-    (which mixes every padded word, so a value's hash depends on the longest value beside it), the same
-    value hashes the same in any column — what a partition key hashed a slice at a time needs."""
+    """64-bit hash of each row's exact bytes. Only the row's own words are mixed (not the padding up to
+    the longest value beside it), so a value hashes the same in any column: ids and partition buckets do
+    not depend on which other rows a task holds (a partition, a slice, a later re-run with more rows)."""
     h: U64 = np.full(len(w.lengths), np.uint64(seed) ^ _K1, dtype=np.uint64)
     h ^= w.lengths.astype(np.uint64) * _K3
+    shortest = int(w.lengths.min()) if len(w.lengths) else 0
     for j in range(w.words.shape[1]):
-        live = w.lengths > 8 * j
         step = h ^ w.words[:, j]
         step *= _K1
         _mix(step)
-        if live.all():
+        if 8 * j < shortest:  # every row has bytes in word j
             h = step
         else:
+            live = w.lengths > 8 * j
             h[live] = step[live]
     return h
 

@@ -51,7 +51,7 @@ from .engine import (
     working_table,
 )
 from .frame import ANY, I64, Frame, plain
-from .hashing import hash_own_words, words_of
+from .hashing import hash_words
 from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries, dictionary
 from .settlement import Batch, batch_totals, batches_from_json, batches_to_json
 
@@ -115,14 +115,13 @@ def prepare_slice(
 
 def _buckets(frame: Frame, p: Plan, n: int) -> I64:
     """Each row's partition: a hash of the keyed phase's first key field, or for rows without it of
-    (txn_id, account). Each hash is of the row's own values (``hash_own_words``), so a slice of the day
+    (txn_id, account). Each hash is of the row's own values (``hash_words``), so a slice of the day
     gets the buckets the whole day would."""
     first_key = p.keys[0] if p.keys else "txn_id"
     words = frame.words(first_key)
     keyed_rows = words.lengths > 0
-    h = hash_own_words(words, seed=11)
-    account = hash_own_words(words_of(pa.array(frame.accounts or [""], pa.string())), seed=13)
-    fallback = hash_own_words(frame.words("txn_id"), seed=12) ^ account[frame.account]
+    h = hash_words(words, seed=11)
+    fallback = hash_words(frame.words("txn_id"), seed=12) ^ frame.account_hash(seed=13)
     return (np.where(keyed_rows, h, fallback) % np.uint64(n)).astype(np.int64)
 
 

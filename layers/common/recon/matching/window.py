@@ -592,9 +592,7 @@ def _record(
             f"no shared key; amount and time within {window}; other assignments score almost as well: confirm",
         ],
     )
-    ids = hash_words(frame.words("txn_id"), seed=3) ^ (
-        frame.account.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    )
+    ids = hash_words(frame.words("txn_id"), seed=3) ^ frame.account_hash(seed=4)
     pair_hash = combine(ids[l_rows], ids[r_rows])
     ledger.add_groups(
         {
