@@ -87,7 +87,7 @@ def content_hash(base: U64, *labels: str) -> U64:
     """Hash of the defining content plus labels (rule name, case type)."""
     h = base
     for label in labels:
-        h = combine(h, np.full(len(base), seed_of(label), dtype=np.uint64))
+        h = combine(h, np.uint64(seed_of(label)))
     return h
 
 

@@ -269,6 +269,7 @@ def match_table(
     known = keyed(frame, ledger, ctx, p)
     frame.release_derived()
     settled = residual(frame, ledger, ctx, p, known, partials={}, carried=carried_batches or {})
+    frame.release_passes()
     placements, groups, cases = ledger.finish()
     return MatchResult(
         placements,

@@ -101,31 +101,47 @@ def words_of(array: pa.Array | pa.ChunkedArray) -> Words:
     return Words(all_words, all_lengths)
 
 
+# Hashes are computed a block of rows at a time: the temporaries of the mixing steps then stay in cache
+# and are reused, instead of a fresh row-sized array per step (whose first touch, not the arithmetic, was
+# most of the cost: 2M rows × 2 words, 34 → 18 ms). Every step is element-wise: same values either way.
+_BLOCK = 1 << 15
+
+
 def hash_words(w: Words, seed: int = 0) -> U64:
     """64-bit hash of each row's exact bytes. Only the row's own words are mixed (not the padding up to
     the longest value beside it), so a value hashes the same in any column: ids and partition buckets do
     not depend on which other rows a task holds (a partition, a slice, a later re-run with more rows)."""
-    h: U64 = np.full(len(w.lengths), np.uint64(seed) ^ _K1, dtype=np.uint64)
-    h ^= w.lengths.astype(np.uint64) * _K3
-    shortest = int(w.lengths.min()) if len(w.lengths) else 0
-    for j in range(w.words.shape[1]):
-        step = h ^ w.words[:, j]
-        step *= _K1
-        _mix(step)
-        if 8 * j < shortest:  # every row has bytes in word j
-            h = step
-        else:
-            live = w.lengths > 8 * j
-            h[live] = step[live]
+    h = np.empty(len(w.lengths), dtype=np.uint64)
+    start = np.uint64(seed) ^ _K1
+    for a in range(0, len(h), _BLOCK):
+        lengths = w.lengths[a : a + _BLOCK]
+        x = lengths.astype(np.uint64)
+        x *= _K3
+        x ^= start
+        shortest = int(lengths.min())
+        for j in range(w.words.shape[1]):
+            step = x ^ w.words[a : a + _BLOCK, j]
+            step *= _K1
+            _mix(step)
+            if 8 * j < shortest:  # every row of the block has bytes in word j
+                x = step
+            else:
+                live = lengths > 8 * j
+                x[live] = step[live]
+        h[a : a + _BLOCK] = x
     return h
 
 
-def combine(h: U64, other: U64) -> U64:
-    """Hash of a pair of hashes (order matters)."""
-    out = h * _K2
-    out ^= other
-    out += _K1
-    return _mix(out)
+def combine(h: U64, other: U64 | np.uint64) -> U64:
+    """Hash of a pair of hashes (order matters); ``other`` may be one hash for every row."""
+    out = np.empty(len(h), dtype=np.uint64)
+    each = np.ndim(other) > 0
+    for a in range(0, len(h), _BLOCK):
+        x = h[a : a + _BLOCK] * _K2
+        x ^= other[a : a + _BLOCK] if each else other  # type: ignore[index]
+        x += _K1
+        out[a : a + _BLOCK] = _mix(x)
+    return out
 
 
 def seed_of(text: str) -> int:

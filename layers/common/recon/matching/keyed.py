@@ -47,7 +47,6 @@ class KeyGroups:
     """Linked keys, one entry per key, with their members and per-side aggregates."""
 
     key_hash: U64
-    key: pa.Array
     left_n: I32
     right_n: I32
     left_amount: I64
@@ -66,6 +65,10 @@ class KeyGroups:
     # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
     rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     owner: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def key(self, frame: Frame, fields: tuple[str, ...], chosen: I64) -> pa.Array:
+        """The key text of the chosen keys, taken for them only (not for every key, then taken again)."""
+        return _key_text(frame, fields, self.left_first[chosen])
 
     def text(self, frame: Frame, name: str, chosen: I64) -> pa.Array:
         """left_label, right_label, left_status or right_status of the chosen keys."""
@@ -114,6 +117,10 @@ def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) ->
     del keyed, left, right, top
     fast_l, fast_r = _in_row_order(frame.n, np.concatenate(single_l), np.concatenate(single_r))
     del single_l, single_r
+    # Verified here, in row order (sequential reads), not in hash order: the same pairs are dropped.
+    same = _same_key(frame, fields, fast_l, fast_r)
+    if not same.all():
+        fast_l, fast_r = fast_l[same], fast_r[same]
     # Decided a slice at a time: the per-key columns and decisions (~150 bytes a key) then exist for one
     # slice only, not for every key at once. Results do not depend on how the pairs are grouped.
     for at in range(0, len(fast_l), _SLICE):
@@ -148,19 +155,25 @@ def _linked(
     pos[pos >= len(l_keys)] = 0
     hit = l_keys[pos] == r_keys
     li, ri = pos[hit], np.flatnonzero(hit)
-    # Verify on the exact bytes: a hash collision must never link two different keys.
-    first_l, first_r = ls[l_start[li]], rs[r_start[ri]]
-    same = np.ones(len(li), dtype=bool)
-    for name in fields:
-        same &= frame.words(name).equal(first_l, first_r)
-    li, ri = li[same], ri[same]
     single = (l_len[li] == 1) & (r_len[ri] == 1)
+    # Verify on the exact bytes: a hash collision must never link two different keys. Keys with one
+    # row a side are verified by the caller, in row order; keys with several rows here.
+    ml, mr = li[~single], ri[~single]
+    same = _same_key(frame, fields, ls[l_start[ml]], rs[r_start[mr]])
     # Copies, not views: a view would keep the whole sorted row arrays alive.
     runs = [
         (ls[l_start[a] : l_start[a] + l_len[a]].copy(), rs[r_start[b] : r_start[b] + r_len[b]].copy())
-        for a, b in zip(li[~single].tolist(), ri[~single].tolist(), strict=True)
+        for a, b in zip(ml[same].tolist(), mr[same].tolist(), strict=True)
     ]
     return ls[l_start[li[single]]], rs[r_start[ri[single]]], runs
+
+
+def _same_key(frame: Frame, fields: tuple[str, ...], left: I64, right: I64) -> BOOL:
+    """Each pair's rows carry exactly the same bytes in every key field."""
+    same = np.ones(len(left), dtype=bool)
+    for name in fields:
+        same &= frame.words(name).equal(left, right)
+    return same
 
 
 def _in_row_order(n: int, left: I64, right: I64) -> tuple[I64, I64]:
@@ -205,7 +218,6 @@ def _pairs(frame: Frame, rule: KeyMatchRule, left: I64, right: I64, key_hash: U6
     one = np.broadcast_to(np.int32(1), (n,))  # a read-only view: no memory per key
     return KeyGroups(
         key_hash=key_hash,
-        key=_key_text(frame, tuple(rule.keys), left),
         left_n=one,
         right_n=one,
         left_amount=frame.amount[left],
@@ -290,7 +302,6 @@ def _multi(
     first_left = np.array(agg["l0"], np.int64)
     return KeyGroups(
         key_hash=h[first_left],
-        key=_key_text(frame, fields, first_left),
         left_n=np.array(agg["ln"], np.int32),
         right_n=np.array(agg["rn"], np.int32),
         left_amount=np.array(agg["la"], np.int64),
@@ -412,7 +423,7 @@ def _groups(
             "members": g.left_n[chosen] + g.right_n[chosen],
             "left_members": g.left_n[chosen],
             "right_members": g.right_n[chosen],
-            "key": g.key.take(pa.array(chosen)),
+            "key": g.key(frame, tuple(rule.keys), chosen),
             "currency": labels(currency, frame.currencies),
             "left_amount_minor": g.left_amount[chosen],
             "right_amount_minor": g.right_amount[chosen],
@@ -444,7 +455,6 @@ def _cases(
     k = _OUTCOMES[kind[chosen]]
     d = delta[chosen]
     cur = g.currency[chosen]
-    take = pa.array(chosen)
     la, ra = g.left_amount[chosen], g.right_amount[chosen]
     ll, rl = g.text(frame, "left_label", chosen), g.text(frame, "right_label", chosen)
     ls, rs = g.text(frame, "left_status", chosen), g.text(frame, "right_status", chosen)
@@ -534,7 +544,7 @@ def _cases(
             "delta_minor": np.where(k == FEE_MISMATCH, fd, d),
             "currency": labels(cur, frame.currencies),
             "members": g.left_n[chosen] + g.right_n[chosen],
-            "key": g.key.take(take),
+            "key": g.key(frame, tuple(rule.keys), chosen),
             "left_amount_minor": la,
             "right_amount_minor": ra,
             "time_delta_s": gap_s,

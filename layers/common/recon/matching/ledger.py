@@ -248,13 +248,13 @@ def dictionary(
     """A dictionary column holding exactly the labels in use, sorted (negative codes are nulls): the same
     rows give the same bytes however they were assembled."""
     codes = np.asarray(codes)
-    shifted = codes.astype(np.int32)  # one working copy, shifted in place: nulls (-1) become 0
-    shifted += 1
-    counts = np.bincount(shifted, minlength=len(vocabulary) + 1)
-    used = np.flatnonzero(counts[1:])
+    if len(codes) and int(codes.max()) >= len(vocabulary):
+        raise IndexError(f"code {int(codes.max())} outside a vocabulary of {len(vocabulary)}")
+    missing = codes < 0
+    nulls = bool(missing.any())
+    used = _used(codes, len(vocabulary))
     labels = [vocabulary[int(u)] for u in used]
     order = sorted(range(len(labels)), key=lambda i: labels[i])
-    nulls = counts[0] > 0
     if (
         len(used) == len(vocabulary)
         and order == list(range(len(order)))
@@ -265,11 +265,24 @@ def dictionary(
         remap = np.zeros(len(vocabulary) + 1, dtype=np.int32)
         for new, i in enumerate(order):
             remap[int(used[i]) + 1] = new
+        shifted = codes.astype(np.int32)  # nulls (-1) become 0
+        shifted += 1
         indices = remap[shifted]
-    mask = codes < 0 if nulls else None
+    mask = missing if nulls else None
     return pa.DictionaryArray.from_arrays(
         pa.array(indices, pa.int32(), mask=mask), pa.array([labels[i] for i in order], pa.string())
     )
+
+
+def _used(codes: npt.NDArray[np.integer[Any]], size: int) -> npt.NDArray[np.int64]:
+    """The codes in [0, size) that occur, ascending. A small vocabulary (the usual: sources, dispositions,
+    rules, passes) is probed value by value — a pass over the codes per value, a quarter of the time of
+    counting every code with np.bincount on 2M rows."""
+    if size <= 32:
+        return np.array([v for v in range(size) if (codes == v).any()], dtype=np.int64)
+    shifted = codes.astype(np.int32)
+    shifted += 1
+    return np.flatnonzero(np.bincount(shifted, minlength=size + 1)[1:])
 
 
 def canonical_dictionaries(table: pa.Table) -> pa.Table:

@@ -36,7 +36,7 @@ from .context import (
     content_hash,
 )
 from .frame import ANY, BANK, BOOL, CHANNELS, ERP, I64, SOURCES, SUCCESS, Frame, from_day_number, plain
-from .hashing import hash_strings, hash_words
+from .hashing import hash_strings
 from .keyed import duplicates
 from .ledger import Ledger
 from .text import join, labels, money, severities, take_text
@@ -58,7 +58,7 @@ def order_known(frame: Frame, ledger: Ledger) -> BOOL:
     pay = np.flatnonzero(payments & present)
     if len(rows) == 0 or len(pay) == 0:
         return out
-    h = hash_words(words, seed=5)
+    h = frame.key_hash(("order_ref",))  # the key pass's hash of the order number, if it made one
     # Refunds are few: look the payments up among the refunds' hashes (not the other way round, which
     # sorts every payment); each refund is compared with the first payment (lowest row) of its hash.
     wanted = np.unique(h[rows])
