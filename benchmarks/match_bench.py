@@ -594,6 +594,18 @@ class DirectoryStore:
         path.write_bytes(body)
         return StoredObject(key=key, size=len(body))
 
+    def put_stream(
+        self, bucket: str, key: str, chunks: Any, *, content_type: str = "application/octet-stream"
+    ) -> Any:
+        from recon.ports import StoredObject
+
+        path = self.path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        return StoredObject(key=key, size=path.stat().st_size)
+
     def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes:
         from recon.adapters.errors import ObjectNotFoundError
 

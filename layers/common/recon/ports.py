@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -30,6 +31,18 @@ class ObjectStore(Protocol):
         content_type: str = "application/octet-stream",
         metadata: dict[str, str] | None = None,
     ) -> StoredObject: ...
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> StoredObject:
+        """One object whose body is the concatenation of ``chunks``, stored without holding it whole (S3: a
+        multipart upload); nothing is stored if iterating ``chunks`` raises."""
+        ...
 
     def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes: ...
 

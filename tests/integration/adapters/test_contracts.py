@@ -252,6 +252,36 @@ def test_unversioned_bucket_reports_no_version(stores: Stores) -> None:
     assert stores.plain.get(PLAIN_BUCKET, "reports/r.html") == b"<html>2"
 
 
+def test_put_stream_stores_the_concatenated_chunks_as_one_object(stores: Stores) -> None:
+    # Larger than S3's 5 MiB smallest part: the S3 adapter uploads it in parts (part size 5 MiB here).
+    if isinstance(stores.plain, S3ObjectStore):
+        stores.plain._part_size = 5 * 1024 * 1024
+    chunks = [b"header\n", *(bytes([65 + i % 26]) * 1_000_003 for i in range(12)), b"", b"end\n"]
+    stored = stores.plain.put_stream(
+        PLAIN_BUCKET, "reports/matches.csv", iter(chunks), content_type="text/csv"
+    )
+    assert stores.plain.get(PLAIN_BUCKET, "reports/matches.csv") == b"".join(chunks)
+    assert stored.size == len(b"".join(chunks))
+    small = stores.plain.put_stream(PLAIN_BUCKET, "reports/small.csv", [b"a,b\n", b"1,2\n"])
+    assert stores.plain.get(PLAIN_BUCKET, "reports/small.csv") == b"a,b\n1,2\n" and small.size == 8
+    stores.plain.put_stream(PLAIN_BUCKET, "reports/empty.csv", [])
+    assert stores.plain.get(PLAIN_BUCKET, "reports/empty.csv") == b""
+
+
+def test_put_stream_stores_nothing_when_the_chunks_fail(stores: Stores) -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"x" * (6 * 1024 * 1024)  # one whole part uploaded before the failure
+        raise RuntimeError("export failed")
+
+    if isinstance(stores.plain, S3ObjectStore):
+        stores.plain._part_size = 5 * 1024 * 1024
+    with pytest.raises(RuntimeError, match="export failed"):
+        stores.plain.put_stream(PLAIN_BUCKET, "reports/broken.csv", failing())
+    assert stores.plain.head(PLAIN_BUCKET, "reports/broken.csv") is None
+    if stores.kind == "aws":  # the multipart upload was aborted
+        assert "Uploads" not in boto3.client("s3").list_multipart_uploads(Bucket=PLAIN_BUCKET)
+
+
 # --- repository: runs --------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -78,6 +78,16 @@ class MemoryObjectStore:
         return StoredObject(
             key=key, size=len(body), version_id=version.version_id, metadata=decode_metadata(wire)
         )
+
+    def put_stream(
+        self,
+        bucket: str,
+        key: str,
+        chunks: Iterable[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> StoredObject:
+        return self.put(bucket, key, b"".join(chunks), content_type=content_type)
 
     def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes:
         with self._lock:

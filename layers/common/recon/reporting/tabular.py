@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 
 import numpy as np
@@ -75,15 +75,20 @@ _OWN_WORDS = frozenset(
 )
 
 
+def _masked_table(table: pa.Table, masks: Masks, already: frozenset[str] = frozenset()) -> pa.Table:
+    if not masks:
+        return table
+    return pa.table(
+        [
+            c if name in _OWN_WORDS or name in already else _masked(c.combine_chunks(), masks)
+            for name, c in zip(table.column_names, table.columns, strict=True)
+        ],
+        names=table.column_names,
+    )
+
+
 def _csv(table: pa.Table, masks: Masks = ()) -> bytes:
-    if masks:
-        table = pa.table(
-            [
-                c if name in _OWN_WORDS else _masked(c.combine_chunks(), masks)
-                for name, c in zip(table.column_names, table.columns, strict=True)
-            ],
-            names=table.column_names,
-        )
+    table = _masked_table(table, masks)
     sink = io.BytesIO()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed", include_header=True))
     return sink.getvalue()
@@ -177,45 +182,88 @@ def group_evidence(groups: pa.Table) -> pa.Array:
     )
 
 
+# matches.csv is written this many rows at a time: its text is never held whole (1.1 GB at 1M x 1M rows).
+MATCH_ROWS_PER_CHUNK = 200_000
+
+
 def matches_csv(placements: pa.Table, groups: pa.Table | None = None, masks: Masks = ()) -> bytes:
-    """``groups``: the run's groups table (the rows' ``group`` column indexes it); without it the group
-    columns (settles, explanation, evidence) are empty. The group columns are written from one value per
-    group (dictionary-encoded): a group's text is built and held once, not once per member."""
-    rows = _where(placements, "matched")
-    positions = pa.array(np.arange(rows.num_rows))
-    rows = rows.append_column("_pos", positions)
-    rows = rows.take(pc.sort_indices(rows, sort_keys=[("group_id", "ascending"), ("_pos", "ascending")]))
-    if groups is not None and groups.num_rows:
-        index = pc.cast(rows["group"], pa.int32()).combine_chunks()
+    """``matches_csv_chunks`` joined (small results; the resolve stage streams the chunks)."""
+    return b"".join(matches_csv_chunks(placements, groups, masks))
 
-        def per_group(
-            values: pa.Array | pa.ChunkedArray,
-        ) -> pa.Array:  # the index is in range by construction
-            return pa.DictionaryArray.from_arrays(index, _text(pc.fill_null(values, "")), safe=False)
 
-        settles = per_group(_text(groups["settles"]))
-        explanation = per_group(_text(groups["explanation"]))
-        evidence = per_group(group_evidence(groups))
-    else:
-        settles = explanation = evidence = _lit("", rows.num_rows)
-    table = pa.table(
-        [
-            _text(rows["group_id"]),
-            _text(rows["rule"]),
-            _text(rows["source"]),
-            _text(rows["txn_id"]),
-            amounts(rows["amount_minor"], rows["currency"]),
-            _text(rows["currency"]),
-            _text(rows["status"]),
-            _confidence(rows["confidence"]),
-            _text(rows["match_pass"]),
-            settles,
-            explanation,
-            evidence,
-        ],
-        names=MATCH_COLUMNS,
+def matches_csv_chunks(
+    placements: pa.Table,
+    groups: pa.Table | None = None,
+    masks: Masks = (),
+    *,
+    rows_per_chunk: int = MATCH_ROWS_PER_CHUNK,
+) -> Iterator[bytes]:
+    """matches.csv in pieces whose concatenation is the file: the header, then ``rows_per_chunk`` rows at a
+    time in the file's order (a group's rows may end one piece and begin the next).
+
+    ``groups``: the run's groups table (the rows' ``group`` column indexes it); without it the group
+    columns (settles, explanation, evidence) are empty. The group columns are built, masked and held once per
+    group (dictionary-encoded), not once per member."""
+    # Only the columns written: the other columns of the matched rows (most of the day) are not copied.
+    needed = ["group_id", "rule", "source", "txn_id", "amount_minor", "currency", "status", "confidence"]
+    needed += ["match_pass", *(["group"] if groups is not None and groups.num_rows else [])]
+    rows = _where(placements.select([*needed, "disposition"]), "matched")
+    order = pc.sort_indices(
+        pa.table({"group_id": rows["group_id"], "_pos": pa.array(np.arange(rows.num_rows))}),
+        sort_keys=[("group_id", "ascending"), ("_pos", "ascending")],
     )
-    return _csv(table, masks)
+    has_groups = groups is not None and groups.num_rows > 0
+    if groups is not None and has_groups:
+        index = pc.cast(rows["group"], pa.int32()).combine_chunks()
+        per_group = [
+            _masked(_text(pc.fill_null(values, "")), masks)
+            for values in (_text(groups["settles"]), _text(groups["explanation"]), group_evidence(groups))
+        ]
+    schema = pa.schema([(name, pa.string()) for name in MATCH_COLUMNS])
+    sink = io.BytesIO()
+    options = pacsv.WriteOptions(quoting_style="needed", include_header=True)
+    with pacsv.CSVWriter(sink, schema, write_options=options) as writer:
+        yield _drained(sink)  # the header
+        for start in range(0, rows.num_rows, max(1, rows_per_chunk)):
+            take = order.slice(start, rows_per_chunk)
+            part = rows.take(take)
+            n = part.num_rows
+            if has_groups:
+                at = index.take(take)
+                settles, explanation, evidence = (pc.take(text, at) for text in per_group)
+            else:
+                settles = explanation = evidence = _lit("", n)
+            table = pa.table(
+                [
+                    _text(part["group_id"]),
+                    _text(part["rule"]),
+                    _text(part["source"]),
+                    _text(part["txn_id"]),
+                    amounts(part["amount_minor"], part["currency"]),
+                    _text(part["currency"]),
+                    _text(part["status"]),
+                    _confidence(part["confidence"]),
+                    _text(part["match_pass"]),
+                    settles,
+                    explanation,
+                    evidence,
+                ],
+                schema=schema,
+            )
+            writer.write_table(_masked_table(table, masks, already=_GROUP_COLUMNS))
+            yield _drained(sink)
+
+
+# The group columns of matches.csv: masked once per group, before they are spread over the group's rows.
+_GROUP_COLUMNS = frozenset({"settles", "explanation", "evidence"})
+
+
+def _drained(sink: io.BytesIO) -> bytes:
+    """What was written to ``sink`` since the last call; the sink is emptied."""
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
 
 
 def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:

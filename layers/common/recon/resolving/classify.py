@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -278,8 +279,10 @@ def open_items(placements: pa.Table, business_date: date, limit: int | None = No
 def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAccounting]:
     """Rows in (+ carried in) = matched + in cases + filtered + open, per source. Raises if a row is not
     in exactly one place."""
-    source = placements["source"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
-    disposition = placements["disposition"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
+    # Text columns as small integer codes into their distinct values (numpy text arrays of a 5M-row day
+    # would take gigabytes).
+    source, sources = _codes(placements["source"])
+    disposition, dispositions = _codes(placements["disposition"])
     amount = placements["amount_minor"].to_numpy()
     first_seen = np.asarray(
         placements["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64
@@ -290,13 +293,13 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
         .to_numpy(zero_copy_only=False)
         .astype(bool)
     )
-    rule = pc.fill_null(placements["rule"].cast(pa.string()), "").to_numpy(zero_copy_only=False).astype(str)
+    rule, rules = _codes(placements["rule"])
     known = {"matched", "case", "filtered", "open"}
-    if not set(np.unique(disposition).tolist()) <= known:
-        raise ValueError(f"rows without a place: {sorted(set(np.unique(disposition).tolist()) - known)}")
+    if not set(dispositions) <= known:
+        raise ValueError(f"rows without a place: {sorted(set(dispositions) - known)}")
     out = []
-    for name in sorted(set(source.tolist())):
-        sel = source == name
+    for name in sorted(set(sources)):
+        sel = source == sources.index(name)
         acc = SourceAccounting(source=Source(name))
         acc.rows_in = int((sel & (first_seen >= today)).sum())
         acc.carried_in = int((sel & (first_seen < today)).sum())
@@ -306,19 +309,35 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
             ("filtered", "filtered", None),
             ("open", "open", "open_minor"),
         ):
-            mask = sel & (disposition == disp)
+            mask = sel & (disposition == _code(dispositions, disp))
             setattr(acc, count_field, int(mask.sum()))
             if money_field:
                 setattr(acc, money_field, int(amount[mask].sum()))
         acc.suggested = int((sel & suggested).sum())
-        filtered_rules = rule[sel & (disposition == "filtered")]
+        filtered_rules = np.bincount(
+            rule[sel & (disposition == _code(dispositions, "filtered"))], minlength=len(rules)
+        )
         acc.filtered_by_rule = {
-            str(k): int(v) for k, v in zip(*np.unique(filtered_rules, return_counts=True), strict=True)
+            rules[i]: int(filtered_rules[i])
+            for i in sorted(np.flatnonzero(filtered_rules), key=rules.__getitem__)
         }
         if not acc.balanced:
             raise ValueError(f"rows lost or invented: {name}")
         out.append(acc)
     return out
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Each row's index into the column's distinct texts (a missing value counts as the text "")."""
+    text = pc.fill_null(column.cast(pa.string()), "")
+    values = pc.unique(text)
+    codes = pc.index_in(text, value_set=values).to_numpy(zero_copy_only=False)
+    return np.asarray(codes, dtype=np.int64), [str(v) for v in values.to_pylist()]
+
+
+def _code(values: list[str], value: str) -> int:
+    """The code of ``value``; -1 (no row) when no row has it."""
+    return values.index(value) if value in values else -1
 
 
 def describe_delta(case: Case) -> str:
