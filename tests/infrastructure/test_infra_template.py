@@ -315,7 +315,9 @@ def test_timeouts_and_memory(functions: Mapping[str, Mapping[str, Any]]) -> None
     for fetcher in ("FetchBankFunction", "FetchAlipayFunction", "FetchWechatFunction"):
         assert props[fetcher]["Timeout"] == 300
     assert (props["MatchFunction"]["Timeout"], props["MatchFunction"]["MemorySize"]) == (900, 3008)
-    assert (props["ResolveFunction"]["Timeout"], props["ResolveFunction"]["MemorySize"]) == (300, 2048)
+    # resolve and report at 5M x 5M rows a side: 4.7 GiB and 1,007 MiB (docs/matching.md)
+    assert (props["ResolveFunction"]["Timeout"], props["ResolveFunction"]["MemorySize"]) == (300, 7168)
+    assert (props["ReportFunction"]["Timeout"], props["ReportFunction"]["MemorySize"]) == (120, 2048)
 
 
 def test_review_api_is_iam_authenticated_logged_and_throttled(

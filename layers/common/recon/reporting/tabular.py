@@ -48,8 +48,10 @@ def amounts(minor: pa.ChunkedArray | pa.Array, currency: pa.ChunkedArray | pa.Ar
 
 def _confidence(values: pa.ChunkedArray) -> pa.Array:
     rounded = np.round(np.asarray(pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False), float), 4)
-    text = [f"{v:.4f}".rstrip("0").rstrip(".") or "0" for v in rounded.tolist()]
-    return pa.array(text, pa.string())
+    # A few scores, worded once each; distinct by their bits (-0.0 is worded "-0", as it always was).
+    distinct, inverse = np.unique(rounded.view(np.int64), return_inverse=True)
+    text = [f"{v:.4f}".rstrip("0").rstrip(".") or "0" for v in distinct.view(np.float64).tolist()]
+    return pa.array(text, pa.string()).take(pa.array(inverse.reshape(-1)))
 
 
 Masks = Sequence[tuple[str, str]]  # (account number, its mask): ``masking.Masker.pairs``
@@ -202,8 +204,8 @@ def matches_csv_chunks(
     time in the file's order (a group's rows may end one piece and begin the next).
 
     ``groups``: the run's groups table (the rows' ``group`` column indexes it); without it the group
-    columns (settles, explanation, evidence) are empty. The group columns are built, masked and held once per
-    group (dictionary-encoded), not once per member."""
+    columns (settles, explanation, evidence) are empty. The group columns are built and masked once per
+    group, a chunk's groups at a time."""
     # Only the columns written: the other columns of the matched rows (most of the day) are not copied.
     needed = ["group_id", "rule", "source", "txn_id", "amount_minor", "currency", "status", "confidence"]
     needed += ["match_pass", *(["group"] if groups is not None and groups.num_rows else [])]
@@ -212,13 +214,7 @@ def matches_csv_chunks(
         pa.table({"group_id": rows["group_id"], "_pos": pa.array(np.arange(rows.num_rows))}),
         sort_keys=[("group_id", "ascending"), ("_pos", "ascending")],
     )
-    has_groups = groups is not None and groups.num_rows > 0
-    if groups is not None and has_groups:
-        index = pc.cast(rows["group"], pa.int32()).combine_chunks()
-        per_group = [
-            _masked(_text(pc.fill_null(values, "")), masks)
-            for values in (_text(groups["settles"]), _text(groups["explanation"]), group_evidence(groups))
-        ]
+    index = pc.cast(rows["group"], pa.int32()).combine_chunks() if "group" in rows.column_names else None
     schema = pa.schema([(name, pa.string()) for name in MATCH_COLUMNS])
     sink = io.BytesIO()
     options = pacsv.WriteOptions(quoting_style="needed", include_header=True)
@@ -228,9 +224,8 @@ def matches_csv_chunks(
             take = order.slice(start, rows_per_chunk)
             part = rows.take(take)
             n = part.num_rows
-            if has_groups:
-                at = index.take(take)
-                settles, explanation, evidence = (pc.take(text, at) for text in per_group)
+            if groups is not None and index is not None and n:
+                settles, explanation, evidence = _group_columns(groups, index.take(take), masks)
             else:
                 settles = explanation = evidence = _lit("", n)
             table = pa.table(
@@ -254,6 +249,21 @@ def matches_csv_chunks(
             yield _drained(sink)
 
 
+def _group_columns(groups: pa.Table, at: pa.Array, masks: Masks) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """settles, explanation and evidence of the groups rows ``at`` belong to, one value per row. Built and
+    masked once per group, for the groups of these rows only: a chunk's rows, in group id order, belong to
+    a run of neighbouring groups (the groups table is sorted by group id)."""
+    bounds = pc.min_max(at)
+    if not bounds["min"].is_valid:  # no group (matched rows always have one)
+        return _lit("", len(at)), _lit("", len(at)), _lit("", len(at))
+    lo, hi = int(bounds["min"].as_py()), int(bounds["max"].as_py())
+    near = groups.slice(lo, hi - lo + 1)
+    at = pc.subtract(at, pa.scalar(lo, pa.int32()))
+    texts = (_text(near["settles"]), _text(near["explanation"]), group_evidence(near))
+    settles, explanation, evidence = (pc.take(_masked(_text(pc.fill_null(t, "")), masks), at) for t in texts)
+    return settles, explanation, evidence
+
+
 # The group columns of matches.csv: masked once per group, before they are spread over the group's rows.
 _GROUP_COLUMNS = frozenset({"settles", "explanation", "evidence"})
 
@@ -266,8 +276,11 @@ def _drained(sink: io.BytesIO) -> bytes:
     return data
 
 
+_IDENTITY = ["source", "account_id", "txn_id", "amount_minor", "currency", "disposition"]
+
+
 def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:
-    rows = _where(placements, "filtered")
+    rows = _where(placements.select([*_IDENTITY, "rule"]), "filtered")
     table = pa.table(
         [
             *_row_identity(rows),
@@ -279,7 +292,7 @@ def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:
 
 
 def open_items_csv(placements: pa.Table, business_date: date, masks: Masks = ()) -> bytes:
-    rows = _where(placements, "open")
+    rows = _where(placements.select([*_IDENTITY, "first_seen", "rule"]), "open")
     first_seen = rows["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False)
     today = (business_date - date(1970, 1, 1)).days
     table = pa.table(

@@ -43,11 +43,13 @@ def _rows(table: pa.Table) -> list[dict[str, Any]]:
 
 def _members_by(placements: pa.Table, column: str, ids: set[str] | None = None) -> dict[str, list[MemberRef]]:
     """Members of each case or group, in input order."""
-    selected = placements.filter(pc.is_valid(placements[column]))
+    # The columns first: filtering the whole placements would copy every column of most of the day.
+    selected = placements.select([column, *_MEMBER_COLUMNS])
+    selected = selected.filter(pc.is_valid(selected[column]))
     if ids is not None:
         selected = selected.filter(pc.is_in(selected[column], value_set=pa.array(sorted(ids), pa.string())))
     out: dict[str, list[MemberRef]] = defaultdict(list)
-    for row in selected.select([column, *_MEMBER_COLUMNS]).to_pylist():
+    for row in selected.to_pylist():
         out[row[column]].append(MemberRef(**{k: row[k] for k in _MEMBER_COLUMNS}))
     return out
 
@@ -86,8 +88,9 @@ class BookingTimes:
         """The booking times of the rows of the given cases / groups (placements with a ``booked_at``)."""
         if "booked_at" not in placements.column_names or not ids:
             return cls({}, timezone)
-        rows = placements.filter(
-            pc.fill_null(pc.is_in(placements[column], value_set=pa.array(sorted(ids), pa.string())), False)
+        rows = placements.select([column, "txn_uid", "booked_at"])
+        rows = rows.filter(
+            pc.fill_null(pc.is_in(rows[column], value_set=pa.array(sorted(ids), pa.string())), False)
         )
         pairs = rows.select(["txn_uid", "booked_at"]).to_pylist()
         return cls({r["txn_uid"]: r["booked_at"] for r in pairs if r["booked_at"] is not None}, timezone)
@@ -261,7 +264,8 @@ def groups_from_tables(
 
 
 def open_items(placements: pa.Table, business_date: date, limit: int | None = None) -> list[OpenItem]:
-    rows = placements.filter(pc.equal(placements["disposition"].cast(pa.string()), "open"))
+    rows = placements.select([*_MEMBER_COLUMNS, "first_seen", "rule", "disposition"])
+    rows = rows.filter(pc.equal(rows["disposition"].cast(pa.string()), "open"))
     items = []
     for row in rows.select([*_MEMBER_COLUMNS, "first_seen", "rule"]).to_pylist():
         items.append(
