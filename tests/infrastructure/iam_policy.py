@@ -2,9 +2,9 @@
 
 It answers "may function F perform action A on resource R with these partition keys?" from the statements
 written in infra/template.yaml, the way IAM decides it: an explicit Deny wins, otherwise some Allow must
-match the action, the resource and its Condition. It understands only what the template's DynamoDB and
-Secrets Manager statements use (ARN placeholders, `*`/`?` wildcards, ForAllValues:StringLike on
-dynamodb:LeadingKeys); anything else raises, so a new kind of statement cannot be silently misread.
+match the action, the resource and its Condition. It understands only what the template's DynamoDB,
+Secrets Manager and S3 statements use (ARN placeholders, `*`/`?` wildcards, ForAllValues:StringLike on
+dynamodb:LeadingKeys, StringLike on s3:prefix); anything else raises, so a new kind of statement cannot be silently misread.
 
 moto does not enforce IAM, which is why this exists: the integration tests prove the code works, these
 checks prove the deployed roles would let it (and nothing more).
@@ -23,6 +23,8 @@ from tests.infrastructure.helpers import as_list
 PARTITION, REGION, ACCOUNT = "aws", "us-east-1", "123456789012"
 TABLE_ARN = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/recon-RunsTable-ABC123"
 SECRET_ARN_PREFIX = f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:"
+RAW_BUCKET_ARN = f"arn:{PARTITION}:s3:::recon-rawbucket-abc123"
+DATA_BUCKET_ARN = f"arn:{PARTITION}:s3:::recon-databucket-abc123"
 # What the statements' placeholders stand for. Only the resources the data-access statements name are
 # known: a statement naming another one is skipped when it cannot match the requested service anyway.
 _PLACEHOLDERS = {
@@ -31,6 +33,8 @@ _PLACEHOLDERS = {
     "AWS::AccountId": ACCOUNT,
     "AWS::StackName": "recon",
     "RunsTable.Arn": TABLE_ARN,
+    "RawBucket.Arn": RAW_BUCKET_ARN,
+    "DataBucket.Arn": DATA_BUCKET_ARN,
 }
 _SUB = re.compile(r"\$\{([^}]+)\}")
 
@@ -49,6 +53,7 @@ class Request:
     action: str  # e.g. "dynamodb:PutItem"
     resource: str  # an ARN
     leading_keys: tuple[str, ...] | None = None  # partition keys of a DynamoDB item request
+    s3_prefix: str | None = None  # the Prefix of an S3 listing
 
 
 class Unresolvable(Exception):
@@ -82,6 +87,12 @@ def _condition_holds(condition: Mapping[str, Any] | None, request: Request) -> b
         return True
     for operator, keys in condition.items():
         for key, patterns in keys.items():
+            if (operator, key) == ("StringLike", "s3:prefix"):
+                if request.s3_prefix is None or not any(
+                    _matches(p, request.s3_prefix) for p in as_list(patterns)
+                ):
+                    return False
+                continue
             if (operator, key) != ("ForAllValues:StringLike", "dynamodb:LeadingKeys"):
                 raise AssertionError(f"the evaluator does not know condition {operator} {key}")
             if request.leading_keys is None:

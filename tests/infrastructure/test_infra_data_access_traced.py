@@ -1,4 +1,4 @@
-"""Every DynamoDB and Secrets Manager call a local day really makes is allowed by the calling function's
+"""Every DynamoDB, Secrets Manager and S3 call a local day really makes is allowed by the calling function's
 policy in infra/template.yaml.
 
 moto does not enforce IAM: the integration and workflow tests would pass under any policy. So this test runs
@@ -34,6 +34,8 @@ from recon.keys import project_config_key, raw_key
 from recon_local.demo_data import generate_day
 from recon_local.runtime import LocalCloud
 from tests.infrastructure.iam_policy import (
+    DATA_BUCKET_ARN,
+    RAW_BUCKET_ARN,
     TABLE_ARN,
     Request,
     allowed,
@@ -83,14 +85,49 @@ def to_requests(service: str, operation: str, params: Mapping[str, Any]) -> list
     raise AssertionError(f"no IAM translation for {action}: add one before using it")
 
 
+_S3_ACTIONS = {
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",  # HEAD is authorised as GetObject
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "DeleteObject": "s3:DeleteObject",
+}
+
+
+def s3_requests(operation: str, params: Mapping[str, Any], bucket_arns: Mapping[str, str]) -> list[Request]:
+    """The IAM request(s) one S3 call amounts to (object ARN, or bucket ARN and prefix for a listing)."""
+    bucket = bucket_arns[params["Bucket"]]
+    if operation in {"ListObjectsV2", "ListObjects"}:
+        return [Request("s3:ListBucket", bucket, s3_prefix=params.get("Prefix", ""))]
+    if operation == "CopyObject":
+        source = params["CopySource"]
+        source_bucket, _, source_key = (
+            (source["Bucket"], "/", source["Key"]) if isinstance(source, Mapping) else source.partition("/")
+        )
+        return [
+            Request("s3:GetObject", f"{bucket_arns[source_bucket]}/{source_key}"),
+            Request("s3:PutObject", f"{bucket}/{params['Key']}"),
+        ]
+    if operation not in _S3_ACTIONS:
+        raise AssertionError(f"no IAM translation for s3:{operation}: add one before using it")
+    return [Request(_S3_ACTIONS[operation], f"{bucket}/{params['Key']}")]
+
+
 @pytest.fixture(scope="module")
-def traced_calls() -> Iterator[list[tuple[str, Request, str]]]:
-    """(function logical id, IAM request, operation) for every data call made inside a handler."""
+def traced() -> Iterator[tuple[list[tuple[str, Request, str]], list[tuple[str, Request, str]]]]:
+    """(function logical id, IAM request, operation) for every data call made inside a handler: DynamoDB
+    and Secrets Manager calls, then S3 calls."""
     calls: list[tuple[str, Request, str]] = []
+    s3_calls: list[tuple[str, Request, str]] = []
     original = botocore.client.BaseClient._make_request
+    original_api_call = botocore.client.BaseClient._make_api_call
 
     with LocalCloud() as cloud:
         logical_by_name = {cloud.function_name(lid): lid for lid in cloud.function_ids}
+        bucket_arns = {cloud.raw_bucket: RAW_BUCKET_ARN, cloud.data_bucket: DATA_BUCKET_ARN}
 
         def recording(client: Any, operation_model: Any, request_dict: Any, request_context: Any) -> Any:
             service = client.meta.service_model.service_name
@@ -101,9 +138,33 @@ def traced_calls() -> Iterator[list[tuple[str, Request, str]]]:
                     calls.append((logical_by_name[function], request, operation_model.name))
             return original(client, operation_model, request_dict, request_context)
 
-        with mock.patch.object(botocore.client.BaseClient, "_make_request", recording):
+        def recording_s3(client: Any, operation_name: str, api_params: Any) -> Any:
+            function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+            if function in logical_by_name and client.meta.service_model.service_name == "s3":
+                for request in s3_requests(operation_name, api_params, bucket_arns):
+                    s3_calls.append((logical_by_name[function], request, operation_name))
+            return original_api_call(client, operation_name, api_params)
+
+        with (
+            mock.patch.object(botocore.client.BaseClient, "_make_request", recording),
+            mock.patch.object(botocore.client.BaseClient, "_make_api_call", recording_s3),
+        ):
             _a_day(cloud)
-    yield calls
+    yield calls, s3_calls
+
+
+@pytest.fixture(scope="module")
+def traced_calls(
+    traced: tuple[list[tuple[str, Request, str]], list[tuple[str, Request, str]]],
+) -> list[tuple[str, Request, str]]:
+    return traced[0]
+
+
+@pytest.fixture(scope="module")
+def traced_s3_calls(
+    traced: tuple[list[tuple[str, Request, str]], list[tuple[str, Request, str]]],
+) -> list[tuple[str, Request, str]]:
+    return traced[1]
 
 
 def _a_day(cloud: LocalCloud) -> None:
@@ -191,3 +252,18 @@ def test_every_granted_table_access_is_used(traced_calls: list[tuple[str, Reques
     ]
     assert unused == []
     assert used_index == {(f, a) for f, actions in EXPECTED_INDEX_ACCESS.items() for a in actions}
+
+
+def test_every_traced_s3_call_is_allowed_by_the_calling_functions_policy(
+    traced_s3_calls: list[tuple[str, Request, str]], functions: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Object reads and writes, listings (with their prefix) and multipart uploads, per function."""
+    assert {f for f, _, _ in traced_s3_calls} >= {"ParseFunction", "MatchFunction", "ResolveFunction"}
+    refused = sorted(
+        {
+            (f, r.action, r.resource.rsplit(":::", 1)[-1], r.s3_prefix)
+            for f, r, _ in traced_s3_calls
+            if not allowed(function_statements(functions[f]), r)
+        }
+    )
+    assert refused == [], "\n".join(map(str, refused))

@@ -134,14 +134,21 @@ def test_only_scoped_sam_policy_templates(template: Mapping[str, Any]) -> None:
                 assert {"Ref", "Fn::GetAtt"} & set(value), f"{logical_id}: {name} {value}"
 
 
-def test_api_function_only_reads_the_table(functions: Mapping[str, Mapping[str, Any]]) -> None:
+def test_api_function_only_reads(functions: Mapping[str, Mapping[str, Any]]) -> None:
+    """The run record from the table and the run's report digest from S3, nothing written."""
     actions = _statement_actions(functions["ApiFunction"])
     assert actions
-    assert actions <= {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
+    assert actions <= {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "s3:GetObject",
+        "kms:Decrypt",
+    }
 
 
 def test_s3_object_statements_are_scoped_to_a_prefix(template: Mapping[str, Any]) -> None:
-    """Object actions name `<bucket>/<prefix>/*`, never a whole bucket."""
+    """Object actions name `<bucket>/<prefix>/*` (or one file name under it), never a whole bucket."""
     for owner, statement in iter_policy_statements(template):
         if statement.get("Effect") != "Allow":
             continue
@@ -150,7 +157,9 @@ def test_s3_object_statements_are_scoped_to_a_prefix(template: Mapping[str, Any]
             continue
         for resource in as_list(statement["Resource"]):
             sub = resource.get("Fn::Sub", "") if isinstance(resource, Mapping) else resource
-            assert re.fullmatch(r"\$\{(Raw|Data)Bucket\.Arn\}/[a-z]+(/[a-z-]+)*/\*", sub), (
+            assert re.fullmatch(
+                r"\$\{(Raw|Data)Bucket\.Arn\}/[a-z][a-z-]*(/[a-z-]+)*/\*(/[a-z]+\.[a-z]+)?", sub
+            ), (
                 owner,
                 statement["Sid"],
             )
