@@ -55,6 +55,7 @@ from typing import Any
 import yaml
 
 from recon.domain import Project
+from recon.matching.window import orders_conflict
 
 from .demo_data import (
     _HOUR_WEIGHTS,
@@ -405,6 +406,7 @@ class _Node:
     amount: int
     at: datetime
     group: str
+    order_ref: str = ""
 
 
 @dataclass
@@ -798,6 +800,7 @@ class _SetBuilder:
         set of confusable rows is unambiguous only when it is exactly one true pair.
         """
         times = self._row_times()
+        refs = self._row_order_refs()
         keyless = {"mangled-ref", "ambiguous-twin"}
         nodes: list[_Node] = []
         for index, label in enumerate(self.labels):
@@ -811,7 +814,8 @@ class _SetBuilder:
             if residue:
                 side = "erp" if label.source == "erp" else "channel"
                 at = times[(label.source, label.txn_id)]
-                nodes.append(_Node(index, side, label.amount_minor, at, label.group))
+                ref = refs.get((label.source, label.txn_id), "")
+                nodes.append(_Node(index, side, label.amount_minor, at, label.group, ref))
         window = timedelta(seconds=self.d.ambiguity_window_s)
         edges: dict[int, set[int]] = defaultdict(set)
         by_amount: dict[int, list[int]] = defaultdict(list)
@@ -821,7 +825,14 @@ class _SetBuilder:
             for i in members:
                 for j in members:
                     a, b = nodes[i], nodes[j]
-                    if a.side == "erp" and b.side == "channel" and abs(a.at - b.at) <= window:
+                    # Rows naming different orders are not confusable: the window pass never pairs them
+                    # (WindowMatchRule.reject_conflicting_orders, on in the labelled days' project).
+                    if (
+                        a.side == "erp"
+                        and b.side == "channel"
+                        and abs(a.at - b.at) <= window
+                        and not orders_conflict(a.order_ref, b.order_ref)
+                    ):
                         edges[i].add(j)
                         edges[j].add(i)
         seen: set[int] = set()
@@ -859,6 +870,23 @@ class _SetBuilder:
                     refund_id = r.channel_refund_id if ch.channel == "wechat" else r.refund_no
                     times[(ch.channel, f"{ch.channel_txn_id}#{refund_id}")] = r.channel_at
         return times
+
+    def _row_order_refs(self) -> dict[tuple[str, str], str]:
+        """The order reference each row carries (the ERP's order number; the channel's, maybe mangled)."""
+        refs: dict[tuple[str, str], str] = {}
+        for sale in self.sales:
+            if sale.erp is not None:
+                erp = sale.erp
+                refs[("erp", erp.order_no)] = erp.order_no
+                for r in erp.refunds:
+                    refs[("erp", f"{erp.order_no}#{r.refund_no}")] = erp.order_no
+            if sale.channel is not None:
+                ch = sale.channel
+                refs[(ch.channel, ch.channel_txn_id)] = ch.order_no
+                for r in ch.refunds:
+                    refund_id = r.channel_refund_id if ch.channel == "wechat" else r.refund_no
+                    refs[(ch.channel, f"{ch.channel_txn_id}#{refund_id}")] = ch.order_no
+        return refs
 
     # -- bank ------------------------------------------------------------------------------------------
 

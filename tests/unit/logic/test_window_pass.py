@@ -278,3 +278,46 @@ def test_blocks_beyond_max_block_are_only_suggested() -> None:
     out = run(_project(64, max_block=1), _square_day())
     for erp in ("E0", "E1"):
         assert out.where(erp)["status"] == "suggested" and out.where(erp)["confidence"] <= 0.5
+
+
+def _order_rule(**extra: object) -> Project:
+    return project_with(
+        {
+            "kind": "window_match",
+            "name": "w",
+            "left": ["erp"],
+            "right": ["wechat"],
+            "time_window_hours": 0.5,
+            **extra,
+        },
+        replace=True,
+    )
+
+
+def test_rows_naming_different_orders_are_never_paired() -> None:
+    """An unpaid order and an unbooked payment of the same amount a second apart are two MISSING cases;
+    a payment whose order number was cut or suffixed still pairs with its order."""
+    rows = [
+        txn("erp", "SO20260305000460", 1990, order_ref="SO20260305000460", at=T0),
+        txn("wechat", "WX1", 1990, order_ref="SO20260305009931", at=T0 + timedelta(seconds=1)),
+        txn("erp", "SO20260305000777", 2990, order_ref="SO20260305000777", at=T0),
+        txn("wechat", "WX2", 2990, order_ref="SO202603050007", at=T0 + timedelta(seconds=1)),  # cut
+        txn("erp", "SO20260305000888", 3990, order_ref="SO20260305000888", at=T0),
+        txn("wechat", "WX3", 3990, order_ref="SO20260305000888_2", at=T0 + timedelta(seconds=1)),
+    ]
+    out = run(_order_rule(), rows)
+    assert out.where("SO20260305000460")["disposition"] == "case"
+    assert out.where("WX1")["disposition"] == "case"
+    assert out.group_of("WX2").rule == "w" and out.where("SO20260305000777")["disposition"] == "matched"
+    assert out.group_of("WX3").rule == "w"
+    # Where a channel carries its own numbering in order_ref, the project turns the veto off.
+    loose = run(_order_rule(reject_conflicting_orders=False), rows)
+    assert loose.where("WX1")["disposition"] == "matched"
+
+
+def test_orders_conflict_ignores_case_spaces_and_punctuation() -> None:
+    assert window.orders_conflict("SO2026-0305 000460", "so20260305000461")
+    assert not window.orders_conflict("SO2026-0305 000460", "so20260305000460")
+    assert not window.orders_conflict("SO20260305000460", "")  # a missing reference decides nothing
+    assert not window.orders_conflict(None, "SO20260305000460")
+    assert not window.orders_conflict("20260305000460", "SO20260305000460")  # without its prefix

@@ -246,6 +246,13 @@ class WindowMatchRule(_MatchRule):
     weight_reference: float = Field(
         default=2.0, ge=0, description="Weight of a reference of one row found in the other's memo"
     )
+    reject_conflicting_orders: bool = Field(
+        default=True,
+        description="Never pair two rows that both carry an order reference (order_ref) when neither "
+        "contains the other: a different order number is a different order, not a mangled one (a cut, "
+        "prefixed or suffixed number still contains, or is contained in, the other). Turn off where a "
+        "channel carries its own numbering in order_ref",
+    )
 
 
 class SettlementRule(_Rule):

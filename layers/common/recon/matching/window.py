@@ -55,6 +55,8 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
     if len(c.el):
         score = _scores(frame, rule, left[c.el], right[c.er], window_ms)
         keep = score > 0
+        if rule.reject_conflicting_orders:
+            keep &= ~_conflicting_orders(frame, left[c.el], right[c.er])
         chosen_l, chosen_r, confidence, clear = _assign(
             len(left), len(right), c.el[keep], c.er[keep], score[keep], max_block=rule.max_block
         )
@@ -351,6 +353,32 @@ def _reference_similarity(frame: Frame, a: I64, b: I64) -> ANY:
             cache[key] = max(_similar(x, y) for x in ra for y in rb)
         out[k] = cache[key]
     return out
+
+
+def _conflicting_orders(frame: Frame, a: I64, b: I64) -> BOOL:
+    """Pairs whose rows both carry an order reference and neither contains the other (``_similar`` 0)."""
+    out = np.zeros(len(a), dtype=bool)
+    if "order_ref" not in frame.table.column_names:
+        return out
+    carries = frame.has_text("order_ref")
+    both = np.flatnonzero(carries[a] & carries[b])
+    if len(both) == 0:
+        return out
+    ua, inv_a = np.unique(a[both], return_inverse=True)
+    ub, inv_b = np.unique(b[both], return_inverse=True)
+    refs_a = take_text(frame, "order_ref", ua).to_pylist()
+    refs_b = take_text(frame, "order_ref", ub).to_pylist()
+    out[both] = [
+        orders_conflict(refs_a[i], refs_b[j]) for i, j in zip(inv_a.tolist(), inv_b.tolist(), strict=True)
+    ]
+    return out
+
+
+def orders_conflict(x: str | None, y: str | None) -> bool:
+    """Two order references that name different orders: both present (once case, spaces and punctuation
+    are ignored) and neither contains the other (``_similar`` 0)."""
+    a, b = _NORMALISE.sub("", x or "").upper(), _NORMALISE.sub("", y or "").upper()
+    return bool(a) and bool(b) and _similar(a, b) == 0.0
 
 
 def _similar(x: str, y: str) -> float:
