@@ -71,7 +71,7 @@ def summary_text(
             f"{'OK' if s.balanced else 'UNBALANCED'}"
         )
     lines.append(f"Match groups: {run.match_groups} ({run.suggested_groups} suggested for review)")
-    lines.append(f"Open items (in flight): {run.open_items}")
+    lines.append(f"Open items (in flight or awaiting a statement): {run.open_items}")
     lines.append(f"Quarantined files: {run.quarantined_files}")
     lines.append(f"Cases: {len(cases)}")
     for stake in case_stakes(cases):
