@@ -397,6 +397,29 @@ class _Sale:
     revoked: bool = False
 
 
+def _only_pairing_is_true(component: set[int], edges: dict[int, set[int]], nodes: list[_Node]) -> bool:
+    """A confusable set is still unambiguous when its rows can be paired one-to-one in exactly one way
+    (every row paired; the order references having ruled the other pairs out) and that way is the truth.
+    Small sets only (brute force); a larger one stays ambiguous."""
+    erp = sorted(i for i in component if nodes[i].side == "erp")
+    channel = {i for i in component if nodes[i].side == "channel"}
+    if len(erp) != len(channel) or len(erp) > 6:
+        return False
+    found: list[list[tuple[int, int]]] = []
+
+    def pair(k: int, free: frozenset[int], chosen: list[tuple[int, int]]) -> None:
+        if len(found) > 1:
+            return
+        if k == len(erp):
+            found.append(list(chosen))
+            return
+        for other in sorted(edges[erp[k]] & free):
+            pair(k + 1, free - {other}, [*chosen, (erp[k], other)])
+
+    pair(0, frozenset(channel), [])
+    return len(found) == 1 and all(nodes[a].group and nodes[a].group == nodes[b].group for a, b in found[0])
+
+
 @dataclass
 class _Node:
     """A residue row for the ambiguity check: no usable key links it."""
@@ -849,6 +872,8 @@ class _SetBuilder:
             pairs = sum(len(edges[i]) for i in component) // 2
             groups = {nodes[i].group for i in component}
             if len(component) == 2 and pairs == 1 and len(groups) == 1 and "" not in groups:
+                continue
+            if _only_pairing_is_true(component, edges, nodes):
                 continue
             for i in component:
                 label = self.labels[nodes[i].label_index]
