@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import resource
 import shutil
 import tempfile
@@ -34,7 +33,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.memory import peak_rss_mib
+from benchmarks.child import in_child
 
 DAY = date(2026, 11, 20)
 TARGETS = {"three-way 1M": (1.0, 1024), "three-way 5M": (5.0, 3072), "no shared key 1M": (0.5, None)}
@@ -531,20 +530,8 @@ def keyless_precision(directory: Path, out: Path) -> dict[str, float]:
 
 
 # --- child processes ---------------------------------------------------------------------------------
-def _child(target: str, args: tuple[Any, ...], queue: Any) -> None:
-    result: dict[str, Any] = globals()[target](*args)
-    result["peak_rss_mib"] = peak_rss_mib()
-    queue.put(result)
-
-
 def _in_child(target: str, *args: Any) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, args, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get(timeout=3600)
-    proc.join()
-    return result
+    return in_child(__name__, target, *args)
 
 
 def _best(runs: int, target: str, *args: Any) -> dict[str, Any]:

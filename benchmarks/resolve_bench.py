@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import match_bench
+from benchmarks.child import in_child
 from benchmarks.match_bench import _RUN_ID, DAY, DirectoryStore, _deployed_services, _in_child
 from benchmarks.memory import peak_rss_mib
 
@@ -186,30 +187,7 @@ def run(sizes: list[int], data_root: Path | None, repeat: int, partitions: int) 
 
 
 def _in_child_here(target: str, *args: Any) -> dict[str, Any]:
-    """A spawned child running ``target`` of this module (``match_bench._in_child`` looks in its own)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, args, queue))
-    proc.start()
-    result: dict[str, Any] = queue.get(timeout=3600)
-    proc.join()
-    return result
-
-
-def _child(target: str, args: tuple[Any, ...], queue: Any) -> None:
-    _warm(target)
-    queue.put(globals()[target](*args))
-
-
-def _warm(target: str) -> None:
-    """A warm container has its function's imports done; so do we, before the clock starts (the report's
-    process does not load pyarrow: the report function does not either)."""
-    if target == "resolve_task":
-        import recon.pipeline.resolve
-    else:
-        import recon.pipeline.report  # noqa: F401
+    return in_child(__name__, target, *args)
 
 
 def _median(values: list[float]) -> float:

@@ -822,8 +822,7 @@ class _SetBuilder:
         confusable when they have the same signed amount and lie within ``ambiguity_window_s``. A connected
         set of confusable rows is unambiguous only when it is exactly one true pair.
         """
-        times = self._row_times()
-        refs = self._row_order_refs()
+        facts = self._row_facts()
         keyless = {"mangled-ref", "ambiguous-twin"}
         nodes: list[_Node] = []
         for index, label in enumerate(self.labels):
@@ -836,8 +835,7 @@ class _SetBuilder:
             residue |= label.scenario == "refund-unbooked-full" and label.case_type == "STATUS_MISMATCH"
             if residue:
                 side = "erp" if label.source == "erp" else "channel"
-                at = times[(label.source, label.txn_id)]
-                ref = refs.get((label.source, label.txn_id), "")
+                at, ref = facts[(label.source, label.txn_id)]
                 nodes.append(_Node(index, side, label.amount_minor, at, label.group, ref))
         window = timedelta(seconds=self.d.ambiguity_window_s)
         edges: dict[int, set[int]] = defaultdict(set)
@@ -879,39 +877,23 @@ class _SetBuilder:
                 label = self.labels[nodes[i].label_index]
                 self.labels[nodes[i].label_index] = replace(label, ambiguous=True)
 
-    def _row_times(self) -> dict[tuple[str, str], datetime]:
-        """When each side booked each row (ERP: paid / refund done; channel: completion)."""
-        times: dict[tuple[str, str], datetime] = {}
+    def _row_facts(self) -> dict[tuple[str, str], tuple[datetime, str]]:
+        """Per row: when its side booked it (ERP: paid / refund done; channel: completion) and the order
+        reference it carries (the ERP's order number; the channel's, maybe mangled)."""
+        facts: dict[tuple[str, str], tuple[datetime, str]] = {}
         for sale in self.sales:
             if sale.erp is not None:
                 erp = sale.erp
-                times[("erp", erp.order_no)] = erp.paid_at or erp.created_at
+                facts[("erp", erp.order_no)] = (erp.paid_at or erp.created_at, erp.order_no)
                 for r in erp.refunds:
-                    times[("erp", f"{erp.order_no}#{r.refund_no}")] = r.erp_done_at
+                    facts[("erp", f"{erp.order_no}#{r.refund_no}")] = (r.erp_done_at, erp.order_no)
             if sale.channel is not None:
                 ch = sale.channel
-                times[(ch.channel, ch.channel_txn_id)] = ch.channel_at
+                facts[(ch.channel, ch.channel_txn_id)] = (ch.channel_at, ch.order_no)
                 for r in ch.refunds:
                     refund_id = r.channel_refund_id if ch.channel == "wechat" else r.refund_no
-                    times[(ch.channel, f"{ch.channel_txn_id}#{refund_id}")] = r.channel_at
-        return times
-
-    def _row_order_refs(self) -> dict[tuple[str, str], str]:
-        """The order reference each row carries (the ERP's order number; the channel's, maybe mangled)."""
-        refs: dict[tuple[str, str], str] = {}
-        for sale in self.sales:
-            if sale.erp is not None:
-                erp = sale.erp
-                refs[("erp", erp.order_no)] = erp.order_no
-                for r in erp.refunds:
-                    refs[("erp", f"{erp.order_no}#{r.refund_no}")] = erp.order_no
-            if sale.channel is not None:
-                ch = sale.channel
-                refs[(ch.channel, ch.channel_txn_id)] = ch.order_no
-                for r in ch.refunds:
-                    refund_id = r.channel_refund_id if ch.channel == "wechat" else r.refund_no
-                    refs[(ch.channel, f"{ch.channel_txn_id}#{refund_id}")] = ch.order_no
-        return refs
+                    facts[(ch.channel, f"{ch.channel_txn_id}#{refund_id}")] = (r.channel_at, ch.order_no)
+        return facts
 
     # -- bank ------------------------------------------------------------------------------------------
 
