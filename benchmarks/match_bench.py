@@ -588,9 +588,14 @@ class DirectoryStore:
 
         path = self.path(bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
+        partial = path.with_name(path.name + ".partial")  # the port: nothing stored if ``chunks`` raises
+        try:
+            with partial.open("wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
         return StoredObject(key=key, size=path.stat().st_size)
 
     def get(self, bucket: str, key: str, *, version_id: str | None = None) -> bytes:

@@ -30,6 +30,18 @@ def project() -> Project:
     return Project.from_yaml((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
 
 
+def notifying_settings(**extra: Any) -> Settings:
+    """Settings of a pipeline that e-mails reports and publishes alerts (in-memory adapters)."""
+    return Settings(
+        raw_bucket="raw",
+        data_bucket="data",
+        table_name="t",
+        sender_email="recon@example.com",
+        alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
+        **extra,
+    )
+
+
 def memory_services(
     project_id: str,
     project: Project | str,

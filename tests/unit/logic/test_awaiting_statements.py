@@ -14,14 +14,12 @@ from recon.matching import match_table
 
 from .conftest import DAY, txn
 from .matching_support import Outcome, table_of
-from .test_matching import DEMO, _day, project_with
+from .test_matching import _day, demo_without_fee_schedule
 
 
 @pytest.fixture(name="project")
-def demo_without_fee_schedule() -> Project:
-    return project_with(
-        *[{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]], replace=True
-    )
+def demo_project() -> Project:
+    return demo_without_fee_schedule()
 
 
 def run_without(project: Project, rows: list, unavailable: set[str]) -> Outcome:

@@ -26,12 +26,16 @@ def project_with(*rules: dict, replace: bool = False, **settings: object) -> Pro
     return Project.model_validate(data)
 
 
-@pytest.fixture
-def project() -> Project:
+def demo_without_fee_schedule() -> Project:
     """The demo project without its fee schedule (most rows here carry no fee); fee tests set their own."""
     return project_with(
         *[{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]], replace=True
     )
+
+
+@pytest.fixture
+def project() -> Project:
+    return demo_without_fee_schedule()
 
 
 def _day(extra=()):

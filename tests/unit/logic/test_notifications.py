@@ -23,9 +23,8 @@ from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
 from recon.reporting.notices import NOTIFIED, notification_subject
-from recon.settings import Settings
 
-from .conftest import DAY, memory_services
+from .conftest import DAY, memory_services, notifying_settings
 from .test_pipeline_in_memory import PROJECT_TEXT, _upload
 
 NUMBERS = ("2088101122136241", "1900000109", "75591234561080100018")  # declared in the demo project
@@ -39,13 +38,7 @@ def _ticking() -> Callable[[], datetime]:
 
 @pytest.fixture
 def svc() -> Services:
-    settings = Settings(
-        raw_bucket="raw",
-        data_bucket="data",
-        table_name="t",
-        sender_email="recon@example.com",
-        alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
-    )
+    settings = notifying_settings()
     services = memory_services("demo", PROJECT_TEXT, settings=settings, clock=_ticking())
     _upload(services, Project.from_yaml(PROJECT_TEXT))
     return services

@@ -198,23 +198,14 @@ def test_the_match_stage_plans_partitions_for_a_large_day_and_gives_the_same_res
     from recon.pipeline.contracts import MatchInput, StartRunInput
     from recon.pipeline.match import match_run
     from recon.pipeline.run import start_run
-    from recon.settings import Settings
 
-    from .conftest import memory_services
     from .test_carry_over import _deliver
 
     project = Project.model_validate({**DEMO, "rules": RULES})
     rows = random_day(11)
     stored: dict[str, list[bytes]] = {}
     for mode in ("whole", "plan"):
-        settings = Settings(
-            raw_bucket="raw",
-            data_bucket="data",
-            table_name="t",
-            match_partition_rows=50,
-            match_rows_per_partition=40,
-        )
-        svc = memory_services("demo", project, settings=settings)
+        svc = _stage_services(project, rows_per_partition=40)
         for account in ("erp", "wechat-main", "alipay-main", "bank-cmb"):
             mine = [r for r in rows if r.account_id == account]
             _deliver(svc, DAY, account, mine)
@@ -358,9 +349,7 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
     from recon.pipeline import match as stage
     from recon.pipeline.contracts import MatchInput, StartRunInput
     from recon.pipeline.run import start_run
-    from recon.settings import Settings
 
-    from .conftest import memory_services
     from .test_carry_over import _deliver
 
     project = Project.model_validate({**DEMO, "rules": RULES})
@@ -368,14 +357,7 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
     stored: dict[str, dict[str, bytes]] = {}
     first_rows, second_rows = random_day(11), _second_day_rows()  # once: txn() counts calls
     for mode in ("whole", "plan"):
-        settings = Settings(
-            raw_bucket="raw",
-            data_bucket="data",
-            table_name="t",
-            match_partition_rows=50,
-            match_rows_per_partition=7,
-        )
-        svc = memory_services("demo", project, settings=settings)
+        svc = _stage_services(project, rows_per_partition=7)
         for account in ("erp", "wechat-main", "alipay-main", "bank-cmb"):
             _deliver(svc, first_day, account, [r for r in first_rows if r.account_id == account])
         started = start_run(StartRunInput(project_id="demo", business_date=first_day), svc)
@@ -422,6 +404,22 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
     assert pq.read_table(io.BytesIO(stored["whole"]["open_items"])).num_rows  # the next day's carried rows
     for name in stored["whole"]:
         assert stored["plan"][name] == stored["whole"][name], name
+
+
+def _stage_services(project: Project, *, rows_per_partition: int) -> Services:
+    """In-memory services whose match stage partitions any day above 50 rows."""
+    from recon.settings import Settings
+
+    from .conftest import memory_services
+
+    settings = Settings(
+        raw_bucket="raw",
+        data_bucket="data",
+        table_name="t",
+        match_partition_rows=50,
+        match_rows_per_partition=rows_per_partition,
+    )
+    return memory_services("demo", project, settings=settings)
 
 
 def _refuse(name: str) -> Callable[..., object]:

@@ -22,23 +22,16 @@ from recon.pipeline.report import report_run
 from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
-from recon.settings import Settings
 from recon_local.demo_data import generate_day
 
-from .conftest import DAY, REPO, memory_services
+from .conftest import DAY, REPO, memory_services, notifying_settings
 
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
 
 
 @pytest.fixture
 def svc() -> Services:
-    settings = Settings(
-        raw_bucket="raw",
-        data_bucket="data",
-        table_name="t",
-        sender_email="recon@example.com",
-        alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
-    )
+    settings = notifying_settings()
     return memory_services(
         "demo", PROJECT_TEXT, settings=settings, clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
     )

@@ -4,21 +4,13 @@ person is already reviewing."""
 
 from __future__ import annotations
 
-from recon.domain import Project
-
 from .conftest import txn
 from .matching_support import run
-from .test_matching import DEMO, _day, project_with
-
-
-def _project() -> Project:
-    return project_with(
-        *[{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]], replace=True
-    )
+from .test_matching import _day, demo_without_fee_schedule
 
 
 def test_ids_do_not_depend_on_the_other_rows_of_the_run() -> None:
-    project = _project()
+    project = demo_without_fee_schedule()
     planted = [
         txn("erp", "SO3", 19900, order_ref="SO3"),  # AMOUNT_MISMATCH
         txn("wechat", "WX3", 18900, order_ref="SO3"),
