@@ -332,7 +332,7 @@ def _refs(frame: Frame, rows: I64) -> list[list[str]]:
     columns = [take_text(frame, name, rows).to_pylist() for name in _REFERENCES]
     out = []
     for values in zip(*columns, strict=True):
-        out.append([_NORMALISE.sub("", v).upper() for v in values if v and _NORMALISE.sub("", v)])
+        out.append([n for n in map(_normal, values) if n])
     return out
 
 
@@ -366,18 +366,24 @@ def _conflicting_orders(frame: Frame, a: I64, b: I64) -> BOOL:
         return out
     ua, inv_a = np.unique(a[both], return_inverse=True)
     ub, inv_b = np.unique(b[both], return_inverse=True)
-    refs_a = take_text(frame, "order_ref", ua).to_pylist()
-    refs_b = take_text(frame, "order_ref", ub).to_pylist()
-    out[both] = [
-        orders_conflict(refs_a[i], refs_b[j]) for i, j in zip(inv_a.tolist(), inv_b.tolist(), strict=True)
-    ]
+    refs_a = [_normal(v) for v in take_text(frame, "order_ref", ua).to_pylist()]  # once per row
+    refs_b = [_normal(v) for v in take_text(frame, "order_ref", ub).to_pylist()]
+    out[both] = [_conflict(refs_a[i], refs_b[j]) for i, j in zip(inv_a.tolist(), inv_b.tolist(), strict=True)]
     return out
 
 
 def orders_conflict(x: str | None, y: str | None) -> bool:
     """Two order references that name different orders: both present (once case, spaces and punctuation
     are ignored) and neither contains the other (``_similar`` 0)."""
-    a, b = _NORMALISE.sub("", x or "").upper(), _NORMALISE.sub("", y or "").upper()
+    return _conflict(_normal(x), _normal(y))
+
+
+def _normal(value: str | None) -> str:
+    """A reference without case, spaces and punctuation."""
+    return _NORMALISE.sub("", value or "").upper()
+
+
+def _conflict(a: str, b: str) -> bool:
     return bool(a) and bool(b) and _similar(a, b) == 0.0
 
 
