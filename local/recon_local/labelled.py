@@ -397,27 +397,42 @@ class _Sale:
     revoked: bool = False
 
 
-def _only_pairing_is_true(component: set[int], edges: dict[int, set[int]], nodes: list[_Node]) -> bool:
-    """A confusable set is still unambiguous when its rows can be paired one-to-one in exactly one way
-    (every row paired; the order references having ruled the other pairs out) and that way is the truth.
-    Small sets only (brute force); a larger one stays ambiguous."""
-    erp = sorted(i for i in component if nodes[i].side == "erp")
-    channel = {i for i in component if nodes[i].side == "channel"}
-    if len(erp) != len(channel) or len(erp) > 6:
+def _max_pairing(
+    erp: list[int], edges: dict[int, set[int]], banned: tuple[int, int] | None = None
+) -> dict[int, int]:
+    """A maximum one-to-one pairing of ``erp`` rows with their confusable channel rows (augmenting paths,
+    rows and partners in sorted order: deterministic), without the pair ``banned``: channel row -> ERP row."""
+    partner: dict[int, int] = {}
+
+    def augment(a: int, seen: set[int]) -> bool:
+        for b in sorted(edges[a]):
+            if (a, b) == banned or b in seen:
+                continue
+            seen.add(b)
+            if b not in partner or augment(partner[b], seen):
+                partner[b] = a
+                return True
         return False
-    found: list[list[tuple[int, int]]] = []
 
-    def pair(k: int, free: frozenset[int], chosen: list[tuple[int, int]]) -> None:
-        if len(found) > 1:
-            return
-        if k == len(erp):
-            found.append(list(chosen))
-            return
-        for other in sorted(edges[erp[k]] & free):
-            pair(k + 1, free - {other}, [*chosen, (erp[k], other)])
+    for a in erp:
+        augment(a, set())
+    return partner
 
-    pair(0, frozenset(channel), [])
-    return len(found) == 1 and all(nodes[a].group and nodes[a].group == nodes[b].group for a, b in found[0])
+
+def _certain_pairs(component: set[int], edges: dict[int, set[int]], nodes: list[_Node]) -> set[int]:
+    """The rows of a confusable set that a one-to-one pass cannot pair otherwise, and truly belong together.
+
+    A pair is *forced* when every maximum one-to-one pairing of the set contains it: without it, fewer rows
+    can be paired (the order references ruled the alternatives out). A forced pair that is the truth is
+    certain; every other row of the set is ambiguous (it has another partner in some maximum pairing)."""
+    erp = sorted(i for i in component if nodes[i].side == "erp")
+    best = _max_pairing(erp, edges)
+    certain: set[int] = set()
+    for b, a in sorted(best.items()):
+        true = bool(nodes[a].group) and nodes[a].group == nodes[b].group
+        if true and len(_max_pairing(erp, edges, banned=(a, b))) < len(best):
+            certain |= {a, b}
+    return certain
 
 
 @dataclass
@@ -819,8 +834,9 @@ class _SetBuilder:
 
         The residue is every row no key links: ERP rows without a keyed channel partner and channel rows
         whose reference is missing, mangled or unknown to the ERP. Two residue rows of opposite sides are
-        confusable when they have the same signed amount and lie within ``ambiguity_window_s``. A connected
-        set of confusable rows is unambiguous only when it is exactly one true pair.
+        confusable when they have the same signed amount and lie within ``ambiguity_window_s``. In a connected
+        set of confusable rows, only the true pairs that every maximum one-to-one pairing contains are
+        unambiguous (``_certain_pairs``).
         """
         facts = self._row_facts()
         keyless = {"mangled-ref", "ambiguous-twin"}
@@ -867,13 +883,8 @@ class _SetBuilder:
                     component.add(current)
                     stack.extend(edges[current] - component)
             seen |= component
-            pairs = sum(len(edges[i]) for i in component) // 2
-            groups = {nodes[i].group for i in component}
-            if len(component) == 2 and pairs == 1 and len(groups) == 1 and "" not in groups:
-                continue
-            if _only_pairing_is_true(component, edges, nodes):
-                continue
-            for i in component:
+            certain = _certain_pairs(component, edges, nodes)
+            for i in sorted(component - certain):
                 label = self.labels[nodes[i].label_index]
                 self.labels[nodes[i].label_index] = replace(label, ambiguous=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from recon.parsing import parse_statement
 from recon_local.labelled import (
     Expect,
     LabelledSet,
+    _certain_pairs,
+    _Node,
     generate_labelled_days,
     read_labels,
 )
@@ -212,3 +214,48 @@ def test_arguments_are_checked() -> None:
         generate_labelled_days(SEED, START, 0, 40)
     with pytest.raises(KeyError):
         generate_labelled_days(SEED, START, 2, 40, "impossible")
+
+
+def _confusable(
+    sides: str, groups: str, pairs: list[tuple[int, int]]
+) -> tuple[set[int], dict[int, set[int]], list[_Node]]:
+    """Residue rows (``sides``: 'e'/'c' per row; ``groups``: a true group letter per row, '.' for none) and
+    the confusable pairs between them."""
+    nodes = [
+        _Node(k, "erp" if s == "e" else "channel", 990, datetime(2026, 3, 5, 9, 5), "" if g == "." else g)
+        for k, (s, g) in enumerate(zip(sides, groups, strict=True))
+    ]
+    edges: dict[int, set[int]] = defaultdict(set)
+    for a, b in pairs:
+        edges[a].add(b)
+        edges[b].add(a)
+    return set(range(len(nodes))), edges, nodes
+
+
+@pytest.mark.parametrize(
+    ("sides", "groups", "pairs", "certain"),
+    [
+        # one true pair alone: certain
+        ("ec", "aa", [(0, 1)], {0, 1}),
+        # two orders, two payments, all confusable: nothing is certain
+        ("eecc", "abab", [(0, 2), (0, 3), (1, 2), (1, 3)], set()),
+        # seed 11's coffees: the payment naming order 0 conflicts with orders 1-3, so every full pairing
+        # gives it order 0; the other three orders and three payments stay ambiguous
+        (
+            "eeeecccc",
+            "abcdabcd",
+            [(0, 4), *[(e, c) for e in range(4) for c in (5, 6, 7)]],
+            {0, 4},
+        ),
+        # a chain that the references leave one way to pair: all certain (no size limit)
+        ("eeeccc", "abcabc", [(0, 3), (1, 3), (1, 4), (2, 4), (2, 5)], {0, 1, 2, 3, 4, 5}),
+        # the forced pairing is not the truth: those rows stay ambiguous
+        ("eecc", "abba", [(0, 2), (1, 2), (1, 3)], set()),
+        # a missing order beside a true pair, both confusable with the payment: no pair is forced
+        ("eec", "a.a", [(0, 2), (1, 2)], set()),
+    ],
+)
+def test_only_forced_true_pairs_of_a_confusable_set_are_certain(
+    sides: str, groups: str, pairs: list[tuple[int, int]], certain: set[int]
+) -> None:
+    assert _certain_pairs(*_confusable(sides, groups, pairs)) == certain

@@ -25,7 +25,7 @@ FOUR_DECIMALS = 0.5e-4 + 1e-12  # confidences are rounded to 4 decimals
 T0 = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 
 
-def _project(max_candidates: int, max_block: int = MAX_BLOCK) -> Project:
+def _project(max_candidates: int, max_block: int = MAX_BLOCK, gap_s: float | None = None) -> Project:
     return project_with(
         {
             "kind": "window_match",
@@ -35,6 +35,7 @@ def _project(max_candidates: int, max_block: int = MAX_BLOCK) -> Project:
             "time_window_hours": WINDOW_MS / 3_600_000,
             "max_candidates": max_candidates,
             "max_block": max_block,
+            "clear_time_gap_seconds": gap_s,
         },
         replace=True,
     )
@@ -90,11 +91,12 @@ def _random_day(rng: random.Random) -> list[Any]:
     return [txn(side, tid, amount, at=T0 + timedelta(microseconds=us)) for side, tid, amount, us in rows]
 
 
+@pytest.mark.parametrize("gap_s", [None, 6.0])
 @pytest.mark.parametrize("seed", range(12))
-def test_window_pass_follows_its_rules_on_random_days(seed: int) -> None:
+def test_window_pass_follows_its_rules_on_random_days(seed: int, gap_s: float | None) -> None:
     rng = random.Random(seed)
     cap = rng.choice([2, 3, 64])
-    _check_rules(_random_day(rng), cap)
+    _check_rules(_random_day(rng), cap, gap_s)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -112,8 +114,8 @@ def test_two_by_two_blocks_follow_the_rules(seed: int) -> None:
     _check_rules(rows, cap=64)
 
 
-def _check_rules(rows: list[Any], cap: int) -> None:
-    out = run(_project(cap), rows)
+def _check_rules(rows: list[Any], cap: int, gap_s: float | None = None) -> None:
+    out = run(_project(cap, gap_s=gap_s), rows)
     left = [(r.txn_id, r.amount_minor, _us(r.booked_at)) for r in rows if r.source.value == "erp"]
     right = [(r.txn_id, r.amount_minor, _us(r.booked_at)) for r in rows if r.source.value == "wechat"]
 
@@ -141,15 +143,23 @@ def _check_rules(rows: list[Any], cap: int) -> None:
     }
     assert all(len(g) == 2 for g in by_group.values())  # one ERP row and one channel row per group
 
-    # 1. Clear pairs: each the other's best candidate, ahead of both rows' next best by the margin.
+    # 1. Clear pairs: each the other's best candidate, ahead of both rows' next best by the margin; or (with
+    # a time gap) each the other's best, and every other candidate of both rows the gap further apart.
     def ranked(node: int, side: int) -> list[float]:
         return sorted((s for e, s in score.items() if e in calm and e[side] == node), reverse=True)
+
+    gap_of = dict(zip([e for e in cand if e in score], dt.tolist(), strict=True))
+
+    def far_apart(e: tuple[int, int]) -> bool:
+        others = [k for k in calm if k != e and (k[0] == e[0] or k[1] == e[1])]
+        return gap_s is not None and all(gap_of[k] >= gap_of[e] + gap_s * 1000 for k in others)
 
     clear = set()
     for e in calm:
         mine_l, mine_r = ranked(e[0], 0), ranked(e[1], 1)
         second = max([*mine_l, 0.0][1], [*mine_r, 0.0][1])
-        if score[e] == mine_l[0] == mine_r[0] and score[e] - second >= MARGIN:
+        best = score[e] == mine_l[0] == mine_r[0]
+        if best and (score[e] - second >= MARGIN or (score[e] >= MARGIN and far_apart(e))):
             clear.add(e)
     for e in clear:
         assert pairs[e]["confidence"] == pytest.approx(0.5 + 0.5 * score[e], abs=FOUR_DECIMALS)
@@ -202,6 +212,53 @@ def test_a_lone_pair_far_apart_is_only_suggested() -> None:
     assert out.where("E1")["group_id"] == group.group_id and group.status.value == "suggested"
     assert group.confidence == pytest.approx(0.5 + 0.5 * (1 - 50 / 60), abs=2 * FOUR_DECIMALS)
     assert "best assignment of its candidate block" in group.explanation
+
+
+@pytest.mark.parametrize("gap_s", [None, 60.0])
+def test_a_pair_seconds_apart_is_clear_of_rivals_minutes_away_with_a_time_gap(gap_s: float | None) -> None:
+    """Two orders of one price 3 minutes apart, each paid 3 s before its payment (window 30 min): the
+    linear time score puts the rivals within the margin (0.998 against 0.90), so without a time gap both
+    pairs are only suggested; with a 60 s gap every rival is far enough apart and both are auto-matched."""
+    project = project_with(
+        {"kind": "window_match", "name": "w", "left": ["erp"], "right": ["wechat"],
+         "time_window_hours": 0.5, "clear_time_gap_seconds": gap_s},
+        replace=True,
+    )  # fmt: skip
+    late = T0 + timedelta(minutes=3)
+    rows = [
+        txn("erp", "E1", 3900, at=T0),
+        txn("erp", "E2", 3900, at=late),
+        txn("wechat", "W1", 3900, at=T0 + timedelta(seconds=3)),
+        txn("wechat", "W2", 3900, at=late + timedelta(seconds=3)),
+    ]
+    out = run(project, rows)
+    for erp, wechat in (("E1", "W1"), ("E2", "W2")):
+        group = out.group_of(wechat)
+        assert out.where(erp)["group_id"] == group.group_id
+        if gap_s is None:
+            assert group.status.value == "suggested"
+        else:
+            assert group.status.value == "auto"
+            assert "every other candidate at least 60s further apart" in group.explanation
+
+
+def test_a_rival_with_more_evidence_keeps_a_time_gap_pair_suggested() -> None:
+    """The rival 4 minutes away names the same counterparty as the payment: time alone does not clear the
+    closer pair, which stays suggested."""
+    project = project_with(
+        {"kind": "window_match", "name": "w", "left": ["erp"], "right": ["wechat"],
+         "time_window_hours": 0.5, "clear_time_gap_seconds": 60},
+        replace=True,
+    )  # fmt: skip
+    rows = [
+        txn("erp", "E1", 3900, at=T0),
+        txn("erp", "E2", 3900, at=T0 - timedelta(minutes=4), counterparty="Li Lei"),
+        txn("wechat", "W1", 3900, at=T0 + timedelta(seconds=3), counterparty="Li Lei"),
+    ]
+    out = run(project, rows)
+    group = out.group_of("W1")
+    assert out.where("E1")["group_id"] == group.group_id
+    assert group.status.value == "suggested"
 
 
 def test_reference_decides_among_many_candidate_pairs(monkeypatch: pytest.MonkeyPatch) -> None:

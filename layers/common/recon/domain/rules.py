@@ -246,6 +246,16 @@ class WindowMatchRule(_MatchRule):
     weight_reference: float = Field(
         default=2.0, ge=0, description="Weight of a reference of one row found in the other's memo"
     )
+    clear_time_gap_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=24 * 3600,
+        description="A pair that is each row's best candidate is also clear (auto-matched) when every other "
+        "candidate of both rows is at least this many seconds further apart in time than the pair, no closer "
+        "in amount, and has no more counterparty or reference evidence for it: payment callbacks come within "
+        "seconds, so an order of the same amount minutes away is no real alternative. None: only the "
+        "score margin decides",
+    )
     reject_conflicting_orders: bool = Field(
         default=True,
         description="Never pair two rows that both carry an order reference (order_ref) when neither "

@@ -11,7 +11,10 @@
    work is done only for pairs whose rows both carry the text.
 3. *Clear* pairs — each the other's best candidate, ahead of both rows' next best by ``CLEAR_MARGIN`` —
    are matched with confidence 0.5 + 0.5·score. A pair alone in its block (nearly all pairs of distinct
-   amounts) is decided by its score alone, column-wise.
+   amounts) is decided by its score alone, column-wise. With ``clear_time_gap_seconds``, a pair of mutual
+   best candidates is clear too when every other candidate of both rows is that much further apart in time
+   (no closer in amount, with no more other evidence for it): the linear time score alone cannot tell 3 s
+   from 5 min apart within a 30-minute window by the margin.
 4. What remains is split into connected blocks. Blocks up to ``max_block`` rows a side are solved exactly
    (maximum total score, one-to-one); a pair whose block has another assignment within ``CLEAR_MARGIN``
    of the best is ambiguous. Larger blocks are paired by rounds of mutual best choices. Ambiguous and
@@ -53,12 +56,27 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
     c = _candidates(frame, rule, left, right, window_ms)
     out_l, out_r, out_c, out_clear = [], [], [], []
     if len(c.el):
-        score = _scores(frame, rule, left[c.el], right[c.er], window_ms)
+        a, b = left[c.el], right[c.er]
+        score, evidence = _scores(frame, rule, a, b, window_ms)
         keep = score > 0
         if rule.reject_conflicting_orders:
-            keep &= ~_conflicting_orders(frame, left[c.el], right[c.er])
+            keep &= ~_conflicting_orders(frame, a, b)
+        nearest = None
+        if rule.clear_time_gap_seconds is not None:
+            nearest = _Nearest(
+                gap_ms=np.abs(frame.booked[a] // 1000 - frame.booked[b] // 1000)[keep],
+                amount_gap=np.abs(frame.amount[b] - frame.amount[a])[keep],
+                evidence=evidence[keep],
+                margin_ms=int(rule.clear_time_gap_seconds * 1000),
+            )
         chosen_l, chosen_r, confidence, clear = _assign(
-            len(left), len(right), c.el[keep], c.er[keep], score[keep], max_block=rule.max_block
+            len(left),
+            len(right),
+            c.el[keep],
+            c.er[keep],
+            score[keep],
+            max_block=rule.max_block,
+            nearest=nearest,
         )
         out_l.append(chosen_l)
         out_r.append(chosen_r)
@@ -69,7 +87,7 @@ def window_match(frame: Frame, ledger: Ledger, rule: WindowMatchRule, ctx: Conte
         out_l.append(sl)
         out_r.append(sr)
         out_c.append(np.round(np.minimum(SUGGESTED_CAP, 0.5 * (0.5 + 0.5 * ss)), 4))
-        out_clear.append(np.zeros(len(sl), dtype=bool))
+        out_clear.append(np.zeros(len(sl), dtype=np.int8))
     if sum(len(x) for x in out_l) == 0:
         return
     _record(
@@ -301,7 +319,9 @@ def _same_counterparty(frame: Frame, a: I64, b: I64) -> BOOL:
     return same
 
 
-def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int) -> ANY:
+def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int) -> tuple[ANY, ANY]:
+    """Per candidate pair: its score, and the weight of what speaks for it besides time and amount (the
+    same counterparty, a similar reference)."""
     dt = np.abs(frame.booked[a] // 1000 - frame.booked[b] // 1000)
     total: ANY = rule.weight_time * (1.0 - dt / max(window_ms, 1))
     weight: ANY = np.full(len(a), rule.weight_time)
@@ -325,7 +345,10 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
         present = ref >= 0
         total = total + np.where(present, rule.weight_reference * np.clip(ref, 0, 1), 0.0)
         weight = weight + np.where(present, rule.weight_reference, 0.0)
-    return np.asarray(np.round(total / weight, 4), dtype=np.float64)
+    evidence = total - rule.weight_time * (1.0 - dt / max(window_ms, 1))
+    if tol.minor or tol.percent:
+        evidence = evidence - (1.0 - np.abs(frame.amount[b] - frame.amount[a]) / (allowed + 1))
+    return np.asarray(np.round(total / weight, 4), dtype=np.float64), np.round(evidence, 4)
 
 
 def _refs(frame: Frame, rows: I64) -> list[list[str]]:
@@ -421,12 +444,51 @@ def _best_and_second(node: I64, score: ANY, n: int) -> tuple[ANY, ANY, I64]:
     return best, second, arg
 
 
-def _clear(n_left: int, n_right: int, el: I64, er: I64, score: ANY) -> BOOL:
-    """Per edge: each end's best candidate, ahead of both ends' next best by ``CLEAR_MARGIN``."""
+@dataclass
+class _Nearest:
+    """Per candidate pair, what the time-gap test of ``_clear`` compares (``clear_time_gap_seconds``)."""
+
+    gap_ms: I64  # |Δbooked_at|
+    amount_gap: I64  # |Δamount| (0 without an amount tolerance)
+    evidence: ANY  # the weight of what else speaks for the pair (counterparty, reference)
+    margin_ms: int
+
+    def far_apart(self, edges: I64, el: I64, er: I64, n_left: int, n_right: int) -> BOOL:
+        """Per edge (of ``edges``, rows ``el``/``er``): every other candidate of both rows is at least
+        ``margin_ms`` further apart in time, no closer in amount, and has no more other evidence for it (a
+        product name in both memos speaks for every pair of that product alike)."""
+        gap, amount, evidence = self.gap_ms[edges], self.amount_gap[edges], self.evidence[edges]
+        out: BOOL = np.ones(len(edges), dtype=bool)
+        for node, n in ((el, n_left), (er, n_right)):
+            out &= _others_min(node, gap, n) >= gap + self.margin_ms
+            out &= _others_min(node, amount, n) >= amount
+            out &= -_others_min(node, -evidence, n) <= evidence
+        return out
+
+
+def _others_min(node: I64, value: I64, n: int) -> ANY:
+    """Per edge: the least ``value`` among the other edges of its node (inf when it has none)."""
+    order = np.lexsort((value, node))
+    sorted_node = node[order]
+    first = np.flatnonzero(np.r_[True, sorted_node[1:] != sorted_node[:-1]])
+    nodes = sorted_node[first]
+    least = np.full(n, np.inf)
+    runner_up = np.full(n, np.inf)
+    least_edge = np.full(n, -1, dtype=np.int64)
+    least[nodes] = value[order[first]]
+    least_edge[nodes] = order[first]
+    two = np.diff(np.r_[first, len(order)]) > 1
+    runner_up[nodes[two]] = value[order[first[two] + 1]]
+    return np.where(least_edge[node] == np.arange(len(node)), runner_up[node], least[node])
+
+
+def _clear(n_left: int, n_right: int, el: I64, er: I64, score: ANY, *, nearest: _Nearest | None) -> ANY:
+    """Per edge: 1 when each end's best candidate, ahead of both ends' next best by ``CLEAR_MARGIN``; else 2
+    when each end's best and every other candidate is far apart in time (``_Nearest``); else 0."""
     # Most pairs are alone in their block (a distinct amount in its window): no next best, so the score
     # alone decides; only the other edges need the per-row best and second best.
     alone = (np.bincount(el, minlength=n_left)[el] == 1) & (np.bincount(er, minlength=n_right)[er] == 1)
-    clear: BOOL = alone & (score >= CLEAR_MARGIN)
+    codes: ANY = (alone & (score >= CLEAR_MARGIN)).astype(np.int8)
     shared = np.flatnonzero(~alone)
     if len(shared):
         sl, sr, ss = el[shared], er[shared], score[shared]
@@ -434,19 +496,25 @@ def _clear(n_left: int, n_right: int, el: I64, er: I64, score: ANY) -> BOOL:
         _, second_r, arg_r = _best_and_second(sr, ss, n_right)
         edge = np.arange(len(shared))
         mutual = (arg_l[sl] == edge) & (arg_r[sr] == edge)
-        clear[shared] = mutual & (ss - np.maximum(second_l[sl], second_r[sr]) >= CLEAR_MARGIN)
-    return clear
+        by_margin = mutual & (ss - np.maximum(second_l[sl], second_r[sr]) >= CLEAR_MARGIN)
+        codes[shared[by_margin]] = 1
+        if nearest is not None:
+            by_time = mutual & ~by_margin & (ss >= CLEAR_MARGIN)
+            by_time &= nearest.far_apart(shared, sl, sr, n_left, n_right)
+            codes[shared[by_time]] = 2
+    return codes
 
 
 def _assign(
-    n_left: int, n_right: int, el: I64, er: I64, score: ANY, *, max_block: int
+    n_left: int, n_right: int, el: I64, er: I64, score: ANY, *, max_block: int, nearest: _Nearest | None
 ) -> tuple[I64, I64, ANY, ANY]:
-    """Chosen pairs (left index, right index), their confidence and whether they were clear."""
-    clear = _clear(n_left, n_right, el, er, score)
+    """Chosen pairs (left index, right index), their confidence and how they were clear (``_clear``)."""
+    codes = _clear(n_left, n_right, el, er, score, nearest=nearest)
+    clear = codes > 0
     out_l = [el[clear]]
     out_r = [er[clear]]
     out_c = [np.round(0.5 + 0.5 * score[clear], 4)]
-    out_clear = [np.ones(len(out_l[0]), dtype=bool)]
+    out_clear = [codes[clear]]
     taken_l = np.zeros(n_left, dtype=bool)
     taken_r = np.zeros(n_right, dtype=bool)
     taken_l[out_l[0]] = True
@@ -461,7 +529,7 @@ def _assign(
         out_l += [sl, bl]
         out_r += [sr, br]
         out_c += [sc, bc]
-        out_clear.append(np.zeros(len(sl) + len(bl), dtype=bool))
+        out_clear.append(np.zeros(len(sl) + len(bl), dtype=np.int8))
     return (
         np.concatenate(out_l).astype(np.int64),
         np.concatenate(out_r).astype(np.int64),
@@ -619,9 +687,11 @@ def _record(
     # The numbers (amounts, Δt, confidence) are columns of the group; the words say how it was chosen.
     window = f"{rule.time_window_hours:g}h"
     explanation = labels(
-        np.where(clear, 0, np.where(confidence > SUGGESTED_CAP, 1, 2)),
+        np.where(clear > 0, clear - 1, np.where(confidence > SUGGESTED_CAP, 2, 3)),
         [
             f"no shared key; amount and time within {window}; each the other's clear best candidate",
+            f"no shared key; amount and time within {window}; each the other's best candidate, every other "
+            f"candidate at least {rule.clear_time_gap_seconds or 0:g}s further apart",
             f"no shared key; amount and time within {window}; the best assignment of its candidate block",
             f"no shared key; amount and time within {window}; other assignments score almost as well: confirm",
         ],
