@@ -64,12 +64,13 @@ EXPECTED_TABLE_ACCESS: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {RUN},
         "dynamodb:PutItem": {RUN, AUDIT},
     },
-    # report_run / record_failure: get_run, list_cases, put_run, append_audit, and list_audit of the day's
-    # notification ledger (audit subject notify:<project>:<date>, reporting/notices.py)
+    # report_run / record_failure: get_run, list_cases, put_run, append_audit, list_audit of the day's
+    # notification ledger (audit subject notify:<project>:<date>, reporting/notices.py) and
+    # claim_notification under that subject
     "ReportFunction": {
         "dynamodb:GetItem": {RUN},
         "dynamodb:Query": {RUN, "AUDIT#notify:*"},
-        "dynamodb:PutItem": {RUN, AUDIT},
+        "dynamodb:PutItem": {RUN, AUDIT, "CLAIM#notify:*"},
     },
     # get_run_view: get_run, list_match_groups
     "ApiFunction": {"dynamodb:GetItem": {RUN}, "dynamodb:Query": {RUN}},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from .domain import AuditEvent, Case, MatchGroup, Run, Statement
@@ -69,6 +69,18 @@ class FetchLogEntry:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class NotificationClaim:
+    """A report stage's claim to send one notification (``recon.reporting.notices``): the first to store it
+    sends, so two executions racing for the same day and content e-mail once."""
+
+    subject: str  # the day's notification subject (``notification_subject``)
+    key: str  # what is claimed: the content as the notification that follows a given one (``claim_key``)
+    execution: str | None  # the workflow execution that claims it (None: unknown, never a retry)
+    run_id: str
+    at: datetime
+
+
 class RunRepository(Protocol):
     """Runs, statements, match groups, cases, audit events and fetch logs.
 
@@ -126,6 +138,17 @@ class RunRepository(Protocol):
     def append_audit(self, event: AuditEvent) -> None: ...
 
     def list_audit(self, subject: str) -> list[AuditEvent]: ...
+
+    def claim_notification(
+        self, claim: NotificationClaim, *, stale_before: datetime
+    ) -> NotificationClaim | None:
+        """Store ``claim`` atomically unless another claim holds its (subject, key); None when stored.
+
+        A held claim is replaced, and the call returns None, when it was made by the same (known) execution
+        (a retry: its claim is renewed) or before ``stale_before`` (its attempt ended without recording
+        what it sent). Otherwise nothing is stored and the holding claim is returned.
+        """
+        ...
 
     def put_fetch_log(self, entry: FetchLogEntry) -> None: ...
 

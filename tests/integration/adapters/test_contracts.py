@@ -33,7 +33,7 @@ from recon.domain import (
     Statement,
     StatementStatus,
 )
-from recon.ports import FetchLogEntry, ObjectStore
+from recon.ports import FetchLogEntry, NotificationClaim, ObjectStore
 
 BUCKET = "recon-raw"
 PLAIN_BUCKET = "recon-data"  # not versioned
@@ -501,6 +501,51 @@ def test_fetch_log_in_attempt_order(repo: Repo) -> None:
     assert [e.attempt for e in listed] == [1, 2, 10]
     assert listed[2] == entries[0]
     assert repo.repo.list_fetch_log("shop", "alipay-main", date(2024, 5, 2)) == []
+
+
+# --- repository: notification claims -----------------------------------------------------------------------
+
+DAY_SUBJECT = "notify:shop:2024-05-01"
+LEASE = timedelta(minutes=15)
+
+
+def claim(
+    execution: str | None, at: datetime, key: str = "f1#first", run_id: str = "run1"
+) -> NotificationClaim:
+    return NotificationClaim(DAY_SUBJECT, key, execution, run_id, at)
+
+
+def test_the_first_claim_wins_and_a_rival_gets_the_holder(repo: Repo) -> None:
+    first = claim("arn:exec:schedule", T0)
+    assert repo.repo.claim_notification(first, stale_before=T0 - LEASE) is None
+    rival = claim("arn:exec:upload", T0 + timedelta(seconds=1), run_id="run2")
+    assert repo.repo.claim_notification(rival, stale_before=rival.at - LEASE) == first
+    # Another content, or the same content after another notification, is another claim.
+    for other in (claim("arn:exec:upload", T0, key="f2#first"), claim("arn:exec:upload", T0, key="f1#ev-7")):
+        assert repo.repo.claim_notification(other, stale_before=T0 - LEASE) is None
+    elsewhere = NotificationClaim("notify:shop:2024-05-02", "f1#first", "arn:exec:upload", "run2", T0)
+    assert repo.repo.claim_notification(elsewhere, stale_before=T0 - LEASE) is None
+    assert repo.repo.list_audit(DAY_SUBJECT) == []  # claims are not audit events
+
+
+def test_a_retry_of_the_claiming_execution_renews_its_claim(repo: Repo) -> None:
+    assert repo.repo.claim_notification(claim("arn:exec:one", T0), stale_before=T0 - LEASE) is None
+    retry = claim("arn:exec:one", T0 + timedelta(minutes=10))
+    assert repo.repo.claim_notification(retry, stale_before=retry.at - LEASE) is None
+    # Past the first claim's lease but within the renewed one: still held, by the retry.
+    later = claim("arn:exec:two", T0 + timedelta(minutes=20))
+    assert repo.repo.claim_notification(later, stale_before=later.at - LEASE) == retry
+
+
+def test_an_expired_claim_is_taken_over_and_an_unknown_execution_never_renews(repo: Repo) -> None:
+    assert repo.repo.claim_notification(claim(None, T0), stale_before=T0 - LEASE) is None
+    again = claim(None, T0 + timedelta(minutes=1), run_id="run2")
+    assert repo.repo.claim_notification(again, stale_before=again.at - LEASE) == claim(None, T0)
+    cst = timezone(timedelta(hours=8))  # the lease is compared as instants, whatever the offset
+    late = claim("arn:exec:two", (T0 + LEASE + timedelta(microseconds=1)).astimezone(cst), run_id="run2")
+    assert repo.repo.claim_notification(late, stale_before=late.at - LEASE) is None
+    held = repo.repo.claim_notification(claim("arn:exec:three", late.at), stale_before=late.at - LEASE)
+    assert held is not None and (held.execution, held.run_id, held.at) == ("arn:exec:two", "run2", late.at)
 
 
 # --- repository: nothing sensitive is stored ---------------------------------------------------------------

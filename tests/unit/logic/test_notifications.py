@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from recon.domain import Project
+from recon.adapters.memory import MemoryMailer, SentMail
+from recon.domain import AuditEvent, Project
 from recon.keys import REPORT_DATA_FILE, project_config_key, report_prefix, result_key
 from recon.pipeline.contracts import MatchInput, ReportOutput, RunRef, StartRunInput
 from recon.pipeline.fetch import fetch_statements
@@ -22,7 +23,7 @@ from recon.pipeline.report import report_run
 from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
-from recon.reporting.notices import NOTIFIED, notification_subject
+from recon.reporting.notices import CLAIM_LEASE, NOTIFIED, notification_subject
 
 from .conftest import DAY, memory_services, notifying_settings
 from .test_pipeline_in_memory import PROJECT_TEXT, _upload
@@ -44,17 +45,46 @@ def svc() -> Services:
     return services
 
 
-def _run_day(svc: Services, execution: str) -> tuple[RunRef, ReportOutput]:
+def _resolved_day(svc: Services) -> RunRef:
+    """A run of the day through every stage but the report."""
     started = start_run(StartRunInput(project_id="demo", business_date=DAY), svc)
     parsed = [parse_channel(task, svc) for task in started.channels if fetch_statements(task, svc)]
     ref = RunRef(run_id=started.run_id, project_id="demo", business_date=DAY)
     match_run(MatchInput(**ref.model_dump(), channels=parsed), svc)
     resolve_run(ref, svc)
+    return ref
+
+
+def _run_day(svc: Services, execution: str) -> tuple[RunRef, ReportOutput]:
+    ref = _resolved_day(svc)
     return ref, report_run(ref, svc, execution=execution)
 
 
-def _mails(svc: Services) -> list:
-    return list(svc.mailer.sent)  # type: ignore[attr-defined]
+def _mails(svc: Services) -> list[SentMail]:
+    mailer = svc.mailer
+    return list(mailer.inner.sent if isinstance(mailer, _Meanwhile) else mailer.sent)  # type: ignore[attr-defined]
+
+
+def _records(svc: Services) -> list[AuditEvent]:
+    return [e for e in svc.repo.list_audit(notification_subject("demo", DAY)) if e.action == NOTIFIED]
+
+
+class _Meanwhile:
+    """A mailer that runs ``meanwhile`` once when the first mail is handed to it (the report stage has
+    claimed the notification and not yet recorded it), then sends through ``inner`` or, with ``fail``, raises
+    as a failing SES call would."""
+
+    def __init__(self, inner: MemoryMailer, meanwhile: Callable[[], object], *, fail: bool = False) -> None:
+        self.inner, self._meanwhile, self._fail = inner, meanwhile, fail
+        self._pending = True
+
+    def send(self, *, sender: str, to: list[str], subject: str, html: str, text: str) -> str:
+        if self._pending:
+            self._pending = False
+            self._meanwhile()
+            if self._fail:
+                raise RuntimeError("SES: throttled")
+        return self.inner.send(sender=sender, to=to, subject=subject, html=html, text=text)
 
 
 def test_the_same_day_run_three_times_notifies_once(svc: Services) -> None:
@@ -92,6 +122,71 @@ def test_changed_results_notify_once_and_say_they_supersede_the_earlier_report(s
     assert "supersedes the one sent at 2026-11-21T01:" in update.text and "supersedes" in update.html
     records = [e for e in svc.repo.list_audit(notification_subject("demo", DAY)) if e.action == NOTIFIED]
     assert [r.details["supersedes"] for r in records] == [None, records[0].details["fingerprint"]]
+
+
+def test_two_executions_racing_with_the_same_findings_mail_once(svc: Services) -> None:
+    """The upload's execution reports while the schedule's is sending: both read a ledger with nothing
+    recorded, and only the one that claimed the notification first mails and alerts."""
+    scheduled, uploaded = _resolved_day(svc), _resolved_day(svc)
+    raced: list[ReportOutput] = []
+    assert isinstance(svc.mailer, MemoryMailer)
+    svc.mailer = _Meanwhile(
+        svc.mailer, lambda: raced.append(report_run(uploaded, svc, execution="arn:exec:upload"))
+    )
+    first = report_run(scheduled, svc, execution="arn:exec:schedule")
+    (second,) = raced
+    assert len(_mails(svc)) == 1
+    assert (first.alert, second.alert) == (True, False)
+    assert "UPDATED" not in second.subject
+    (record,) = _records(svc)
+    assert record.details["execution"] == "arn:exec:schedule"
+    reported = [
+        e.details["notified"] for e in svc.repo.list_audit(uploaded.run_id) if e.action == "run.reported"
+    ]
+    assert sorted(reported) == [False, True]  # the day's run id: both executions report on it
+
+
+def test_a_failed_send_is_sent_by_its_retry_and_by_no_other_execution(svc: Services) -> None:
+    ref = _resolved_day(svc)
+    other = _resolved_day(svc)
+    assert isinstance(svc.mailer, MemoryMailer)
+    svc.mailer = _Meanwhile(svc.mailer, lambda: None, fail=True)
+    with pytest.raises(RuntimeError, match="throttled"):
+        report_run(ref, svc, execution="arn:exec:one")  # claimed, then the e-mail failed
+    assert _mails(svc) == [] and _records(svc) == []
+    # A re-run while the claim is held: the failed execution's retry is coming, so this one stays silent.
+    assert report_run(other, svc, execution="arn:exec:two").alert is False
+    retry = report_run(ref, svc, execution="arn:exec:one")
+    assert retry.alert and len(_mails(svc)) == 1
+    assert [r.details["execution"] for r in _records(svc)] == ["arn:exec:one"]
+
+
+def test_a_claim_whose_execution_gave_up_lets_a_later_run_send(svc: Services) -> None:
+    ref = _resolved_day(svc)
+    assert isinstance(svc.mailer, MemoryMailer)
+    svc.mailer = _Meanwhile(svc.mailer, lambda: None, fail=True)
+    with pytest.raises(RuntimeError, match="throttled"):
+        report_run(ref, svc, execution="arn:exec:one")  # and every retry failed too: the execution failed
+    later = svc.clock() + CLAIM_LEASE
+    svc.clock = lambda: later  # the day is run again once SES works
+    rerun = report_run(_resolved_day(svc), svc, execution="arn:exec:two")
+    assert rerun.alert and len(_mails(svc)) == 1 and "UPDATED" not in rerun.subject
+    assert [r.details["execution"] for r in _records(svc)] == ["arn:exec:two"]
+
+
+def test_findings_that_change_back_are_notified_again(svc: Services) -> None:
+    original = svc.store.get("data", project_config_key("demo"))
+    project = yaml.safe_load(PROJECT_TEXT)
+    project["rules"] = [r for r in project["rules"] if r["name"] != "erp-unpaid-orders"]
+    _run_day(svc, "arn:exec:1")
+    svc.store.put("data", project_config_key("demo"), yaml.safe_dump(project, allow_unicode=True).encode())
+    _run_day(svc, "arn:exec:2")
+    svc.store.put("data", project_config_key("demo"), original)
+    _, back = _run_day(svc, "arn:exec:3")
+    mails = _mails(svc)
+    assert len(mails) == 3 and back.alert and "UPDATED" in mails[2].subject
+    fingerprints = [r.details["fingerprint"] for r in _records(svc)]
+    assert fingerprints[0] == fingerprints[2] != fingerprints[1]
 
 
 def test_no_output_and_no_message_shows_a_declared_account_number(svc: Services) -> None:

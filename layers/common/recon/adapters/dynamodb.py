@@ -21,12 +21,13 @@ string, or ``data_z`` = the same JSON zlib-compressed and base64-encoded when it
     checksum   CHECKSUM#<project>#<account>#<sha256>     META                     -
     stmt id    STMTID#<statement_id>                     META                     -
     audit      AUDIT#<subject>                           <utc at>#<event_id>      -
+    claim      CLAIM#<notification subject>              <claim key>              -
     fetch      FETCH#<project>#<account>#<bill_date>     <utc at>#<attempt:06d>   -
 
 Top-level attributes besides the keys, for queries and the console: ``status`` (run, group, case,
 statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``severity`` (case),
 ``checksum``/``raw_key``/``source`` (statement), ``statement_id``/``statement_pk`` (checksum marker),
-``action``/``actor`` (audit).
+``action``/``actor`` (audit), ``claimed_at``/``run_id``/``execution`` (claim).
 
 - A case's top-level ``status`` is authoritative (a review may update just that attribute); reads apply it.
 - ``<utc at>`` is fixed-width UTC (``2024-05-01T02:30:00.000000Z``) so sort keys sort in time order.
@@ -43,6 +44,10 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
   ~37 bytes compressed + base64, so groups of up to ~1,900 members are stored plain and up to ~11,000
   compressed. Beyond that (or any item over 400 KB even compressed) ``ItemTooLargeError`` is raised: split
   such a group, or keep its member list in S3 and store the key.
+- A notification claim (subject ``notify:<project>:<date>``, key ``<fingerprint>#<event id of the
+  notification it follows | first>``, ``recon.reporting.notices``) is one conditional PutItem: stored when
+  absent, held by the same execution or claimed before the lease; otherwise the holder comes back with the
+  refusal (``ReturnValuesOnConditionCheckFailure``), so no read is needed. Claims are never deleted.
 - ``replace_results`` uses BatchWriteItem (not a transaction): a concurrent reader may see a mix of the
   old and new results for a moment; the end state is the same however often it is repeated.
 """
@@ -50,15 +55,16 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
-from recon.ports import FetchLogEntry
+from recon.ports import FetchLogEntry, NotificationClaim
 from recon.settings import get_settings
 from recon.statement_versions import current_statements
 
@@ -81,6 +87,7 @@ if TYPE_CHECKING:
 
 GSI1 = "gsi1"
 META = "META"
+_DESERIALIZE = TypeDeserializer()
 
 
 def table_spec(table_name: str) -> dict[str, Any]:
@@ -136,6 +143,10 @@ def account_pk(project_id: str, account_id: str) -> str:
 
 def fetch_pk(project_id: str, account_id: str, bill_date: date) -> str:
     return f"FETCH#{project_id}#{account_id}#{bill_date.isoformat()}"
+
+
+def claim_pk(subject: str) -> str:
+    return f"CLAIM#{subject}"
 
 
 def _model(cls: type[M], item: Item) -> M:
@@ -412,6 +423,42 @@ class DynamoRunRepository:
         """The subject's events, oldest first."""
         items = self._query(KeyConditionExpression=Key("pk").eq(f"AUDIT#{subject}"), ConsistentRead=True)
         return [_model(AuditEvent, item) for item in items]
+
+    # --- notification claims -------------------------------------------------------------------------------
+
+    def claim_notification(
+        self, claim: NotificationClaim, *, stale_before: datetime
+    ) -> NotificationClaim | None:
+        """One conditional PutItem (see the module docstring); the holder when the condition fails."""
+        item: Item = {
+            "pk": claim_pk(claim.subject),
+            "sk": claim.key,
+            "type": "claim",
+            "claimed_at": sortable_instant(claim.at),
+            "run_id": claim.run_id,
+        }
+        condition = Attr("pk").not_exists() | Attr("claimed_at").lt(sortable_instant(stale_before))
+        if claim.execution is not None:
+            item["execution"] = claim.execution
+            condition |= Attr("execution").eq(claim.execution)
+        try:
+            self.table.put_item(
+                Item=item, ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            )
+            return None
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # The refusal carries the holder in the low-level form (the resource layer converts results only).
+            raw: dict[str, Any] = exc.response["Item"]  # type: ignore[typeddict-item]
+        held = {k: _DESERIALIZE.deserialize(v) for k, v in raw.items()}
+        return NotificationClaim(
+            subject=claim.subject,
+            key=claim.key,
+            execution=str(held["execution"]) if "execution" in held else None,
+            run_id=str(held["run_id"]),
+            at=datetime.fromisoformat(str(held["claimed_at"])),
+        )
 
     # --- fetch log -----------------------------------------------------------------------------------------
 

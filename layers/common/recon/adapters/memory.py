@@ -13,11 +13,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
-from recon.ports import FetchLogEntry, FunctionFailed, SecretUnavailable, StoredObject
+from recon.ports import FetchLogEntry, FunctionFailed, NotificationClaim, SecretUnavailable, StoredObject
 from recon.statement_versions import current_statements
 
 from ._shared import (
@@ -163,6 +163,7 @@ class MemoryRunRepository:
         self._checksums: dict[tuple[str, str, str], tuple[tuple[str, str, date], str]] = {}
         self._results: dict[str, _RunResults] = {}
         self._audit: dict[str, dict[str, str]] = {}
+        self._claims: dict[tuple[str, str], NotificationClaim] = {}
         self._fetch_log: dict[tuple[str, str, date], dict[str, str]] = {}
 
     # runs
@@ -302,6 +303,23 @@ class MemoryRunRepository:
             events = dict(self._audit.get(subject, {}))
         return [AuditEvent.model_validate_json(events[k]) for k in sorted(events)]
 
+    # notification claims
+
+    def claim_notification(
+        self, claim: NotificationClaim, *, stale_before: datetime
+    ) -> NotificationClaim | None:
+        where = (claim.subject, claim.key)
+        with self._lock:
+            held = self._claims.get(where)
+            renewable = held is not None and (
+                (claim.execution is not None and held.execution == claim.execution)
+                or sortable_instant(held.at) < sortable_instant(stale_before)  # as DynamoDB compares
+            )
+            if held is None or renewable:
+                self._claims[where] = claim
+                return None
+            return held
+
     # fetch log
 
     def put_fetch_log(self, entry: FetchLogEntry) -> None:
@@ -326,6 +344,7 @@ class MemoryRunRepository:
                 for t in itertools.chain(r.groups.values(), r.cases.values())
             ]
             texts += [t for a in self._audit.values() for t in a.values()]
+            texts += [str(c) for c in self._claims.values()]
             texts += [t for f in self._fetch_log.values() for t in f.values()]
         return texts
 

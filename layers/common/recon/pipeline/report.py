@@ -6,18 +6,23 @@ open_items.csv) were written beside the report by the resolve stage.
 
 People are notified once per (project, business date, content): ``recon.reporting.notices`` decides from the
 audit record of what was sent; a re-run with the same findings sends nothing, one with other findings sends
-once and says it supersedes the earlier report. Every text that leaves (report, summary, e-mail, alert) has
-the project's account numbers masked.
+once and says it supersedes the earlier report. A stage that would send claims the notification first, so
+of two executions racing for the same day and findings only one sends. Every text that leaves (report,
+summary, e-mail, alert) has the project's account numbers masked.
 """
 
 from __future__ import annotations
 
 from recon.domain import AuditEvent, CaseStatus, ResultsDigest, RunStatus, stable_id
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
+from recon.ports import NotificationClaim
 from recon.reporting import render_report, summary_json, summary_text
 from recon.reporting.masking import Masker
 from recon.reporting.notices import (
+    CLAIM_LEASE,
     NOTIFIED,
+    Decision,
+    claim_key,
     content_fingerprint,
     decide,
     history,
@@ -59,6 +64,14 @@ def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> R
     fingerprint = content_fingerprint(headline, summary, cases)
     ledger = notification_subject(ref.project_id, ref.business_date)
     decision = decide(history(svc.repo.list_audit(ledger)), fingerprint, execution)
+    if decision.send:
+        # Before anything is rendered: a stage that loses the claim reports as one that sends nothing.
+        at = svc.clock()
+        claim = NotificationClaim(
+            ledger, claim_key(fingerprint, decision.supersedes), execution, ref.run_id, at
+        )
+        if svc.repo.claim_notification(claim, stale_before=at - CLAIM_LEASE) is not None:
+            decision = Decision(send=False, repeat_alert=False, supersedes=None)  # another execution sends it
     note = superseding_note(decision.supersedes) if decision.supersedes else ""
     html = masker.text(render_report(project, run, digest, cases, note=note))
     bucket = svc.settings.data_bucket

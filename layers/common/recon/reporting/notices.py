@@ -5,6 +5,11 @@ get the e-mail and the alert once for what a run found; again only when the find
 message says it supersedes the earlier one. What was sent is recorded as an audit event under
 ``notification_subject`` (the ledger this module reads), so the decision survives retries and re-runs.
 
+Two executions of the same day running at once both read the ledger before either recorded; so a stage
+that decided to send first claims the notification (``RunRepository.claim_notification``, atomic) and only
+the winner sends. A claim is for the content as the notification that follows the last one recorded
+(``claim_key``): findings that change back (X, Y, X) are notified again, as the ledger says.
+
 The content is a fingerprint of what the notification says: the summary (rows, files, cases by type and
 amount), each case (id, type, Δ, status) and the subject line; not the run's timestamps.
 """
@@ -14,11 +19,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from recon.domain import AuditEvent, Case
 
 NOTIFIED = "notification.sent"
+
+#: How long a claim whose execution never recorded a notification keeps other executions from sending.
+#: Longer than a report attempt can run (ReportFunction's Timeout, 120 s), so the attempt that claimed has
+#: ended (sent and recorded, or failed) before another execution takes over; the claiming execution's own
+#: retries renew the claim.
+CLAIM_LEASE = timedelta(minutes=15)
 
 
 def notification_subject(project_id: str, business_date: date) -> str:
@@ -39,6 +50,7 @@ def content_fingerprint(subject: str, summary: str, cases: Iterable[Case]) -> st
 class Notified:
     """One notification that went out (the e-mail sent, the alert handed to the workflow)."""
 
+    event_id: str
     fingerprint: str
     at: datetime
     run_id: str
@@ -49,6 +61,7 @@ class Notified:
     def from_event(cls, event: AuditEvent) -> Notified:
         d = event.details
         return cls(
+            event_id=event.event_id,
             fingerprint=str(d.get("fingerprint", "")),
             at=event.at,
             run_id=str(d.get("run_id", "")),
@@ -82,6 +95,11 @@ def decide(sent: list[Notified], fingerprint: str, execution: str | None) -> Dec
         retry = execution is not None and last.execution == execution
         return Decision(send=False, repeat_alert=retry and last.alert, supersedes=None)
     return Decision(send=True, repeat_alert=False, supersedes=last)
+
+
+def claim_key(fingerprint: str, supersedes: Notified | None) -> str:
+    """What a stage that decided to send claims: this content as the notification after ``supersedes``."""
+    return f"{fingerprint}#{supersedes.event_id if supersedes else 'first'}"
 
 
 def superseding_note(earlier: Notified) -> str:
