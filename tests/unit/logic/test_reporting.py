@@ -4,6 +4,12 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recon.domain import (
     Case,
@@ -18,6 +24,8 @@ from recon.domain import (
     Source,
     TxnStatus,
 )
+from recon.durations import human_duration, human_durations
+from recon.matching.text import local_times
 from recon.reporting import cases_csv, render_report, summary_json, summary_text
 from recon.reporting.export import (
     CASE_COLUMNS,
@@ -30,7 +38,7 @@ from recon.reporting.export import (
 )
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
-from recon.resolving import cases_from_tables, human_duration, open_items, run_accounting
+from recon.resolving import cases_from_tables, open_items, run_accounting
 from tests.export_contract import APPENDED_MATCH, CASE_STAKE_FIELDS, FOUNDATION_CASE, FOUNDATION_MATCH
 
 from .conftest import DAY, txn
@@ -307,6 +315,40 @@ def test_human_duration() -> None:
     ]
 
 
+@settings(deadline=None)  # the first call loads Arrow's compute functions
+@given(st.lists(st.integers(min_value=-(10**12), max_value=10**12), max_size=50))
+def test_human_durations_say_the_two_largest_units(seconds: list[int]) -> None:
+    def spoken(value: int) -> str:  # the rule, one value at a time
+        sign, value = ("-" if value < 0 else ""), abs(value)
+        days, rest = divmod(value, 86_400)
+        hours, rest = divmod(rest, 3_600)
+        minutes, secs = divmod(rest, 60)
+        if days:
+            return f"{sign}{days} d {hours} h"
+        if hours:
+            return f"{sign}{hours} h {minutes} m"
+        return f"{sign}{minutes} m {secs} s" if minutes else f"{sign}{secs} s"
+
+    words = human_durations(np.array(seconds, np.int64)).to_pylist()
+    assert words == [spoken(s) for s in seconds]
+
+
+@settings(deadline=None)
+# Up to 2037: Arrow's time zone rules (from the system's zoneinfo) stop at 2038, Python's do not.
+@given(
+    st.lists(st.integers(min_value=-(2**31) * 10**6, max_value=(2**31 - 1) * 10**6), max_size=20),
+    st.sampled_from(["Asia/Shanghai", "UTC", "Europe/Amsterdam", "America/St_Johns", "Asia/Kathmandu"]),
+)
+def test_local_times_are_isoformat_in_the_zone(booked_us: list[int], timezone: str) -> None:
+    expected = [
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us))
+        .astimezone(ZoneInfo(timezone))
+        .isoformat()
+        for us in booked_us
+    ]
+    assert local_times(np.array(booked_us, np.int64), timezone).to_pylist() == expected
+
+
 def test_time_mismatch_shows_both_booking_times_in_the_project_zone(project: Project) -> None:
     erp_at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 Asia/Shanghai
     rows = _day(
@@ -332,10 +374,40 @@ def test_time_mismatch_shows_both_booking_times_in_the_project_zone(project: Pro
         "2 d 0 h",
         False,
     )
-    assert "2 d 0 h apart (2026-11-20T10:00:00+08:00 vs 2026-11-22T10:00:00+08:00)" in case.reason
-    assert "172800s" not in case.reason
+    # The engine words it (cases.parquet); the case, its CSV rows and the report say the same.
+    stored = out.result.cases.filter(pc.equal(out.result.cases["type"], "TIME_MISMATCH"))["reason"]
+    assert stored.to_pylist() == [case.reason]
+    assert {r["reason"] for r in _rows(cases_csv([case]))} == {case.reason}
+    assert case.reason == (
+        "Keys and amounts agree but the booking times are 2 d 0 h apart "
+        "(2026-11-20T10:00:00+08:00 vs 2026-11-22T10:00:00+08:00) (tolerance 24h): erp SO8 vs wechat WX8."
+    )
     html = render_report(project, _results(project)[1], ResultsDigest(run_id=out.run_id), cases)
+    assert "2 d 0 h apart (2026-11-20T10:00:00+08:00 vs 2026-11-22T10:00:00+08:00)" in html
     assert "booked_at: 2026-11-20T10:00:00+08:00 ≠ 2026-11-22T10:00:00+08:00 (Δ 2 d 0 h)" in html
+
+
+def test_a_time_mismatch_of_an_order_paid_in_parts_names_the_two_times_furthest_apart(
+    project: Project,
+) -> None:
+    """Several rows on a side: the gap is the widest between a left and a right row, and the reason names
+    those two rows' times (not the first rows', which are a second apart)."""
+    erp_at = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 Asia/Shanghai
+    rows = _day(
+        [
+            txn("erp", "SO9", 2000, order_ref="SO9", at=erp_at),
+            txn("wechat", "WX9a", 1000, order_ref="SO9", fee=6, at=erp_at + timedelta(seconds=1)),
+            txn("wechat", "WX9b", 1000, order_ref="SO9", fee=6, at=erp_at + timedelta(hours=30, seconds=5)),
+        ]
+    )
+    out = run(project, rows)
+    reason = out.result.cases.filter(pc.equal(out.result.cases["type"], "TIME_MISMATCH"))[
+        "reason"
+    ].to_pylist()
+    assert reason == [
+        "Keys and amounts agree but the booking times are 1 d 6 h apart "
+        "(2026-11-20T10:00:00+08:00 vs 2026-11-21T16:00:05+08:00) (tolerance 24h): erp SO9 vs wechat WX9a + WX9b."
+    ]
 
 
 # --- account numbers: masked in every text we write ----------------------------------------------------------

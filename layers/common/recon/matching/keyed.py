@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.domain import KeyMatchRule
+from recon.durations import human_durations
 
 from .context import (
     AMOUNT_MISMATCH,
@@ -39,7 +40,7 @@ from .context import (
 from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
 from .hashing import U64, hash_strings
 from .ledger import Ledger
-from .text import join, labels, money, severities, take_text
+from .text import join, labels, local_times, money, severities, take_text
 
 
 @dataclass
@@ -61,6 +62,8 @@ class KeyGroups:
     left_first: I64  # one member row per side, for words (labels, statuses) built only for cases
     right_first: I64
     texts: dict[str, pa.Array] | None = None  # precomputed labels/statuses (keys with several rows)
+    # Keys with several rows a side: the left and the right booking time the gap lies between.
+    ends: tuple[I64, I64] | None = None
     # Members as (row, index of its key) — keys with several rows a side only: a one-row-a-side key's
     # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
     rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -78,6 +81,12 @@ class KeyGroups:
         if name.endswith("label"):
             return _label(frame, rows)
         return labels(frame.status[rows], STATUSES)
+
+    def booked(self, frame: Frame, chosen: I64) -> tuple[I64, I64]:
+        """The left and the right booking time (µs) that ``gap_us`` of the chosen keys lies between."""
+        if self.ends is not None:
+            return self.ends[0][chosen], self.ends[1][chosen]
+        return frame.booked[self.left_first[chosen]], frame.booked[self.right_first[chosen]]
 
 
 def _runs(sorted_hashes: U64) -> tuple[I64, I64]:
@@ -270,7 +279,8 @@ def _multi(
     rows: list[int] = []
     owner: list[int] = []
     agg: dict[str, list[int]] = {
-        k: [] for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lb", "rb", "cur", "cok", "l0")
+        k: []
+        for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lat", "rat", "lb", "rb", "cur", "cok", "l0")
     }
     l_status: list[str] = []
     r_status: list[str] = []
@@ -288,7 +298,14 @@ def _multi(
         agg["ra"].append(int(ra.sum()))
         agg["rf"].append(int(frame.fee[rights].sum()))
         agg["rs"].append(int(_fees(rule, ra).sum()))
-        agg["gap"].append(int(max(abs(rt.max() - lt.min()), abs(lt.max() - rt.min()))))
+        # The widest gap between a left and a right row, and the two times it lies between.
+        ends = max(
+            (abs(int(rt.max() - lt.min())), int(lt.min()), int(rt.max())),
+            (abs(int(lt.max() - rt.min())), int(lt.max()), int(rt.min())),
+        )
+        agg["gap"].append(ends[0])
+        agg["lat"].append(ends[1])
+        agg["rat"].append(ends[2])
         lbad, rbad = frame.status[lefts] != SUCCESS, frame.status[rights] != SUCCESS
         agg["lb"].append(int(lbad.all()))
         agg["rb"].append(int(rbad.all()))
@@ -315,6 +332,7 @@ def _multi(
         currency_ok=np.array(agg["cok"], bool),
         left_first=first_left,
         right_first=first_left,
+        ends=(np.array(agg["lat"], np.int64), np.array(agg["rat"], np.int64)),
         texts={
             "left_status": pa.array(l_status, pa.string()),
             "right_status": pa.array(r_status, pa.string()),
@@ -499,10 +517,15 @@ def _cases(
                 ".",
             )
         elif name == TIME_MISMATCH:
+            left_at, right_at = g.booked(frame, chosen[mask])
             text = join(
                 "Keys and amounts agree but the booking times are ",
-                pa.array(gap_s[mask]).cast(pa.string()),
-                f"s apart (tolerance {rule.time_tolerance_hours:g}h): ",
+                human_durations(gap_s[mask]),
+                " apart (",
+                local_times(left_at, ctx.project.timezone),
+                " vs ",
+                local_times(right_at, ctx.project.timezone),
+                f") (tolerance {rule.time_tolerance_hours:g}h): ",
                 m_ll,
                 " vs ",
                 m_rl,

@@ -64,6 +64,27 @@ def take_text(frame: Frame, name: str, rows: I64) -> pa.Array:
     return frame.take_text(name, rows)
 
 
+def local_times(booked_us: I64, timezone: str) -> pa.Array:
+    """Booking times (µs since the epoch) as ISO 8601 in ``timezone``, with its offset, as
+    ``datetime.isoformat`` writes them (the resolve stage's evidence): ``2026-11-20T10:00:00+08:00``."""
+    booked_us = np.asarray(booked_us, dtype=np.int64)
+    local = pc.local_timestamp(pa.array(booked_us).cast(pa.timestamp("us", tz=timezone)))
+    # The wall time's text from a zone-less timestamp, its offset from the few distinct ones: Arrow's
+    # strftime (or a cast with the zone) costs ≈ 1 µs a row, ≈ 30 times this.
+    wall = pc.replace_substring(local.cast(pa.string()), pattern=" ", replacement="T")
+    wall = pc.replace_substring(wall, pattern=".000000", replacement="")  # isoformat omits zero µs
+    offset_s = (np.asarray(local.cast(pa.int64()).to_numpy(), np.int64) - booked_us) // 1_000_000
+    distinct, index = np.unique(offset_s, return_inverse=True)
+    return join(wall, labels(index, [_utc_offset(int(s)) for s in distinct.tolist()]))
+
+
+def _utc_offset(seconds: int) -> str:
+    """``+08:00``; ``+05:53:28`` when the offset has seconds (as isoformat)."""
+    minutes, secs = divmod(abs(seconds), 60)
+    text = f"{'-' if seconds < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
+    return f"{text}:{secs:02d}" if secs else text
+
+
 def labels(codes: ANY, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
     """Labels of codes, as a dictionary array (cheap to build and to take from)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary))

@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from recon.domain import Evidence
+from recon.durations import human_durations
 from recon.matching.text import money
 from recon.money import format_amount
-from recon.resolving import human_duration
 
 from .export import FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS, evidence_line
 
@@ -158,7 +158,7 @@ def group_evidence(groups: pa.Table) -> pa.Array:
     gap = groups["time_delta_s"]
     distinct = pc.unique(pc.drop_null(gap)).to_pylist()
     words = pc.take(
-        pa.array([human_duration(v) for v in distinct], pa.string()),
+        human_durations(np.array(distinct, np.int64)),
         pc.index_in(gap, value_set=pa.array(distinct, pa.int64())),
     )
     time_part = pc.binary_join_element_wise(_lit("booked_at: Δ ", n), words, "")

@@ -5,7 +5,6 @@ from .classify import (
     cases_from_tables,
     describe_delta,
     groups_from_tables,
-    human_duration,
     open_items,
     run_accounting,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "cases_from_tables",
     "describe_delta",
     "groups_from_tables",
-    "human_duration",
     "open_items",
     "run_accounting",
 ]

@@ -31,6 +31,7 @@ from recon.domain import (
     Source,
     SourceAccounting,
 )
+from recon.durations import human_duration
 from recon.money import format_amount
 
 _MEMBER_COLUMNS = ["txn_uid", "source", "account_id", "txn_id", "amount_minor", "currency"]
@@ -52,21 +53,6 @@ def _members_by(placements: pa.Table, column: str, ids: set[str] | None = None) 
     for row in selected.to_pylist():
         out[row[column]].append(MemberRef(**{k: row[k] for k in _MEMBER_COLUMNS}))
     return out
-
-
-def human_duration(seconds: int) -> str:
-    """``172800`` -> ``2 d 0 h``; ``5400`` -> ``1 h 30 m``; ``75`` -> ``1 m 15 s``; ``12`` -> ``12 s``."""
-    sign, seconds = ("-" if seconds < 0 else ""), abs(int(seconds))
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{sign}{days} d {hours} h"
-    if hours:
-        return f"{sign}{hours} h {minutes} m"
-    if minutes:
-        return f"{sign}{minutes} m {secs} s"
-    return f"{sign}{secs} s"
 
 
 class BookingTimes:
@@ -174,12 +160,6 @@ def _evidence(
     return out
 
 
-def _time_reason(reason: str, booked: Evidence | None, gap_s: int) -> str:
-    """The engine words the gap in seconds; say it as days / hours and give both booking times."""
-    when = f" ({booked.left} vs {booked.right})" if booked and booked.left and booked.right else ""
-    return reason.replace(f"{gap_s}s apart", f"{human_duration(gap_s)} apart{when}", 1)
-
-
 def cases_from_tables(
     run_id: str,
     cases: pa.Table,
@@ -206,10 +186,6 @@ def cases_from_tables(
         row["_time_ok"] = row["type"] != CaseType.TIME_MISMATCH.value
         sides = (left_sources or {}).get(row["rule"])
         evidence = _evidence(row, ["key", "amount", "booked_at", "status"], own, times, sides)
-        reason = row["reason"]
-        if not row["_time_ok"] and row.get("time_delta_s") is not None:
-            booked = next((e for e in evidence if e.field == "booked_at"), None)
-            reason = _time_reason(reason, booked, int(row["time_delta_s"]))
         out.append(
             Case(
                 case_id=row["case_id"],
@@ -221,7 +197,7 @@ def cases_from_tables(
                 currency=row["currency"],
                 severity=Severity(row["severity"]),
                 rule=row["rule"],
-                reason=reason,
+                reason=row["reason"],
                 evidence=evidence,
             )
         )
