@@ -62,15 +62,28 @@ def assign_inputs(project: Project, files: list[Path]) -> dict[str, list[Path]]:
         if explicit:
             assigned.setdefault(explicit[0].account_id, []).append(path)
             continue
-        fmt, confidence = detect_format(path.read_bytes(), path.name)
+        data = path.read_bytes()
+        fmt, confidence = detect_format(data, path.name)
         source = _FORMAT_SOURCE.get(fmt.split(".", 1)[0], Source.BANK if confidence > 0 else None)
         candidates = project.accounts_of(source) if source else []
         if len(candidates) != 1:
-            raise InputError(
-                f"{path}: detected {fmt or 'an unknown format'}; cannot choose among "
-                f"{[a.account_id for a in candidates] or 'no accounts'} — prefix the file name with "
-                f"'<account_id>__' to assign it"
-            )
+            # Say why in a finance user's words: "cannot choose among no accounts" told nobody that the
+            # file was empty (a failed download) or no statement at all.
+            deliver = "prefix its name with '<account_id>__' to deliver it to that account"
+            if source is not None and candidates:
+                ids = ", ".join(a.account_id for a in candidates)
+                why = f"a {fmt} file, and the project has several {source.value} accounts ({ids}); {deliver}"
+            else:
+                if not data.strip():
+                    why = "the file is empty, not a statement"
+                elif source is None:
+                    why = "not a statement recon can read (its content matches no known format)"
+                else:
+                    why = f"a {fmt} file, but the project has no {source.value} account"
+                why += (
+                    f"; remove it, or {deliver} (a file that cannot be read is then quarantined, naming why)"
+                )
+            raise InputError(f"{path}: {why}")
         assigned.setdefault(candidates[0].account_id, []).append(path)
     return assigned
 

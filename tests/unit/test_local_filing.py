@@ -64,3 +64,42 @@ def test_a_file_whose_day_cannot_be_read_needs_a_dated_folder_when_several_days_
     assert _filed([empty], [DAY])[empty.name][1] == DAY  # one day: the day's run reads it
     with pytest.raises(InputError, match=r"erp__empty\.csv"):
         file_inputs(PROJECT, [empty], business_days(DAY, date(2026, 11, 21)))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("wechat_tradebill_ALL_20261120.csv", b"", "is empty"),  # a failed download
+        ("notes.txt", "给财务的备注\n".encode(), "not a statement recon can read"),
+    ],
+)
+def test_a_file_that_is_no_statement_is_named_with_why_and_what_to_do(
+    tmp_path: Path, name: str, content: bytes, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError) as raised:
+        file_inputs(PROJECT, [path], [DAY])
+    message = str(raised.value)
+    assert name in message and says in message
+    assert "remove it" in message and "'<account_id>__'" in message
+    assert "no accounts" not in message
+
+
+def test_a_file_of_a_source_the_project_has_twice_or_not_at_all_says_which(tmp_path: Path) -> None:
+    bill = next(p for p in write_day(generate_day(DAY), tmp_path) if p.name.startswith("wechat"))
+    two = PROJECT.model_copy(
+        update={
+            "accounts": [
+                *PROJECT.accounts,
+                PROJECT.account("wechat-main").model_copy(update={"account_id": "wechat-2"}),
+            ]
+        }
+    )
+    with pytest.raises(InputError, match=r"several wechat accounts \(wechat-main, wechat-2\)"):
+        file_inputs(two, [bill], [DAY])
+    none = PROJECT.model_copy(
+        update={"accounts": [a for a in PROJECT.accounts if a.source.value != "wechat"]}
+    )
+    with pytest.raises(InputError, match=r"the project has no wechat account"):
+        file_inputs(none, [bill], [DAY])
