@@ -5,11 +5,14 @@ Statements are filed per project, account and business date. Among them, an olde
 
 * both were read from the same raw key (the object was overwritten with other bytes), or
 * the older one was quarantined and the newer covers the same period (first and last day), whatever the
-  file names (a corrected file sent under another name).
+  file names (a corrected file sent under another name), or
+* both are channel bills (WeChat Pay, Alipay) read by the same profile for the same period: a channel issues
+  one bill of a kind per account and day, so a second one is a corrected version, whatever its name. (Were
+  its rows marked as overlaps instead, a corrected amount would be filtered as a repeat of the wrong one.)
 
-Two parsed files of one account and day under different names both count (an ERP export in two parts, an
-interim and a final bank statement): their common transactions are marked as overlaps by the profile's
-dedupe key, so nothing is hidden and nothing is counted twice.
+Otherwise two parsed files of one account and day under different names both count (an ERP export in two
+parts, an interim and a final bank statement): their common transactions are marked as overlaps by the
+profile's dedupe key, so nothing is hidden and nothing is counted twice.
 
 A superseded statement is no longer one of the day's files: its rows, its quarantine and its row
 accounting do not count. Its record stays (``Statement.superseded_by``) for the audit trail. The same
@@ -22,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date
 
-from recon.domain import Statement, StatementStatus
+from recon.domain import Source, Statement, StatementStatus
 
 __all__ = ["current_statements", "ingest_order", "period", "superseded", "supersedes"]
+
+#: Sources that issue one bill of a kind (profile) per account and period.
+ONE_BILL_PER_PERIOD = frozenset({Source.WECHAT, Source.ALIPAY})
 
 
 def ingest_order(statement: Statement) -> tuple[str, str]:
@@ -52,7 +58,13 @@ def supersedes(newer: Statement, older: Statement) -> bool:
         return False
     if newer.raw_key == older.raw_key:
         return True
-    if older.status is not StatementStatus.QUARANTINED:
+    same_bill = (
+        newer.source in ONE_BILL_PER_PERIOD
+        and older.source == newer.source
+        and bool(older.profile)
+        and older.profile == newer.profile
+    )
+    if older.status is not StatementStatus.QUARANTINED and not same_bill:
         return False  # a second parsed file is more rows, not a replacement (see the module doc)
     covered = period(older)
     return covered is not None and covered == period(newer)

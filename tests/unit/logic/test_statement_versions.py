@@ -35,11 +35,14 @@ def _st(
     minute: int = 0,
     period: tuple[int, int] | None = (20, 20),
     status: StatementStatus = StatementStatus.PARSED,
+    source: Source = Source.ERP,
+    profile: str = "erp.orders",
 ) -> Statement:
     return Statement(
         statement_id=statement_id,
         project_id="p",
-        source=Source.WECHAT,
+        source=source,
+        profile=profile,
         account_id="a",
         business_date=DAY,
         raw_key=key,
@@ -75,6 +78,23 @@ def test_two_parsed_files_of_one_day_under_different_names_both_count() -> None:
     part2 = _st("part2", key="raw/p/a/2026-11-20/orders-2.csv", minute=1)
     assert not supersedes(part2, part1)
     assert current_statements([part1, part2]) == [part1, part2]
+
+
+def test_a_second_channel_bill_of_the_same_kind_and_period_is_a_corrected_version() -> None:
+    """WeChat Pay and Alipay issue one bill of a kind per account and day: a second one under another name
+    replaces the first (whichever rows changed), while another kind of bill or another period counts too."""
+
+    def bill(statement_id: str, name: str, minute: int, **other: object) -> Statement:
+        return _st(
+            statement_id, key=f"raw/p/a/2026-11-20/{name}", minute=minute, source=Source.WECHAT
+        ).model_copy(update={"profile": "wechat.tradebill.all", **other})
+
+    first, fixed = bill("first", "bill.csv", 0), bill("fixed", "bill_v2.csv", 1)
+    fundflow = bill("fundflow", "flow.csv", 2, profile="wechat.fundflow")
+    week = bill("week", "week.csv", 3, period_start=date(2026, 11, 14))
+    assert supersedes(fixed, first) and not supersedes(first, fixed)
+    assert not supersedes(fundflow, fixed) and not supersedes(week, fixed)
+    assert current_statements([first, fixed, fundflow, week]) == [fixed, fundflow, week]
 
 
 def test_duplicates_other_days_and_stored_marks() -> None:
@@ -213,6 +233,22 @@ def test_new_parsed_version_counts_its_own_rows_not_overlaps_of_the_old_one(
     run = _match(svc)
     wechat = [f for f in run.files if f.account_id == "wechat-main"]
     assert [(f.raw_key, f.rows_parsed) for f in wechat] == [(latest.raw_key, old.rows_parsed)]  # counted once
+
+
+def test_a_second_wechat_bill_under_another_name_replaces_the_first(svc: Services, day: DemoDay) -> None:
+    """The corrected bill replaces the first one (its rows are not filtered as repeats of the old rows)."""
+    for account_id in sorted(day.files):
+        _put(svc, day, account_id)
+    (old,) = svc.repo.list_statements("demo", "wechat-main", DAY)
+    newer = day.files["wechat-main"][1].replace(b"\r\n", b" \r\n", 1)  # other bytes, the same rows
+    assert _put(svc, day, "wechat-main", newer, name="wechat_bill_v2_corrected.csv") == "parsed"
+    (latest,) = svc.repo.list_statements("demo", "wechat-main", DAY)
+    assert latest.raw_key.endswith("/wechat_bill_v2_corrected.csv") and latest.rows_overlapping == 0
+    every = svc.repo.list_statements("demo", "wechat-main", DAY, include_superseded=True)
+    assert next(s for s in every if s.statement_id == old.statement_id).superseded_by == latest.statement_id
+    run = _match(svc)
+    wechat = [f for f in run.files if f.account_id == "wechat-main"]
+    assert [(f.raw_key, f.rows_parsed) for f in wechat] == [(latest.raw_key, old.rows_parsed)]
 
 
 def test_upload_execution_name_is_deterministic_per_set_of_versions() -> None:

@@ -576,7 +576,12 @@ def _provisional(
             period_end=statement_date,
         )
     start, end = period_of(accepted.table, project.timezone, accepted.statement_date, statement_date)
-    return Statement(**base, status=StatementStatus.PARSED, period_start=start, period_end=end)
+    return Statement(
+        **{**base, "profile": accepted.profile},
+        status=StatementStatus.PARSED,
+        period_start=start,
+        period_end=end,
+    )
 
 
 def _replaced(svc: Services, statement: Statement) -> list[Statement]:
