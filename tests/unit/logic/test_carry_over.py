@@ -85,6 +85,45 @@ def test_an_order_paid_after_midnight_is_carried_and_matched_the_next_day() -> N
     assert next(e for e in group.evidence if e.field == "booked_at").delta == "5 s"
 
 
+def test_a_refund_the_erp_books_the_next_day_is_carried_by_its_type_and_matched() -> None:
+    """A carry-over entry limited to refunds: the channel's refund of D1 stays open (any hour of the day)
+    and meets the ERP's booking of D2; an unmatched payment of the same source is a case at once."""
+    import pyarrow as pa
+
+    project = carry_project()
+    rule = project.match_rules[0].model_dump(mode="json")
+    rule["carry_over"] = [
+        {"sources": ["erp"], "last_hours": 1},
+        {"sources": ["erp", "wechat", "alipay"], "txn_types": ["refund"]},
+    ]
+    project = carry_project(rules=[rule])
+    noon = local_midnight(D1) + timedelta(hours=12)
+    refund = txn("wechat", "WX5#R1", -2000, order_ref="SO5", refund_ref="RF5", at=noon)
+    stray = txn("wechat", "WX6", 3000, order_ref="SO6", at=noon)
+    day1 = run(project, [refund, stray], D1)
+    assert (
+        day1.where("WX5#R1")["disposition"] == "open" and day1.where("WX5#R1")["rule"] == "erp-channel-order"
+    )
+    assert day1.case_of("WX6").type is CaseType.MISSING_IN_ERP
+
+    carried = day1.rows.take([int(i) for i in day1.result.open_rows])
+    carried = carried.append_column("first_seen", pa.array([D1], pa.date32()))
+    booked = txn("erp", "SO5#RF5", -2000, order_ref="SO5", refund_ref="RF5", at=noon + timedelta(days=1))
+    day2 = run(
+        project,
+        pa.concat_tables([table_of([booked], first_seen=None), carried], promote_options="permissive"),
+        D2,
+    )
+    assert {m.txn_id for m in day2.group_of("WX5#R1").members} == {"WX5#R1", "SO5#RF5"}
+
+
+def test_a_single_carry_over_entry_is_a_list_of_one() -> None:
+    rule = carry_project().match_rules[0]
+    assert [e.model_dump() for e in rule.carry_over] == [
+        {"sources": ["erp"], "last_hours": 1, "txn_types": None}
+    ]
+
+
 def test_open_items_age_and_expire_into_missing_cases() -> None:
     project = carry_project()
     import pyarrow as pa

@@ -30,6 +30,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .statement import TxnType
+
 # Working fields rules may read. Money fields are integer minor units; times are UTC.
 TEXT_FIELDS = (
     "source",
@@ -172,6 +174,12 @@ class CarryOver(BaseModel):
         description="Only rows booked within this many hours before the end of the business day "
         "(project time zone); 24 = any row of the day",
     )
+    txn_types: list[TxnType] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only rows of these transaction types (e.g. [refund]: ERPs often book a refund a day or "
+        "two after the channel paid it out); none: every type",
+    )
 
     _sources = field_validator("sources")(_check_sources)
 
@@ -180,9 +188,18 @@ class _MatchRule(_Rule):
     left: list[str] = Field(description="Sources on the left (the side that sets the expectation)")
     right: list[str] = Field(description="Sources on the right")
     amount_tolerance: AmountTolerance = Field(default_factory=AmountTolerance)
-    carry_over: CarryOver | None = None
+    carry_over: list[CarryOver] = Field(
+        default_factory=list,
+        description="Unmatched rows that may still be in flight: one entry, or a list (a row is kept open "
+        "when any entry takes it)",
+    )
 
     _left = field_validator("left", "right")(_check_sources)
+
+    @field_validator("carry_over", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [] if value is None else [value] if isinstance(value, dict | CarryOver) else value
 
     @model_validator(mode="after")
     def _sides(self) -> _MatchRule:

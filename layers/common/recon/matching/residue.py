@@ -35,7 +35,20 @@ from .context import (
     Context,
     content_hash,
 )
-from .frame import ANY, BANK, BOOL, CHANNELS, ERP, I64, SOURCES, SUCCESS, Frame, from_day_number, plain
+from .frame import (
+    ANY,
+    BANK,
+    BOOL,
+    CHANNELS,
+    ERP,
+    I64,
+    SOURCES,
+    SUCCESS,
+    TXN_TYPES,
+    Frame,
+    from_day_number,
+    plain,
+)
 from .hashing import hash_strings
 from .keyed import duplicates
 from .ledger import Ledger
@@ -136,8 +149,14 @@ def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[s
     keeper = np.full(frame.n, -1, dtype=np.int32)
     for rule in project.match_rules:
         if isinstance(rule, KeyMatchRule | WindowMatchRule | SubsetSumRule) and rule.carry_over:
-            late = frame.booked >= frame.day_end_us - int(rule.carry_over.last_hours * 3_600_000_000)
-            mask = free & young & frame.source_mask(rule.carry_over.sources) & (late | carried) & (keeper < 0)
+            mask = np.zeros(frame.n, dtype=bool)
+            for entry in rule.carry_over:
+                late = frame.booked >= frame.day_end_us - int(entry.last_hours * 3_600_000_000)
+                taken = frame.source_mask(entry.sources) & (late | carried)
+                if entry.txn_types is not None:
+                    taken &= np.isin(frame.txn_type, [TXN_TYPES.index(t.value) for t in entry.txn_types])
+                mask |= taken
+            mask &= free & young & (keeper < 0)
         elif rule.name in in_flight:
             mask = np.zeros(frame.n, dtype=bool)
             mask[in_flight[rule.name]] = True
