@@ -179,6 +179,16 @@ def test_undecodable_text_names_the_line() -> None:
     assert error.file == "bill.csv" and error.row == 2 and "undecodable" in error.reason
 
 
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_undecodable_text_names_the_byte_at_its_offset_in_the_file(bom: bytes) -> None:
+    data = bom + wx_bill(ROWS, SUMMARY).replace("咖啡".encode(), b"\xff\xfe\xff", 1)
+    with pytest.raises(StatementParseError) as info:
+        parse(data, "bill.csv")
+    (error,) = info.value.errors
+    offset = data.index(b"\xff\xfe\xff")
+    assert f"byte 0xff at offset {offset} " in error.reason and error.row == 2
+
+
 def test_corrupt_gzip_is_refused() -> None:
     data = gzip.compress(wx_bill(ROWS, SUMMARY))[:-12]
     with pytest.raises(StatementParseError, match="gzip"):

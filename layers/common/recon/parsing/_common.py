@@ -175,10 +175,11 @@ def decode(data: bytes, file: str, *, prefer_gbk: bool = False) -> tuple[str, st
             failures.append(exc)
     # Report where the encoding that read furthest broke down: that is the file's encoding, gone bad.
     best = max(failures, key=lambda e: e.start)
-    line = data[: best.start].count(b"\n") + 1
+    at = best.start + len(data) - len(best.object)  # utf-8-sig decodes (and counts) after the BOM
+    line = data[:at].count(b"\n") + 1
     raise fatal(
         file,
-        f"undecodable text: byte 0x{data[best.start]:02x} at offset {best.start} is not valid "
+        f"undecodable text: byte 0x{data[at]:02x} at offset {at} is not valid "
         f"{best.encoding} (nor UTF-8, GBK or GB18030 as a whole)",
         row=line,
     )
