@@ -102,21 +102,24 @@ def mark_duplicates(
 
 
 def _shared(hashes: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
-    """True where another value equals this one."""
+    """True where another value may equal this one: the values' top 40 bits are equal (the keys of those rows
+    are compared exactly afterwards). Sorted a bucket (the top bits) at a time, the next 32 bits of each:
+    32-bit sorts take half the time of 64-bit ones."""
     top = (hashes >> np.uint64(64 - _BUCKET_BITS)).astype(np.uint16)
-    grouped = hashes[np.argsort(top, kind="stable")]
+    rest = (hashes >> np.uint64(32 - _BUCKET_BITS)).astype(np.uint32)  # the 32 bits below the bucket's
+    grouped = rest[np.argsort(top, kind="stable")]
     twice: list[np.ndarray] = []  # type: ignore[type-arg]
     lo = 0
-    for size in np.bincount(top, minlength=1 << _BUCKET_BITS).tolist():
+    for bucket, size in enumerate(np.bincount(top, minlength=1 << _BUCKET_BITS).tolist()):
         if size > 1:
             part = np.sort(grouped[lo : lo + size])
             same = part[1:] == part[:-1]
             if same.any():
-                twice.append(part[1:][same])
+                twice.append(part[1:][same].astype(np.uint64) | np.uint64(bucket << 32))
         lo += size
     if not twice:
         return np.zeros(len(hashes), dtype=bool)
-    return np.isin(hashes, np.unique(np.concatenate(twice)))
+    return np.isin(hashes >> np.uint64(32 - _BUCKET_BITS), np.unique(np.concatenate(twice)))
 
 
 def _repeats(keys: pa.Array) -> np.ndarray:  # type: ignore[type-arg]
@@ -146,7 +149,7 @@ def bucket_of(keys: pa.Array) -> np.ndarray | None:  # type: ignore[type-arg]
     offsets = np.frombuffer(keys.buffers()[1], dtype=np.int32)[keys.offset : keys.offset + n + 1]
     data = keys.buffers()[2]
     body = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
-    starts = offsets[:-1]
+    starts = offsets[:-1].astype(np.intp)  # (numpy indexes with intp: converted once, not per word)
     lengths = np.diff(offsets)
     # A key is read as its words at 0, 8, 16, ... before its last word, then the last word, which ends at
     # its end (they may overlap: none reads past the key); a key shorter than 8 bytes is its one word masked

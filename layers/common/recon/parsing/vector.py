@@ -124,19 +124,33 @@ def single_value(arr: pa.Array) -> str | None:
 
 def nulls_for_empty(arr: pa.Array) -> pa.Array:
     """Empty values as nulls (the optional text columns of the table)."""
-    found = value_bytes(arr)
-    if found is None:
-        return pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
-    filled = np.diff(found[0]) > 0
-    if filled.all():
-        return arr
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+        return pc.if_else(pc.equal(pc.binary_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    filled = offsets[1:] > offsets[:-1]
+    if filled.all():
+        return arr
     validity = pa.py_buffer(np.packbits(filled, bitorder="little"))
-    offsets = pa.py_buffer(
-        np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
-    )
-    return pa.Array.from_buffers(pa.string(), len(arr), [validity, offsets, arr.buffers()[2]])
+    return pa.Array.from_buffers(pa.string(), len(arr), [validity, pa.py_buffer(offsets), arr.buffers()[2]])
+
+
+def spread(arr: pa.Array, rows: npt.NDArray[np.intp], n: int) -> pa.Array:
+    """String ``arr``'s values at ``rows`` (ascending) of ``n`` rows, empty values elsewhere. Without nulls
+    only the offsets are new: the values' bytes are the same, in the same order."""
+    arr = strings(arr)
+    if arr.null_count:
+        at = np.full(n, len(arr), dtype=np.int64)
+        at[rows] = np.arange(len(arr))
+        return pa.concat_arrays([arr, pa.array([""], pa.string())]).take(pa.array(at))
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    spread_offsets = np.zeros(n + 1, dtype=np.int32)
+    spread_offsets[rows + 1] = np.diff(offsets)
+    np.cumsum(spread_offsets, out=spread_offsets)
+    spread_offsets += offsets[0]
+    data = arr.buffers()[2] if arr.buffers()[2] is not None else pa.py_buffer(b"")
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(spread_offsets), data])
 
 
 def where(mask: Bools, yes: pa.Array, no: pa.Array) -> pa.Array:
@@ -281,7 +295,7 @@ def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFor
     point = body[: int(lengths[0])].tobytes().rfind(b".")
     places = int(lengths[0]) - point - 1 if point >= 0 else 0
     if point < 0 or int(lengths.min()) >= places + 2:
-        uniform = _scaled(arr, body, ends, places, e)  # (a value with a point elsewhere fails the cast)
+        uniform = _scaled(arr, body, offsets, places, e)  # (a value with a point elsewhere fails the cast)
         if uniform is not None:
             return uniform
     # Points at different places: each value's F from its point (one point at most, a digit before it).
@@ -299,19 +313,75 @@ def fast_amounts(arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFor
         part = arr if len(rows) == n else arr.take(pa.array(rows))
         sub = value_bytes(part)
         assert sub is not None
-        got = _scaled(part, sub[1], sub[0][1:], int(f), e)
+        got = _scaled(part, sub[1], sub[0], int(f), e)
         if got is None:
             return None
         minor[rows] = got
     return minor
 
 
-def _scaled(arr: pa.Array, body: npt.NDArray[np.uint8], ends: Ints, places: int, e: int) -> Ints | None:
-    """Minor units of values that all have ``places`` digits after a point (none when 0)."""
+def prefixed_amounts(
+    arr: pa.Array, exponents: npt.NDArray[np.int64], fmt: AmountFormat, *, prefix: str, strip: str = ""
+) -> Ints | None:
+    """``fast_amounts`` of ``clean(arr, strip=strip, prefix=prefix)`` without the cleaned copy, for values that
+    are the one prefix character, then an amount with the same digits after every point (WeChat's backtick
+    before ``1790.57``). The cast accepts exactly ``-?\\d+`` after the prefix: a value starts with a digit or
+    '-' and ends with a digit, which cleaning keeps (``strip`` holds neither), so cleaning would have removed
+    the prefix alone. None: clean, then parse."""
+    n = len(arr)
+    if (
+        n == 0
+        or len(prefix) != 1
+        or not prefix.isascii()
+        or any(ch in strip for ch in "-0123456789")
+        or fmt.minor_units
+        or fmt.decimal != "."
+        or not bool(np.all(exponents == exponents[0]))
+    ):
+        return None
+    found = value_bytes(arr)
+    if found is None:
+        return None
+    offsets, body = found
+    starts, ends = offsets[:-1], offsets[1:]
+    lengths = ends - starts
+    if int(lengths.min()) < 2 or bool(((body | 0x20) == ord("x")).any()):
+        return None
+    if not bool(np.all(body[starts] == ord(prefix))):
+        return None
+    first = body[1 : int(lengths[0])].tobytes()
+    point = first.rfind(b".")
+    places = len(first) - point - 1 if point >= 0 else 0
+    e = int(exponents[0])
+    # A column zero in most rows (a refund column of payment rows) has only its other values cast.
+    zero = prefix + ("0." + "0" * places if places else "0")
+    is_zero = np.asarray(pc.equal(arr, pa.scalar(zero, pa.string())).to_numpy(zero_copy_only=False))
+    others = np.flatnonzero(~is_zero)
+    if 2 * len(others) > n:
+        return _scaled(arr, body, offsets, places, e, lead=1)
+    minor = np.zeros(n, dtype=np.int64)
+    if len(others):
+        part = arr.take(pa.array(others))
+        sub = value_bytes(part)
+        assert sub is not None
+        got = _scaled(part, sub[1], sub[0], places, e, lead=1)
+        if got is None:
+            return None
+        minor[others] = got
+    return minor
+
+
+def _scaled(
+    arr: pa.Array, body: npt.NDArray[np.uint8], offsets: Ints, places: int, e: int, *, lead: int = 0
+) -> Ints | None:
+    """Minor units of values (``offsets`` from 0 into ``body``) that all have ``places`` digits after a point
+    (none when 0), after ``lead`` bytes that are dropped."""
     text = arr
     if places:
+        ends = offsets[1:]
+        lengths = ends - offsets[:-1]
         # the point ``places`` bytes before every end, a digit before it
-        if int((ends - np.concatenate(([0], ends[:-1]))).min()) < places + 2:
+        if int(lengths.min()) < places + 2 + lead:
             return None
         if not bool(np.all(body[ends - places - 1] == ord("."))):
             return None
@@ -319,6 +389,8 @@ def _scaled(arr: pa.Array, body: npt.NDArray[np.uint8], ends: Ints, places: int,
         if not bool(np.all((before >= ord("0")) & (before <= ord("9")))):
             return None
         text = pc.binary_replace_slice(arr, start=-places - 1, stop=-places, replacement="")
+    if lead:
+        text = pc.binary_replace_slice(text, start=0, stop=lead, replacement="")
     try:
         units = np.asarray(pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -657,21 +729,20 @@ def map_values(
     """Exact or substring value map; unmapped values take ``default`` or reject the row with ``reason``."""
     n = len(arr)
     key = lower(arr) if ignore_case else arr
-    result: pa.Array = pa.nulls(n, pa.string())
     if exact is not None:
         keys = [k.lower() if ignore_case else k for k in exact]
         idx = pc.index_in(key, value_set=pa.array(keys, pa.string()))
-        result = pc.take(pa.array(list(exact.values()), pa.string()), idx)
-    elif contains is not None:
-        for needle, value in contains:
+        # an unmapped value takes the entry after the map's, the default: no nulls to fill in the strings
+        fill = pa.array([*exact.values(), default or ""], pa.string())
+        result = pc.take(fill, pc.fill_null(idx, len(exact)) if idx.null_count else idx)
+        unmapped = bools(pc.is_null(idx)) if idx.null_count and default is None else np.zeros(n, dtype=bool)
+    else:
+        result = pa.nulls(n, pa.string())
+        for needle, value in contains or ():
             hit = pc.match_substring(key, needle.lower() if ignore_case else needle)
             result = pc.if_else(pc.and_(hit, pc.is_null(result)), pa.scalar(value), result)
-    unmapped = bools(pc.is_null(result))
-    if default is not None:
-        result = pc.fill_null(result, default)
-        unmapped = np.zeros(n, dtype=bool)
-    else:
-        result = pc.fill_null(result, "")
+        unmapped = bools(pc.is_null(result)) if default is None else np.zeros(n, dtype=bool)
+        result = pc.fill_null(result, default if default is not None else "")
 
     def describe(rows: npt.NDArray[np.intp]) -> list[tuple[str | None, str]]:
         values = text_at(arr, rows)
@@ -684,22 +755,30 @@ def map_values(
 # ------------------------------------------------------------------------------------------ conditions
 
 
-def condition(cond: Condition, cell: Callable[[list[str]], pa.Array | None], n: int) -> Bools:
+def condition(
+    cond: Condition,
+    cell: Callable[[list[str]], pa.Array | None],
+    n: int,
+    filled: Callable[[list[str]], bool] | None = None,
+) -> Bools:
     """Evaluate a row condition; ``cell(aliases)`` gives a cleaned column (None: absent from the file, read
-    as empty)."""
+    as empty); ``filled(aliases)``: the column is known to hold no empty value (its text is not needed to
+    tell which rows are empty)."""
     if cond.all_ is not None:
         out = np.ones(n, dtype=bool)
         for sub in cond.all_:
-            out &= condition(sub, cell, n)
+            out &= condition(sub, cell, n, filled)
         return out
     if cond.any_ is not None:
         out = np.zeros(n, dtype=bool)
         for sub in cond.any_:
-            out |= condition(sub, cell, n)
+            out |= condition(sub, cell, n, filled)
         return out
     if cond.not_ is not None:
-        return ~condition(cond.not_, cell, n)
+        return ~condition(cond.not_, cell, n, filled)
     assert cond.column is not None
+    if cond.empty is not None and filled is not None and filled(cond.column):
+        return np.full(n, not cond.empty)
     found = cell(cond.column)
     arr = found if found is not None else pa.array([""] * n, pa.string())
     if cond.ignore_case:
