@@ -57,6 +57,21 @@ def test_consecutive_days_from_one_folder_and_dated_sub_folders(tmp_path: Path) 
         business_days(date(2026, 11, 21), DAY)
 
 
+def test_with_lags_1_and_2_each_bank_statement_is_filed_for_the_run_that_reads_it(tmp_path: Path) -> None:
+    """WeChat settling T+1 or T+2: the runs of two days read the T+1 statements (the smallest lag), so both
+    delivered bank statements are reconciled, one by each run; none was left unread with a warning."""
+    data = PROJECT.model_dump(mode="json")
+    for rule in data["rules"]:
+        if rule["name"] == "wechat-settlement":
+            rule["lag_days"] = [1, 2]
+    project = Project.model_validate(data)
+    second = date(2026, 11, 21)
+    files = write_day(generate_day(DAY), tmp_path / "a") + write_day(generate_day(second), tmp_path / "b")
+    filed = file_inputs(project, files, business_days(DAY, second))
+    bank = sorted((f.statement_date, f.note) for f in filed if f.account_id == "bank-cmb")
+    assert bank == [(date(2026, 11, 21), ""), (date(2026, 11, 22), "")]
+
+
 def test_a_file_whose_day_cannot_be_read_needs_a_dated_folder_when_several_days_run(tmp_path: Path) -> None:
     erp = next(p for p in write_day(generate_day(DAY), tmp_path) if p.name.startswith("erp"))
     empty = tmp_path / "erp__empty.csv"

@@ -141,7 +141,7 @@ def test_open_items_age_and_expire_into_missing_cases() -> None:
 
 def test_a_credit_that_may_settle_a_later_day_waits_for_it() -> None:
     project = carry_project()
-    # Run of D1 reads the bank statement of D1+2 (the largest lag): its credit settles the channel's D2.
+    # B2, valued D1+2, may also settle the channel's D2 (lag 1), which this run has not loaded.
     credit = txn("bank", "B2", 3000, value_date=D3, memo="微信支付结算")
     day1 = run(
         project,

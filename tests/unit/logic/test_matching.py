@@ -11,6 +11,7 @@ import yaml
 
 from recon.domain import CaseType, Project, TxnStatus
 from recon.matching import match_table
+from recon.reporting.export import case_stakes
 
 from .conftest import DAY, REPO, txn
 from .matching_support import run, table_of
@@ -158,6 +159,62 @@ def test_status_time_and_currency_mismatch(project: Project) -> None:
     assert time_case.type is CaseType.TIME_MISMATCH and "1 d 6 h apart" in time_case.reason
     booked = next(e for e in time_case.evidence if e.field == "booked_at")
     assert not booked.equal and booked.delta == "1 d 6 h"  # both times: see test_reporting.py
+
+
+def test_keyed_cases_put_the_channel_amount_at_stake(project: Project) -> None:
+    """docs/matching.md, "Case types": a keyed STATUS_MISMATCH, TIME_MISMATCH or OTHER (currencies differ)
+    is at stake for the channel amount, in the channel's currency. It was channel − ERP (0.00 where the
+    amounts agree, and a difference across currencies for OTHER); the amount and fee cases keep theirs."""
+    base = _day()
+    late = base[1].booked_at + timedelta(hours=30)
+    usd = {"currency": "USD"}
+    rows = [
+        *base,
+        txn("erp", "SO7", 1990, order_ref="SO7"),
+        txn("wechat", "WX7", 1990, order_ref="SO7", status=TxnStatus.REVERSED),  # revoked, ERP says paid
+        txn("erp", "SO7#R1", -891, order_ref="SO7", refund_ref="R1"),
+        txn("wechat", "WX7#R1", -891, order_ref="SO7", refund_ref="R1", status=TxnStatus.PENDING),
+        txn("erp", "SO8", 9900, order_ref="SO8", at=base[1].booked_at),
+        txn("wechat", "WX8", 9900, order_ref="SO8", at=late),
+        txn("erp", "SO9", 1400, order_ref="SO9").model_copy(update=usd),  # booked in USD
+        txn("wechat", "WX9", 9900, order_ref="SO9"),
+        txn("erp", "SO3", 19900, order_ref="SO3"),
+        txn("wechat", "WX3", 18900, order_ref="SO3"),
+        # Several rows a side (summed): paid in two parts, both revoked; and parts in two currencies.
+        txn("erp", "SO10", 3000, order_ref="SO10"),
+        txn("wechat", "WX10a", 1000, order_ref="SO10", status=TxnStatus.REVERSED),
+        txn("wechat", "WX10b", 2000, order_ref="SO10", status=TxnStatus.REVERSED),
+        txn("erp", "SO11", 3000, order_ref="SO11"),
+        txn("wechat", "WX11a", 1000, order_ref="SO11"),
+        txn("wechat", "WX11b", 300, order_ref="SO11").model_copy(update=usd),
+    ]
+    out = run(project, [r for r in rows if r.source.value != "bank"])
+    stakes = {
+        txn_id: (
+            out.case_of(txn_id).type.value,
+            out.case_of(txn_id).delta_minor,
+            out.case_of(txn_id).currency,
+        )
+        for txn_id in ("WX7", "WX7#R1", "WX8", "WX9", "WX3", "WX10a", "WX11a")
+    }
+    assert stakes == {
+        "WX7": ("STATUS_MISMATCH", 1990, "CNY"),
+        "WX7#R1": ("STATUS_MISMATCH", -891, "CNY"),  # a refund: the (negative) channel amount
+        "WX8": ("TIME_MISMATCH", 9900, "CNY"),
+        "WX9": ("OTHER", 9900, "CNY"),  # not 99.00 CNY − 14.00 USD = "85.00 USD"
+        "WX3": ("AMOUNT_MISMATCH", -1000, "CNY"),
+        "WX10a": ("STATUS_MISMATCH", 3000, "CNY"),
+        "WX11a": ("OTHER", 1000, "CNY"),  # the channel rows in its first row's currency, not 1000 + 300
+    }
+    assert out.case_of("WX8").severity.value == "low" and out.case_of("SO10").severity.value == "low"
+    # The amount at stake of each type is what the summary and the report add up (absolute, per currency).
+    keyed = [c for c in out.cases if c.rule == "erp-channel-order"]
+    assert {(s.case_type, s.currency, s.at_stake_minor) for s in case_stakes(keyed)} == {
+        ("AMOUNT_MISMATCH", "CNY", 1000),
+        ("OTHER", "CNY", 9900 + 1000),
+        ("STATUS_MISMATCH", "CNY", 1990 + 891 + 3000),
+        ("TIME_MISMATCH", "CNY", 9900),
+    }
 
 
 def test_cross_midnight_within_time_tolerance_is_matched(project: Project) -> None:

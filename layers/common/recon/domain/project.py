@@ -121,6 +121,16 @@ class Project(BaseModel):
     def settlement_rules(self) -> list[SettlementRule]:
         return [r for r in self.rules if isinstance(r, SettlementRule) and r.enabled]
 
+    def statement_lag(self, bank_account: str) -> int:
+        """Days after the business date of the bank statement a run reads from ``bank_account``: the smallest
+        lag of the settlement rules crediting it (0 when none does). The smallest, not the largest: a
+        statement of a smaller lag would otherwise be read by no run when the day before was not run (a first
+        day, a single day), and a batch whose credit may be in a later statement waits for that statement's
+        run."""
+        return min(
+            (min(r.lag_days) for r in self.settlement_rules if r.bank_account == bank_account), default=0
+        )
+
     @property
     def mapping_rules(self) -> list[MappingRule]:
         return [r for r in self.rules if isinstance(r, MappingRule) and r.enabled]

@@ -8,10 +8,15 @@ their value date (``group_by``). Per rule, in order:
    whose lag is one of ``lag_days`` and whose amount equals the batch's net (± tolerance) settles it;
 2. each remaining credit: 2..``max_batches_per_credit`` remaining batches whose nets add up to it settle
    it together (a unique combination is auto-matched, several are suggested);
-3. each remaining batch: a candidate credit (right lag and memo) equal to gross − the scheduled fees is a
-   FEE_MISMATCH; another candidate credit (nearest amount) is an AMOUNT_MISMATCH; none is MISSING_IN_BANK;
+3. each remaining batch: one whose credit may be in a bank statement a later run reads (a lag beyond
+   ``Project.statement_lag``) waits, open, with its candidate credits; otherwise a candidate credit (right lag and
+   memo) equal to gross − the scheduled fees is a FEE_MISMATCH; another candidate credit (nearest amount)
+   is an AMOUNT_MISMATCH; none is MISSING_IN_BANK;
 4. credits that could still settle a channel day this run has not loaded (value date − smallest lag after
    the business date) stay open for later runs (carry-over).
+
+A run of day D reads only the bank statement of D + ``Project.statement_lag``, so every statement is read by exactly
+one run of a daily sequence, and a batch is decided once every statement its lags point at was read.
 """
 
 from __future__ import annotations
@@ -211,8 +216,15 @@ def settle(
     # 3. batches left: wait for a later day's batch, fee schedule, amount mismatch or missing
     cases: list[tuple[str, int | None, Batch, int]] = []
     waiting: list[Batch] = []
+    unread: list[Batch] = []  # waiting for a bank statement a later run reads
+    last_read = frame.today + ctx.project.statement_lag(rule.bank_account)
     for b in batches:
         if b.day in done:
+            continue
+        if b.day + max(rule.lag_days) > last_read:
+            # Its credit may be in a statement a later run reads: deciding now would call it missing.
+            waiting.append(b)
+            unread.append(b)
             continue
         candidates = [c for c in credits if c not in used and lag_ok(c, b)]
         later = [c for c in candidates if int(frame.value_date[c]) - min(rule.lag_days) > frame.today]
@@ -247,6 +259,12 @@ def settle(
         else:
             cases.append((MISSING_IN_BANK, None, b, -b.net))
     _record_cases(frame, ledger, ctx, rule, cases)
+    # The credits a batch waiting for a statement may take stay open with it, so that the run deciding it
+    # sees every candidate, as it would have had it read every lag's statement at once.
+    held = sorted({c for b in unread for c in credits if c not in used and lag_ok(c, b)})
+    if held:
+        ledger.open_rows(np.array(held, np.int64), np.full(len(held), ledger.rule_code(rule.name), np.int32))
+        used.update(held)
     if waiting:
         settled.open_batches[rule.name] = waiting
     if rule.channel_account in ctx.unavailable:

@@ -30,23 +30,24 @@ def default_business_date(project: Project, now: datetime) -> date:
 
 
 def statement_date_for(project: Project, account: Account, business_date: date) -> date:
-    """The statement date a run of ``business_date`` needs from ``account``.
+    """The statement date a run of ``business_date`` reads from ``account``.
 
-    A bank account receives the channels' settlements T+n, so the run needs its statement of the latest
-    settlement lag; every other source is read for the business date itself.
+    A bank account receives the channels' settlements T+n: the run reads its statement of the smallest
+    settlement lag crediting it (``Project.statement_lag``), so each bank statement is
+    read by exactly one run and none is skipped when the day before was not run; a batch whose credit may
+    be in a later statement waits, open, for that statement's run. Every other source is read for the
+    business date itself.
     """
     if account.source is not Source.BANK:
         return business_date
-    lags = [max(r.lag_days) for r in project.settlement_rules if r.bank_account == account.account_id]
-    return business_date + timedelta(days=max(lags, default=0))
+    return business_date + timedelta(days=project.statement_lag(account.account_id))
 
 
 def business_dates_needing(project: Project, account: Account, statement_date: date) -> list[date]:
     """Inverse of ``statement_date_for``: which business dates read this account's statement of a date."""
     if account.source is not Source.BANK:
         return [statement_date]
-    lags = [max(r.lag_days) for r in project.settlement_rules if r.bank_account == account.account_id]
-    return [statement_date - timedelta(days=max(lags, default=0))]
+    return [statement_date - timedelta(days=project.statement_lag(account.account_id))]
 
 
 def run_id_for(project_id: str, business_date: date) -> str:
