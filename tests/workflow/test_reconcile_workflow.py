@@ -141,6 +141,37 @@ def test_a_failing_channel_is_recorded_and_the_others_go_on(tmp_path: Path) -> N
     assert result.run.balanced  # every row placed: matched, a case, filtered or open
 
 
+def test_a_missing_bank_statement_keeps_the_settlement_batches_open_in_every_output(tmp_path: Path) -> None:
+    """Without the bank statement each channel day's batch waits for it: an open item in open_items.csv (its
+    net, held by awaiting-statement:<bank>), in the counts of summary.json, the run and the e-mail, and in
+    the report — not only in the report, as before."""
+    day = generate_day(DAY)
+    files = [p for p in write_day(day, tmp_path / "input") if not p.name.startswith("camt053")]
+    result = run_local(PROJECT_TEXT, DAY, files, tmp_path / "out")
+    assert result.execution_status == "SUCCEEDED", result.execution_error
+    assert not [c for c in result.cases if c.type.value == "MISSING_IN_BANK"]
+    items = list(csv.DictReader(result.outputs["open_items.csv"].open(encoding="utf-8")))
+    net = {k: day.expected[f"{k}_settlement_minor"] for k in ("wechat", "alipay")}
+    assert items == [
+        {
+            "source": source,
+            "account_id": f"{source}-main",
+            "txn_id": f"{source}-main@2026-11-20",
+            "amount": f"{net[source] // 100}.{net[source] % 100:02d}",
+            "currency": "CNY",
+            "first_seen": "2026-11-20",
+            "age_days": "0",
+            "held_by": "awaiting-statement:bank-cmb",
+        }
+        for source in ("alipay", "wechat")
+    ]
+    summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
+    assert summary["open_items"] == result.run.open_items == 2
+    assert "Open items (in flight or awaiting a statement): 2" in result.emails[0]["text"]
+    html = result.outputs["report.html"].read_text("utf-8")
+    assert html.count("<td>awaiting-statement:bank-cmb</td>") == 2
+
+
 def test_a_failed_run_is_recorded_and_notified(tmp_path: Path) -> None:
     from recon_local.runtime import LocalCloud
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -25,6 +25,7 @@ from recon.domain import (
     TxnStatus,
 )
 from recon.durations import human_duration, human_durations
+from recon.matching.settlement import Batch
 from recon.matching.text import local_times
 from recon.reporting import cases_csv, render_report, summary_json, summary_text
 from recon.reporting.export import (
@@ -38,7 +39,7 @@ from recon.reporting.export import (
 )
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
-from recon.resolving import cases_from_tables, open_items, run_accounting
+from recon.resolving import cases_from_tables, open_items, run_accounting, waiting_batches
 from tests.export_contract import APPENDED_MATCH, CASE_STAKE_FIELDS, FOUNDATION_CASE, FOUNDATION_MATCH
 
 from .conftest import DAY, txn
@@ -155,6 +156,50 @@ def test_filtered_and_open_items_csv(project: Project) -> None:
         }
     ]
     assert [(o.txn_id, o.age_days, o.rule) for o in open_items(later.placed, DAY)] == [("SO8", 0, "k")]
+
+
+def test_waiting_settlement_batches_are_open_items_in_open_items_csv(project: Project) -> None:
+    """A batch the settlement pass left waiting is an open item like a row: a line of open_items.csv (before
+    the rows, as the report lists them) with its net and age, held by ``awaiting-statement:<bank>`` when the
+    day's bank statement is missing, else by the rule (its credit may also pay a day not loaded yet)."""
+    today = (DAY - date(1970, 1, 1)).days
+    batches = {
+        "wechat-settlement": [Batch("wechat-main", "wechat", today, "CNY", net=567443)],
+        "alipay-settlement": [Batch("alipay-main", "alipay", today - 1, "CNY", net=-1200)],
+    }
+    held = [
+        (o.txn_id, o.amount_minor, o.age_days, o.rule)
+        for o in waiting_batches(batches, project, DAY, {"bank-cmb"})
+    ]
+    assert held == [
+        ("alipay-main@2026-11-19", -1200, 1, "awaiting-statement:bank-cmb"),
+        ("wechat-main@2026-11-20", 567443, 0, "awaiting-statement:bank-cmb"),
+    ]
+    in_flight = waiting_batches(batches, project, DAY, {"wechat-main"})  # the bank statement is there
+    assert [o.rule for o in in_flight] == ["alipay-settlement", "wechat-settlement"]
+    out = run(project, [txn("erp", "SO4", 9900, order_ref="SO4")])  # no row left open
+    assert _rows(open_items_csv(out.placed, DAY, batches=in_flight)) == [
+        {
+            "source": "alipay",
+            "account_id": "alipay-main",
+            "txn_id": "alipay-main@2026-11-19",
+            "amount": "-12.00",
+            "currency": "CNY",
+            "first_seen": "2026-11-19",
+            "age_days": "1",
+            "held_by": "alipay-settlement",
+        },
+        {
+            "source": "wechat",
+            "account_id": "wechat-main",
+            "txn_id": "wechat-main@2026-11-20",
+            "amount": "5674.43",
+            "currency": "CNY",
+            "first_seen": "2026-11-20",
+            "age_days": "0",
+            "held_by": "wechat-settlement",
+        },
+    ]
 
 
 def test_report_and_summary_show_every_source_case_and_disposition(project: Project) -> None:

@@ -13,6 +13,7 @@ tolerance) > matched. Confidence of a match: 1.0 when amounts are equal, else 1 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -62,8 +63,10 @@ class KeyGroups:
     left_first: I64  # one member row per side, for words (labels, statuses) built only for cases
     right_first: I64
     texts: dict[str, pa.Array] | None = None  # precomputed labels/statuses (keys with several rows)
-    # Keys with several rows a side: the left and the right booking time the gap lies between.
+    # Keys with several rows a side: the left and the right booking time the gap lies between, and the
+    # channel side's currency and amount (``channel``).
     ends: tuple[I64, I64] | None = None
+    channel_sums: tuple[I32, I64] | None = None
     # Members as (row, index of its key) — keys with several rows a side only: a one-row-a-side key's
     # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
     rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -81,6 +84,13 @@ class KeyGroups:
         if name.endswith("label"):
             return _label(frame, rows)
         return labels(frame.status[rows], STATUSES)
+
+    def channel(self, frame: Frame, chosen: I64) -> tuple[I32, I64]:
+        """The currency and the amount of the channel (right) side of the chosen keys; channel rows of a
+        key in several currencies: those in the first row's currency (amounts never add across them)."""
+        if self.channel_sums is not None:
+            return self.channel_sums[0][chosen], self.channel_sums[1][chosen]
+        return frame.currency[self.right_first[chosen]], self.right_amount[chosen]
 
     def booked(self, frame: Frame, chosen: I64) -> tuple[I64, I64]:
         """The left and the right booking time (µs) that ``gap_us`` of the chosen keys lies between."""
@@ -278,10 +288,7 @@ def _multi(
         return None
     rows: list[int] = []
     owner: list[int] = []
-    agg: dict[str, list[int]] = {
-        k: []
-        for k in ("ln", "rn", "la", "ra", "rf", "rs", "gap", "lat", "rat", "lb", "rb", "cur", "cok", "l0")
-    }
+    agg: defaultdict[str, list[int]] = defaultdict(list)
     l_status: list[str] = []
     r_status: list[str] = []
     l_label: list[str] = []
@@ -311,6 +318,9 @@ def _multi(
         agg["rb"].append(int(rbad.all()))
         agg["cur"].append(int(frame.currency[lefts[0]]))
         agg["cok"].append(int(len(set(frame.currency[np.concatenate([lefts, rights])].tolist())) == 1))
+        rc = frame.currency[rights]
+        agg["rc"].append(int(rc[0]))
+        agg["rca"].append(int(ra[rc == rc[0]].sum()))
         agg["l0"].append(left_list[0])
         l_status.append(",".join(sorted({STATUSES[s] for s in frame.status[lefts].tolist()})))
         r_status.append(",".join(sorted({STATUSES[s] for s in frame.status[rights].tolist()})))
@@ -333,6 +343,7 @@ def _multi(
         left_first=first_left,
         right_first=first_left,
         ends=(np.array(agg["lat"], np.int64), np.array(agg["rat"], np.int64)),
+        channel_sums=(np.array(agg["rc"], np.int32), np.array(agg["rca"], np.int64)),
         texts={
             "left_status": pa.array(l_status, pa.string()),
             "right_status": pa.array(r_status, pa.string()),
@@ -477,8 +488,11 @@ def _cases(
     ll, rl = g.text(frame, "left_label", chosen), g.text(frame, "right_label", chosen)
     ls, rs = g.text(frame, "left_status", chosen), g.text(frame, "right_status", chosen)
     fd = fee_delta[chosen]
-    # Amount at stake: the difference for amount and fee cases, else the channel side's amount.
-    stake = np.where(k == AMOUNT_MISMATCH, d, np.where(k == FEE_MISMATCH, fd, ra))
+    # Amount at stake (docs/matching.md, "Case types"), in the currency it is counted in: channel − ERP for
+    # an amount case, stated − scheduled fees for a fee case (both only when every row's currency is the
+    # same), else the channel side's amount in the channel's currency — never a difference across currencies.
+    stake_cur, channel_amount = g.channel(frame, chosen)
+    stake = np.where(k == AMOUNT_MISMATCH, d, np.where(k == FEE_MISMATCH, fd, channel_amount))
     gap_s = g.gap_us[chosen] // 1_000_000
     reasons = []
     masks = []
@@ -564,8 +578,8 @@ def _cases(
             "type": pa.array(k.astype(str)),
             "rule": rule.name,
             "severity": severities(ctx.project.severity, stake),
-            "delta_minor": np.where(k == FEE_MISMATCH, fd, d),
-            "currency": labels(cur, frame.currencies),
+            "delta_minor": stake,
+            "currency": labels(stake_cur, frame.currencies),
             "members": g.left_n[chosen] + g.right_n[chosen],
             "key": g.key(frame, tuple(rule.keys), chosen),
             "left_amount_minor": la,

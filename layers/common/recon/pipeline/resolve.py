@@ -11,18 +11,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recon.domain import OpenItem, Project, ResultsDigest, Source
+from recon.domain import Project, ResultsDigest
 from recon.keys import INPUTS_FILE, REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
-from recon.matching.frame import from_day_number
 from recon.reporting import cases_csv
 from recon.reporting.export import minor_at_stake_by_type
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv_chunks, open_items_csv
-from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting
+from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting, waiting_batches
 
 from .contracts import ResolveOutput, RunRef
-from .match import Inputs, load_identity, open_batches, read_table
+from .match import Inputs, load_identity, open_batches, read_table, unavailable_accounts
 from .projects import load_project
 from .run import RunNotFound, audit
 from .services import Services
@@ -89,22 +88,15 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     ]
     svc.repo.replace_results(ref.run_id, suggested, cases)
     others = groups.filter(pc.invert(is_suggested)).slice(0, max(0, SAMPLE_GROUPS - len(suggested)))
+    run = svc.repo.get_run(ref.run_id)
+    if run is None:
+        raise RunNotFound(ref.run_id)
     items = open_items(placements, ref.business_date)
-    waiting = [
-        OpenItem(
-            txn_uid=f"agg:{b.ref}",
-            source=Source(b.source),
-            account_id=b.account_id,
-            txn_id=b.ref,
-            amount_minor=b.net,
-            currency=b.currency,
-            first_seen=from_day_number(b.day),
-            age_days=(ref.business_date - from_day_number(b.day)).days,
-            rule=rule,
-        )
-        for rule, batches in sorted(open_batches(svc, ref).items())
-        for b in batches
-    ]
+    # Settlement batches left waiting are open items too (report, open_items.csv, the counts); the files the
+    # match stage recorded say which statements it was told are missing.
+    waiting = waiting_batches(
+        open_batches(svc, ref), project, ref.business_date, unavailable_accounts(project, run.files)
+    )
     shown = [
         masker.group(g)
         for g in groups_from_tables(
@@ -136,17 +128,14 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     for name, body in (
         ("cases.csv", cases_csv(cases).encode("utf-8")),  # from the masked cases
         ("filtered.csv", filtered_csv(placements, masks)),
-        ("open_items.csv", open_items_csv(placements, ref.business_date, masks)),
+        ("open_items.csv", open_items_csv(placements, ref.business_date, masks, waiting)),
     ):
         svc.store.put(bucket, prefix + name, body, content_type="text/csv")
-    run = svc.repo.get_run(ref.run_id)
-    if run is None:
-        raise RunNotFound(ref.run_id)
     by_type = Counter(c.type.value for c in cases)
     run.sources = accounting
     run.match_groups = groups.num_rows
     run.suggested_groups = len(suggested)
-    run.open_items = len(items)
+    run.open_items = len(waiting) + len(items)
     run.groups_by_pass = digest.groups_by_pass
     run.cases_by_type = dict(sorted(by_type.items()))
     # Absolute amount at stake (a 长款 and a 短款 add up), in the project's currency.
@@ -160,7 +149,7 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         cases=len(cases),
         by_type=dict(by_type),
         suggested_groups=len(suggested),
-        open_items=len(items),
+        open_items=run.open_items,
     )
     return ResolveOutput(
         run_id=ref.run_id,

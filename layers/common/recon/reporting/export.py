@@ -48,8 +48,9 @@ CASE_COLUMNS = [
     "rule",
 ]
 FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule"]
-# held_by: the rule that keeps the row open (a carry-over rule: in flight; awaiting-statement:<accounts>: the
-# statement its counterpart would be in is missing or quarantined).
+# One line per open row and per settlement batch left waiting (txn_id '<channel account>@<date>', its net).
+# held_by: the rule that keeps it open (a carry-over or settlement rule: in flight; awaiting-statement:<accounts>:
+# the statement its counterpart would be in is missing or quarantined).
 OPEN_ITEM_COLUMNS = [
     "source",
     "account_id",
@@ -275,7 +276,7 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
         "error": run.error,
         "dispositions": dispositions,
         "suggested_groups": run.suggested_groups,
-        "open_items": run.open_items,
+        "open_items": run.open_items,  # open rows + settlement batches left waiting (open_items.csv's lines)
         "groups_by_pass": run.groups_by_pass,
     }
 

@@ -4,7 +4,8 @@
   input order, each with its group's settled batches, explanation and evidence (as ``export.evidence_text``
   words the group's ``MatchGroup.evidence``, built here column-wise for every group);
 * ``filtered.csv``: one row per filtered row, naming the rule (``export.FILTERED_COLUMNS``);
-* ``open_items.csv``: one row per open item with its age (``export.OPEN_ITEM_COLUMNS``).
+* ``open_items.csv``: one row per open item — settlement batches left waiting, then open rows — with its
+  age (``export.OPEN_ITEM_COLUMNS``).
 
 CSV as Python's csv module writes it (fields quoted only when needed, ``\\n`` line ends), UTF-8.
 """
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from recon.domain import Evidence
+from recon.domain import Evidence, OpenItem
 from recon.durations import human_durations
 from recon.matching.text import money
 from recon.money import format_amount
@@ -291,7 +292,11 @@ def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:
     return _csv(table, masks)
 
 
-def open_items_csv(placements: pa.Table, business_date: date, masks: Masks = ()) -> bytes:
+def open_items_csv(
+    placements: pa.Table, business_date: date, masks: Masks = (), batches: Sequence[OpenItem] = ()
+) -> bytes:
+    """The open rows, after ``batches``: the settlement batches left waiting (``resolving.waiting_batches``),
+    one line each, as the report lists them."""
     rows = _where(placements.select([*_IDENTITY, "first_seen", "rule"]), "open")
     first_seen = rows["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False)
     today = (business_date - date(1970, 1, 1)).days
@@ -304,4 +309,22 @@ def open_items_csv(placements: pa.Table, business_date: date, masks: Masks = ())
         ],
         names=OPEN_ITEM_COLUMNS,
     )
+    if batches:
+        waiting = pa.table(
+            [
+                pa.array([b.source.value for b in batches], pa.string()),
+                pa.array([b.account_id for b in batches], pa.string()),
+                pa.array([b.txn_id for b in batches], pa.string()),
+                amounts(
+                    pa.array([b.amount_minor for b in batches], pa.int64()),
+                    pa.array([b.currency for b in batches]),
+                ),
+                pa.array([b.currency for b in batches], pa.string()),
+                pa.array([b.first_seen.isoformat() for b in batches], pa.string()),
+                pa.array([str(b.age_days) for b in batches], pa.string()),
+                pa.array([b.rule for b in batches], pa.string()),
+            ],
+            names=OPEN_ITEM_COLUMNS,
+        )
+        table = pa.concat_tables([waiting, table.cast(waiting.schema)])
     return _csv(table, masks)

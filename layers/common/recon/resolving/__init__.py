@@ -7,6 +7,7 @@ from .classify import (
     groups_from_tables,
     open_items,
     run_accounting,
+    waiting_batches,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "groups_from_tables",
     "open_items",
     "run_accounting",
+    "waiting_batches",
 ]

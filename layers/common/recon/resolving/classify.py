@@ -27,11 +27,16 @@ from recon.domain import (
     MatchStatus,
     MemberRef,
     OpenItem,
+    Project,
+    SettlementRule,
     Severity,
     Source,
     SourceAccounting,
 )
 from recon.durations import human_duration
+from recon.matching.context import AWAITING_RULE
+from recon.matching.frame import from_day_number
+from recon.matching.settlement import Batch
 from recon.money import format_amount
 
 _MEMBER_COLUMNS = ["txn_uid", "source", "account_id", "txn_id", "amount_minor", "currency"]
@@ -254,6 +259,36 @@ def open_items(placements: pa.Table, business_date: date, limit: int | None = No
         )
     items.sort(key=lambda i: (i.first_seen, i.source.value, i.txn_id))
     return items[:limit] if limit is not None else items
+
+
+def waiting_batches(
+    batches: Mapping[str, list[Batch]], project: Project, business_date: date, unavailable: Collection[str]
+) -> list[OpenItem]:
+    """The settlement batches a run left waiting (by rule, as the match stage stored them), as open items
+    ``<channel account>@<date>`` of the batch's net. Held by ``awaiting-statement:<bank account>`` when the
+    rule's bank statement is missing for the day (``unavailable``: the accounts the engine was told are
+    missing), else by the rule (its credit may still come in a statement a later run reads)."""
+    banks = {r.name: r.bank_account for r in project.match_rules if isinstance(r, SettlementRule)}
+    items = []
+    for rule, waiting in sorted(batches.items()):
+        bank = banks.get(rule)
+        held_by = f"{AWAITING_RULE}:{bank}" if bank is not None and bank in unavailable else rule
+        for b in waiting:
+            first_seen = from_day_number(b.day)
+            items.append(
+                OpenItem(
+                    txn_uid=f"agg:{b.ref}",
+                    source=Source(b.source),
+                    account_id=b.account_id,
+                    txn_id=b.ref,
+                    amount_minor=b.net,
+                    currency=b.currency,
+                    first_seen=first_seen,
+                    age_days=(business_date - first_seen).days,
+                    rule=held_by,
+                )
+            )
+    return items
 
 
 def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAccounting]:
