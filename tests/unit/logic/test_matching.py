@@ -217,6 +217,18 @@ def test_keyed_cases_put_the_channel_amount_at_stake(project: Project) -> None:
     }
 
 
+def test_one_order_paid_through_two_channels_names_each_payment_with_its_channel(project: Project) -> None:
+    rows = [
+        *[r for r in _day() if r.source.value != "bank"],
+        txn("erp", "SO12", 9900, order_ref="SO12"),
+        txn("wechat", "WX12", 9900, order_ref="SO12"),
+        txn("alipay", "AP12", 9900, order_ref="SO12"),
+    ]
+    case = run(project, rows).case_of("AP12")
+    assert case.type.value == "AMOUNT_MISMATCH" and case.delta_minor == 9900
+    assert "wechat WX12 + alipay AP12" in case.reason  # was "wechat WX12 + AP12": the Alipay trade as WeChat
+
+
 def test_cross_midnight_within_time_tolerance_is_matched(project: Project) -> None:
     erp_at = datetime(2026, 11, 20, 15, 59, 58, tzinfo=UTC)  # 23:59:58 Asia/Shanghai
     rows = _day(

@@ -356,9 +356,13 @@ def _multi(
 
 
 def _many_label(frame: Frame, rows: I64) -> str:
-    source = SOURCES[int(frame.source[rows[0]])]
+    """``wechat A + B``; each row named with its source when they differ (``wechat A + alipay B``: one order
+    paid through two channels)."""
+    sources = [SOURCES[int(s)] for s in frame.source[rows]]
     ids = [frame.str_at("txn_id", r) for r in rows]
-    return f"{source} {' + '.join(ids)}"
+    if len(set(sources)) == 1:
+        return f"{sources[0]} {' + '.join(ids)}"
+    return " + ".join(f"{source} {txn_id}" for source, txn_id in zip(sources, ids, strict=True))
 
 
 # Outcome of a linked key by code, weakest to strongest ("" = matched).
