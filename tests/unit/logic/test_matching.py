@@ -324,6 +324,7 @@ def test_channel_fee_off_the_schedule_is_a_fee_mismatch() -> None:
     assert out.where("WA")["disposition"] == "matched" and out.where("WC")["disposition"] == "matched"
     fee = out.case_of("WB")
     assert fee.type is CaseType.FEE_MISMATCH and fee.delta_minor == 80 and "0.6%" in fee.reason
+    assert "by 0.80 (charged 1.99, scheduled 1.19): wechat WB 199.00 for erp B." in fee.reason
 
 
 def test_settlement_fee_schedule_and_several_batches_in_one_credit() -> None:

@@ -553,7 +553,11 @@ def _cases(
             text = join(
                 f"The channel's fee differs from the fee schedule ({rule.fee_rate_percent}%) by ",
                 money(fd[mask], cur[mask], frame.currencies),
-                ": ",
+                " (charged ",
+                money(g.right_fee[chosen][mask], cur[mask], frame.currencies),
+                ", scheduled ",
+                money(g.right_scheduled_fee[chosen][mask], cur[mask], frame.currencies),
+                "): ",
                 m_rl,
                 " ",
                 m_ra,
