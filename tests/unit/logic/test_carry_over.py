@@ -169,10 +169,20 @@ def svc() -> Services:
     return memory_services("demo", project, clock=lambda: datetime(2026, 11, 25, 1, 30, tzinfo=UTC))
 
 
-def _deliver(svc: Services, business_date: date, account: str, rows: list[Transaction]) -> None:
-    statement_id = f"st-{account}-{business_date:%Y%m%d}"
+def _deliver(
+    svc: Services,
+    business_date: date,
+    account: str,
+    rows: list[Transaction],
+    *,
+    statement_date: date | None = None,
+) -> None:
+    """A parsed statement of ``statement_date`` (default: the business date), filed under the business date
+    whose run reads it."""
+    statement_date = statement_date or business_date
+    statement_id = f"st-{account}-{statement_date:%Y%m%d}"
     rows = [r.model_copy(update={"statement_id": statement_id}) for r in rows]
-    key = f"normalized/project=demo/account={account}/date={business_date}/{statement_id}.parquet"
+    key = f"normalized/project=demo/account={account}/date={statement_date}/{statement_id}.parquet"
     svc.store.put("data", key, table_to_parquet(table_of(rows)))
     svc.repo.put_statement(
         Statement(
@@ -181,7 +191,7 @@ def _deliver(svc: Services, business_date: date, account: str, rows: list[Transa
             source=rows[0].source,
             account_id=account,
             business_date=business_date,
-            raw_key=f"raw/demo/{account}/{business_date}/file",
+            raw_key=f"raw/demo/{account}/{statement_date}/file",
             checksum=statement_id,
             size=1,
             status=StatementStatus.PARSED,

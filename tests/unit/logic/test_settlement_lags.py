@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from recon.domain import CaseType, Project, Statement, StatementStatus, Transaction
+from recon.domain import CaseType, Project, Transaction
 from recon.keys import INPUTS_FILE, raw_key, report_prefix, result_key
 from recon.matching import match_table
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
@@ -27,11 +27,11 @@ from recon.pipeline.projects import business_dates_needing, run_id_for, statemen
 from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
-from recon.tables import table_to_parquet
 from recon_local.demo_data import generate_day
 
 from .conftest import DAY, REPO, memory_services, txn
 from .matching_support import Outcome, run, table_of
+from .test_carry_over import _deliver as deliver
 
 DEMO_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
 DEMO = yaml.safe_load(DEMO_TEXT)
@@ -193,26 +193,7 @@ def _deliver(
 ) -> None:
     """A parsed statement, filed under the business date whose run reads it."""
     business_date = business_dates_needing(project, project.account(account), statement_date)[0]
-    statement_id = f"st-{account}-{statement_date:%Y%m%d}"
-    rows = [r.model_copy(update={"statement_id": statement_id}) for r in rows]
-    key = f"normalized/project=demo/account={account}/date={statement_date}/{statement_id}.parquet"
-    svc.store.put("data", key, table_to_parquet(table_of(rows)))
-    svc.repo.put_statement(
-        Statement(
-            statement_id=statement_id,
-            project_id="demo",
-            source=rows[0].source,
-            account_id=account,
-            business_date=business_date,
-            raw_key=f"raw/demo/{account}/{statement_date}/file",
-            checksum=statement_id,
-            size=1,
-            status=StatementStatus.PARSED,
-            rows_read=len(rows),
-            rows_parsed=len(rows),
-            parquet_key=key,
-        )
-    )
+    deliver(svc, business_date, account, rows, statement_date=statement_date)
 
 
 def _run_day(svc: Services, day: date) -> dict[str, Any]:
