@@ -219,7 +219,9 @@ class Run(BaseModel):
     sources: list[SourceAccounting] = Field(default_factory=list)
     match_groups: int = 0
     suggested_groups: int = 0
-    open_items: int = 0
+    open_items: int = Field(
+        default=0, description="Open rows plus settlement batches waiting for a statement"
+    )
     groups_by_pass: dict[str, int] = Field(default_factory=dict)
     cases_by_type: dict[str, int] = Field(default_factory=dict)
     case_minor_by_type: dict[str, int] = Field(default_factory=dict)
