@@ -126,6 +126,11 @@ def test_single_member_zip_of_another_format() -> None:
 def test_unknown_format_and_bad_parameters_raise_parse_errors() -> None:
     with pytest.raises(StatementParseError, match="unknown statement format"):
         parse(b"a,b,c\n1,2,3\n", "x.csv", Source.ERP)
+    for empty in (b"", b" \r\n\n"):
+        with pytest.raises(StatementParseError) as info:
+            parse(empty, "export.csv", Source.ERP)
+        (error,) = info.value.errors
+        assert str(error).startswith("export.csv: the file as a whole: the file is empty (")
     with pytest.raises(StatementParseError, match="time zone"):
         parse(erp_csv(ERP_ROWS), "x.csv", Source.ERP, timezone="Mars/Olympus")
     with pytest.raises(StatementParseError, match="currency"):

@@ -84,7 +84,8 @@ class RowError(BaseModel):
 
     def __str__(self) -> str:
         column = f", column {self.column!r}" if self.column else ""
-        return f"{self.file}: row {self.row}{column}: {self.reason}"
+        where = f"row {self.row}{column}" if self.row else "the file as a whole"  # row 0: a file-level error
+        return f"{self.file}: {where}: {self.reason}"
 
 
 class StatementStatus(StrEnum):

@@ -341,6 +341,8 @@ def parse_statement(
 
 def _explain_unknown(members: list[Member], data: bytes, filename: str) -> None:
     """Raise the most precise error for content no profile or reader recognises."""
+    if not data.strip():
+        raise fatal(filename, f"the file is empty ({len(data)} bytes, no text): a failed download or export?")
     if len(members) == 1:  # name the precise problem: malformed XML, a bad byte, a foreign XML root
         only = members[0]
         file = filename if only.name is None else f"{filename}!{only.name}"
