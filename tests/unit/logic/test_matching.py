@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import yaml
 
-from recon.domain import CaseType, Project, TxnStatus
+from recon.domain import Case, CaseType, Project, Transaction, TxnStatus
 from recon.matching import match_table
 from recon.reporting.export import case_stakes
 
 from .conftest import DAY, REPO, txn
-from .matching_support import run, table_of
+from .matching_support import Outcome, run, table_of
+from .test_partitioning import partitioned
 
 T1 = DAY + timedelta(days=1)
 DEMO = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
@@ -221,12 +223,146 @@ def test_one_order_paid_through_two_channels_names_each_payment_with_its_channel
     rows = [
         *[r for r in _day() if r.source.value != "bank"],
         txn("erp", "SO12", 9900, order_ref="SO12"),
-        txn("wechat", "WX12", 9900, order_ref="SO12"),
-        txn("alipay", "AP12", 9900, order_ref="SO12"),
+        txn("wechat", "WX12", 6000, order_ref="SO12"),  # overpaid, and no part equals the order
+        txn("alipay", "AP12", 5000, order_ref="SO12"),
     ]
     case = run(project, rows).case_of("AP12")
-    assert case.type.value == "AMOUNT_MISMATCH" and case.delta_minor == 9900
+    assert case.type.value == "AMOUNT_MISMATCH" and case.delta_minor == 1100
     assert "wechat WX12 + alipay AP12" in case.reason  # was "wechat WX12 + AP12": the Alipay trade as WeChat
+
+
+def _paid(
+    *rows: tuple[str, str, int, dict[str, Any]], order: str = "SO12", amount: int = 9900
+) -> list[Transaction]:
+    """An ERP order and the channel rows given (source, txn_id, amount, other txn() fields), booked a minute
+    apart in that order unless they say when."""
+    t = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    out = [txn("erp", order, amount, order_ref=order, at=t)]
+    for i, (source, txn_id, part, extra) in enumerate(rows, start=1):
+        out.append(txn(source, txn_id, part, **{"order_ref": order, "at": t + timedelta(minutes=i), **extra}))
+    return out
+
+
+def _keyed(out: Outcome) -> list[Case]:
+    return [c for c in out.cases if c.rule == "erp-channel-order"]
+
+
+def test_an_order_paid_twice_through_two_channels_matches_one_payment_and_reports_the_other(
+    project: Project,
+) -> None:
+    """docs/matching.md, "Key passes": the ERP order is matched to the payment that equals it (the earliest
+    booked); the second payment is MISSING_IN_ERP, 长款 of its amount. It was one AMOUNT_MISMATCH of the
+    sum: "erp SO12 99.00 vs wechat WX12 + alipay AP12 198.00 (Δ 99.00)"."""
+    out = run(project, _paid(("wechat", "WX12", 9900, {}), ("alipay", "AP12", 9900, {})))
+    group = out.group_of("WX12")
+    assert {m.txn_id for m in group.members} == {"SO12", "WX12"} and group.match_pass == "exact_key"
+    assert group.confidence == 1.0 and group.status.value == "auto"
+    [case] = _keyed(out)
+    assert case.type is CaseType.MISSING_IN_ERP and case.delta_minor == 9900 and case.currency == "CNY"
+    assert [m.txn_id for m in case.members] == ["AP12"]
+    assert sorted(m.txn_id for m in case.counterpart) == ["SO12", "WX12"]
+    assert case.reason == (
+        "长款: the customer paid order SO12 twice; refund the customer: alipay AP12 99.00 is a second "
+        "payment; wechat WX12 99.00 paid it (matched to erp SO12 99.00)."
+    )
+    assert [(s.case_type, s.surplus_minor, s.shortage_minor) for s in case_stakes([case])] == [
+        ("MISSING_IN_ERP", 9900, 0)
+    ]
+    # The earliest booked payment pays the order, whichever the channel; at the same time, the lowest uid.
+    out = run(project, _paid(("alipay", "AP12", 9900, {}), ("wechat", "WX12", 9900, {})))
+    assert (
+        out.where("AP12")["disposition"] == "matched" and out.case_of("WX12").type is CaseType.MISSING_IN_ERP
+    )
+    same = datetime(2026, 11, 20, 2, 5, tzinfo=UTC)
+    out = run(project, _paid(("wechat", "WX12", 9900, {"at": same}), ("alipay", "AP12", 9900, {"at": same})))
+    assert out.where("AP12")["disposition"] == "matched"  # alipay:… sorts before wechat:…
+    assert out.case_of("WX12").type is CaseType.MISSING_IN_ERP
+
+
+def test_an_order_paid_twice_through_one_channel_is_the_same_case(project: Project) -> None:
+    out = run(
+        project,
+        _paid(("wechat", "WX12a", 9900, {}), ("wechat", "WX12b", 9900, {}), ("wechat", "WX12c", 9900, {})),
+    )
+    assert {m.txn_id for m in out.group_of("WX12a").members} == {"SO12", "WX12a"}
+    again = [out.case_of(t) for t in ("WX12b", "WX12c")]
+    assert [(c.type, c.delta_minor) for c in again] == [(CaseType.MISSING_IN_ERP, 9900)] * 2
+    assert again[0].case_id != again[1].case_id  # a case per second payment
+
+
+def test_a_split_payment_stays_one_group_and_may_itself_be_paid_again(project: Project) -> None:
+    none: dict[str, Any] = {}
+    for second in (("wechat", "WX12b", 4900, none), ("alipay", "AP12b", 4900, none)):  # 50 + 49, as today
+        out = run(project, _paid(("wechat", "WX12a", 5000, none), second))
+        group = out.group_of("WX12a")
+        assert len(group.members) == 3 and _keyed(out) == []
+    # Split in one channel account, then the whole order paid again through the other.
+    out = run(
+        project,
+        _paid(("wechat", "WX12a", 5000, {}), ("wechat", "WX12b", 4900, {}), ("alipay", "AP12", 9900, {})),
+    )
+    assert {m.txn_id for m in out.group_of("WX12b").members} == {"SO12", "WX12a", "WX12b"}
+    assert out.case_of("AP12").type is CaseType.MISSING_IN_ERP and out.case_of("AP12").delta_minor == 9900
+    # A split across channels plus a repeat is not recognised as one payment: the repeat alone pays it.
+    out = run(
+        project,
+        _paid(("wechat", "WX12a", 5000, {}), ("alipay", "AP12a", 4900, {}), ("alipay", "AP12b", 9900, {})),
+    )
+    assert {m.txn_id for m in out.group_of("AP12b").members} == {"SO12", "AP12b"}
+    assert {out.case_of(t).type for t in ("WX12a", "AP12a")} == {CaseType.MISSING_IN_ERP}
+
+
+def test_a_second_payment_refunded_in_full_rides_with_its_refund(project: Project) -> None:
+    """The customer paid twice and was paid back the second payment: nothing is owed. The refund (its
+    txn_id the payment's + "#…", as both channels write it) goes with the payment it refunds, and that
+    payment never pays the order, even when it was the earlier one."""
+    refund = {"refund_ref": "R1", "at": datetime(2026, 11, 21, 9, 0, tzinfo=UTC)}
+    for first, second in (("WX12", "AP12"), ("AP12", "WX12")):
+        sources = {"WX12": "wechat", "AP12": "alipay"}
+        rows = _paid(
+            (sources[first], first, 9900, {}),
+            (sources[second], second, 9900, {}),
+            (sources["AP12"], "AP12#R1", -9900, refund),
+        )
+        out = run(project, rows)
+        group = out.group_of("WX12")
+        assert {m.txn_id for m in group.members} == {"SO12", "WX12", "AP12", "AP12#R1"}
+        assert group.match_pass == "exact_key" and group.status.value == "auto"
+        assert _keyed(out) == [] and out.where("AP12#R1")["group_id"] == group.group_id
+        assert [c.type for c in out.cases if c.rule == "no-counterpart"] == []  # not "refunded in full"
+    # A partial refund does not give the second payment back: it stays a case, and so does the refund.
+    out = run(
+        project,
+        _paid(
+            ("wechat", "WX12", 9900, {}), ("alipay", "AP12", 9900, {}), ("alipay", "AP12#R1", -5000, refund)
+        ),
+    )
+    assert out.case_of("AP12").type is CaseType.MISSING_IN_ERP
+    assert (
+        out.case_of("AP12#R1").type is CaseType.MISSING_IN_ERP and out.case_of("AP12#R1").delta_minor == -5000
+    )
+
+
+def test_a_double_payment_partitions_like_the_single_run(project: Project) -> None:
+    refund = {"refund_ref": "R1", "at": datetime(2026, 11, 20, 9, 0, tzinfo=UTC)}
+    rows = [
+        *[r for r in _day() if r.source.value != "bank"],
+        *_paid(("wechat", "WX12", 9900, {}), ("alipay", "AP12", 9900, {})),
+        *_paid(
+            ("alipay", "AP13", 500, {}),
+            ("alipay", "AP13b", 500, {}),
+            ("alipay", "AP13#R1", -500, refund),
+            order="SO13",
+            amount=500,
+        ),
+        *_paid(("wechat", "WX14a", 5000, {}), ("alipay", "AP14b", 4900, {}), order="SO14"),
+    ]
+    table = table_of(rows)
+    single = run(project, table)
+    assert {c.type for c in _keyed(single)} == {CaseType.MISSING_IN_ERP}
+    expected = single.parquet()
+    for n in (1, 2, 3):
+        assert partitioned(project, table, n).parquet() == expected, n
 
 
 def test_cross_midnight_within_time_tolerance_is_matched(project: Project) -> None:

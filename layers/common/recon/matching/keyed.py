@@ -4,6 +4,9 @@ The join hashes the key fields' exact bytes, sorts each side's hashes and merges
 verifies every linked key on the exact bytes. Keys with one row on each side (nearly all) are decided
 column-wise; keys with several rows on a side (an order paid in parts, a row delivered twice) are
 decided one by one — repeats of the same source id become DUPLICATE cases, the rest are compared by sums.
+An order paid more than once (the channel rows add up to more than the ERP's and one of them, or all of
+one channel account's, equals it exactly) is matched to that payment; each other payment is a
+MISSING_IN_ERP case (长款: the customer paid twice), unless a channel refund gave it back in full.
 
 Decision for a linked key, first that applies:
 STATUS_MISMATCH (one side says it did not happen) > OTHER (currencies differ) > AMOUNT_MISMATCH (beyond
@@ -29,17 +32,19 @@ from .context import (
     DUPLICATE,
     DUPLICATE_RULE,
     FEE_MISMATCH,
+    MISSING_IN_ERP,
     OTHER,
     STATUS_MISMATCH,
     TIME_MISMATCH,
     Context,
     content_hash,
     dumps,
+    member_ref,
     scheduled_fee,
     tolerance,
 )
 from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
-from .hashing import U64, hash_strings
+from .hashing import U64, hash_strings, hash_texts
 from .ledger import Ledger
 from .text import join, labels, local_times, money, severities, take_text
 
@@ -286,6 +291,7 @@ def _multi(
         duplicates(frame, ledger, ctx, np.array(dup_rows, np.int64), np.array(dup_first, np.int64))
     if not kept:
         return None
+    riders = _paid_twice(frame, ledger, ctx, rule, kept=kept, runs=runs)
     rows: list[int] = []
     owner: list[int] = []
     agg: defaultdict[str, list[int]] = defaultdict(list)
@@ -295,12 +301,15 @@ def _multi(
     r_label: list[str] = []
     for g, (left_list, right_list) in enumerate(kept):
         lefts, rights = np.array(left_list, np.int64), np.array(right_list, np.int64)
-        rows += left_list + right_list
-        owner += [g] * (len(lefts) + len(rights))
+        # Riders (a second payment and the refund that gave it back) are members; the figures are the
+        # paying rows' (the pair adds up to nothing, and the refund may come days later).
+        ride = riders.get(g, [])
+        rows += left_list + right_list + ride
+        owner += [g] * (len(lefts) + len(rights) + len(ride))
         la, ra = frame.amount[lefts], frame.amount[rights]
         lt, rt = frame.booked[lefts], frame.booked[rights]
         agg["ln"].append(len(lefts))
-        agg["rn"].append(len(rights))
+        agg["rn"].append(len(rights) + len(ride))
         agg["la"].append(int(la.sum()))
         agg["ra"].append(int(ra.sum()))
         agg["rf"].append(int(frame.fee[rights].sum()))
@@ -352,6 +361,167 @@ def _multi(
         },
         rows=np.array(rows, np.int64),
         owner=np.array(owner, np.int64),
+    )
+
+
+def _paid_twice(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: KeyMatchRule,
+    *,
+    kept: list[tuple[list[int], list[int]]],
+    runs: list[tuple[I64, I64]],
+) -> dict[int, list[int]]:
+    """An order paid more than once: its channel payments add up to more than the ERP's and a part equals
+    it exactly — one payment, or all the payments of one channel account (a split payment). That part is
+    kept with the order (``kept`` is updated in place); the earliest booked part when several qualify
+    (then the lowest txn_uid): the first payment paid the order, a later one paid it again. Each other
+    payment becomes a MISSING_IN_ERP case (长款: refund the customer), except one that a channel refund
+    of this run gave back in full (its txn_id is the payment's, ``#``, the refund's number, as both
+    channels write it): that payment never pays the order, and rides in the order's group with its refund
+    (returns key index -> rider rows). Only keys whose rows all completed, in one currency, are payments."""
+    suspects = [
+        g
+        for g, (lefts, rights) in enumerate(kept)
+        if len(rights) > 1  # one channel row is never a part of itself (most keys here: a repeat removed)
+        and _overpaid(frame, np.array(lefts, np.int64), np.array(rights, np.int64))
+    ]
+    if not suspects:
+        return {}
+    refunds = _refunds_of(frame, ledger, rule, [kept[g] for g in suspects], runs)
+    riders: dict[int, list[int]] = {}
+    repeats: list[tuple[int, list[int], list[int]]] = []  # (row, ERP rows, paying rows)
+    for g in suspects:
+        lefts, rights = kept[g]
+        expected = int(frame.amount[lefts].sum())
+        refunded = {p for p in rights if p in refunds}
+        free = [p for p in rights if p not in refunded]
+        options = [[p] for p in free if int(frame.amount[p]) == expected]
+        accounts: defaultdict[int, list[int]] = defaultdict(list)
+        for p in free:
+            accounts[int(frame.account[p])].append(p)
+        options += [ps for ps in accounts.values() if len(ps) > 1 and int(frame.amount[ps].sum()) == expected]
+        if not options:
+            continue  # no part equals the order: compared by sums, as before
+        paying = min(options, key=lambda ps: (int(frame.booked[ps].min()), min(map(frame.uid, ps))))
+        kept[g] = (lefts, paying)
+        riders[g] = [r for p in rights if p in refunded for r in (p, refunds[p])]
+        repeats += [(p, lefts, paying) for p in free if p not in paying]
+    if repeats:
+        _second_payment_cases(frame, ledger, ctx, rule, repeats)
+    return riders
+
+
+def _overpaid(frame: Frame, lefts: I64, rights: I64) -> bool:
+    """Payments (every row completed, positive, in one currency) whose channel side adds up to more."""
+    both = np.concatenate([lefts, rights])
+    return bool(
+        (frame.status[both] == SUCCESS).all()
+        and (frame.amount[both] > 0).all()
+        and (frame.currency[both] == frame.currency[both[0]]).all()
+        and frame.amount[rights].sum() > frame.amount[lefts].sum()
+    )
+
+
+def _refunds_of(
+    frame: Frame,
+    ledger: Ledger,
+    rule: KeyMatchRule,
+    keys: list[tuple[list[int], list[int]]],
+    runs: list[tuple[I64, I64]],
+) -> dict[int, int]:
+    """Payment row -> the unplaced channel refund (not linked by this pass) that gives it back in full:
+    same first key field (the order), account and currency, amount negated, txn_id the payment's + ``#``.
+    The candidates are found column-wise by the first key field's hash (few keys get here)."""
+    order_field = rule.keys[0]
+    h = frame.key_hash((order_field,))
+    orders = np.array([lefts[0] for lefts, _ in keys], np.int64)
+    linked = np.zeros(frame.n, dtype=bool)
+    for run_left, run_right in runs:
+        linked[run_left] = True
+        linked[run_right] = True
+    candidates = np.flatnonzero(
+        ledger.unplaced()
+        & ~linked
+        & frame.source_mask(rule.right)
+        & (frame.amount < 0)
+        & (frame.status == SUCCESS)
+        & np.isin(h, h[orders])
+    )
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    words = frame.words(order_field)
+    for (_, rights), order in zip(keys, orders.tolist(), strict=True):
+        mine = candidates[words.equal(candidates, np.full(len(candidates), order))]
+        mine = mine[np.argsort(frame.position[mine], kind="stable")]  # the first refund in input order
+        for p in rights:
+            prefix = frame.str_at("txn_id", p) + "#"
+            for f in mine.tolist():
+                if (
+                    f not in used
+                    and frame.account[f] == frame.account[p]
+                    and frame.currency[f] == frame.currency[p]
+                    and frame.amount[f] == -frame.amount[p]
+                    and frame.str_at("txn_id", f).startswith(prefix)
+                ):
+                    out[p] = f
+                    used.add(f)
+                    break
+    return out
+
+
+def _second_payment_cases(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: KeyMatchRule,
+    repeats: list[tuple[int, list[int], list[int]]],
+) -> None:
+    """One MISSING_IN_ERP case per second payment: 长款, at stake its amount; the counterparts are the
+    ERP rows and the payment matched to them."""
+    rows = np.array([r for r, _, _ in repeats], np.int64)
+    cur = frame.currency[rows]
+    amount = frame.amount[rows]
+    expected = np.array([int(frame.amount[lefts].sum()) for _, lefts, _ in repeats], np.int64)
+    paid = np.array([int(frame.amount[paying].sum()) for _, _, paying in repeats], np.int64)
+    key = _key_text(frame, tuple(rule.keys), np.array([lefts[0] for _, lefts, _ in repeats], np.int64))
+    reason = join(
+        "长款: the customer paid order ",
+        key,
+        " twice; refund the customer: ",
+        _label(frame, rows),
+        " ",
+        money(amount, cur, frame.currencies),
+        " is a second payment; ",
+        pa.array([_many_label(frame, np.array(paying, np.int64)) for _, _, paying in repeats], pa.string()),
+        " ",
+        money(paid, cur, frame.currencies),
+        " paid it (matched to ",
+        pa.array([_many_label(frame, np.array(lefts, np.int64)) for _, lefts, _ in repeats], pa.string()),
+        " ",
+        money(expected, cur, frame.currencies),
+        ").",
+    )
+    counterparts = [dumps([member_ref(frame, r) for r in [*lefts, *paying]]) for _, lefts, paying in repeats]
+    ids = hash_texts([frame.uid(r) for r in rows.tolist()], seed=14)
+    ledger.add_cases(
+        {
+            "type": MISSING_IN_ERP,
+            "rule": rule.name,
+            "severity": severities(ctx.project.severity, amount),
+            "delta_minor": amount,
+            "currency": labels(cur, frame.currencies),
+            "members": np.ones(len(rows), np.int32),
+            "key": key,
+            "left_amount_minor": expected,
+            "right_amount_minor": amount,
+            "counterparts": pa.array(counterparts, pa.string()),
+            "reason": reason,
+        },
+        content_hash(ids, rule.name, "paid-twice"),
+        rows,
+        np.arange(len(rows), dtype=np.int64),
     )
 
 
