@@ -677,6 +677,7 @@ def test_channel_refund_the_erp_never_booked(project: Project) -> None:
     assert unknown.type is CaseType.MISSING_IN_ERP and unknown.reason.startswith("短款")
     refunded = out.case_of("AP2#R7")
     assert refunded.type is CaseType.STATUS_MISMATCH and "refunded it in full" in refunded.reason
+    assert refunded.reason.endswith("(-9.90) refunds order SO2 in full; the ERP has not booked it.")
     partial = out.case_of("AP2#R6")
     assert partial.type is CaseType.MISSING_IN_ERP and partial.reason.startswith("短款")
 

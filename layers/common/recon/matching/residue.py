@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
 
@@ -213,11 +214,15 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
         if opened.any()
         else pa.nulls(len(rows), pa.string())
     )
-    tail = join(
-        " (",
-        money(amount, cur, frame.currencies),
-        ") has no counterpart.",
-    )
+    # A full refund of an order the ERP shows paid names that order (its counterpart is the ERP's payment).
+    refunds_order = variant == 3
+    ending = pa.array(np.where(refunds_order, "", ") has no counterpart."))
+    if refunds_order.any():
+        orders = join(
+            ") refunds order ", take_text(frame, "order_ref", rows), " in full; the ERP has not booked it."
+        )
+        ending = pc.if_else(pa.array(refunds_order), orders, ending)
+    tail = join(" (", money(amount, cur, frame.currencies), ending)
     carried_note = join(
         pa.array(np.where(opened, " It stayed open since ", "")),
         pc_if(opened, since),
@@ -251,6 +256,4 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
 
 
 def pc_if(mask: ANY, values: pa.Array) -> pa.Array:
-    import pyarrow.compute as pc
-
     return pc.if_else(pa.array(mask), values, pa.scalar("", pa.string()))
