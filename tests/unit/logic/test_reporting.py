@@ -40,7 +40,14 @@ from recon.reporting.export import (
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv, open_items_csv
 from recon.resolving import cases_from_tables, open_items, run_accounting, waiting_batches
-from tests.export_contract import APPENDED_MATCH, CASE_STAKE_FIELDS, FOUNDATION_CASE, FOUNDATION_MATCH
+from tests.export_contract import (
+    APPENDED_FILTERED,
+    APPENDED_MATCH,
+    CASE_STAKE_FIELDS,
+    FOUNDATION_CASE,
+    FOUNDATION_FILTERED,
+    FOUNDATION_MATCH,
+)
 
 from .conftest import DAY, txn
 from .matching_support import Outcome, run
@@ -114,8 +121,9 @@ def test_cases_csv_names_counterparts_delta_severity_reason_rule(project: Projec
 
 def test_filtered_and_open_items_csv(project: Project) -> None:
     out, _ = _results(project)
-    filtered = _rows(filtered_csv(out.placed))
-    assert list(filtered[0]) == FILTERED_COLUMNS
+    descriptions = {r.name: r.description for r in project.filter_rules}
+    filtered = _rows(filtered_csv(out.placed, descriptions=descriptions))
+    assert list(filtered[0]) == FILTERED_COLUMNS == FOUNDATION_FILTERED + APPENDED_FILTERED
     assert filtered == [
         {
             "source": "erp",
@@ -124,6 +132,7 @@ def test_filtered_and_open_items_csv(project: Project) -> None:
             "amount": "5.00",
             "currency": "CNY",
             "rule": "erp-unpaid-orders",
+            "detail": "Orders that were closed or never paid have no money to reconcile.",
         }
     ]
     carry = Project.model_validate(

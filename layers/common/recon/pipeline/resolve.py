@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 from collections import Counter
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,6 +24,7 @@ from recon.resolving import cases_from_tables, groups_from_tables, open_items, r
 
 from .contracts import ResolveOutput, RunRef
 from .match import Inputs, load_identity, open_batches, read_table, unavailable_accounts
+from .overlap import OVERLAP_OF, OVERLAP_ROW
 from .projects import load_project
 from .run import RunNotFound, audit
 from .services import Services
@@ -34,18 +37,48 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
     return {str(c["values"]): int(c["counts"]) for c in pc.value_counts(column.cast(pa.string())).to_pylist()}
 
 
-def _booked_at(svc: Services, ref: RunRef) -> pa.ChunkedArray:
-    """When each placed row was booked (placement order), read back from the run's input objects."""
+_MARKS = pa.schema([pa.field(OVERLAP_OF, pa.string()), pa.field(OVERLAP_ROW, pa.int32())])
+
+
+def _from_inputs(
+    svc: Services, ref: RunRef, filtered: npt.NDArray[np.int64]
+) -> tuple[pa.ChunkedArray, pa.Table]:
+    """One pass over the run's input objects (placement order): when each placed row was booked, and for
+    the ``filtered`` rows (placement positions, ascending) the earlier statement and row each repeats
+    (``overlap_of``, ``overlap_row``; null where it repeats none). Only the filtered rows' marks are kept:
+    the day is not held a second time."""
     bucket = svc.settings.data_bucket
     inputs = Inputs.model_validate_json(
         svc.store.get(bucket, result_key(ref.project_id, ref.business_date, ref.run_id, INPUTS_FILE))
     )
-    parts = [
-        pq.read_table(io.BytesIO(svc.store.get(bucket, key)), columns=["booked_at"])["booked_at"]
-        for key, _rows in inputs.objects
-    ]
-    chunks = [c.cast(pa.timestamp("us", tz="UTC")) for part in parts for c in part.chunks]
-    return pa.chunked_array(chunks, pa.timestamp("us", tz="UTC"))
+    booked: list[pa.Array] = []
+    marks: list[pa.Table] = []
+    start = 0
+    for key, rows in inputs.objects:
+        data = svc.store.get(bucket, key)
+        lo, hi = np.searchsorted(filtered, [start, start + rows])
+        # A carried open-items snapshot or an older object may lack the marks: its rows repeat none.
+        marked = hi > lo and set(_MARKS.names) <= set(pq.read_schema(io.BytesIO(data)).names)
+        part = pq.read_table(io.BytesIO(data), columns=["booked_at", *(_MARKS.names if marked else [])])
+        booked.extend(c.cast(pa.timestamp("us", tz="UTC")) for c in part["booked_at"].chunks)
+        if marked:
+            at = pa.array(filtered[lo:hi] - start)
+            marks.append(part.select(_MARKS.names).take(at).cast(_MARKS))
+        elif hi > lo:
+            marks.append(pa.table([pa.nulls(hi - lo, f.type) for f in _MARKS], schema=_MARKS))
+        start += rows
+    booked_at = pa.chunked_array(booked, pa.timestamp("us", tz="UTC"))
+    return booked_at, pa.concat_tables([_MARKS.empty_table(), *marks])
+
+
+def _with_files(svc: Services, marks: pa.Table) -> pa.Table:
+    """``marks`` with each earlier statement named by its raw key, as the run's files are (its id when the
+    repository no longer has it): a finance user can open the file and check the row."""
+    ids = pa.array([i for i in pc.unique(marks[OVERLAP_OF]).to_pylist() if i is not None], pa.string())
+    found = [svc.repo.get_statement(i) for i in ids.to_pylist()]
+    keys = pa.array([s.raw_key if s else i for s, i in zip(found, ids.to_pylist(), strict=True)], pa.string())
+    named = keys.take(pc.index_in(marks[OVERLAP_OF], value_set=ids))
+    return marks.set_column(marks.column_names.index(OVERLAP_OF), OVERLAP_OF, named)
 
 
 def _left_sources(project: Project) -> dict[str, list[str]]:
@@ -69,8 +102,13 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         groups,
         case_table,
     )
-    # Booking times, for the evidence of TIME_MISMATCH cases and of the groups the report shows.
-    placements = placements.append_column("booked_at", _booked_at(svc, ref))
+    # Booking times, for the evidence of TIME_MISMATCH cases and of the groups the report shows; the
+    # statement and row each filtered row repeats, for filtered.csv.
+    filtered = np.flatnonzero(
+        pc.fill_null(pc.equal(placements["disposition"], "filtered"), False).to_numpy(zero_copy_only=False)
+    )
+    booked_at, repeats = _from_inputs(svc, ref, filtered)
+    placements = placements.append_column("booked_at", booked_at)
     accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
     # Declared account numbers are masked before anything is stored or written (repository, digest, CSV).
     cases = [
@@ -127,7 +165,15 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     )
     for name, body in (
         ("cases.csv", cases_csv(cases).encode("utf-8")),  # from the masked cases
-        ("filtered.csv", filtered_csv(placements, masks)),
+        (
+            "filtered.csv",
+            filtered_csv(
+                placements,
+                masks,
+                descriptions={r.name: r.description for r in project.filter_rules if r.description},
+                repeats=_with_files(svc, repeats),
+            ),
+        ),
         ("open_items.csv", open_items_csv(placements, ref.business_date, masks, waiting)),
     ):
         svc.store.put(bucket, prefix + name, body, content_type="text/csv")

@@ -47,7 +47,8 @@ CASE_COLUMNS = [
     "reason",
     "rule",
 ]
-FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule"]
+# detail: "repeats row N of <file>" (a row an earlier statement delivered), else the filter rule's description.
+FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule", "detail"]
 # One line per open row and per settlement batch left waiting (txn_id '<channel account>@<date>', its net).
 # held_by: the rule that keeps it open (a carry-over or settlement rule: in flight; awaiting-statement:<accounts>:
 # the statement its counterpart would be in is missing or quarantined).

@@ -3,7 +3,8 @@
 * ``matches.csv``: one row per member of a match group (columns ``export.MATCH_COLUMNS``), by group id then
   input order, each with its group's settled batches, explanation and evidence (as ``export.evidence_text``
   words the group's ``MatchGroup.evidence``, built here column-wise for every group);
-* ``filtered.csv``: one row per filtered row, naming the rule (``export.FILTERED_COLUMNS``);
+* ``filtered.csv``: one row per filtered row, naming the rule, and the statement and row it repeats or the
+  rule's description (``export.FILTERED_COLUMNS``);
 * ``open_items.csv``: one row per open item — settlement batches left waiting, then open rows — with its
   age (``export.OPEN_ITEM_COLUMNS``).
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 
 import numpy as np
@@ -280,16 +281,49 @@ def _drained(sink: io.BytesIO) -> bytes:
 _IDENTITY = ["source", "account_id", "txn_id", "amount_minor", "currency", "disposition"]
 
 
-def filtered_csv(placements: pa.Table, masks: Masks = ()) -> bytes:
+def filtered_csv(
+    placements: pa.Table,
+    masks: Masks = (),
+    *,
+    descriptions: Mapping[str, str] | None = None,
+    repeats: pa.Table | None = None,
+) -> bytes:
+    """One line per filtered row: which row, the rule, and the detail a person checks it by — ``repeats row
+    N of <file>`` for a row an earlier statement already delivered, else the filter rule's description.
+
+    ``descriptions``: rule name -> description. ``repeats``: one row per filtered row, in placement order:
+    ``overlap_of`` (the file of the earlier statement the row repeats, null: none) and ``overlap_row`` (that
+    statement's row number)."""
     rows = _where(placements.select([*_IDENTITY, "rule"]), "filtered")
+    rule = _text(rows["rule"])
     table = pa.table(
         [
             *_row_identity(rows),
-            _text(rows["rule"]),
+            rule,
+            _filter_detail(rule, descriptions or {}, repeats),
         ],
         names=FILTERED_COLUMNS,
     )
     return _csv(table, masks)
+
+
+def _filter_detail(rule: pa.Array, descriptions: Mapping[str, str], repeats: pa.Table | None) -> pa.Array:
+    n = len(rule)
+    names = pa.array(list(descriptions), pa.string())
+    described = pa.array(list(descriptions.values()), pa.string()).take(pc.index_in(rule, value_set=names))
+    detail = pc.fill_null(described, "")
+    if repeats is None:
+        return detail
+    if repeats.num_rows != n:
+        raise ValueError(f"{repeats.num_rows} overlap marks for {n} filtered rows")
+    words = pc.binary_join_element_wise(
+        _lit("repeats row ", n),
+        _text(repeats["overlap_row"]),
+        _lit(" of ", n),
+        _text(repeats["overlap_of"]),
+        "",
+    )
+    return pc.coalesce(words, detail)
 
 
 def open_items_csv(
