@@ -6,7 +6,7 @@ each as ``recon run --out`` writes it:
 * ``matches.csv``: group_id, rule, source, txn_id, amount, currency [, status, confidence, pass]
 * ``cases.csv``: case_id, type, source, txn_id, amount, currency, counterpart_source, counterpart_txn_id,
   delta [, severity, reason, rule]
-* ``filtered.csv``: source, account_id, txn_id, amount, currency, rule
+* ``filtered.csv``: source, account_id, txn_id, amount, currency, rule [, detail]
 * ``open_items.csv``: source, account_id, txn_id, amount, currency, first_seen, age_days (held_by)
 * ``summary.json``
 
