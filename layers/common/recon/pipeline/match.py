@@ -153,19 +153,29 @@ def open_batches(svc: Services, ref: RunRef) -> dict[str, list[Batch]]:
     return batches_from_json(svc.store.get(svc.settings.data_bucket, key).decode())
 
 
-def load_identity(store: ObjectStore, bucket: str, ref: RunRef) -> pa.Table:
-    """txn_uid and txn_id of the run's rows, in placement order (read back from the inputs)."""
+def input_objects(store: ObjectStore, bucket: str, ref: RunRef) -> Iterator[tuple[str, bytes]]:
+    """The run's input objects (key, Parquet bytes) in placement order, each checked to hold the rows the
+    run matched."""
     key = result_key(ref.project_id, ref.business_date, ref.run_id, INPUTS_FILE)
     inputs = Inputs.model_validate_json(store.get(bucket, key))
-    parts = []
     for object_key, rows in inputs.objects:
-        part = pq.read_table(io.BytesIO(store.get(bucket, object_key)), columns=["txn_uid", "txn_id"])
-        if part.num_rows != rows:
-            raise ValueError(f"{object_key} now holds {part.num_rows} rows, the run matched {rows}")
-        parts.append(part)
-    if not parts:
-        return pa.table({"txn_uid": pa.array([], pa.string()), "txn_id": pa.array([], pa.string())})
-    return pa.concat_tables(parts)
+        data = store.get(bucket, object_key)
+        found = pq.read_metadata(io.BytesIO(data)).num_rows
+        if found != rows:
+            raise ValueError(f"{object_key} now holds {found} rows, the run matched {rows}")
+        yield object_key, data
+
+
+IDENTITY = pa.schema([pa.field("txn_uid", pa.string()), pa.field("txn_id", pa.string())])
+
+
+def load_identity(store: ObjectStore, bucket: str, ref: RunRef) -> pa.Table:
+    """txn_uid and txn_id of the run's rows, in placement order (read back from the inputs)."""
+    parts = [
+        pq.read_table(io.BytesIO(data), columns=IDENTITY.names)
+        for _, data in input_objects(store, bucket, ref)
+    ]
+    return pa.concat_tables([IDENTITY.empty_table(), *parts], promote_options="permissive")
 
 
 def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:

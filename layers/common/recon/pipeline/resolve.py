@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from recon.domain import Project, ResultsDigest
-from recon.keys import INPUTS_FILE, REPORT_DATA_FILE, report_prefix, result_key
+from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
 from recon.reporting import cases_csv
 from recon.reporting.export import minor_at_stake_by_type
@@ -23,7 +23,7 @@ from recon.reporting.tabular import filtered_csv, matches_csv_chunks, open_items
 from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting, waiting_batches
 
 from .contracts import ResolveOutput, RunRef
-from .match import Inputs, load_identity, open_batches, read_table, unavailable_accounts
+from .match import IDENTITY, input_objects, open_batches, read_table, unavailable_accounts
 from .overlap import OVERLAP_OF, OVERLAP_ROW
 from .projects import load_project
 from .run import RunNotFound, audit
@@ -42,24 +42,23 @@ _MARKS = pa.schema([pa.field(OVERLAP_OF, pa.string()), pa.field(OVERLAP_ROW, pa.
 
 def _from_inputs(
     svc: Services, ref: RunRef, filtered: npt.NDArray[np.int64]
-) -> tuple[pa.ChunkedArray, pa.Table]:
-    """One pass over the run's input objects (placement order): when each placed row was booked, and for
-    the ``filtered`` rows (placement positions, ascending) the earlier statement and row each repeats
-    (``overlap_of``, ``overlap_row``; null where it repeats none). Only the filtered rows' marks are kept:
-    the day is not held a second time."""
-    bucket = svc.settings.data_bucket
-    inputs = Inputs.model_validate_json(
-        svc.store.get(bucket, result_key(ref.project_id, ref.business_date, ref.run_id, INPUTS_FILE))
-    )
+) -> tuple[pa.Table, pa.ChunkedArray, pa.Table]:
+    """One pass over the run's input objects (placement order): each placed row's identity (txn_uid,
+    txn_id) and booking time, and for the ``filtered`` rows (placement positions, ascending) the earlier
+    statement and row each repeats (``overlap_of``, ``overlap_row``; null where it repeats none). Only the
+    filtered rows' marks are kept: the day is not held a second time."""
+    identity: list[pa.Table] = [IDENTITY.empty_table()]
     booked: list[pa.Array] = []
     marks: list[pa.Table] = []
     start = 0
-    for key, rows in inputs.objects:
-        data = svc.store.get(bucket, key)
+    for _, data in input_objects(svc.store, svc.settings.data_bucket, ref):
+        rows = pq.read_metadata(io.BytesIO(data)).num_rows
         lo, hi = np.searchsorted(filtered, [start, start + rows])
         # A carried open-items snapshot or an older object may lack the marks: its rows repeat none.
         marked = hi > lo and set(_MARKS.names) <= set(pq.read_schema(io.BytesIO(data)).names)
-        part = pq.read_table(io.BytesIO(data), columns=["booked_at", *(_MARKS.names if marked else [])])
+        columns = [*IDENTITY.names, "booked_at", *(_MARKS.names if marked else [])]
+        part = pq.read_table(io.BytesIO(data), columns=columns)
+        identity.append(part.select(IDENTITY.names))
         booked.extend(c.cast(pa.timestamp("us", tz="UTC")) for c in part["booked_at"].chunks)
         if marked:
             at = pa.array(filtered[lo:hi] - start)
@@ -68,7 +67,11 @@ def _from_inputs(
             marks.append(pa.table([pa.nulls(hi - lo, f.type) for f in _MARKS], schema=_MARKS))
         start += rows
     booked_at = pa.chunked_array(booked, pa.timestamp("us", tz="UTC"))
-    return booked_at, pa.concat_tables([_MARKS.empty_table(), *marks])
+    return (
+        pa.concat_tables(identity, promote_options="permissive"),
+        booked_at,
+        pa.concat_tables([_MARKS.empty_table(), *marks]),
+    )
 
 
 def _with_files(svc: Services, marks: pa.Table) -> pa.Table:
@@ -96,19 +99,15 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
 
     groups = read_table(svc, key("groups.parquet"))
     case_table = read_table(svc, key("cases.parquet"))
-    placements = with_identity(
-        read_table(svc, key("placements.parquet")),
-        load_identity(svc.store, svc.settings.data_bucket, ref),
-        groups,
-        case_table,
-    )
-    # Booking times, for the evidence of TIME_MISMATCH cases and of the groups the report shows; the
-    # statement and row each filtered row repeats, for filtered.csv.
+    placed = read_table(svc, key("placements.parquet"))
+    # Identity; booking times, for the evidence of TIME_MISMATCH cases and of the groups the report shows;
+    # the statement and row each filtered row repeats, for filtered.csv: one read of the inputs.
     filtered = np.flatnonzero(
-        pc.fill_null(pc.equal(placements["disposition"], "filtered"), False).to_numpy(zero_copy_only=False)
+        pc.fill_null(pc.equal(placed["disposition"], "filtered"), False).to_numpy(zero_copy_only=False)
     )
-    booked_at, repeats = _from_inputs(svc, ref, filtered)
-    placements = placements.append_column("booked_at", booked_at)
+    identity, booked_at, repeats = _from_inputs(svc, ref, filtered)
+    placements = with_identity(placed, identity, groups, case_table).append_column("booked_at", booked_at)
+    del identity  # its chunks: placements holds a contiguous copy (2M ids are ~90 MiB)
     accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
     # Declared account numbers are masked before anything is stored or written (repository, digest, CSV).
     cases = [
