@@ -325,6 +325,7 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
     dt = np.abs(frame.booked[a] // 1000 - frame.booked[b] // 1000)
     total: ANY = rule.weight_time * (1.0 - dt / max(window_ms, 1))
     weight: ANY = np.full(len(a), rule.weight_time)
+    evidence: ANY = np.zeros(len(a))  # the counterparty's and the reference's part of ``total``
     tol = rule.amount_tolerance
     if tol.minor or tol.percent:
         allowed = np.maximum(tolerance(tol, frame.amount[a]), 1)
@@ -334,7 +335,7 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
         # Corroboration only: sides often name the counterparty differently (a customer's name in the ERP,
         # a masked account at the channel), so a difference says nothing; equality adds weight.
         same = _same_counterparty(frame, a, b)
-        total = total + np.where(same, rule.weight_counterparty, 0.0)
+        evidence = evidence + np.where(same, rule.weight_counterparty, 0.0)
         weight = weight + np.where(same, rule.weight_counterparty, 0.0)
     if rule.weight_reference:
         ref = np.full(len(a), -1.0)
@@ -343,11 +344,9 @@ def _scores(frame: Frame, rule: WindowMatchRule, a: I64, b: I64, window_ms: int)
         if 0 < len(both) <= _MAX_TEXT_EDGES:
             ref[both] = _reference_similarity(frame, a[both], b[both])
         present = ref >= 0
-        total = total + np.where(present, rule.weight_reference * np.clip(ref, 0, 1), 0.0)
+        evidence = evidence + np.where(present, rule.weight_reference * np.clip(ref, 0, 1), 0.0)
         weight = weight + np.where(present, rule.weight_reference, 0.0)
-    evidence = total - rule.weight_time * (1.0 - dt / max(window_ms, 1))
-    if tol.minor or tol.percent:
-        evidence = evidence - (1.0 - np.abs(frame.amount[b] - frame.amount[a]) / (allowed + 1))
+    total = total + evidence
     return np.asarray(np.round(total / weight, 4), dtype=np.float64), np.round(evidence, 4)
 
 
