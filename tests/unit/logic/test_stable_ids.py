@@ -38,3 +38,35 @@ def test_ids_do_not_depend_on_the_other_rows_of_the_run() -> None:
         assert base.where(txn_id)["group_id"] == more.where(txn_id)["group_id"], txn_id
     for txn_id in ("SO3", "SO4", "AP5"):
         assert base.where(txn_id)["case_id"] == more.where(txn_id)["case_id"], txn_id
+
+
+def test_ids_read_back_to_their_hashes_and_sort_as_their_strings() -> None:
+    """The partitioned merge sorts ids by the hash read back from them (``id_hashes``): that order must be
+    the ids' string order, and anything not written by ``hex_ids`` must be refused, not misread."""
+    import numpy as np
+    import pyarrow as pa
+
+    from recon.matching.hashing import content_order, hex_ids, id_hashes
+
+    rng = np.random.default_rng(7)
+    hashes = rng.integers(0, 2**63, 70_000, dtype=np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, 70_000
+    ).astype(np.uint64)
+    hashes[:4] = [0, 2**64 - 1, 0x0123456789ABCDEF, 0xFEDCBA9876543210]
+    ids = pa.chunked_array([hex_ids("case", hashes[:40_000]), hex_ids("case", hashes[40_000:])])
+    read = id_hashes(ids, "case")
+    assert read is not None and (read == hashes).all()
+    as_strings = sorted(range(len(hashes)), key=lambda i: str(ids[i]))
+    assert content_order(read).tolist() == as_strings
+    types = np.array(["b", "a"] * 35_000)
+    by_type = sorted(range(len(hashes)), key=lambda i: (types[i], str(ids[i])))
+    assert content_order(read, types).tolist() == by_type
+    for refused in (
+        ["case_0123456789abcdeF"],  # upper case
+        ["case_0123456789abcde"],  # short
+        ["mg_0123456789abcdef"],  # another prefix
+        ["case_0123456789abcdeg"],
+        [None],
+    ):
+        assert id_hashes(pa.array(refused, pa.string()), "case") is None, refused
+    assert id_hashes(pa.array([], pa.string()), "mg") is not None

@@ -177,5 +177,65 @@ def hex_ids(prefix: str, h: U64) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_M8 = np.uint64(0x00FF00FF00FF00FF)
+_M16 = np.uint64(0x0000FFFF0000FFFF)
+_M32 = np.uint64(0x00000000FFFFFFFF)
+_LOW_BIT = np.uint64(0x0101010101010101)
+
+
+def _hex_word(text: npt.NDArray[np.uint64]) -> U64:
+    """The value of 8 lowercase hex digits held as 8 ASCII bytes (first digit in the lowest byte)."""
+    x = text.byteswap()  # first digit in the highest byte
+    # '0'-'9' are 0x30-0x39 and 'a'-'f' 0x61-0x66: the low nibble, plus 9 where bit 6 is set.
+    x = (x & _M4) + ((x >> np.uint64(6)) & _LOW_BIT) * np.uint64(9)
+    x = (x | (x >> np.uint64(4))) & _M8
+    x = (x | (x >> np.uint64(8))) & _M16
+    return (x | (x >> np.uint64(16))) & _M32
+
+
+def id_hashes(ids: pa.Array | pa.ChunkedArray, prefix: str) -> U64 | None:
+    """The hashes ``hex_ids(prefix, ·)`` rendered, read back from the id strings; None unless every id has
+    exactly that form. Sorting the hashes sorts the ids (fixed width, lowercase hex digits): 5M ids in
+    ~1 s instead of ~5 s as strings (the partitioned run's merge)."""
+    head = f"{prefix}_".encode()
+    expected_head = np.frombuffer(head, np.uint8)
+    width = len(head) + 16
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    out = np.empty(sum(len(c) for c in chunks), dtype=np.uint64)
+    at = 0
+    for raw in chunks:
+        chunk = _plain(raw)
+        n = len(chunk)
+        if n == 0:
+            continue
+        if chunk.null_count or not pa.types.is_string(chunk.type):
+            return None
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32)[chunk.offset : chunk.offset + n + 1]
+        if int(offsets[-1] - offsets[0]) != n * width or not (np.diff(offsets) == width).all():
+            return None
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(n, width)
+        for a in range(0, n, _BLOCK):
+            block = data[a : a + _BLOCK]
+            digits = np.ascontiguousarray(block[:, len(head) :])
+            # '0'-'9' or 'a'-'f' (unsigned wrap-around: one comparison per range)
+            hex_digit = (digits - np.uint8(ord("0")) < 10) | (digits - np.uint8(ord("a")) < 6)
+            if not (hex_digit.all() and (block[:, : len(head)] == expected_head).all()):
+                return None
+            text = digits.view(np.uint64)
+            high, low = _hex_word(text[:, 0]), _hex_word(text[:, 1])
+            out[at + a : at + a + len(block)] = (high << np.uint64(32)) | low
+        at += n
+    return out
+
+
+def content_order(hashes: U64, types: npt.NDArray[np.str_] | None = None) -> npt.NDArray[np.int64]:
+    """The order of result rows by content: by id (its hash), or by type and then id (cases)."""
+    by_hash = np.argsort(hashes, kind="stable")
+    if types is None:
+        return by_hash
+    return by_hash[np.argsort(types[by_hash], kind="stable")]
+
+
 def hex_id(prefix: str, value: int) -> str:
     return f"{prefix}_{value:016x}"

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .frame import BOOL, I32, I64, SOURCES, Frame, plain
-from .hashing import U64, hex_ids
+from .hashing import U64, content_order, hex_ids
 
 UNPLACED, MATCHED, CASE, FILTERED, OPEN = range(5)
 DISPOSITIONS: Final = ("unplaced", "matched", "case", "filtered", "open")
@@ -357,17 +357,16 @@ def _table(
         return pa.chunked_array(parts, f.type)
 
     hashes = np.concatenate([b.hashes for b in batches])
-    by_hash = np.argsort(hashes)
-    sorted_hashes = hashes[by_hash]
-    if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
-        raise AssertionError(f"two {prefix} ids collide (identical defining content)")
     done: dict[str, pa.ChunkedArray] = {}
     if by_type:
         done["type"] = gathered(schema.field("type"))
         types = done["type"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str)
-        order = by_hash[np.argsort(types[by_hash], kind="stable")]
+        order = content_order(hashes, types)
     else:
-        order = by_hash
+        order = content_order(hashes)
+    sorted_hashes = np.sort(hashes) if by_type else hashes[order]
+    if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
+        raise AssertionError(f"two {prefix} ids collide (identical defining content)")
     rank = np.empty(len(order), dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     take = None if np.array_equal(order, np.arange(len(order))) else pa.array(order)

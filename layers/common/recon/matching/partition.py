@@ -51,7 +51,7 @@ from .engine import (
     working_table,
 )
 from .frame import ANY, I64, Frame, plain
-from .hashing import hash_words
+from .hashing import content_order, hash_words, id_hashes
 from .ledger import FILTERED, UNPLACED, Ledger, canonical_dictionaries, dictionary
 from .settlement import Batch, batch_totals, batches_from_json, batches_to_json
 
@@ -191,10 +191,8 @@ def merge_results(
     cases are built a column at a time. ``placements``: share ``k``'s placements, read only when they are
     merged (the shares then need none; ``rows``: the day's rows): the residual task never holds every
     share's placements beside the merged ones."""
-    groups, group_new = _merge_sorted(_consume(shares, "groups"), [("group_id", "ascending")])
-    cases, case_new = _merge_sorted(
-        _consume(shares, "cases"), [("type", "ascending"), ("case_id", "ascending")]
-    )
+    groups, group_new = _merge_sorted(_consume(shares, "groups"), "group_id", "mg", by_type=False)
+    cases, case_new = _merge_sorted(_consume(shares, "cases"), "case_id", "case", by_type=True)
     if placements is None:
         held = _consume(shares, "placements")
         rows = sum(p.num_rows for p in held)
@@ -308,18 +306,23 @@ def _taken(holder: list[pa.Table], order: ANY) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def _merge_sorted(tables: list[pa.Table], keys: list[tuple[str, str]]) -> tuple[pa.Table, list[ANY]]:
-    """Concatenate and sort (consuming ``tables``); per input table, the new row of each of its rows."""
+def _merge_sorted(
+    tables: list[pa.Table], id_column: str, prefix: str, *, by_type: bool
+) -> tuple[pa.Table, list[ANY]]:
+    """Concatenate and sort by content as the ledger does (consuming ``tables``); per input table, the new
+    row of each of its rows."""
     offsets = np.cumsum([0] + [t.num_rows for t in tables])
     holder = [pa.concat_tables(tables)]
     del tables[:]
-    sortable = pa.table({name: holder[0][name].cast(pa.string()) for name, _ in keys})
-    order = (
-        np.asarray(pc.sort_indices(sortable, sort_keys=keys).to_numpy(), np.int64)
-        if holder[0].num_rows
-        else np.zeros(0, np.int64)
-    )
-    del sortable
+    table = holder[0]
+    hashes = id_hashes(table[id_column], prefix)
+    if hashes is None:
+        raise ValueError(
+            f"a share's {id_column} is not of the form the ledger writes ({prefix}_<16 hex digits>)"
+        )
+    types = table["type"].cast(pa.string()).to_numpy(zero_copy_only=False).astype(str) if by_type else None
+    order = content_order(hashes, types)
+    del table
     inverse = np.empty(len(order), dtype=np.int64)
     inverse[order] = np.arange(len(order))
     return _taken(holder, order), [inverse[offsets[k] : offsets[k + 1]] for k in range(len(offsets) - 1)]
