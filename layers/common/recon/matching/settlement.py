@@ -2,17 +2,28 @@
 
 Batches are the channel account's rows of this run's statements (carried rows were batched on their own
 day) that were not filtered and that happened (status success), grouped by the run's business date or by
-their value date (``group_by``). Per rule, in order:
+their value date (``group_by``). Credits are the booked (not pending) positive rows of the bank account
+whose memo/counterparty matches; a candidate of a batch has one of ``lag_days`` and the batch's currency
+(amounts of different currencies are never paired). A booked entry first seen pending counts from the pending entry's value date, and the pending
+entry is filtered (``pending-entry-booked``). A credit the bank reversed (a debit with camt ``RvslInd`` or
+冲正, same amount) that would pay an open batch settles nothing: the batch is MISSING_IN_BANK, one case with
+the credit and its reversal. Per rule, in order:
 
-1. each batch, by day: the earliest unused credit on the bank account whose memo/counterparty matches,
-   whose lag is one of ``lag_days`` and whose amount equals the batch's net (± tolerance) settles it;
+1. each batch, by day: the earliest unused candidate equal to the batch's net (± tolerance) settles it;
 2. each remaining credit: 2..``max_batches_per_credit`` remaining batches whose nets add up to it settle
-   it together (a unique combination is auto-matched, several are suggested);
-3. each remaining batch: one whose credit may be in a bank statement a later run reads (a lag beyond
-   ``Project.statement_lag``) waits, open, with its candidate credits; otherwise a candidate credit (right lag and
-   memo) equal to gross − the scheduled fees is a FEE_MISMATCH; another candidate credit (nearest amount)
-   is an AMOUNT_MISMATCH; none is MISSING_IN_BANK;
-4. credits that could still settle a channel day this run has not loaded (value date − smallest lag after
+   it together (a unique combination is auto-matched, several are suggested); a day with a negative net is
+   deducted from a later day's payout this way;
+3. each remaining batch: 2..``max_batches_per_credit`` candidates adding up to its net (a split payout);
+4. each remaining batch waits, open, when its credit may be in a bank statement a later run reads (a lag
+   beyond ``Project.statement_lag``, with its candidate credits), when its statement is missing (it keeps
+   waiting for it until ``carry_over_days``), when a pending entry equals it, when a candidate off its net
+   may be the payout of a day still waiting for its statement, or when its net is negative (until
+   ``carry_over_days``, then OTHER); a day whose net is zero expects nothing. Otherwise: a candidate equal
+   to gross − the scheduled fees is a FEE_MISMATCH; then the (batch, credit) pairs of the deciding batches,
+   the credit whose memo names the batch's day first, then the nearest amount, are AMOUNT_MISMATCHes (a
+   credit whose memo names another channel day is not one); the rest is MISSING_IN_BANK (a credit of
+   another currency with its lag and memo is an OTHER case beside it);
+5. credits that could still settle a channel day this run has not loaded (value date − smallest lag after
    the business date) stay open for later runs (carry-over).
 
 A run of day D reads only the bank statement of D + ``Project.statement_lag``, so every statement is read by exactly
@@ -25,6 +36,7 @@ import itertools
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -37,15 +49,29 @@ from .context import (
     DUPLICATE_RULE,
     FEE_MISMATCH,
     MISSING_IN_BANK,
+    OTHER,
+    PENDING_BOOKED_RULE,
+    PENDING_RULE,
     Context,
     content_hash,
     dumps,
     scheduled_fee,
 )
-from .frame import ANY, BOOL, I64, SOURCES, SUCCESS, Frame, from_day_number
+from .frame import ANY, BOOL, I64, SOURCES, SUCCESS, TXN_TYPES, Frame, from_day_number
 from .hashing import hash_texts
 from .ledger import FILTERED, Ledger
 from .text import one_money
+
+#: Case kinds besides the case types: a credit in another currency than the batch's, a negative day never
+#: deducted from a payout (both OTHER).
+FOREIGN_CREDIT = f"{OTHER}:foreign-credit"
+NOT_DEDUCTED = f"{OTHER}:not-deducted"
+#: Credits of one batch searched for a split payout (the combinations grow fast; a split is 2 or 3 lines).
+_MAX_SPLIT_CANDIDATES = 12
+REVERSED = f"{MISSING_IN_BANK}:reversed"  # the credit that paid the day, and the bank's reversal of it
+#: A debit reverses a credit: camt ``RvslInd`` (parsed as an adjustment) or the Chinese banks' 冲正 in the memo.
+_REVERSAL_WORDS = ("冲正", "冲销")
+_ADJUSTMENT = TXN_TYPES.index("adjustment")
 
 
 @dataclass
@@ -59,6 +85,7 @@ class Batch:
     fees: int = 0
     rows: int = 0
     scheduled_fees: int = 0
+    awaiting: str = ""  # the date of the missing bank statement the batch waits for, if any
 
     @property
     def ref(self) -> str:
@@ -161,26 +188,85 @@ def settle(
     batches = merge_batches(carried, partial, batch_totals(frame, batch_rows(frame, ledger, rule), rule))
     pattern = re.compile(rule.memo_pattern) if rule.memo_pattern else None
     pool = np.flatnonzero(ledger.unplaced() & frame.account_mask(rule.bank_account) & (frame.amount > 0))
-    credits = []
+    credits: list[int] = []
+    pending: list[int] = []
     for row in pool.tolist():
         text = f"{frame.str_at('counterparty', row)} {frame.str_at('memo', row)}"
         if pattern is None or pattern.search(text):
-            credits.append(row)
+            # A pending (not booked) entry is not money on the account yet: it never settles a batch.
+            (credits if int(frame.status[row]) == SUCCESS else pending).append(row)
     credits.sort(key=lambda r: (int(frame.value_date[r]), frame.uid(r)))
+    pending.sort(key=lambda r: (int(frame.value_date[r]), frame.uid(r)))
     used: set[int] = set()
     done: set[int] = set()
     lags = set(rule.lag_days)
 
-    def lag_ok(credit: int, batch: Batch) -> bool:
-        return int(frame.value_date[credit]) - batch.day in lags
+    def young(day: int) -> bool:
+        return frame.today - day < ctx.project.carry_over_days
 
-    groups: list[tuple[int, list[Batch], float, str]] = []
+    def currency(row: int) -> str:
+        return frame.currencies[int(frame.currency[row])]
+
+    # The booked entry of a credit first seen pending counts from the pending entry's value date (the day the
+    # money reached the bank); the pending entry is then filtered: the booked one is the same money.
+    value_day = {c: int(frame.value_date[c]) for c in [*credits, *pending]}
+    pending_of = {(frame.str_at("txn_id", p), int(frame.amount[p]), currency(p)): p for p in pending}
+    booked_later = []
+    for c in credits:
+        p = pending_of.pop((frame.str_at("txn_id", c), int(frame.amount[c]), currency(c)), None)
+        if p is not None:
+            value_day[c] = min(value_day[c], value_day[p])
+            booked_later.append(p)
+    if booked_later:
+        ledger.filter_rows(np.array(sorted(booked_later), np.int64), PENDING_BOOKED_RULE)
+        pending = [p for p in pending if p not in set(booked_later)]
+
+    def lag_ok(credit: int, batch: Batch) -> bool:
+        return value_day[credit] - batch.day in lags
+
+    def fits(credit: int, batch: Batch) -> bool:
+        # Settlement never pairs amounts of different currencies.
+        return lag_ok(credit, batch) and currency(credit) == batch.currency
+
+    def deducts(credit: int, batch: Batch) -> bool:
+        """A day whose net is negative is deducted from a later payout (WeChat Pay, Alipay)."""
+        gap = value_day[credit] - batch.day
+        return (
+            currency(credit) == batch.currency and min(lags) <= gap <= max(lags) + ctx.project.carry_over_days
+        )
+
+    # A credit the bank reversed settles nothing: the day it would have paid is unpaid, one case with both
+    # entries. A reversed credit that pays no open day stays a credit like any other.
+    cases: list[tuple[str, int | None, Batch, int, str]] = []
+    reversed_by = _reversals(frame, ledger, rule, pattern=pattern, credits=credits, value_day=value_day)
+    for c, r in list(reversed_by.items()):
+        paid = next(
+            (
+                b
+                for b in batches
+                if b.day not in done
+                and b.net > 0
+                and fits(c, b)
+                and abs(int(frame.amount[c]) - b.net) <= rule.amount_tolerance_minor
+            ),
+            None,
+        )
+        if paid is None:
+            del reversed_by[c]
+            continue
+        note = f" {frame.str_at('txn_id', r)} ({one_money(int(frame.amount[r]), currency(r))}): the day is unpaid."
+        cases.append((REVERSED, c, paid, -paid.net, note))
+        done.add(paid.day)
+    credits = [c for c in credits if c not in reversed_by]
+    groups: list[tuple[list[int], list[Batch], float, str]] = []
     # 1. one batch, one credit
     for b in batches:
+        if b.net <= 0:
+            continue
         for c in credits:
             if (
                 c not in used
-                and lag_ok(c, b)
+                and fits(c, b)
                 and abs(int(frame.amount[c]) - b.net) <= rule.amount_tolerance_minor
             ):
                 delta = int(frame.amount[c]) - b.net
@@ -189,15 +275,17 @@ def settle(
                     if delta == 0
                     else round(1 - 0.05 * abs(delta) / max(rule.amount_tolerance_minor, 1), 4)
                 )
-                groups.append((c, [b], conf, "one batch"))
+                groups.append(([c], [b], conf, "one batch"))
                 used.add(c)
                 done.add(b.day)
                 break
-    # 2. several batches in one credit
+    # 2. several batches in one credit (a day with a negative net is deducted from the payout of a later day)
     for c in credits:
         if c in used:
             continue
-        open_batches = [b for b in batches if b.day not in done and lag_ok(c, b)]
+        open_batches = [
+            b for b in batches if b.day not in done and (fits(c, b) if b.net > 0 else deducts(c, b))
+        ]
         solutions = []
         for k in range(2, min(rule.max_batches_per_credit, len(open_batches)) + 1):
             for combo in itertools.combinations(open_batches, k):
@@ -209,62 +297,173 @@ def settle(
                 break
         if solutions:
             chosen = solutions[0]
-            groups.append((c, chosen, 0.95 if len(solutions) == 1 else 0.5, "several batches"))
+            how = "several batches"
+            deducted = [b for b in chosen if b.net <= 0]
+            if deducted:
+                how += "; " + ", ".join(
+                    f"the net {one_money(b.net, b.currency)} of {b.ref}" for b in deducted
+                )
+                how += " deducted from this payout"
+            groups.append(([c], chosen, 0.95 if len(solutions) == 1 else 0.5, how))
             used.add(c)
             done.update(b.day for b in chosen)
+    # 3. one batch in several credits: the bank split the payout into lines that add up to the day's net
+    for b in batches:
+        if b.day in done or b.net <= 0:
+            continue
+        parts = [
+            c
+            for c in credits
+            if c not in used and fits(c, b) and int(frame.amount[c]) < b.net + rule.amount_tolerance_minor
+        ][:_MAX_SPLIT_CANDIDATES]
+        found: list[list[int]] = []
+        for k in range(2, min(rule.max_batches_per_credit, len(parts)) + 1):
+            for split in itertools.combinations(parts, k):
+                if abs(sum(int(frame.amount[c]) for c in split) - b.net) <= rule.amount_tolerance_minor:
+                    found.append(list(split))
+                    if len(found) > 1:
+                        break
+            if len(found) > 1:
+                break
+        if found:
+            groups.append((found[0], [b], 0.95 if len(found) == 1 else 0.5, "several credits"))
+            used.update(found[0])
+            done.add(b.day)
     _record_groups(frame, ledger, ctx, rule, groups)
-    # 3. batches left: wait for a later day's batch, fee schedule, amount mismatch or missing
-    cases: list[tuple[str, int | None, Batch, int]] = []
+    # 4. batches left: wait for a later day's batch, fee schedule, amount mismatch or missing
     waiting: list[Batch] = []
     unread: list[Batch] = []  # waiting for a bank statement a later run reads
+    deciding: list[Batch] = []
     last_read = frame.today + ctx.project.statement_lag(rule.bank_account)
+
+    def may_mismatch(credit: int, batch: Batch) -> bool:
+        """A credit whose memo names another channel day is that day's payout, never this one's mismatch."""
+        named = _memo_day(frame.str_at("memo", credit))
+        return fits(credit, batch) and (named is None or named in (value_day[credit], batch.day))
+
+    later_read = [
+        b for b in batches if b.day not in done and b.net > 0 and b.day + max(rule.lag_days) > last_read
+    ]
     for b in batches:
         if b.day in done:
+            continue
+        if b.net <= 0:
+            # No payout is due for a day whose refunds reach its sales: nothing is missing in the bank. A
+            # negative net waits to be deducted from a later payout (pass 2).
+            if b.net < 0 and young(b.day):
+                waiting.append(b)
+            elif b.net < 0:
+                cases.append((NOT_DEDUCTED, None, b, b.net, ""))
             continue
         if b.day + max(rule.lag_days) > last_read:
             # Its credit may be in a statement a later run reads: deciding now would call it missing.
             waiting.append(b)
             unread.append(b)
             continue
-        candidates = [c for c in credits if c not in used and lag_ok(c, b)]
-        later = [c for c in candidates if int(frame.value_date[c]) - min(rule.lag_days) > frame.today]
-        young = frame.today - b.day < ctx.project.carry_over_days
-        if later and young and rule.carry_over:
+        candidates = [c for c in credits if c not in used and fits(c, b)]
+        later = [c for c in candidates if value_day[c] - min(rule.lag_days) > frame.today]
+        if later and young(b.day) and rule.carry_over:
             # The credit may pay this batch together with a channel day this run has not loaded.
             waiting.append(b)
             continue
         if not candidates and rule.bank_account in ctx.unavailable:
             # The bank statement that would hold the credit is missing: wait for it, not MISSING_IN_BANK.
+            b.awaiting = b.awaiting or from_day_number(last_read).isoformat()
             waiting.append(b)
             continue
-        if rule.fee_rate_percent is not None:
+        if any(
+            may_mismatch(c, b)
+            and _memo_day(frame.str_at("memo", c)) != b.day
+            and any(may_mismatch(c, u) for u in later_read)
+            for c in candidates
+        ):
+            # A credit off its net may be the payout of a later day still waiting for its statement: decide
+            # both together, with that statement's run, rather than give this day the other day's credit.
+            waiting.append(b)
+            unread.append(b)  # its candidate credits stay open with it
+            continue
+        if not candidates and b.awaiting and young(b.day):
+            # It still waits for the statement that was missing: a later statement does not hold its credit.
+            waiting.append(b)
+            continue
+        if any(
+            fits(p, b) and abs(int(frame.amount[p]) - b.net) <= rule.amount_tolerance_minor for p in pending
+        ) and young(b.day):
+            # Its credit is pending at the bank: the booked entry, in a later statement, settles it.
+            waiting.append(b)
+            continue
+        deciding.append(b)
+    fee_hits: set[int] = set()
+    if rule.fee_rate_percent is not None:
+        for b in deciding:
             scheduled_net = b.gross - b.scheduled_fees
             fee_hit = [
                 c
-                for c in candidates
-                if abs(int(frame.amount[c]) - scheduled_net) <= rule.amount_tolerance_minor
+                for c in credits
+                if c not in used
+                and fits(c, b)
+                and abs(int(frame.amount[c]) - scheduled_net) <= rule.amount_tolerance_minor
             ]
             if fee_hit:
                 c = fee_hit[0]
-                cases.append((FEE_MISMATCH, c, b, int(frame.amount[c]) - b.net))
+                cases.append((FEE_MISMATCH, c, b, int(frame.amount[c]) - b.net, ""))
                 used.add(c)
+                fee_hits.add(b.day)
+    # An AMOUNT_MISMATCH pairs a batch with a credit of its lags; of all such pairs the credit whose memo
+    # names the batch's day goes first, then the nearest amount. A credit whose memo names another channel
+    # day never pays this one: it is that day's payout.
+    pairs = []
+    for b in deciding:
+        if b.day in fee_hits:
+            continue
+        for c in credits:
+            if c in used or not may_mismatch(c, b):
                 continue
-        if candidates:
-            c = min(
-                candidates,
-                key=lambda r: (abs(int(frame.amount[r]) - b.net), int(frame.value_date[r]), frame.uid(r)),
+            delta = int(frame.amount[c]) - b.net
+            named = _memo_day(frame.str_at("memo", c)) == b.day
+            pairs.append(((not named, abs(delta), b.day, value_day[c], frame.uid(c)), c, b))
+    mismatched: set[int] = set()
+    for _, c, b in sorted(pairs, key=lambda p: p[0]):
+        if c in used or b.day in mismatched:
+            continue
+        cases.append((AMOUNT_MISMATCH, c, b, int(frame.amount[c]) - b.net, ""))
+        used.add(c)
+        mismatched.add(b.day)
+    for b in deciding:
+        if b.day in fee_hits or b.day in mismatched:
+            continue
+        note = ""
+        if b.awaiting:
+            note = f" The {rule.bank_account} statement of {b.awaiting} it needed never arrived."
+        stale = [
+            p
+            for p in pending
+            if fits(p, b) and abs(int(frame.amount[p]) - b.net) <= rule.amount_tolerance_minor
+        ]
+        if stale:
+            note += f" Bank entry {frame.str_at('txn_id', stale[0])} is only pending, never booked."
+        foreign = [c for c in credits if c not in used and lag_ok(c, b) and currency(c) != b.currency]
+        if foreign:
+            c = foreign[0]
+            note += (
+                f" Bank credit {frame.str_at('txn_id', c)} ({one_money(int(frame.amount[c]), currency(c))} "
+                f"{currency(c)}) has its memo and lag but is not in {b.currency}: a separate case (OTHER)."
             )
-            cases.append((AMOUNT_MISMATCH, c, b, int(frame.amount[c]) - b.net))
+            cases.append((FOREIGN_CREDIT, c, b, int(frame.amount[c]), ""))
             used.add(c)
-        else:
-            cases.append((MISSING_IN_BANK, None, b, -b.net))
-    _record_cases(frame, ledger, ctx, rule, cases)
+        cases.append((MISSING_IN_BANK, None, b, -b.net, note))
+    _record_cases(frame, ledger, ctx, rule, cases, reversed_by=reversed_by)
     # The credits a batch waiting for a statement may take stay open with it, so that the run deciding it
     # sees every candidate, as it would have had it read every lag's statement at once.
-    held = sorted({c for b in unread for c in credits if c not in used and lag_ok(c, b)})
+    held = sorted({c for b in unread for c in credits if c not in used and fits(c, b)})
     if held:
         ledger.open_rows(np.array(held, np.int64), np.full(len(held), ledger.rule_code(rule.name), np.int32))
         used.update(held)
+    # A pending entry stays open until its booked entry arrives (then it is filtered) or the carry-over limit.
+    young_pending = [p for p in pending if young(int(frame.first_seen[p]))]
+    if young_pending:
+        code = ledger.rule_code(f"{PENDING_RULE}:{rule.name}")
+        ledger.open_rows(np.array(young_pending, np.int64), np.full(len(young_pending), code, np.int32))
     if waiting:
         settled.open_batches[rule.name] = waiting
     if rule.channel_account in ctx.unavailable:
@@ -275,14 +474,71 @@ def settle(
             np.full(len(awaiting), ledger.rule_code(f"{AWAITING_RULE}:{rule.channel_account}"), np.int32),
         )
         used.update(awaiting)
-    # 4. credits that may settle a channel day not loaded yet
+    # 5. credits that may settle a channel day not loaded yet
     if rule.carry_over:
-        later = [
+        later = [c for c in credits if c not in used and value_day[c] - min(rule.lag_days) > frame.today]
+        settled.in_flight[rule.name] = np.array(later, dtype=np.int64)
+
+
+def _reversals(
+    frame: Frame,
+    ledger: Ledger,
+    rule: SettlementRule,
+    *,
+    pattern: re.Pattern[str] | None,
+    credits: list[int],
+    value_day: dict[int, int],
+) -> dict[int, int]:
+    """Credit -> the debit of this run that reverses it (same amount and currency, not before it; the one
+    whose reference the debit's memo names, else the latest)."""
+    rows = np.flatnonzero(ledger.unplaced() & frame.account_mask(rule.bank_account) & (frame.amount < 0))
+    out: dict[int, int] = {}
+    for r in sorted(rows.tolist(), key=lambda r: (int(frame.value_date[r]), frame.uid(r))):
+        memo = frame.str_at("memo", r)
+        text = f"{frame.str_at('counterparty', r)} {memo}"
+        if int(frame.txn_type[r]) != _ADJUSTMENT and not any(w in memo for w in _REVERSAL_WORDS):
+            continue
+        if pattern is not None and not pattern.search(text):
+            continue
+        same = [
             c
             for c in credits
-            if c not in used and int(frame.value_date[c]) - min(rule.lag_days) > frame.today
+            if c not in out
+            and int(frame.amount[c]) == -int(frame.amount[r])
+            and frame.currency[c] == frame.currency[r]
+            and value_day[c] <= int(frame.value_date[r])
         ]
-        settled.in_flight[rule.name] = np.array(later, dtype=np.int64)
+        if same:
+            named = [c for c in same if frame.str_at("txn_id", c) and frame.str_at("txn_id", c) in memo]
+            c = (named or sorted(same, key=lambda c: (value_day[c], frame.uid(c)), reverse=True))[0]
+            out[c] = r
+    return out
+
+
+_DATE_IN_MEMO = re.compile(r"(?<!\d)(20\d\d)-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")
+
+
+def _memo_day(memo: str) -> int | None:
+    """The day a memo names (``20261120``, ``2026-11-20``): WeChat Pay and Alipay name the channel day a
+    payout settles. None when it names no date or several."""
+    days = {
+        (date(int(y), int(m), int(d)) - date(1970, 1, 1)).days
+        for y, m, d in _DATE_IN_MEMO.findall(memo)
+        if _valid(int(y), int(m), int(d))
+    }
+    return days.pop() if len(days) == 1 else None
+
+
+def _valid(y: int, m: int, d: int) -> bool:
+    try:
+        date(y, m, d)
+    except ValueError:
+        return False
+    return True
+
+
+def _currency(frame: Frame, row: int) -> str:
+    return frame.currencies[int(frame.currency[row])]
 
 
 def _aggregate(b: Batch, amount: int | None = None) -> dict[str, object]:
@@ -297,24 +553,32 @@ def _aggregate(b: Batch, amount: int | None = None) -> dict[str, object]:
 
 
 def _evidence(
-    frame: Frame, rule: SettlementRule, credit: int | None, batches: list[Batch]
+    frame: Frame,
+    rule: SettlementRule,
+    credit: int | None,
+    batches: list[Batch],
+    credits: list[int] | None = None,
 ) -> list[dict[str, object]]:
+    """``credits``: every credit of the group when the bank split the payout (``credit`` is the first)."""
     currency = batches[0].currency
     net = sum(b.net for b in batches)
-    amount = int(frame.amount[credit]) if credit is not None else None
-    lags = sorted({int(frame.value_date[credit]) - b.day for b in batches}) if credit is not None else []
+    paid = credits if credits is not None else [credit] if credit is not None else []
+    amount = sum(int(frame.amount[c]) for c in paid) if credit is not None else None
+    credit_currency = _currency(frame, credit) if credit is not None else currency
+    same = credit_currency == currency
+    lags = sorted({int(frame.value_date[c]) - b.day for c in paid for b in batches})
     return [
         {
             "field": "net_total",
             "left": one_money(net, currency),
-            "right": one_money(amount, currency) if amount is not None else "",
-            "equal": amount is not None and abs(amount - net) <= rule.amount_tolerance_minor,
-            "delta": one_money(amount - net, currency) if amount is not None else None,
+            "right": one_money(amount, credit_currency) if amount is not None else "",
+            "equal": amount is not None and same and abs(amount - net) <= rule.amount_tolerance_minor,
+            "delta": one_money(amount - net, currency) if amount is not None and same else None,
         },
         {
             "field": "channel_rows",
             "left": str(sum(b.rows for b in batches)),
-            "right": "1" if credit is not None else "0",
+            "right": str(len(paid)),
             "equal": credit is not None,
         },
         {
@@ -346,19 +610,19 @@ def _record_groups(
     ledger: Ledger,
     ctx: Context,
     rule: SettlementRule,
-    groups: list[tuple[int, list[Batch], float, str]],
+    groups: list[tuple[list[int], list[Batch], float, str]],
 ) -> None:
     if not groups:
         return
-    credits = [g[0] for g in groups]
     conf = np.array([g[2] for g in groups])
     net = np.array([sum(b.net for b in g[1]) for g in groups], np.int64)
-    amount = frame.amount[np.array(credits, np.int64)]
+    amount = np.array([sum(int(frame.amount[c]) for c in g[0]) for g in groups], np.int64)
     settles = [",".join(b.ref for b in g[1]) for g in groups]
     explanation = [
-        f"bank credit {frame.str_at('txn_id', c)} settles {s}: {sum(b.rows for b in bs)} rows, "
+        f"bank credit{'s' if len(cs) > 1 else ''} {', '.join(frame.str_at('txn_id', c) for c in cs)} "
+        f"settle{'' if len(cs) > 1 else 's'} {s}: {sum(b.rows for b in bs)} rows, "
         f"net {one_money(sum(b.net for b in bs), bs[0].currency)} ({how})"
-        for (c, bs, _, how), s in zip(groups, settles, strict=True)
+        for (cs, bs, _, how), s in zip(groups, settles, strict=True)
     ]
     fee_delta = (
         np.array([sum(b.fees - b.scheduled_fees for b in g[1]) for g in groups], np.int64)
@@ -371,9 +635,9 @@ def _record_groups(
             "match_pass": "settlement",
             "status": ctx.status(conf),
             "confidence": conf,
-            "members": np.ones(len(groups), np.int32),
+            "members": np.array([len(g[0]) for g in groups], np.int32),
             "left_members": np.array([len(g[1]) for g in groups], np.int32),
-            "right_members": np.ones(len(groups), np.int32),
+            "right_members": np.array([len(g[0]) for g in groups], np.int32),
             "key": settles,
             "currency": [g[1][0].currency for g in groups],
             "left_amount_minor": net,
@@ -383,11 +647,11 @@ def _record_groups(
             "fee_delta_minor": fee_delta,
             "settles": settles,
             "explanation": explanation,
-            "evidence": [dumps(_evidence(frame, rule, c, bs)) for c, bs, _, _ in groups],
+            "evidence": [dumps(_evidence(frame, rule, cs[0], bs, cs)) for cs, bs, _, _ in groups],
         },
-        content_hash(hash_texts([frame.uid(c) for c in credits]), rule.name),
-        np.array(credits, np.int64),
-        np.arange(len(groups), dtype=np.int64),
+        content_hash(hash_texts(["\x1f".join(frame.uid(c) for c in g[0]) for g in groups]), rule.name),
+        np.array([c for g in groups for c in g[0]], np.int64),
+        np.array([k for k, g in enumerate(groups) for _ in g[0]], np.int64),
     )
 
 
@@ -397,6 +661,14 @@ _REASON = {
     "the channel's stated fees {fees} differ from the schedule {scheduled}; bank {credit} {amount}, {ref} net {net}.",
     MISSING_IN_BANK: "短款: the channel settled this day but no matching bank credit arrived: {ref} net {net} "
     "(T+{lags}) has no credit on {bank}.",
+    REVERSED: "短款: the bank reversed the credit that paid this day: bank {credit} {amount} for {ref} net {net} "
+    "was reversed (冲正) by",
+    FOREIGN_CREDIT: "The bank credit has the memo and lag of {ref}'s payout but another currency: bank {credit} "
+    "{amount} {credit_currency} vs {ref} net {net} {currency}. Settlement never pairs different currencies: check the account's "
+    "currency and any conversion.",
+    NOT_DEDUCTED: "No payout was due for {ref}: its net {net} is negative (refunds exceed sales), and no payout on "
+    "{bank} within {days} day(s) was reduced by it. The channel may still deduct it from a later payout "
+    "or collect it otherwise.",
 }
 
 
@@ -405,20 +677,25 @@ def _record_cases(
     ledger: Ledger,
     ctx: Context,
     rule: SettlementRule,
-    cases: list[tuple[str, int | None, Batch, int]],
+    cases: list[tuple[str, int | None, Batch, int, str]],
+    *,
+    reversed_by: dict[int, int],
 ) -> None:
-    """Cases with a credit as member (mismatches), and cases whose only member is a batch (missing)."""
+    """Cases with a credit as member (mismatches; a reversed credit with its reversal), and cases whose only
+    member is a batch (missing)."""
     with_row = [c for c in cases if c[1] is not None]
     without = [c for c in cases if c[1] is None]
     for group, rows in ((with_row, True), (without, False)):
         if not group:
             continue
         reasons, counterparts, aggregates, evidence, keys = [], [], [], [], []
-        for kind, credit, b, delta in group:
+        for kind, credit, b, delta, note in group:
             reasons.append(
                 _REASON[kind].format(
                     credit=frame.str_at("txn_id", credit) if credit is not None else "",
-                    amount=one_money(int(frame.amount[credit]), b.currency) if credit is not None else "",
+                    amount=one_money(int(frame.amount[credit]), _currency(frame, credit))
+                    if credit is not None
+                    else "",
                     ref=b.ref,
                     net=one_money(b.net, b.currency),
                     delta=one_money(delta, b.currency),
@@ -427,15 +704,25 @@ def _record_cases(
                     scheduled=one_money(b.scheduled_fees, b.currency),
                     lags="/".join(map(str, rule.lag_days)),
                     bank=rule.bank_account,
+                    days=ctx.project.carry_over_days,
+                    currency=b.currency,
+                    credit_currency=_currency(frame, credit) if credit is not None else "",
                 )
+                + note
             )
             counterparts.append(dumps([_aggregate(b)]) if rows else None)
             aggregates.append(None if rows else dumps(_aggregate(b)))
             evidence.append(dumps(_evidence(frame, rule, credit, [b])))
             keys.append(b.ref)
         deltas = np.array([c[3] for c in group], np.int64)
-        n = len(group)
         credit_rows = np.array([c[1] for c in group if c[1] is not None], np.int64)
+        owners: I64 = np.arange(len(credit_rows), dtype=np.int64)
+        reversals = [
+            (k, reversed_by[c[1]]) for k, c in enumerate(group) if c[0] == REVERSED and c[1] is not None
+        ]
+        if reversals:
+            credit_rows = np.concatenate([credit_rows, np.array([r for _, r in reversals], np.int64)])
+            owners = np.concatenate([owners, np.array([k for k, _ in reversals], np.int64)])
         ids = hash_texts(
             [
                 f"{k}\x1f{frame.uid(c[1]) if c[1] is not None else ''}"
@@ -444,14 +731,20 @@ def _record_cases(
         )
         ledger.add_cases(
             {
-                "type": [c[0] for c in group],
+                "type": [c[0].split(":")[0] for c in group],
                 "rule": rule.name,
                 "severity": [ctx.project.severity.classify(int(d)).value for d in deltas],
                 "delta_minor": deltas,
-                "currency": [c[2].currency for c in group],
-                "members": np.ones(n, np.int32),
+                "currency": [
+                    _currency(frame, c[1]) if c[0] == FOREIGN_CREDIT and c[1] is not None else c[2].currency
+                    for c in group
+                ],
+                "members": np.array([2 if c[0] == REVERSED else 1 for c in group], np.int32),
                 "key": keys,
-                "left_amount_minor": np.array([c[2].net for c in group], np.int64),
+                # A credit in another currency has no amount of its own currency to compare with.
+                "left_amount_minor": pa.array(
+                    [None if c[0] == FOREIGN_CREDIT else c[2].net for c in group], pa.int64()
+                ),
                 "right_amount_minor": pa.array(
                     [int(frame.amount[c[1]]) if c[1] is not None else None for c in group], pa.int64()
                 ),
@@ -462,5 +755,5 @@ def _record_cases(
             },
             content_hash(ids, rule.name, "case"),
             credit_rows,
-            np.arange(len(credit_rows), dtype=np.int64),
+            owners,
         )

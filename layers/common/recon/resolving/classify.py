@@ -267,13 +267,15 @@ def waiting_batches(
     """The settlement batches a run left waiting (by rule, as the match stage stored them), as open items
     ``<channel account>@<date>`` of the batch's net. Held by ``awaiting-statement:<bank account>`` when the
     rule's bank statement is missing for the day (``unavailable``: the accounts the engine was told are
-    missing), else by the rule (its credit may still come in a statement a later run reads)."""
+    missing), or was missing on an earlier run and has not arrived since (``Batch.awaiting``), else by the
+    rule (its credit may still come in a statement a later run reads)."""
     banks = {r.name: r.bank_account for r in project.match_rules if isinstance(r, SettlementRule)}
     items = []
     for rule, waiting in sorted(batches.items()):
         bank = banks.get(rule)
-        held_by = f"{AWAITING_RULE}:{bank}" if bank is not None and bank in unavailable else rule
         for b in waiting:
+            awaited = bank is not None and (bank in unavailable or bool(b.awaiting))
+            held_by = f"{AWAITING_RULE}:{bank}" if awaited else rule
             first_seen = from_day_number(b.day)
             items.append(
                 OpenItem(
