@@ -6,9 +6,12 @@ moto's Lambda backend runs function code in Docker. We replace the private
 path into Lambda (boto3 ``invoke``, Step Functions ``lambda:invoke`` tasks, S3/SNS/SQS notifications) runs
 the real code.
 
-Invocations are serialized with a re-entrant lock because the function's environment variables are applied to
-the process-wide ``os.environ`` for the duration of the call, while moto's Step Functions interpreter runs Map
-iterations and Parallel branches in threads.
+moto's Step Functions interpreter runs Map iterations and Parallel branches in threads, and those threads read
+the process environment (botocore copies it, urllib scans it for proxies). So a function's environment
+variables never touch the process-wide environment: ``os.environ`` is replaced, while the runtime is
+installed, by a view that shows the invoking thread its function's environment and every other thread the
+process environment, which no invocation changes. Invocations are still serialized with a re-entrant lock:
+``sys.path`` and the cached settings are process-wide.
 """
 
 from __future__ import annotations
@@ -80,23 +83,69 @@ def error_payload(exc: BaseException, *, error_type: str | None = None) -> str:
     )
 
 
-@contextlib.contextmanager
-def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore exactly those variables.
+class InvocationEnviron(os._Environ[str]):
+    """``os.environ`` whose contents, in a thread running a handler, are that invocation's environment.
 
-    Only the keys set here are touched (never ``os.environ.clear()``): moto's worker threads read and write
-    the environment too (credentials), and a clear-and-refill raced them (a KeyError in the middle of a run,
-    seen under load as a failed channel)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    Other threads see the process environment, backed by the same store as the original ``os.environ``.
+    Setting and removing a function's variables on the shared environment instead raced those threads: a
+    copy that listed a key another thread removed a moment later raised KeyError ('_HANDLER',
+    'POWERTOOLS_TRACE_DISABLED') and failed a whole channel branch."""
+
+    def __init__(self, process: os._Environ[str]) -> None:
+        super().__init__(
+            process._data,  # type: ignore[attr-defined]
+            process.encodekey,
+            process.decodekey,
+            process.encodevalue,
+            process.decodevalue,
+        )
+        self._local = threading.local()
+
+    def _invocation(self) -> dict[str, str] | None:
+        stack: list[dict[str, str]] = getattr(self._local, "stack", [])
+        return stack[-1] if stack else None
+
+    @contextlib.contextmanager
+    def invocation(self, values: Mapping[str, str]) -> Iterator[None]:
+        """For the calling thread only: the process environment plus ``values`` until the block ends.
+
+        Nested invocations (a handler invoking another function synchronously) stack."""
+        stack: list[dict[str, str]] = self._local.__dict__.setdefault("stack", [])
+        base = self._invocation()
+        if base is None:
+            # list() of a dict is atomic: a consistent snapshot even while other threads write
+            base = {self.decodekey(k): self.decodevalue(v) for k, v in list(self._data.items())}  # type: ignore[attr-defined]
+        stack.append({**base, **values})
+        try:
+            yield
+        finally:
+            stack.pop()
+
+    def __getitem__(self, key: str) -> str:
+        env = self._invocation()
+        return super().__getitem__(key) if env is None else env[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        env = self._invocation()
+        if env is None:
+            super().__setitem__(key, value)
+        else:
+            env[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        env = self._invocation()
+        if env is None:
+            super().__delitem__(key)
+        else:
+            del env[key]
+
+    def __iter__(self) -> Iterator[str]:
+        env = self._invocation()
+        return super().__iter__() if env is None else iter(list(env))
+
+    def __len__(self) -> int:
+        env = self._invocation()
+        return super().__len__() if env is None else len(env)
 
 
 def _clear_settings_cache() -> None:
@@ -123,6 +172,8 @@ class InProcessLambdaRuntime:
         self._module_names: list[str] = []
         self._lock = threading.RLock()
         self._patch: Any = None
+        self._environ: InvocationEnviron | None = None
+        self._process_environ: os._Environ[str] | None = None
         self._prefix = f"_recon_local_fn_{uuid.uuid4().hex[:8]}"
 
     def register(self, spec: FunctionSpec) -> None:
@@ -148,11 +199,19 @@ class InProcessLambdaRuntime:
 
         self._patch = mock.patch.object(LambdaFunction, "_invoke_lambda", _invoke_lambda)
         self._patch.start()
+        self._process_environ = os.environ
+        self._environ = InvocationEnviron(os.environ)
+        os.environ = self._environ  # noqa: B003 - replaced on purpose, with the same store behind it
 
     def uninstall(self) -> None:
         if self._patch is not None:
             self._patch.stop()
             self._patch = None
+        if self._process_environ is not None:
+            if os.environ is self._environ:
+                os.environ = self._process_environ  # noqa: B003
+            self._process_environ = None
+            self._environ = None
         for name in self._module_names:
             sys.modules.pop(name, None)
         self._modules.clear()
@@ -193,7 +252,7 @@ class InProcessLambdaRuntime:
             added_paths = [str(p) for p in [spec.code_dir, *spec.layer_dirs] if str(p) not in sys.path]
             sys.path[:0] = added_paths
             try:
-                with patched_environ(self.environment_for(spec, moto_env)):
+                with self._invocation_environ(self.environment_for(spec, moto_env)):
                     _clear_settings_cache()
                     try:
                         handler = self._handler(spec)
@@ -211,6 +270,11 @@ class InProcessLambdaRuntime:
                 for path in added_paths:
                     with contextlib.suppress(ValueError):
                         sys.path.remove(path)
+
+    def _invocation_environ(self, values: Mapping[str, str]) -> contextlib.AbstractContextManager[None]:
+        if self._environ is None:
+            raise RuntimeError("InProcessLambdaRuntime is not installed")
+        return self._environ.invocation(values)
 
     def _handler(self, spec: FunctionSpec) -> Callable[[Any, Any], Any]:
         module_path, _, attr = spec.handler.rpartition(".")
