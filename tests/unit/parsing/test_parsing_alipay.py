@@ -111,7 +111,7 @@ def test_bad_amount_is_rejected_with_row_and_column() -> None:
     p = parse(bill(rows), "bill.zip", Source.ALIPAY)
     assert_accounting(p)
     (error,) = p.errors
-    assert (error.file, error.row, error.column) == (f"bill.zip!{DETAIL}", 8, "订单金额（元）")
+    assert (error.file, error.row, error.column) == (f"bill.zip!{DETAIL}", 8, "商家实收（元）")
     assert "5O.00" in error.reason
     assert len(p.transactions) == 3
     counts = {c.name: c for c in p.control_totals if c.name.endswith("笔")}
@@ -134,7 +134,7 @@ def test_sub_fen_amount_and_missing_refund_batch_are_rejected() -> None:
         Source.ALIPAY,
     )
     assert_accounting(p)
-    assert [(e.row, e.column) for e in p.errors] == [(6, "订单金额（元）"), (7, "退款批次号/请求号")]
+    assert [(e.row, e.column) for e in p.errors] == [(6, "商家实收（元）"), (7, "退款批次号/请求号")]
 
 
 def test_member_names_are_gbk_without_the_utf8_flag() -> None:
