@@ -19,6 +19,7 @@ from recon.keys import project_config_key, raw_key, report_prefix, result_key
 from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
 from recon.pipeline.overlap import booked_dates, period_of
 from recon.pipeline.projects import run_id_for, statement_date_for
+from recon.pipeline.statement_account import same_account, stated_accounts
 
 from .runtime import LocalCloud
 
@@ -55,7 +56,8 @@ _FORMAT_SOURCE = {"wechat": Source.WECHAT, "alipay": Source.ALIPAY, "erp": Sourc
 
 
 def assign_inputs(project: Project, files: list[Path]) -> dict[str, list[Path]]:
-    """Give each file to the project's account of the source its content shows (account id prefix wins)."""
+    """Give each file to the project's account of the source its content shows (account id prefix wins); of
+    several accounts of that source, to the one whose declared number the file states."""
     assigned: dict[str, list[Path]] = {}
     for path in sorted(files):
         explicit = [a for a in project.accounts if path.name.startswith(f"{a.account_id}__")]
@@ -66,6 +68,8 @@ def assign_inputs(project: Project, files: list[Path]) -> dict[str, list[Path]]:
         fmt, confidence = detect_format(data, path.name)
         source = _FORMAT_SOURCE.get(fmt.split(".", 1)[0], Source.BANK if confidence > 0 else None)
         candidates = project.accounts_of(source) if source else []
+        if len(candidates) > 1 and source is not None:
+            candidates = _stating(candidates, data, path.name, source) or candidates
         if len(candidates) != 1:
             # Say why in a finance user's words: "cannot choose among no accounts" told nobody that the
             # file was empty (a failed download) or no statement at all.
@@ -86,6 +90,19 @@ def assign_inputs(project: Project, files: list[Path]) -> dict[str, list[Path]]:
             raise InputError(f"{path}: {why}")
         assigned.setdefault(candidates[0].account_id, []).append(path)
     return assigned
+
+
+def _stating(accounts: list[Account], data: bytes, name: str, source: Source) -> list[Account]:
+    """Of several accounts of a source, the one whose declared number the file states (none: cannot tell)."""
+    stated = stated_accounts(data, name, source)
+    found = [
+        a
+        for a in accounts
+        if a.number is not None
+        and stated
+        and all(same_account(n, a.number.get_secret_value(), source) for n in stated)
+    ]
+    return found if len(found) == 1 else []
 
 
 @dataclass(frozen=True)

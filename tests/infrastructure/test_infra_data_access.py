@@ -57,11 +57,12 @@ EXPECTED_TABLE_ACCESS: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {RUN},
         "dynamodb:PutItem": {RUN, AUDIT},
     },
-    # resolve_run: replace_results (Query + BatchWriteItem of puts and deletes), get_run, put_run, append_audit
+    # resolve_run: replace_results (Query + BatchWriteItem of puts and deletes), get_run, put_run, append_audit;
+    # get_statement of the statements a filtered row repeats or was superseded by (filtered.csv's detail)
     "ResolveFunction": {
         "dynamodb:Query": {RUN},
         "dynamodb:BatchWriteItem": {RUN},
-        "dynamodb:GetItem": {RUN},
+        "dynamodb:GetItem": {RUN, "STMT#*", "STMTID#*"},
         "dynamodb:PutItem": {RUN, AUDIT},
     },
     # report_run / record_failure: get_run, list_cases, put_run, append_audit, list_audit of the day's

@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date
+from decimal import Decimal
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,27 @@ def _a_day(cloud: LocalCloud) -> None:
     executions = sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
     statuses = [cloud.wait(e["executionArn"]).status for e in executions]
     assert "SUCCEEDED" in statuses, statuses
+
+    # A corrected ERP export under another name: its unchanged rows repeat the first export's (overlap
+    # marks), its changed row supersedes the first export's (the parse stage rewrites that statement's
+    # Parquet); the resolve stage names both statements in filtered.csv (statement records read).
+    name, data = day.files["erp"]
+    lines = data.decode("utf-8-sig").splitlines()
+    first = lines[1].split(",")
+    first[4] = str(Decimal(first[4]) + 1)  # the amount column
+    corrected = "\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n"
+    store.put(
+        cloud.raw_bucket,
+        raw_key("demo", "erp", day.statement_dates["erp"], name.replace(".csv", "_corrected.csv")),
+        corrected.encode("utf-8-sig"),
+    )
+    assert len(cloud.deliver_rule(parse_rule)) == 1
+    rerun = [
+        e
+        for e in sfn.list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
+        if e["executionArn"] not in {x["executionArn"] for x in executions}
+    ]
+    assert len(rerun) == 1 and cloud.wait(rerun[0]["executionArn"]).status == "SUCCEEDED"
 
     # The same day again: results replaced in place (replace_results), statements found by checksum.
     again = cloud.start_execution(

@@ -33,6 +33,17 @@ UNMATCHED_RULE = "no-counterpart"
 # Rows held open because a statement they need is missing (quarantined or not delivered): the rule name
 # is this prefix and the accounts awaited, e.g. "awaiting-statement:wechat-main".
 AWAITING_RULE = "awaiting-statement"
+# A settlement rule's pending bank entry: open (``pending-entry:<rule>``) until booked, then filtered.
+PENDING_RULE = "pending-entry"
+PENDING_BOOKED_RULE = "pending-entry-booked"
+# An unmatched row of 0.00 (no fee either): filtered, it moved no money.
+ZERO_AMOUNT_RULE = "zero-amount"
+# What the built-in filters mean, for filtered.csv's detail column (as a project filter's description).
+BUILTIN_FILTER_DESCRIPTIONS = {
+    ZERO_AMOUNT_RULE: "A row of 0.00 that nothing matched moved no money: nothing to reconcile.",
+    PENDING_BOOKED_RULE: "A pending bank entry whose booked entry (same reference, amount and currency) "
+    "arrived: the booked entry counts.",
+}
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,16 @@ def id_hashes(ids: pa.Array | pa.ChunkedArray, prefix: str) -> U64 | None:
     return out
 
 
+def among(h: U64, wanted: U64) -> npt.NDArray[np.bool_]:
+    """``h[i]`` is one of ``wanted``: binary searches in the sorted distinct ``wanted`` (few: the unplaced
+    refunds' orders...) instead of ``np.isin``, which sorts both sides (~0.4 s for a million rows)."""
+    distinct = np.unique(wanted)
+    if len(distinct) == 0:
+        return np.zeros(len(h), dtype=bool)
+    at = np.minimum(np.searchsorted(distinct, h), len(distinct) - 1)
+    return np.asarray(distinct[at] == h)
+
+
 def content_order(hashes: U64, types: npt.NDArray[np.str_] | None = None) -> npt.NDArray[np.int64]:
     """The order of result rows by content: by id (its hash), or by type and then id (cases)."""
     by_hash = np.argsort(hashes, kind="stable")

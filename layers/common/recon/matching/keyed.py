@@ -7,11 +7,15 @@ decided one by one — repeats of the same source id become DUPLICATE cases, the
 An order paid more than once (the channel rows add up to more than the ERP's and one of them, or all of
 one channel account's, equals it exactly) is matched to that payment; each other payment is a
 MISSING_IN_ERP case (长款: the customer paid twice), unless a channel refund gave it back in full.
+Channel rows that did not complete (closed, revoked, not paid) beside completed ones moved no money: they
+join the key without being counted. A key where neither side kept any money (an order closed or never paid
+whose payment failed too, or was refunded in full) is one group.
 
 Decision for a linked key, first that applies:
 STATUS_MISMATCH (one side says it did not happen) > OTHER (currencies differ) > AMOUNT_MISMATCH (beyond
 the amount tolerance) > FEE_MISMATCH (channel fee off the schedule) > TIME_MISMATCH (beyond the time
-tolerance) > matched. Confidence of a match: 1.0 when amounts are equal, else 1 − 0.05·|Δ|/tolerance.
+tolerance) > OTHER (a refund larger than the order's payment) > matched. Confidence of a match: 1.0 when
+amounts are equal, else 1 − 0.05·|Δ|/tolerance.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ from .context import (
     tolerance,
 )
 from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
-from .hashing import U64, hash_strings, hash_texts
-from .ledger import Ledger
-from .text import join, labels, local_times, money, severities, take_text
+from .hashing import U64, among, hash_texts
+from .ledger import MATCHED, Ledger
+from .text import join, labels, local_times, money, row_case_ids, severities, take_text
 
 
 @dataclass
@@ -72,6 +76,10 @@ class KeyGroups:
     # channel side's currency and amount (``channel``).
     ends: tuple[I64, I64] | None = None
     channel_sums: tuple[I32, I64] | None = None
+    # Per key, words on channel rows that joined it without money (attempts that did not complete, payments
+    # refunded in full), "" when none — keys with several rows a side only; appended to the group's
+    # explanation or the case's reason.
+    notes: pa.Array | None = None
     # Members as (row, index of its key) — keys with several rows a side only: a one-row-a-side key's
     # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
     rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -145,6 +153,14 @@ def key_match(frame: Frame, ledger: Ledger, rule: KeyMatchRule, ctx: Context) ->
     same = _same_key(frame, fields, fast_l, fast_r)
     if not same.all():
         fast_l, fast_r = fast_l[same], fast_r[same]
+    # An order the ERP shows closed or unpaid that the channel took money for (few keys) is decided with
+    # the keys of several rows: a channel refund may have given that money back (``_returned``).
+    unpaid = (
+        (frame.status[fast_l] != SUCCESS) & (frame.status[fast_r] == SUCCESS) & (frame.amount[fast_r] > 0)
+    )
+    if unpaid.any():
+        runs += [(np.array([a]), np.array([b])) for a, b in zip(fast_l[unpaid], fast_r[unpaid], strict=True)]
+        fast_l, fast_r = fast_l[~unpaid], fast_r[~unpaid]
     # Decided a slice at a time: the per-key columns and decisions (~150 bytes a key) then exist for one
     # slice only, not for every key at once. Results do not depend on how the pairs are grouped.
     for at in range(0, len(fast_l), _SLICE):
@@ -291,7 +307,13 @@ def _multi(
         duplicates(frame, ledger, ctx, np.array(dup_rows, np.int64), np.array(dup_first, np.int64))
     if not kept:
         return None
+    attempts = _attempts(frame, kept)
     riders = _paid_twice(frame, ledger, ctx, rule, kept=kept, runs=runs)
+    for g, failed in attempts.items():
+        riders[g] = riders.get(g, []) + failed
+    returned = _returned(frame, ledger, rule, kept=kept, runs=runs)
+    for g, pairs in returned.items():
+        riders[g] = riders.get(g, []) + [refund for _, refund in pairs]  # the payments are members already
     rows: list[int] = []
     owner: list[int] = []
     agg: defaultdict[str, list[int]] = defaultdict(list)
@@ -299,6 +321,7 @@ def _multi(
     r_status: list[str] = []
     l_label: list[str] = []
     r_label: list[str] = []
+    notes: list[str] = []
     for g, (left_list, right_list) in enumerate(kept):
         lefts, rights = np.array(left_list, np.int64), np.array(right_list, np.int64)
         # Riders (a second payment and the refund that gave it back) are members; the figures are the
@@ -324,7 +347,7 @@ def _multi(
         agg["rat"].append(ends[2])
         lbad, rbad = frame.status[lefts] != SUCCESS, frame.status[rights] != SUCCESS
         agg["lb"].append(int(lbad.all()))
-        agg["rb"].append(int(rbad.all()))
+        agg["rb"].append(int(rbad.all() or g in returned))  # money given back: none kept
         agg["cur"].append(int(frame.currency[lefts[0]]))
         agg["cok"].append(int(len(set(frame.currency[np.concatenate([lefts, rights])].tolist())) == 1))
         rc = frame.currency[rights]
@@ -335,6 +358,16 @@ def _multi(
         r_status.append(",".join(sorted({STATUSES[s] for s in frame.status[rights].tolist()})))
         l_label.append(_many_label(frame, lefts))
         r_label.append(_many_label(frame, rights))
+        notes.append(
+            "; ".join(
+                n
+                for n in (
+                    _attempts_note(frame, attempts.get(g, [])),
+                    _returned_note(frame, returned.get(g, [])),
+                )
+                if n
+            )
+        )
     first_left = np.array(agg["l0"], np.int64)
     return KeyGroups(
         key_hash=h[first_left],
@@ -353,6 +386,7 @@ def _multi(
         right_first=first_left,
         ends=(np.array(agg["lat"], np.int64), np.array(agg["rat"], np.int64)),
         channel_sums=(np.array(agg["rc"], np.int32), np.array(agg["rca"], np.int64)),
+        notes=pa.array(notes, pa.string()) if any(notes) else None,
         texts={
             "left_status": pa.array(l_status, pa.string()),
             "right_status": pa.array(r_status, pa.string()),
@@ -362,6 +396,79 @@ def _multi(
         rows=np.array(rows, np.int64),
         owner=np.array(owner, np.int64),
     )
+
+
+def _attempts(frame: Frame, kept: list[tuple[list[int], list[int]]]) -> dict[int, list[int]]:
+    """Channel rows of a key that did not complete (closed, revoked, not paid, failed: no money moved)
+    beside rows that did — a customer abandons one payment and pays again, often through the other
+    channel. They are taken out of ``kept`` (updated in place: the completed rows alone are compared with
+    the order, and may be a payment made twice) and returned (key index -> rows) to join the key's group
+    or case as members without money, so each still ends in exactly one place and the explanation names
+    it. A key whose channel rows all failed keeps them: against a paid order that is a STATUS_MISMATCH."""
+    out: dict[int, list[int]] = {}
+    for g, (lefts, rights) in enumerate(kept):
+        failed = [r for r in rights if frame.status[r] != SUCCESS]
+        if failed and len(failed) < len(rights):
+            kept[g] = (lefts, [r for r in rights if frame.status[r] == SUCCESS])
+            out[g] = failed
+    return out
+
+
+def _returned(
+    frame: Frame,
+    ledger: Ledger,
+    rule: KeyMatchRule,
+    *,
+    kept: list[tuple[list[int], list[int]]],
+    runs: list[tuple[I64, I64]],
+) -> dict[int, list[tuple[int, int]]]:
+    """Keys of an order the ERP shows closed or unpaid whose every channel payment a channel refund gave
+    back in full (the refund not linked to an ERP refund; matched as in ``_refunds_of``): paid, cancelled
+    and refunded, so neither side keeps any money — the payments and refunds join the order's group
+    (key index -> (payment, refund) pairs). Otherwise the channel kept money the ERP says it has not: a
+    STATUS_MISMATCH, as before."""
+    unpaid = [
+        g
+        for g, (lefts, rights) in enumerate(kept)
+        if (frame.status[lefts] != SUCCESS).all()
+        and (frame.status[rights] == SUCCESS).all()
+        and (frame.amount[rights] > 0).all()
+    ]
+    if not unpaid:
+        return {}
+    linked = _in_runs(frame, runs)
+    refunds = _refunds_of(frame, rule, [kept[g] for g in unpaid], ledger.unplaced() & ~linked)
+    return {g: [(p, refunds[p]) for p in kept[g][1]] for g in unpaid if all(p in refunds for p in kept[g][1])}
+
+
+def _in_runs(frame: Frame, runs: list[tuple[I64, I64]]) -> BOOL:
+    """The rows of keys with several rows (a refund among them is linked to its key, not free to match)."""
+    linked = np.zeros(frame.n, dtype=bool)
+    for run_left, run_right in runs:
+        linked[run_left] = True
+        linked[run_right] = True
+    return linked
+
+
+def _returned_note(frame: Frame, pairs: list[tuple[int, int]]) -> str:
+    """``wechat 42… 19.90 refunded in full by wechat 42…#50… -19.90``."""
+    return ", ".join(
+        f"{_label(frame, np.array([p], np.int64))[0].as_py()} {_amount_text(frame, p)} refunded in full by "
+        f"{_label(frame, np.array([f], np.int64))[0].as_py()} {_amount_text(frame, f)}"
+        for p, f in pairs
+    )
+
+
+def _attempts_note(frame: Frame, rows: list[int]) -> str:
+    """``wechat 42… closed: an attempt that did not complete, no money moved (not counted)``."""
+    if not rows:
+        return ""
+    named = ", ".join(
+        f"{SOURCES[int(frame.source[r])]} {frame.str_at('txn_id', r)} {STATUSES[int(frame.status[r])]}"
+        for r in rows
+    )
+    what = "an attempt" if len(rows) == 1 else "attempts"
+    return f"{named}: {what} that did not complete, no money moved (not counted)"
 
 
 def _paid_twice(
@@ -389,7 +496,8 @@ def _paid_twice(
     ]
     if not suspects:
         return {}
-    refunds = _refunds_of(frame, ledger, rule, [kept[g] for g in suspects], runs)
+    linked = _in_runs(frame, runs)
+    refunds = _refunds_of(frame, rule, [kept[g] for g in suspects], ledger.unplaced() & ~linked)
     riders: dict[int, list[int]] = {}
     repeats: list[tuple[int, list[int], list[int]]] = []  # (row, ERP rows, paying rows)
     for g in suspects:
@@ -409,7 +517,13 @@ def _paid_twice(
         riders[g] = [r for p in rights if p in refunded for r in (p, refunds[p])]
         repeats += [(p, lefts, paying) for p in free if p not in paying]
     if repeats:
-        _second_payment_cases(frame, ledger, ctx, rule, repeats)
+        # A second payment given back in full by a channel refund that is not a rider (this pass linked it:
+        # the ERP booked a refund with its number): the customer has had it back — the reason says so
+        # instead of asking for a refund again.
+        ridden = np.zeros(frame.n, dtype=bool)
+        ridden[[r for ride in riders.values() for r in ride]] = True
+        back = _refunds_of(frame, rule, [(lefts, [p]) for p, lefts, _ in repeats], ~ridden)
+        _second_payment_cases(frame, ledger, ctx, rule, repeats, back=back)
     return riders
 
 
@@ -426,24 +540,18 @@ def _overpaid(frame: Frame, lefts: I64, rights: I64) -> bool:
 
 def _refunds_of(
     frame: Frame,
-    ledger: Ledger,
     rule: KeyMatchRule,
     keys: list[tuple[list[int], list[int]]],
-    runs: list[tuple[I64, I64]],
+    eligible: BOOL,
 ) -> dict[int, int]:
-    """Payment row -> the unplaced channel refund (not linked by this pass) that gives it back in full:
-    same first key field (the order), account and currency, amount negated, txn_id the payment's + ``#``.
-    The candidates are found column-wise by the first key field's hash (few keys get here)."""
+    """Payment row -> the ``eligible`` channel refund that gives it back in full: same first key field (the
+    order), account and currency, amount negated, txn_id the payment's + ``#``. The candidates are found
+    column-wise by the first key field's hash (few keys get here)."""
     order_field = rule.keys[0]
     h = frame.key_hash((order_field,))
     orders = np.array([lefts[0] for lefts, _ in keys], np.int64)
-    linked = np.zeros(frame.n, dtype=bool)
-    for run_left, run_right in runs:
-        linked[run_left] = True
-        linked[run_right] = True
     candidates = np.flatnonzero(
-        ledger.unplaced()
-        & ~linked
+        eligible
         & frame.source_mask(rule.right)
         & (frame.amount < 0)
         & (frame.status == SUCCESS)
@@ -477,23 +585,46 @@ def _second_payment_cases(
     ctx: Context,
     rule: KeyMatchRule,
     repeats: list[tuple[int, list[int], list[int]]],
+    *,
+    back: dict[int, int],
 ) -> None:
     """One MISSING_IN_ERP case per second payment: 长款, at stake its amount; the counterparts are the
-    ERP rows and the payment matched to them."""
+    ERP rows and the payment matched to them. A second payment a channel refund gave back (``back``:
+    payment -> refund) is not to be refunded again: its reason names the refund, and where that refund is
+    matched to the ERP's, says the ERP booked it as a refund of the order, which still holds the first
+    payment (the books show the order refunded; the money says it is paid)."""
     rows = np.array([r for r, _, _ in repeats], np.int64)
     cur = frame.currency[rows]
     amount = frame.amount[rows]
     expected = np.array([int(frame.amount[lefts].sum()) for _, lefts, _ in repeats], np.int64)
     paid = np.array([int(frame.amount[paying].sum()) for _, _, paying in repeats], np.int64)
     key = _key_text(frame, tuple(rule.keys), np.array([lefts[0] for _, lefts, _ in repeats], np.int64))
+    advice, given = [], []
+    for r in rows.tolist():
+        f = back.get(r)
+        if f is None:
+            advice.append(" twice; refund the customer: ")
+            given.append("")
+            continue
+        advice.append(" twice; the second payment was refunded already, do not refund the customer again: ")
+        booked = (
+            ", and the ERP booked that refund against the order: the ERP shows the order refunded while the"
+            " first payment is kept — correct the ERP's refund booking"
+            if ledger.disposition[f] == MATCHED
+            else ""
+        )
+        refund = _label(frame, np.array([f], np.int64))[0].as_py()
+        given.append(f" (refunded in full by {refund} {_amount_text(frame, f)}{booked})")
     reason = join(
         "长款: the customer paid order ",
         key,
-        " twice; refund the customer: ",
+        pa.array(advice, pa.string()),
         _label(frame, rows),
         " ",
         money(amount, cur, frame.currencies),
-        " is a second payment; ",
+        " is a second payment",
+        pa.array(given, pa.string()),
+        "; ",
         pa.array([_many_label(frame, np.array(paying, np.int64)) for _, _, paying in repeats], pa.string()),
         " ",
         money(paid, cur, frame.currencies),
@@ -536,7 +667,10 @@ def _many_label(frame: Frame, rows: I64) -> str:
 
 
 # Outcome of a linked key by code, weakest to strongest ("" = matched).
-_OUTCOMES = np.array(["", TIME_MISMATCH, FEE_MISMATCH, AMOUNT_MISMATCH, OTHER, STATUS_MISMATCH], dtype=object)
+_OUTCOMES = np.array(
+    ["", TIME_MISMATCH, FEE_MISMATCH, AMOUNT_MISMATCH, OTHER, STATUS_MISMATCH, OTHER], dtype=object
+)
+_OVER_REFUNDED: Final = 6  # both sides agree on a refund larger than the order's payment (an OTHER case)
 
 
 def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: KeyGroups) -> None:
@@ -554,6 +688,18 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
     kind = np.zeros(len(delta), dtype=np.int8)  # index into _OUTCOMES (0: matched)
     for code, mask in enumerate((time_off, fee_off, amount_off, ~g.currency_ok, status_off), start=1):
         kind[mask] = code  # later assignments win: _OUTCOMES runs from weakest to strongest
+    # Neither side kept any money (an order closed or never paid, its payment closed or failed, or given
+    # back in full: ``_returned``): there is nothing to compare — one group, its explanation says so.
+    unmoved = g.left_bad & g.right_bad if rule.compare_status else np.zeros(len(delta), bool)
+    kind[unmoved] = 0
+    # A refund both sides agree on is still wrong when it gives back more than the ERP booked as paid for
+    # its order in this run (an order paid on an earlier day is not seen: nothing to compare).
+    paid = np.zeros(len(delta), dtype=np.int64)
+    refund = np.flatnonzero((kind == 0) & ~unmoved & (g.left_amount < 0) & (g.right_amount < 0))
+    if len(refund):
+        paid[refund] = _paid_for(frame, rule, g.left_first[refund])
+        over = refund[(paid[refund] > 0) & (-g.left_amount[refund] > paid[refund])]
+        kind[over] = _OVER_REFUNDED
     matched = kind == 0
     _groups(
         frame,
@@ -565,6 +711,7 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
         delta=delta,
         allowed=allowed,
         fee_delta=fee_delta,
+        unmoved=unmoved,
     )
     _cases(
         frame,
@@ -576,7 +723,36 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
         kind=kind,
         delta=delta,
         fee_delta=fee_delta,
+        paid=paid,
     )
+
+
+def _paid_for(frame: Frame, rule: KeyMatchRule, refunds: I64) -> I64:
+    """Per refund row, the amount its order was paid on the left side (completed payments of the same
+    first key field, the order), 0 when none is in the run. Column-wise: refunds may be many."""
+    out = np.zeros(len(refunds), dtype=np.int64)
+    h = frame.key_hash(tuple(rule.keys[:1]))
+    pay = np.flatnonzero(frame.source_mask(rule.left) & (frame.amount > 0) & (frame.status == SUCCESS))
+    pay = pay[among(h[pay], h[refunds])]  # the payments of the refunds' orders
+    if len(pay) == 0:
+        return out
+    pay = pay[np.argsort(h[pay], kind="stable")]
+    orders, start = np.unique(h[pay], return_index=True)
+    sums = np.add.reduceat(frame.amount[pay], start)
+    at = np.minimum(np.searchsorted(orders, h[refunds]), len(orders) - 1)
+    # The exact bytes, checked on the first payment of the hash: a collision never lends an order its sum.
+    hit = (orders[at] == h[refunds]) & frame.words(rule.keys[0]).equal(refunds, pay[start[at]])
+    out[hit] = sums[at[hit]]
+    return out
+
+
+def _noted(g: KeyGroups, chosen: I64, text: pa.Array, before: str, after: str) -> pa.Array:
+    """``text`` with the chosen keys' notes (``KeyGroups.notes``) appended where they have one."""
+    if g.notes is None:
+        return text
+    notes = g.notes.take(pa.array(chosen))
+    has = pc.not_equal(notes, "")
+    return pc.if_else(has, join(text, before, notes, after), text.cast(pa.string()))
 
 
 def _subset_members(g: KeyGroups, chosen: I64) -> tuple[I64, I64]:
@@ -600,11 +776,13 @@ def _groups(
     delta: I64,
     allowed: I64,
     fee_delta: I64,
+    unmoved: BOOL,
 ) -> None:
     if len(chosen) == 0:
         return
     d = delta[chosen]
-    exact = d == 0
+    none = unmoved[chosen]
+    exact = (d == 0) | none
     confidence = np.where(exact, 1.0, np.round(1.0 - 0.05 * np.abs(d) / np.maximum(allowed[chosen], 1), 4))
     names = ", ".join(rule.keys)
     hours = f"{rule.time_tolerance_hours:g}h"
@@ -615,6 +793,21 @@ def _groups(
             f"{names} equal; amount within tolerance; booked within {hours}",
         ],
     )
+    if none.any():
+        at = np.flatnonzero(none)
+        neither = join(
+            f"{names} equal; neither side kept any money (erp ",
+            g.text(frame, "left_status", chosen[at]),
+            ", channel ",
+            g.text(frame, "right_status", chosen[at]),
+            ")",
+        )
+        words = np.full(len(chosen), -1, dtype=np.int64)
+        words[at] = np.arange(len(at))
+        explanation = pc.if_else(
+            pa.array(none), neither.take(pa.array(np.maximum(words, 0))), explanation.cast(pa.string())
+        )
+    explanation = _noted(g, chosen, explanation, "; ", "")
     rows, owner = _subset_members(g, chosen)
     currency = g.currency[chosen]
     ledger.add_groups(
@@ -652,10 +845,12 @@ def _cases(
     kind: I8,
     delta: I64,
     fee_delta: I64,
+    paid: I64,
 ) -> None:
     if len(chosen) == 0:
         return
     k = _OUTCOMES[kind[chosen]]
+    over = kind[chosen] == _OVER_REFUNDED
     d = delta[chosen]
     cur = g.currency[chosen]
     la, ra = g.left_amount[chosen], g.right_amount[chosen]
@@ -667,6 +862,7 @@ def _cases(
     # same), else the channel side's amount in the channel's currency — never a difference across currencies.
     stake_cur, channel_amount = g.channel(frame, chosen)
     stake = np.where(k == AMOUNT_MISMATCH, d, np.where(k == FEE_MISMATCH, fd, channel_amount))
+    stake = np.where(over, channel_amount + paid[chosen], stake)  # refunded beyond the payment (negative)
     gap_s = g.gap_us[chosen] // 1_000_000
     reasons = []
     masks = []
@@ -743,13 +939,33 @@ def _cases(
                 m_rl,
                 ".",
             )
+            if over[mask].any():
+                m_paid = paid[chosen][mask]
+                refunded = join(
+                    "The refund gives back more than the order was paid: ",
+                    m_ll,
+                    " ",
+                    m_la,
+                    " and ",
+                    m_rl,
+                    " ",
+                    m_ra,
+                    " against ",
+                    money(m_paid, cur[mask], frame.currencies),
+                    " paid for order ",
+                    take_text(frame, rule.keys[0], g.left_first[chosen][mask]),
+                    " (",
+                    money(-la[mask] - m_paid, cur[mask], frame.currencies),
+                    " more).",
+                )
+                text = pc.if_else(pa.array(over[mask]), refunded, text)
         reasons.append(text)
         masks.append(np.flatnonzero(mask))
     order = np.concatenate(masks)
     reason_sorted = pa.concat_arrays(reasons)
     inverse = np.empty(len(order), dtype=np.int64)
     inverse[order] = np.arange(len(order))
-    reason = reason_sorted.take(pa.array(inverse))
+    reason = _noted(g, chosen, reason_sorted.take(pa.array(inverse)), " ", ".")
     rows, owner = _subset_members(g, chosen)
     ledger.add_cases(
         {
@@ -774,7 +990,9 @@ def _cases(
 
 
 def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64) -> None:
-    """Each repeated row is a DUPLICATE case; its counterpart is the first occurrence."""
+    """Each repeated row is a DUPLICATE case; its counterpart is the first occurrence. A repeat whose amount,
+    currency or status differs from the first occurrence's is no copy: the two rows conflict, and the
+    reason says on what and gives both values (which one is right is for a person to find out)."""
     if len(rows) == 0:
         return
     cur = frame.currency[rows]
@@ -798,14 +1016,7 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
         )
         for f, uid, tid in zip(first.tolist(), firsts["txn_uid"], firsts["txn_id"], strict=True)
     ]
-    lineage = [take_text(frame, "txn_uid", rows)]
-    # Take before flattening: decoding a whole dictionary column to reach a few rows costs a full pass.
-    for name in ("raw_key", "row_number"):
-        if name in frame.table.column_names:
-            lineage.append(plain(frame.table[name].take(pa.array(rows))).cast(pa.string()))
-    if len(lineage) == 1:
-        lineage.append(pa.array(frame.position[rows]).cast(pa.string()))
-    ids = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=10)
+    ids = row_case_ids(frame, rows, seed=10, content=("order_ref", "amount_minor"))
     where = (
         join(
             " at ",
@@ -828,20 +1039,56 @@ def duplicates(frame: Frame, ledger: Ledger, ctx: Context, rows: I64, first: I64
             "left_amount_minor": frame.amount[first],
             "right_amount_minor": frame.amount[rows],
             "counterparts": pa.array(counterparts, pa.string()),
-            "reason": join(
-                "The same source id appears more than once; only the first occurrence is reconciled: ",
-                _label(frame, rows),
-                " ",
-                money(frame.amount[rows], cur, frame.currencies),
-                " repeats the row",
-                where,
-                ".",
-            ),
+            "reason": _duplicate_reasons(frame, rows, first, where),
         },
         content_hash(ids, DUPLICATE),
         rows,
         np.arange(len(rows)),
     )
+
+
+def _duplicate_reasons(frame: Frame, rows: I64, first: I64, where: pa.Array) -> pa.Array:
+    cur = frame.currency[rows]
+    copy = join(
+        "The same source id appears more than once; only the first occurrence is reconciled: ",
+        _label(frame, rows),
+        " ",
+        money(frame.amount[rows], cur, frame.currencies),
+        " repeats the row",
+        where,
+        ".",
+    )
+    differs = {
+        "amount": frame.amount[rows] != frame.amount[first],
+        "currency": frame.currency[rows] != frame.currency[first],
+        "status": frame.status[rows] != frame.status[first],
+    }
+    conflict = np.flatnonzero(np.any(list(differs.values()), axis=0))
+    if len(conflict) == 0:
+        return copy
+    # Few rows: the words are built one by one.
+    text = copy.to_pylist()
+    labels_ = _label(frame, rows[conflict]).to_pylist()
+    places = where.take(pa.array(conflict)).to_pylist()
+    for i, label, place in zip(conflict.tolist(), labels_, places, strict=True):
+        r, f = int(rows[i]), int(first[i])
+        on = " and ".join(name for name, mask in differs.items() if mask[i])
+        text[i] = (
+            "The same source id appears more than once with different content; the rows conflict on the "
+            f"{on}: {label} {_content(frame, r)} here, {_content(frame, f)} in the first occurrence{place}. "
+            "Only the first occurrence is reconciled: check which one is right."
+        )
+    return pa.array(text, pa.string())
+
+
+def _content(frame: Frame, row: int) -> str:
+    """``8.90 CNY success``: a row's amount, currency and status, to set two conflicting rows side by side."""
+    currency, status = frame.currencies[int(frame.currency[row])], STATUSES[int(frame.status[row])]
+    return f"{_amount_text(frame, row)} {currency} {status}"
+
+
+def _amount_text(frame: Frame, row: int) -> str:
+    return str(money(frame.amount[[row]], frame.currency[[row]], frame.currencies)[0].as_py())
 
 
 def _row_numbers(frame: Frame, rows: I64) -> I64:

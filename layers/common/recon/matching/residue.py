@@ -10,12 +10,18 @@ ERP payment                              MISSING_IN_CHANNEL   短款: booked, th
 ERP refund                               MISSING_IN_CHANNEL   长款: refund booked, the channel never paid it
 channel payment                          MISSING_IN_ERP       长款: money taken for no ERP order
 channel refund of the whole order the    STATUS_MISMATCH      the ERP shows the order paid; the channel
-ERP shows paid                                                refunded it in full
+ERP shows paid (a payment of status                           refunded it in full (counterpart: that ERP
+success)                                                      payment; rule ``refunds-paid-order``)
+channel payment and its refunds in full  OTHER (one case)     consistent, nothing is owed (net 0.00; rule
+(net 0), the ERP order closed/unpaid                          ``paid-and-refunded``)
 other channel refund                     MISSING_IN_ERP       短款: refund paid out the ERP never booked
 bank credit                              MISSING_IN_CHANNEL   长款: no channel settlement or rule explains it
 bank debit, or a row that did not        OTHER                nothing refers to it
 happen (closed, failed, ...)
+a row of 0.00 with no fee                filtered             ``zero-amount``: it moved no money
 =======================================  ===================  =============================================
+
+A case's id derives from the row's identity (source, account, id) only, never from the file or row number.
 """
 
 from __future__ import annotations
@@ -33,8 +39,11 @@ from .context import (
     OTHER,
     STATUS_MISMATCH,
     UNMATCHED_RULE,
+    ZERO_AMOUNT_RULE,
     Context,
     content_hash,
+    dumps,
+    member_ref,
 )
 from .frame import (
     ANY,
@@ -44,48 +53,155 @@ from .frame import (
     ERP,
     I64,
     SOURCES,
+    STATUSES,
     SUCCESS,
     TXN_TYPES,
     Frame,
     from_day_number,
-    plain,
 )
-from .hashing import hash_strings
+from .hashing import among, hash_strings
 from .keyed import duplicates
 from .ledger import Ledger
-from .text import join, labels, money, severities, take_text
+from .text import join, labels, money, row_case_ids, severities, take_text
+
+#: A channel payment refunded in full for an order the ERP shows closed or unpaid (one OTHER case, net 0).
+PAID_AND_REFUNDED_RULE = "paid-and-refunded"
+#: A channel refund in full of an order the ERP shows paid (STATUS_MISMATCH; the ERP payment is its
+#: counterpart).
+REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
 
 
 def order_known(frame: Frame, ledger: Ledger) -> BOOL:
-    """For unplaced channel refunds: does an ERP payment of the same order equal the refund in full?
+    """For unplaced channel refunds: does an ERP payment the ERP shows paid, of the same order, equal the
+    refund in full?
 
     (A channel refund the ERP never booked is a STATUS_MISMATCH when it refunds the whole order the ERP
     still shows paid, and a MISSING_IN_ERP booking otherwise.)"""
     out = np.zeros(frame.n, dtype=bool)
-    refunds = ledger.unplaced() & np.isin(frame.source, CHANNELS) & (frame.amount < 0)
-    payments = (frame.source == ERP) & (frame.amount > 0)
-    if not refunds.any() or not payments.any():
+    refunds = np.flatnonzero(ledger.unplaced() & np.isin(frame.source, CHANNELS) & (frame.amount < 0))
+    out[refunds[_paid_order(frame, refunds) >= 0]] = True
+    return out
+
+
+def _paid_order(frame: Frame, refunds: I64) -> I64:
+    """Per channel refund row: the ERP payment of its order that the refund equals in full (-1: none). Only
+    a payment that happened counts: a closed or pending ERP order does not show the order paid."""
+    out = np.full(len(refunds), -1, dtype=np.int64)
+    payments = (frame.source == ERP) & (frame.amount > 0) & (frame.status == SUCCESS)
+    if len(refunds) == 0 or not payments.any():
         return out
-    words = frame.words("order_ref")
-    present = words.lengths > 0
-    rows = np.flatnonzero(refunds & present)
+    present = frame.words("order_ref").lengths > 0
+    at_refunds = np.flatnonzero(present[refunds])
+    rows = refunds[at_refunds]
     pay = np.flatnonzero(payments & present)
     if len(rows) == 0 or len(pay) == 0:
         return out
     h = frame.key_hash(("order_ref",))  # the key pass's hash of the order number, if it made one
     # Refunds are few: look the payments up among the refunds' hashes (not the other way round, which
     # sorts every payment); each refund is compared with the first payment (lowest row) of its hash.
-    wanted = np.unique(h[rows])
-    at = np.minimum(np.searchsorted(wanted, h[pay]), len(wanted) - 1)
-    candidates = pay[wanted[at] == h[pay]]
+    candidates = pay[among(h[pay], h[rows])]
     if len(candidates) == 0:
         return out
     first_hash, first_at = np.unique(h[candidates], return_index=True)
     pos = np.minimum(np.searchsorted(first_hash, h[rows]), len(first_hash) - 1)
-    hit = first_hash[pos] == h[rows]
-    full = hit & (frame.amount[candidates[first_at[pos]]] == -frame.amount[rows])
-    out[rows[full]] = True
+    payment = candidates[first_at[pos]]
+    full = (first_hash[pos] == h[rows]) & (frame.amount[payment] == -frame.amount[rows])
+    out[at_refunds[full]] = payment[full]
     return out
+
+
+def paid_and_refunded(frame: Frame, ledger: Ledger, ctx: Context) -> None:
+    """A channel payment and its refunds in full (same channel account and order, all unplaced) for an order
+    the ERP shows closed or never paid: nothing is owed either way. The channel rows, and the ERP's rows of
+    the order still unplaced, form one informational OTHER case (net 0.00) instead of a 长款 for the payment
+    and a 短款 (or a STATUS_MISMATCH "the ERP shows it paid") for the refund."""
+    free = ledger.unplaced()
+    present = frame.words("order_ref").lengths > 0
+    channel = np.flatnonzero(free & present & np.isin(frame.source, CHANNELS) & (frame.status == SUCCESS))
+    if len(channel) < 2 or not (frame.amount[channel] < 0).any():
+        return
+    h = frame.key_hash(("order_ref",))
+    # Orders whose unplaced channel rows hold both a payment and a refund (rare): only their ERP rows are
+    # looked up, not a pass over every ERP row.
+    refunded = among(h[channel], h[channel[frame.amount[channel] < 0]])
+    paying = among(h[channel], h[channel[frame.amount[channel] > 0]])
+    channel = channel[refunded & paying]
+    if len(channel) < 2:
+        return
+    erp_rows = np.flatnonzero((frame.source == ERP) & present)
+    erp_rows = erp_rows[among(h[erp_rows], h[channel])]
+    # The ERP shows the order not paid: it has rows of it, none a payment that happened.
+    paid = set(h[erp_rows[(frame.amount[erp_rows] > 0) & (frame.status[erp_rows] == SUCCESS)]].tolist())
+    unpaid = set(h[erp_rows[frame.status[erp_rows] != SUCCESS]].tolist()) - paid
+    if not unpaid:
+        return
+    by_order: dict[tuple[int, int, int], list[int]] = {}
+    for row in channel.tolist():
+        if int(h[row]) in unpaid:
+            by_order.setdefault((int(h[row]), int(frame.source[row]), int(frame.account[row])), []).append(
+                row
+            )
+    erp_of: dict[int, list[int]] = {}  # the ERP's rows of each order (the first names the ERP's side)
+    for row in erp_rows.tolist():
+        if int(h[row]) in unpaid:
+            erp_of.setdefault(int(h[row]), []).append(row)
+    cases: list[list[int]] = []
+    erp_first: list[int] = []
+    for (order, _, _), rows in sorted(by_order.items(), key=lambda item: min(item[1])):
+        amounts = frame.amount[rows]
+        if (amounts > 0).sum() == 1 and (amounts < 0).any() and int(amounts.sum()) == 0:
+            # The ERP's rows of the order still unplaced join the case; filtered ones stay filtered.
+            ours = erp_of.pop(order, [])
+            cases.append(sorted([*rows, *(r for r in ours if free[r])]))
+            erp_first.append(ours[0])
+    if not cases:
+        return
+    members = np.array([r for rows in cases for r in rows], dtype=np.int64)
+    owner = np.repeat(np.arange(len(cases), dtype=np.int64), [len(rows) for rows in cases])
+    payment = np.array(
+        [next(r for r in rows if frame.source[r] != ERP and frame.amount[r] > 0) for rows in cases]
+    )
+    cur = frame.currency[payment]
+    order_refs = take_text(frame, "order_ref", payment)
+    shows = pa.array(
+        [
+            f"the ERP shows order {ref} {STATUSES[int(frame.status[e])]}"
+            for ref, e in zip(order_refs.to_pylist(), erp_first, strict=True)
+        ],
+        pa.string(),
+    )
+    label = join(labels(frame.source[payment], SOURCES), " ", take_text(frame, "txn_id", payment))
+    reason = join(
+        "Consistent, nothing is owed: the channel took the payment and refunded it in full (net ",
+        money(np.zeros(len(cases), np.int64), cur, frame.currencies),
+        ") and ",
+        shows,
+        ": ",
+        label,
+        " (",
+        money(frame.amount[payment], cur, frame.currencies),
+        ").",
+    )
+    ident = row_case_ids(frame, payment, seed=8)
+    ledger.add_cases(
+        {
+            "type": OTHER,
+            "rule": PAID_AND_REFUNDED_RULE,
+            "severity": severities(ctx.project.severity, np.zeros(len(cases), np.int64)),
+            "delta_minor": np.zeros(len(cases), np.int64),
+            "currency": labels(cur, frame.currencies),
+            "members": np.array([len(rows) for rows in cases], np.int32),
+            "key": order_refs,
+            # The ERP's order names the other side; a filtered ERP row is no member but still the counterpart.
+            "counterparts": pa.array(
+                [None if free[e] else dumps([member_ref(frame, e)]) for e in erp_first], pa.string()
+            ),
+            "reason": reason,
+        },
+        content_hash(ident, "paid-and-refunded"),
+        members,
+        owner,
+    )
 
 
 def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
@@ -170,6 +286,12 @@ def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[s
 
 
 def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
+    paid_and_refunded(frame, ledger, ctx)
+    # A row of 0.00 with no fee moved no money: nothing to find or recover, so no case (a 0.00 短款 asks a
+    # person to chase nothing). It is filtered under a rule of its own; matched, it would have been grouped.
+    ledger.filter_rows(
+        np.flatnonzero(ledger.unplaced() & (frame.amount == 0) & (frame.fee == 0)), ZERO_AMOUNT_RULE
+    )
     rows = np.flatnonzero(ledger.unplaced())
     if len(rows) == 0:
         return
@@ -233,15 +355,19 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
         ),
     )
     reason = join(labels(variant, [t for _, t in kinds]), label, tail, carried_note)
-    lineage = [take_text(frame, "txn_uid", rows)]
-    for name in ("raw_key", "row_number"):
-        if name in frame.table.column_names:
-            lineage.append(plain(frame.table[name].take(pa.array(rows))).cast(pa.string()))
-    ident = hash_strings(join(*[part for col in lineage for part in (col, "\x1f")]), seed=7)
+    ident = row_case_ids(frame, rows, seed=7)
+    # The full refund's counterpart is the ERP payment of the order it names.
+    counterparts: list[str | None] = [None] * len(rows)
+    if refunds_order.any():
+        at = np.flatnonzero(refunds_order)
+        for i, paid in zip(at.tolist(), _paid_order(frame, rows[at]).tolist(), strict=True):
+            if paid >= 0:
+                counterparts[i] = dumps([member_ref(frame, paid)])
     ledger.add_cases(
         {
             "type": case_type,
-            "rule": UNMATCHED_RULE,
+            "rule": pa.array(np.where(refunds_order, REFUNDS_PAID_ORDER_RULE, UNMATCHED_RULE).tolist()),
+            "counterparts": pa.array(counterparts, pa.string()),
             "severity": severities(ctx.project.severity, amount),
             "delta_minor": amount,
             "currency": labels(cur, frame.currencies),

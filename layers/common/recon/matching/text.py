@@ -10,6 +10,7 @@ from recon.domain import SeverityThresholds
 from recon.money import exponent, format_amount
 
 from .frame import ANY, I64, Frame
+from .hashing import U64, hash_strings
 
 
 def money(amounts: I64, currency_codes: ANY, currencies: list[str]) -> pa.Array:
@@ -64,6 +65,27 @@ def take_text(frame: Frame, name: str, rows: I64) -> pa.Array:
     return frame.take_text(name, rows)
 
 
+def row_case_ids(frame: Frame, rows: I64, seed: int, *, content: tuple[str, ...] = ()) -> U64:
+    """Ids (hashes) of cases about single rows: the row's identity (``txn_uid``: source, account, id, plus
+    the ``content`` fields) and how many of ``rows`` before it (placement order) carry the same identity,
+    never the file name or row number. A re-delivered or renamed file, or a row added above, keeps every
+    case id and so its review status; the count keeps ids apart in a run holding a row twice (a
+    DUPLICATE's repeats, whose ``content`` also tells conflicting repeats apart wherever they are built:
+    rows with the same key and content always share a partition)."""
+    uid = join(
+        take_text(frame, "txn_uid", rows),
+        *[p for name in content for p in ("\x1f", _field(frame, name, rows))],
+    )
+    h = hash_strings(uid, seed=7)
+    order = np.lexsort((frame.position[rows], h))
+    ordered = h[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    count = np.empty(len(rows), dtype=np.int64)
+    count[order] = np.arange(len(rows)) - first
+    return hash_strings(join(uid, "\x1f", pa.array(count).cast(pa.string())), seed=seed)
+
+
 def local_times(booked_us: I64, timezone: str) -> pa.Array:
     """Booking times (µs since the epoch) as ISO 8601 in ``timezone``, with its offset, as
     ``datetime.isoformat`` writes them (the resolve stage's evidence): ``2026-11-20T10:00:00+08:00``."""
@@ -88,3 +110,10 @@ def _utc_offset(seconds: int) -> str:
 def labels(codes: ANY, vocabulary: tuple[str, ...] | list[str]) -> pa.Array:
     """Labels of codes, as a dictionary array (cheap to build and to take from)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), list(vocabulary))
+
+
+def _field(frame: Frame, name: str, rows: I64) -> pa.Array:
+    """A text or amount field of ``rows`` as text (identity of a case)."""
+    if name == "amount_minor":
+        return pa.array(frame.amount[rows]).cast(pa.string())
+    return take_text(frame, name, rows)

@@ -566,6 +566,26 @@ def _store(
     )
 
 
+def _not_delivered(svc: Services, project: Project, account_id: str, day: date) -> str:
+    """Why the account has no statement for ``day``: none delivered, or a statement covering several days
+    that is filed under another of them and read whole by that day's run (docs/matching.md, "Which bank
+    statement a run reads")."""
+    covering = [
+        st
+        for st in svc.repo.list_account_statements(project.project_id, account_id, ending_from=day)
+        if st.status is StatementStatus.PARSED
+        and (st.period_start or st.business_date) <= day <= (st.period_end or st.business_date)
+    ]
+    if not covering:
+        return f"{account_id}: no statement delivered for {day}"
+    st = covering[0]
+    return (
+        f"{account_id}: no statement is filed for {day}; {st.raw_key} covers {st.period_start} to "
+        f"{st.period_end} and is read whole by the run of {st.business_date} (rows no batch of that day "
+        "explains are carried as open items)"
+    )
+
+
 def _record_files(request: MatchInput, svc: Services, project: Project, files: list[FileAccounting]) -> None:
     run = svc.repo.get_run(request.run_id)
     if run is not None:
@@ -576,7 +596,7 @@ def _record_files(request: MatchInput, svc: Services, project: Project, files: l
         ]
         delivered = {f.account_id for f in files}
         problems += [
-            f"{a.account_id}: no statement delivered for {statement_date_for(project, a, request.business_date)}"
+            _not_delivered(svc, project, a.account_id, statement_date_for(project, a, request.business_date))
             for a in project.accounts
             if a.account_id not in delivered
         ]

@@ -13,7 +13,9 @@ Per raw object (docs/parse-stage.md):
    the parser's Arrow table is written as Parquet (zstd) straight away: no per-row Python objects.
 4. A rejected file is copied to ``quarantine/`` beside ``<file>.error.json`` (file, row, column, reason of
    every error, the format and profile tried, the row accounting) and an alert is published. A file whose
-   own dates do not cover the date it is filed under is rejected too (a statement of another day).
+   own dates do not cover the date it is filed under is rejected too (a statement of another day), and so
+   is a file that states an account number other than the account's declared ``number`` (a statement of
+   another account: recon.pipeline.statement_account).
 5. A newer upload replaces older versions of the same file (same raw key, or a quarantined file of the same
    account and days: ``recon.statement_versions``); they are marked ``superseded_by`` and no longer count for the day. An
    upload starts the day's run under a name derived from the day's statement versions, so a new version
@@ -52,10 +54,13 @@ from .overlap import (
     EARLIER_COLUMNS,
     IN_FILE_DUPLICATE,
     EarlierStatement,
+    Supersession,
     count_marked,
     count_true,
     mark_overlaps,
+    mark_superseded,
     period_of,
+    supersessions,
 )
 from .profile_store import ProfileError, ProfileSpec, ProfileStore
 from .projects import (
@@ -66,6 +71,7 @@ from .projects import (
 )
 from .run import audit
 from .services import Services
+from .statement_account import account_errors
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +235,7 @@ def _read(
     else:
         errors = [
             *_expectation_errors(account, parsed, key),
+            *account_errors(account, data, key),
             *_period_errors(parsed, key, statement_date=statement_date, timezone=project.timezone),
             *parsed.errors,
         ]
@@ -371,6 +378,28 @@ def _alert_chain_break(
     )
 
 
+def _mark_superseded(svc: Services, replaced: Supersession, *, by: str) -> None:
+    """Mark the rows of an earlier statement that this later delivery replaces (same key, other content):
+    the match stage filters them and reconciles the later rows (recon.pipeline.overlap)."""
+    older = svc.repo.get_statement(replaced.statement_id)
+    if older is None or older.parquet_key is None:
+        return
+    bucket = svc.settings.data_bucket
+    stored = pq.read_table(io.BytesIO(svc.store.get(bucket, older.parquet_key)))
+    marked = mark_superseded(stored, by, replaced)
+    svc.store.put(bucket, older.parquet_key, table_to_parquet(marked), content_type="application/x-parquet")
+    svc.repo.put_statement(older.model_copy(update={"rows_overlapping": count_marked(marked)}))
+    audit(
+        svc,
+        "system:parse",
+        "statement.rows_superseded",
+        older.statement_id,
+        by_statement=by,
+        rows=list(replaced.rows),
+        by_rows=list(replaced.by_rows),
+    )
+
+
 def _accept(
     svc: Services,
     *,
@@ -393,6 +422,8 @@ def _accept(
         replacing=replacing,
     )
     table = mark_overlaps(table, earlier, project.timezone)
+    for replaced in supersessions(table, earlier, project.timezone):
+        _mark_superseded(svc, replaced, by=base["statement_id"])
     pkey = normalized_key(
         project.project_id,
         account.source.value,

@@ -16,11 +16,13 @@ import pyarrow.parquet as pq
 from recon.domain import Project, ResultsDigest
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
+from recon.matching.context import BUILTIN_FILTER_DESCRIPTIONS
 from recon.reporting import cases_csv
 from recon.reporting.export import minor_at_stake_by_type
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv_chunks, open_items_csv
 from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting, waiting_batches
+from recon.statement_versions import ingest_order
 
 from .contracts import ResolveOutput, RunRef
 from .match import IDENTITY, input_objects, open_batches, read_table, unavailable_accounts
@@ -38,6 +40,8 @@ def _counts(column: pa.ChunkedArray) -> dict[str, int]:
 
 
 _MARKS = pa.schema([pa.field(OVERLAP_OF, pa.string()), pa.field(OVERLAP_ROW, pa.int32())])
+_OWN = "statement_id"  # the statement a marked row belongs to: a mark naming a later one is a supersession
+_MARKS_OWN = pa.schema([*_MARKS, pa.field(_OWN, pa.string())])
 
 
 def _from_inputs(
@@ -56,21 +60,21 @@ def _from_inputs(
         lo, hi = np.searchsorted(filtered, [start, start + rows])
         # A carried open-items snapshot or an older object may lack the marks: its rows repeat none.
         marked = hi > lo and set(_MARKS.names) <= set(pq.read_schema(io.BytesIO(data)).names)
-        columns = [*IDENTITY.names, "booked_at", *(_MARKS.names if marked else [])]
+        columns = [*IDENTITY.names, "booked_at", *(_MARKS_OWN.names if marked else [])]
         part = pq.read_table(io.BytesIO(data), columns=columns)
         identity.append(part.select(IDENTITY.names))
         booked.extend(c.cast(pa.timestamp("us", tz="UTC")) for c in part["booked_at"].chunks)
         if marked:
             at = pa.array(filtered[lo:hi] - start)
-            marks.append(part.select(_MARKS.names).take(at).cast(_MARKS))
+            marks.append(part.select(_MARKS_OWN.names).take(at).cast(_MARKS_OWN))
         elif hi > lo:
-            marks.append(pa.table([pa.nulls(hi - lo, f.type) for f in _MARKS], schema=_MARKS))
+            marks.append(pa.table([pa.nulls(hi - lo, f.type) for f in _MARKS_OWN], schema=_MARKS_OWN))
         start += rows
     booked_at = pa.chunked_array(booked, pa.timestamp("us", tz="UTC"))
     return (
         pa.concat_tables(identity, promote_options="permissive"),
         booked_at,
-        pa.concat_tables([_MARKS.empty_table(), *marks]),
+        pa.concat_tables([_MARKS_OWN.empty_table(), *marks]),
     )
 
 
@@ -81,7 +85,17 @@ def _with_files(svc: Services, marks: pa.Table) -> pa.Table:
     found = [svc.repo.get_statement(i) for i in ids.to_pylist()]
     keys = pa.array([s.raw_key if s else i for s, i in zip(found, ids.to_pylist(), strict=True)], pa.string())
     named = keys.take(pc.index_in(marks[OVERLAP_OF], value_set=ids))
-    return marks.set_column(marks.column_names.index(OVERLAP_OF), OVERLAP_OF, named)
+    # A mark naming a statement ingested after the row's own: a later delivery replaced the row (another
+    # content under the same key, recon.pipeline.overlap), it does not repeat it.
+    marked = pc.is_valid(marks[OVERLAP_OF])
+    own = [i for i in pc.unique(marks[_OWN].filter(marked)).to_pylist() if i is not None]
+    known = {i: s for i, s in zip(ids.to_pylist(), found, strict=True) if s}
+    known.update({i: s for i in own if i not in known and (s := svc.repo.get_statement(i))})
+    ranked = pa.array(sorted(known, key=lambda i: ingest_order(known[i])), pa.string())
+    rank_of, rank_own = (pc.index_in(marks[c], value_set=ranked) for c in (OVERLAP_OF, _OWN))
+    later = pc.if_else(marked, pc.fill_null(pc.greater(rank_of, rank_own), False), None)
+    marks = marks.set_column(marks.column_names.index(OVERLAP_OF), OVERLAP_OF, named)
+    return marks.drop_columns([_OWN]).append_column("superseded", later)
 
 
 def _left_sources(project: Project) -> dict[str, list[str]]:
@@ -169,7 +183,8 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
             filtered_csv(
                 placements,
                 masks,
-                descriptions={r.name: r.description for r in project.filter_rules if r.description},
+                descriptions=BUILTIN_FILTER_DESCRIPTIONS
+                | {r.name: r.description for r in project.filter_rules if r.description},
                 repeats=_with_files(svc, repeats),
             ),
         ),

@@ -316,8 +316,12 @@ def _filter_detail(rule: pa.Array, descriptions: Mapping[str, str], repeats: pa.
         return detail
     if repeats.num_rows != n:
         raise ValueError(f"{repeats.num_rows} overlap marks for {n} filtered rows")
+    repeats_or_replaced = _lit("repeats row ", n)
+    if "superseded" in repeats.column_names:  # the row a later delivery replaced (another content)
+        replaced = pc.fill_null(repeats["superseded"], False)
+        repeats_or_replaced = pc.if_else(replaced, _lit("superseded by row ", n), repeats_or_replaced)
     words = pc.binary_join_element_wise(
-        _lit("repeats row ", n),
+        repeats_or_replaced,
         _text(repeats["overlap_row"]),
         _lit(" of ", n),
         _text(repeats["overlap_of"]),
