@@ -117,6 +117,12 @@ def random_day(seed: int) -> list[Transaction]:
             refund = -max(1, amount // 3)
             rows.append(txn("erp", f"{order}#R", refund, order_ref=order, refund_ref="R", at=paid_at))
             rows.append(txn(channel, f"{cid}#R", refund, order_ref=order, refund_ref="R", at=paid_at))
+        elif fate < 0.95:
+            # Paid, then refunded in full by the channel alone: a STATUS_MISMATCH whose counterpart is the
+            # ERP payment, which the residual task of a partitioned run no longer holds.
+            # (Alipay: the day's WeChat net below stays the one bank credit's.)
+            rows.append(txn("alipay", cid, amount, order_ref=order, at=paid_at, fee=fee))
+            rows.append(txn("alipay", f"{cid}#R", -amount, order_ref=order, refund_ref="R", at=paid_at))
     for k in range(3):  # one alipay payment for several ERP orders, no key
         parts = [rng.randint(500, 5000) for _ in range(rng.randint(2, 3))]
         at = start + timedelta(hours=5 + k)

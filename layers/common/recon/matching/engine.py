@@ -222,7 +222,7 @@ def prepare(frame: Frame, ledger: Ledger, ctx: Context, p: Plan, *, repeats: I64
         _apply(frame, ledger, ctx, rule, partials={}, settled=Settled(), carried={})
 
 
-def keyed(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> BOOL:
+def keyed(frame: Frame, ledger: Ledger, ctx: Context, p: Plan) -> pa.Array:
     for rule in p.keyed:
         _apply(frame, ledger, ctx, rule, partials={}, settled=Settled(), carried={})
     return order_known(frame, ledger)
@@ -233,7 +233,7 @@ def residual(
     ledger: Ledger,
     ctx: Context,
     p: Plan,
-    known: BOOL,
+    known: pa.Array,
     *,
     partials: dict[str, list[Batch]],
     carried: dict[str, list[Batch]],
@@ -282,7 +282,7 @@ def match_table(
 
 
 # --- the working table handed between phases (partitioned runs) ------------------------------------------
-def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: BOOL | None = None) -> pa.Table:
+def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: pa.Array | None = None) -> pa.Table:
     """``rows`` of the frame with the working values the rules produced so far (mapped fields, signs,
     statuses), their global position, and how the prepare phase placed them."""
     take = pa.array(np.asarray(rows, np.int64))
@@ -306,7 +306,7 @@ def working_table(frame: Frame, ledger: Ledger, rows: I64, *, known: BOOL | None
     dup = ledger.disposition[rows] == CASE
     replace[PREFILTER] = pc.if_else(pa.array(dup), pa.scalar(DUPLICATE_MARK), mark)
     if known is not None:
-        replace[ORDER_KNOWN] = pa.array(known[rows])
+        replace[ORDER_KNOWN] = known.take(take)
     for name, values in replace.items():
         if name in table.column_names:
             table = table.set_column(table.column_names.index(name), name, values)

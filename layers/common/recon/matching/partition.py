@@ -170,7 +170,11 @@ def match_residual(
     for share in batches:
         for rule, parts in share.items():
             partials.setdefault(rule, []).extend(parts)
-    known = frame.optional_bool(ORDER_KNOWN)
+    known = (
+        plain(frame.table[ORDER_KNOWN]).cast(pa.string())
+        if ORDER_KNOWN in frame.table.column_names
+        else pa.nulls(frame.n, pa.string())
+    )
     settled = residual(
         frame, ledger, ctx, plan(project), known, partials=partials, carried=carried_batches or {}
     )

@@ -12,8 +12,6 @@ channel payment                          MISSING_IN_ERP       长款: money take
 channel refund of the whole order the    STATUS_MISMATCH      the ERP shows the order paid; the channel
 ERP shows paid (a payment of status                           refunded it in full (counterpart: that ERP
 success)                                                      payment; rule ``refunds-paid-order``)
-channel payment and its refunds in full  OTHER (one case)     consistent, nothing is owed (net 0.00; rule
-(net 0), the ERP order closed/unpaid                          ``paid-and-refunded``)
 other channel refund                     MISSING_IN_ERP       短款: refund paid out the ERP never booked
 bank credit                              MISSING_IN_CHANNEL   长款: no channel settlement or rule explains it
 bank debit, or a row that did not        OTHER                nothing refers to it
@@ -48,12 +46,10 @@ from .context import (
 from .frame import (
     ANY,
     BANK,
-    BOOL,
     CHANNELS,
     ERP,
     I64,
     SOURCES,
-    STATUSES,
     SUCCESS,
     TXN_TYPES,
     Frame,
@@ -64,23 +60,26 @@ from .keyed import duplicates
 from .ledger import Ledger
 from .text import join, labels, money, row_case_ids, severities, take_text
 
-#: A channel payment refunded in full for an order the ERP shows closed or unpaid (one OTHER case, net 0).
-PAID_AND_REFUNDED_RULE = "paid-and-refunded"
 #: A channel refund in full of an order the ERP shows paid (STATUS_MISMATCH; the ERP payment is its
 #: counterpart).
 REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
 
 
-def order_known(frame: Frame, ledger: Ledger) -> BOOL:
-    """For unplaced channel refunds: does an ERP payment the ERP shows paid, of the same order, equal the
-    refund in full?
+def order_known(frame: Frame, ledger: Ledger) -> pa.Array:
+    """For unplaced channel refunds: the ERP payment the ERP shows paid, of the same order, that the refund
+    equals in full, as the case's counterpart (JSON); null for every other row. Decided after the keyed
+    phase, where the payment is still in the frame (a partitioned run's residual task no longer holds it),
+    and carried with the rows (``ORDER_KNOWN``).
 
     (A channel refund the ERP never booked is a STATUS_MISMATCH when it refunds the whole order the ERP
     still shows paid, and a MISSING_IN_ERP booking otherwise.)"""
-    out = np.zeros(frame.n, dtype=bool)
     refunds = np.flatnonzero(ledger.unplaced() & np.isin(frame.source, CHANNELS) & (frame.amount < 0))
-    out[refunds[_paid_order(frame, refunds) >= 0]] = True
-    return out
+    paid = _paid_order(frame, refunds)
+    found = refunds[paid >= 0]
+    known = np.zeros(frame.n, dtype=bool)
+    known[found] = True
+    texts = pa.array([dumps([member_ref(frame, int(p))]) for p in paid[paid >= 0].tolist()], pa.string())
+    return pc.replace_with_mask(pa.nulls(frame.n, pa.string()), pa.array(known), texts)
 
 
 def _paid_order(frame: Frame, refunds: I64) -> I64:
@@ -108,100 +107,6 @@ def _paid_order(frame: Frame, refunds: I64) -> I64:
     full = (first_hash[pos] == h[rows]) & (frame.amount[payment] == -frame.amount[rows])
     out[at_refunds[full]] = payment[full]
     return out
-
-
-def paid_and_refunded(frame: Frame, ledger: Ledger, ctx: Context) -> None:
-    """A channel payment and its refunds in full (same channel account and order, all unplaced) for an order
-    the ERP shows closed or never paid: nothing is owed either way. The channel rows, and the ERP's rows of
-    the order still unplaced, form one informational OTHER case (net 0.00) instead of a 长款 for the payment
-    and a 短款 (or a STATUS_MISMATCH "the ERP shows it paid") for the refund."""
-    free = ledger.unplaced()
-    present = frame.words("order_ref").lengths > 0
-    channel = np.flatnonzero(free & present & np.isin(frame.source, CHANNELS) & (frame.status == SUCCESS))
-    if len(channel) < 2 or not (frame.amount[channel] < 0).any():
-        return
-    h = frame.key_hash(("order_ref",))
-    # Orders whose unplaced channel rows hold both a payment and a refund (rare): only their ERP rows are
-    # looked up, not a pass over every ERP row.
-    refunded = among(h[channel], h[channel[frame.amount[channel] < 0]])
-    paying = among(h[channel], h[channel[frame.amount[channel] > 0]])
-    channel = channel[refunded & paying]
-    if len(channel) < 2:
-        return
-    erp_rows = np.flatnonzero((frame.source == ERP) & present)
-    erp_rows = erp_rows[among(h[erp_rows], h[channel])]
-    # The ERP shows the order not paid: it has rows of it, none a payment that happened.
-    paid = set(h[erp_rows[(frame.amount[erp_rows] > 0) & (frame.status[erp_rows] == SUCCESS)]].tolist())
-    unpaid = set(h[erp_rows[frame.status[erp_rows] != SUCCESS]].tolist()) - paid
-    if not unpaid:
-        return
-    by_order: dict[tuple[int, int, int], list[int]] = {}
-    for row in channel.tolist():
-        if int(h[row]) in unpaid:
-            by_order.setdefault((int(h[row]), int(frame.source[row]), int(frame.account[row])), []).append(
-                row
-            )
-    erp_of: dict[int, list[int]] = {}  # the ERP's rows of each order (the first names the ERP's side)
-    for row in erp_rows.tolist():
-        if int(h[row]) in unpaid:
-            erp_of.setdefault(int(h[row]), []).append(row)
-    cases: list[list[int]] = []
-    erp_first: list[int] = []
-    for (order, _, _), rows in sorted(by_order.items(), key=lambda item: min(item[1])):
-        amounts = frame.amount[rows]
-        if (amounts > 0).sum() == 1 and (amounts < 0).any() and int(amounts.sum()) == 0:
-            # The ERP's rows of the order still unplaced join the case; filtered ones stay filtered.
-            ours = erp_of.pop(order, [])
-            cases.append(sorted([*rows, *(r for r in ours if free[r])]))
-            erp_first.append(ours[0])
-    if not cases:
-        return
-    members = np.array([r for rows in cases for r in rows], dtype=np.int64)
-    owner = np.repeat(np.arange(len(cases), dtype=np.int64), [len(rows) for rows in cases])
-    payment = np.array(
-        [next(r for r in rows if frame.source[r] != ERP and frame.amount[r] > 0) for rows in cases]
-    )
-    cur = frame.currency[payment]
-    order_refs = take_text(frame, "order_ref", payment)
-    shows = pa.array(
-        [
-            f"the ERP shows order {ref} {STATUSES[int(frame.status[e])]}"
-            for ref, e in zip(order_refs.to_pylist(), erp_first, strict=True)
-        ],
-        pa.string(),
-    )
-    label = join(labels(frame.source[payment], SOURCES), " ", take_text(frame, "txn_id", payment))
-    reason = join(
-        "Consistent, nothing is owed: the channel took the payment and refunded it in full (net ",
-        money(np.zeros(len(cases), np.int64), cur, frame.currencies),
-        ") and ",
-        shows,
-        ": ",
-        label,
-        " (",
-        money(frame.amount[payment], cur, frame.currencies),
-        ").",
-    )
-    ident = row_case_ids(frame, payment, seed=8)
-    ledger.add_cases(
-        {
-            "type": OTHER,
-            "rule": PAID_AND_REFUNDED_RULE,
-            "severity": severities(ctx.project.severity, np.zeros(len(cases), np.int64)),
-            "delta_minor": np.zeros(len(cases), np.int64),
-            "currency": labels(cur, frame.currencies),
-            "members": np.array([len(rows) for rows in cases], np.int32),
-            "key": order_refs,
-            # The ERP's order names the other side; a filtered ERP row is no member but still the counterpart.
-            "counterparts": pa.array(
-                [None if free[e] else dumps([member_ref(frame, e)]) for e in erp_first], pa.string()
-            ),
-            "reason": reason,
-        },
-        content_hash(ident, "paid-and-refunded"),
-        members,
-        owner,
-    )
 
 
 def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
@@ -285,8 +190,9 @@ def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[s
     ledger.open_rows(rows, keeper[rows])
 
 
-def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
-    paid_and_refunded(frame, ledger, ctx)
+def classify(frame: Frame, ledger: Ledger, ctx: Context, order_paid: pa.Array) -> None:
+    """One case per remaining row. ``order_paid``: ``order_known``'s counterparts, per row."""
+    known = np.asarray(pc.is_valid(order_paid).to_numpy(zero_copy_only=False), bool)
     # A row of 0.00 with no fee moved no money: nothing to find or recover, so no case (a 0.00 短款 asks a
     # person to chase nothing). It is filtered under a rule of its own; matched, it would have been grouped.
     ledger.filter_rows(
@@ -360,9 +266,8 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, known: BOOL) -> None:
     counterparts: list[str | None] = [None] * len(rows)
     if refunds_order.any():
         at = np.flatnonzero(refunds_order)
-        for i, paid in zip(at.tolist(), _paid_order(frame, rows[at]).tolist(), strict=True):
-            if paid >= 0:
-                counterparts[i] = dumps([member_ref(frame, paid)])
+        for i, paid in zip(at.tolist(), order_paid.take(pa.array(rows[at])).to_pylist(), strict=True):
+            counterparts[i] = paid
     ledger.add_cases(
         {
             "type": case_type,
