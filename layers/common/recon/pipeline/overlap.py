@@ -228,10 +228,22 @@ def mark_overlaps(table: pa.Table, earlier: Sequence[EarlierStatement], timezone
     Existing marks are replaced: the result depends only on the inputs (a re-parse recomputes them). A row
     that says something else than the earlier row it pairs with is left unmarked (``supersessions``).
     """
+    return _marked(table, earlier, _pairs(table, earlier, timezone))
+
+
+def overlaps(
+    table: pa.Table, earlier: Sequence[EarlierStatement], timezone: str
+) -> tuple[pa.Table, list[Supersession]]:
+    """``mark_overlaps`` and ``supersessions`` of one delivery from one pairing of its rows (the parse
+    stage wants both; pairing a re-issued million-row statement twice would double the stage's cost)."""
+    pairs = _pairs(table, earlier, timezone)
+    return _marked(table, earlier, pairs), _superseded(table, earlier, pairs)
+
+
+def _marked(table: pa.Table, earlier: Sequence[EarlierStatement], pairs: _Pairs) -> pa.Table:
     n = table.num_rows
     owner_of = np.full(n, -1, dtype=np.int64)  # index into ``earlier`` of the statement a row repeats
     row_of = np.zeros(n, dtype=np.int64)
-    pairs = _pairs(table, earlier, timezone)
     owner_of[pairs.rows[pairs.same]] = pairs.owners[pairs.same]
     row_of[pairs.rows[pairs.same]] = pairs.originals[pairs.same]
     unmarked = owner_of < 0
@@ -254,7 +266,10 @@ class Supersession:
 def supersessions(table: pa.Table, earlier: Sequence[EarlierStatement], timezone: str) -> list[Supersession]:
     """The earlier rows ``table`` (the later delivery) replaces, per earlier statement (in ``earlier``'s
     order). The parse stage marks them with ``mark_superseded`` so only the later row is reconciled."""
-    pairs = _pairs(table, earlier, timezone)
+    return _superseded(table, earlier, _pairs(table, earlier, timezone))
+
+
+def _superseded(table: pa.Table, earlier: Sequence[EarlierStatement], pairs: _Pairs) -> list[Supersession]:
     changed = ~pairs.same
     if not changed.any():
         return []
@@ -314,6 +329,7 @@ __all__ = [
     "count_true",
     "mark_overlaps",
     "mark_superseded",
+    "overlaps",
     "period_of",
     "supersessions",
 ]

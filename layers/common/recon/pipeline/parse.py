@@ -57,10 +57,9 @@ from .overlap import (
     Supersession,
     count_marked,
     count_true,
-    mark_overlaps,
     mark_superseded,
+    overlaps,
     period_of,
-    supersessions,
 )
 from .profile_store import ProfileError, ProfileSpec, ProfileStore
 from .projects import (
@@ -421,8 +420,8 @@ def _accept(
         period=period,
         replacing=replacing,
     )
-    table = mark_overlaps(table, earlier, project.timezone)
-    for replaced in supersessions(table, earlier, project.timezone):
+    table, superseded = overlaps(table, earlier, project.timezone)
+    for replaced in superseded:
         _mark_superseded(svc, replaced, by=base["statement_id"])
     pkey = normalized_key(
         project.project_id,
