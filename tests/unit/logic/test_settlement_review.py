@@ -70,7 +70,7 @@ def next_day(
         [table_of(rows).append_column("first_seen", pa.array([day] * len(rows), pa.date32())), carried],
         promote_options="permissive",
     )
-    result = match_table(p, table, day, carried_batches=before.result.open_batches, unavailable=unavailable)
+    result = match_table(p, table, day, carried_batches=before.result.next_batches(), unavailable=unavailable)
     assert result.placements.num_rows == table.num_rows
     return Outcome(result, table, f"{p.project_id}-{day:%Y%m%d}")
 
@@ -155,15 +155,16 @@ def test_an_amount_mismatch_takes_the_credit_of_its_own_day_not_the_first_batch_
 
 def test_a_credit_whose_memo_names_another_day_is_not_this_days_amount_mismatch() -> None:
     """Lag [1]: day 1 paid T+2 (memo names day 1), day 2 never paid: day 2 is MISSING_IN_BANK and the credit
-    unexplained, not an AMOUNT_MISMATCH of day 2."""
+    day 1's late payout (TIME_MISMATCH, test_settlement_late), not an AMOUNT_MISMATCH of day 2."""
     p = project([1])
     day1 = run(p, sale("1", 1000, D1), D1)
     late = credit("W1", 1000, D3, memo=f"{WECHAT_MEMO} 1900000109 20261120")
     day2 = next_day(p, day1, [*sale("2", 500, D2), late], D2)
     assert [(c.type.value, c.delta_minor) for c in day2.cases if c.rule == "wechat-settlement"] == [
-        ("MISSING_IN_BANK", -500)
+        ("MISSING_IN_BANK", -500),
+        ("TIME_MISMATCH", 1000),
     ]
-    assert day2.case_of("W1").type is CaseType.MISSING_IN_CHANNEL
+    assert "wechat-main@2026-11-20" in day2.case_of("W1").reason
 
 
 # --- B4: a batch waiting for a missing statement ---------------------------------------------------------------

@@ -103,6 +103,14 @@ class MatchResult:
     business_date: date
     open_rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     open_batches: dict[str, list[Batch]] = field(default_factory=dict)
+    # Batches decided lately, remembered by the next runs (``Batch.decided``): not open items.
+    decided_batches: dict[str, list[Batch]] = field(default_factory=dict)
+
+    def next_batches(self) -> dict[str, list[Batch]]:
+        """What the next run carries (``match_table``'s ``carried_batches``): the open batches, then the
+        decided ones, by rule."""
+        rules = sorted({*self.open_batches, *self.decided_batches})
+        return {r: [*self.open_batches.get(r, []), *self.decided_batches.get(r, [])] for r in rules}
 
     def write(self, name: str, sink: Any) -> None:
         """Write one result table (``placements``, ``groups`` or ``cases``) as Parquet (zstd).
@@ -258,7 +266,8 @@ def match_table(
 ) -> MatchResult:
     """Place every row: match groups, cases, filtered, open. ``rows`` follows recon.tables' schema (by
     column name; optional columns may be absent, extra columns are ignored). ``carried_batches``: the
-    settlement batches earlier runs left open, by rule (``MatchResult.open_batches`` of the day before).
+    settlement batches earlier runs left open or decided lately, by rule (``MatchResult.next_batches()`` of
+    the day before).
     ``unavailable``: accounts whose statement for the day is missing (quarantined or not delivered); rows
     that would need it wait (``AWAITING_RULE``) instead of becoming MISSING cases."""
     frame = Frame(rows, business_date, project.timezone)
@@ -278,6 +287,7 @@ def match_table(
         business_date,
         np.flatnonzero(ledger.disposition == 4),
         settled.open_batches,
+        settled.decided,
     )
 
 

@@ -66,6 +66,7 @@ class Share:
     residual: pa.Table | None = None
     batches: dict[str, list[Batch]] | None = None
     open_batches: dict[str, list[Batch]] | None = None
+    decided_batches: dict[str, list[Batch]] | None = None
 
     def batches_json(self) -> str:
         """The batch totals as JSON (to pass between tasks)."""
@@ -179,7 +180,9 @@ def match_residual(
         frame, ledger, ctx, plan(project), known, partials=partials, carried=carried_batches or {}
     )
     placements, groups, cases = ledger.finish(partial=True)
-    return Share(placements, groups, cases, open_batches=settled.open_batches)
+    return Share(
+        placements, groups, cases, open_batches=settled.open_batches, decided_batches=settled.decided
+    )
 
 
 def merge_results(
@@ -214,7 +217,8 @@ def merge_results(
         )
     )
     open_batches = {k: v for s in shares for k, v in (s.open_batches or {}).items()}
-    return MatchResult(merged, groups, cases, business_date, open_rows, open_batches)
+    decided = {k: v for s in shares for k, v in (s.decided_batches or {}).items()}
+    return MatchResult(merged, groups, cases, business_date, open_rows, open_batches, decided)
 
 
 def _scatter(shares: Iterator[tuple[pa.Table, I64, I64]], n: int) -> pa.Table:

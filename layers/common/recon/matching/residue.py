@@ -251,12 +251,22 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, order_paid: pa.Array) -
         )
         ending = pc.if_else(pa.array(refunds_order), orders, ending)
     tail = join(" (", money(amount, cur, frame.currencies), ending)
+    # A carried row is decided at the limit, or earlier once the statements it could be in were read without
+    # explaining it (a settlement credit whose channel day was loaded): "past the limit" only in the first.
+    limit = ctx.project.carry_over_days
     carried_note = join(
         pa.array(np.where(opened, " It stayed open since ", "")),
         pc_if(opened, since),
         pa.array(
             np.where(
-                opened, f" and is now past the carry-over limit of {ctx.project.carry_over_days} day(s).", ""
+                ~opened,
+                "",
+                np.where(
+                    age >= limit,
+                    f" and is now past the carry-over limit of {limit} day(s).",
+                    f"; the statements read since do not explain it (decided before the carry-over limit "
+                    f"of {limit} day(s)).",
+                ),
             )
         ),
     )

@@ -49,16 +49,18 @@ from .context import (
     DUPLICATE_RULE,
     FEE_MISMATCH,
     MISSING_IN_BANK,
+    MISSING_IN_CHANNEL,
     OTHER,
     PENDING_BOOKED_RULE,
     PENDING_RULE,
+    TIME_MISMATCH,
     Context,
     content_hash,
     dumps,
     scheduled_fee,
 )
 from .frame import ANY, BOOL, I64, SOURCES, SUCCESS, TXN_TYPES, Frame, from_day_number
-from .hashing import hash_texts
+from .hashing import hash_texts, hex_id
 from .ledger import FILTERED, Ledger
 from .text import one_money
 
@@ -86,6 +88,15 @@ class Batch:
     rows: int = 0
     scheduled_fees: int = 0
     awaiting: str = ""  # the date of the missing bank statement the batch waits for, if any
+    # A batch a run decided, remembered by the next runs for ``carry_over_days`` so that a payout arriving
+    # later than its lags, or a later reversal of the credit that paid it, is linked to it: ``missing`` (it was
+    # MISSING_IN_BANK) or ``settled`` (by the bank credit ``credit``). Empty for a batch still waiting.
+    decided: str = ""
+    decided_on: int = 0  # the business day of the run that decided it
+    credit: str = ""  # settled: the credit's txn_id, txn_uid, amount and value day
+    credit_uid: str = ""
+    credit_amount: int = 0
+    credit_day: int = 0
 
     @property
     def ref(self) -> str:
@@ -106,6 +117,7 @@ class Settled:
 
     in_flight: dict[str, I64] = field(default_factory=dict)
     open_batches: dict[str, list[Batch]] = field(default_factory=dict)
+    decided: dict[str, list[Batch]] = field(default_factory=dict)  # ``Batch.decided``, by rule
 
 
 def batch_rows(frame: Frame, ledger: Ledger, rule: SettlementRule) -> BOOL:
@@ -185,7 +197,13 @@ def settle(
     settled: Settled,
     carried: list[Batch],
 ) -> None:
-    batches = merge_batches(carried, partial, batch_totals(frame, batch_rows(frame, ledger, rule), rule))
+    # Batches earlier runs decided come back only to be linked to a late payout or a later reversal.
+    history = [b for b in carried if b.decided]
+    batches = merge_batches(
+        [b for b in carried if not b.decided],
+        partial,
+        batch_totals(frame, batch_rows(frame, ledger, rule), rule),
+    )
     pattern = re.compile(rule.memo_pattern) if rule.memo_pattern else None
     pool = np.flatnonzero(ledger.unplaced() & frame.account_mask(rule.bank_account) & (frame.amount > 0))
     credits: list[int] = []
@@ -238,7 +256,12 @@ def settle(
     # A credit the bank reversed settles nothing: the day it would have paid is unpaid, one case with both
     # entries. A reversed credit that pays no open day stays a credit like any other.
     cases: list[tuple[str, int | None, Batch, int, str]] = []
-    reversed_by = _reversals(frame, ledger, rule, pattern=pattern, credits=credits, value_day=value_day)
+    reversed_by, debits = _reversals(
+        frame, ledger, rule, pattern=pattern, credits=credits, value_day=value_day
+    )
+    # A reversal of a credit an earlier run placed: the day that credit settled is unpaid again.
+    later = [r for r in debits if r not in set(reversed_by.values())]
+    consumed = _reversed_later(frame, ledger, ctx, rule, debits=later, history=history)
     for c, r in list(reversed_by.items()):
         paid = next(
             (
@@ -330,6 +353,34 @@ def settle(
             used.update(found[0])
             done.add(b.day)
     _record_groups(frame, ledger, ctx, rule, groups)
+    # Remembered for carry_over_days: a later run may bring the reversal of the credit that paid the day.
+    decided = [
+        _decided(
+            b,
+            "settled",
+            frame.today,
+            credit=frame.str_at("txn_id", cs[0]),
+            credit_uid=frame.uid(cs[0]),
+            credit_amount=int(frame.amount[cs[0]]),
+            credit_day=value_day[cs[0]],
+        )
+        for cs, bs, _, _ in groups
+        if len(cs) == 1
+        for b in bs
+    ]
+    # A payout later than the rule's lags of a day an earlier run reported MISSING_IN_BANK: one case linking
+    # both (TIME_MISMATCH), before any of today's batches takes it as an AMOUNT_MISMATCH.
+    consumed |= _late_payouts(
+        frame,
+        ledger,
+        ctx,
+        rule,
+        credits=credits,
+        used=used,
+        history=history,
+        value_day=value_day,
+        consumed=consumed,
+    )
     # 4. batches left: wait for a later day's batch, fee schedule, amount mismatch or missing
     waiting: list[Batch] = []
     unread: list[Batch] = []  # waiting for a bank statement a later run reads
@@ -433,8 +484,14 @@ def settle(
         if b.day in fee_hits or b.day in mismatched:
             continue
         note = ""
+        if ctx.project.carry_over_days > 0:
+            # The day is remembered (``Batch.decided``): a later payout is linked to this case, not a 长款.
+            note = (
+                f" If the payout arrives later, a run of the next {ctx.project.carry_over_days} day(s) that "
+                "reads it links it to this case (TIME_MISMATCH) and says to close it."
+            )
         if b.awaiting:
-            note = f" The {rule.bank_account} statement of {b.awaiting} it needed never arrived."
+            note += f" The {rule.bank_account} statement of {b.awaiting} it needed never arrived."
         stale = [
             p
             for p in pending
@@ -452,6 +509,7 @@ def settle(
             cases.append((FOREIGN_CREDIT, c, b, int(frame.amount[c]), ""))
             used.add(c)
         cases.append((MISSING_IN_BANK, None, b, -b.net, note))
+        decided.append(_decided(b, "missing", frame.today))
     _record_cases(frame, ledger, ctx, rule, cases, reversed_by=reversed_by)
     # The credits a batch waiting for a statement may take stay open with it, so that the run deciding it
     # sees every candidate, as it would have had it read every lag's statement at once.
@@ -474,6 +532,31 @@ def settle(
             np.full(len(awaiting), ledger.rule_code(f"{AWAITING_RULE}:{rule.channel_account}"), np.int32),
         )
         used.update(awaiting)
+    # A carried credit whose channel days are all past and none known to this run (no batch, carried, of
+    # today or remembered) was held for a missing bill: had the bill arrived, its day would have run again
+    # and placed the credit. It keeps waiting up to carry_over_days; then its case says which bill never came.
+    known = {b.day for b in batches} | {h.day for h in history}
+    orphans = [
+        c
+        for c in credits
+        if c not in used
+        and int(frame.first_seen[c]) < frame.today
+        and all(value_day[c] - lag < frame.today for lag in lags)
+        and not any(value_day[c] - lag in known for lag in lags)
+    ]
+    wait = [c for c in orphans if young(int(frame.first_seen[c]))]
+    if wait:
+        code = ledger.rule_code(f"{AWAITING_RULE}:{rule.channel_account}")
+        ledger.open_rows(np.array(wait, np.int64), np.full(len(wait), code, np.int32))
+    _bills_never_arrived(
+        frame, ledger, ctx, rule, rows=[c for c in orphans if c not in wait], value_day=value_day
+    )
+    used.update(orphans)
+    kept = [h for k, h in enumerate(history) if k not in consumed and young(h.decided_on)]
+    if kept or decided:
+        settled.decided[rule.name] = sorted(
+            [*kept, *decided], key=lambda b: (b.day, b.decided, b.decided_on, b.credit_uid)
+        )
     # 5. credits that may settle a channel day not loaded yet
     if rule.carry_over:
         later = [c for c in credits if c not in used and value_day[c] - min(rule.lag_days) > frame.today]
@@ -488,11 +571,13 @@ def _reversals(
     pattern: re.Pattern[str] | None,
     credits: list[int],
     value_day: dict[int, int],
-) -> dict[int, int]:
+) -> tuple[dict[int, int], list[int]]:
     """Credit -> the debit of this run that reverses it (same amount and currency, not before it; the one
-    whose reference the debit's memo names, else the latest)."""
+    whose reference the debit's memo names, else the latest); and every reversal debit of the rule's bank
+    account and memo (in value-date order)."""
     rows = np.flatnonzero(ledger.unplaced() & frame.account_mask(rule.bank_account) & (frame.amount < 0))
     out: dict[int, int] = {}
+    debits: list[int] = []
     for r in sorted(rows.tolist(), key=lambda r: (int(frame.value_date[r]), frame.uid(r))):
         memo = frame.str_at("memo", r)
         text = f"{frame.str_at('counterparty', r)} {memo}"
@@ -500,6 +585,7 @@ def _reversals(
             continue
         if pattern is not None and not pattern.search(text):
             continue
+        debits.append(r)
         same = [
             c
             for c in credits
@@ -512,7 +598,252 @@ def _reversals(
             named = [c for c in same if frame.str_at("txn_id", c) and frame.str_at("txn_id", c) in memo]
             c = (named or sorted(same, key=lambda c: (value_day[c], frame.uid(c)), reverse=True))[0]
             out[c] = r
+    return out, debits
+
+
+def _decided(
+    b: Batch,
+    how: str,
+    today: int,
+    *,
+    credit: str = "",
+    credit_uid: str = "",
+    credit_amount: int = 0,
+    credit_day: int = 0,
+) -> Batch:
+    """``b`` as the next runs remember it once decided (``Batch.decided``)."""
+    return Batch(
+        **{
+            **b.__dict__,
+            "awaiting": "",
+            "decided": how,
+            "decided_on": today,
+            "credit": credit,
+            "credit_uid": credit_uid,
+            "credit_amount": credit_amount,
+            "credit_day": credit_day,
+        }
+    )
+
+
+def _day(day: int) -> str:
+    return from_day_number(day).isoformat()
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{one_money(amount, currency)} {currency}"
+
+
+def missing_case_id(rule: str, b: Batch) -> str:
+    """The id of the MISSING_IN_BANK case of batch ``b`` (no credit), as ``_record_cases`` makes it."""
+    return hex_id("case", int(content_hash(hash_texts([f"{b.ref}\x1f"]), rule, "case")[0]))
+
+
+def _reversed_later(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    *,
+    debits: list[int],
+    history: list[Batch],
+) -> set[int]:
+    """Reversal debits of credits an earlier run matched (same amount negated and currency, not before the
+    credit; the credit the debit's memo names, else the latest): one MISSING_IN_BANK case per reversal,
+    naming the credit and the days it settled, which are unpaid again. Returns the history records used."""
+    consumed: set[int] = set()
+    items: list[dict[str, object]] = []
+    for r in debits:
+        memo = frame.str_at("memo", r)
+        paid = [
+            k
+            for k, h in enumerate(history)
+            if k not in consumed
+            and h.decided == "settled"
+            and h.credit_amount == -int(frame.amount[r])
+            and h.currency == _currency(frame, r)
+            and h.credit_day <= int(frame.value_date[r])
+        ]
+        if not paid:
+            continue
+        named = [k for k in paid if history[k].credit and history[k].credit in memo]
+        first = history[
+            (
+                named
+                or sorted(paid, key=lambda k: (history[k].credit_day, history[k].credit_uid), reverse=True)
+            )[0]
+        ]
+        days = [history[k] for k in paid if history[k].credit_uid == first.credit_uid]
+        consumed.update(k for k in paid if history[k].credit_uid == first.credit_uid)
+        net = sum(b.net for b in days)
+        refs = ", ".join(b.ref for b in days)
+        cur = first.currency
+        items.append(
+            {
+                "type": MISSING_IN_BANK,
+                "row": r,
+                "delta": -net,
+                "currency": cur,
+                "key": ",".join(b.ref for b in days),
+                "left": net,
+                "counterparts": [
+                    {
+                        "txn_uid": first.credit_uid,
+                        "source": "bank",
+                        "account_id": rule.bank_account,
+                        "txn_id": first.credit,
+                        "amount_minor": first.credit_amount,
+                        "currency": cur,
+                    },
+                    *(_aggregate(b) for b in days),
+                ],
+                "reason": f"短款: the bank reversed (冲正) a settlement credit an earlier run matched: bank "
+                f"{frame.str_at('txn_id', r)} {_money(int(frame.amount[r]), cur)} (value date "
+                f"{_day(int(frame.value_date[r]))}) reverses bank {first.credit} {_money(first.credit_amount, cur)} "
+                f"(value date {_day(first.credit_day)}), which settled {refs} (net {_money(net, cur)}) in the run "
+                f"of {_day(first.decided_on)}. {'That day is' if len(days) == 1 else 'Those days are'} unpaid "
+                "again: ask the bank why the payout was reversed and the channel when it will be paid again.",
+            }
+        )
+    _row_cases(frame, ledger, ctx, rule, items=items, label="reversed-later")
+    return consumed
+
+
+def _late_payouts(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    *,
+    credits: list[int],
+    used: set[int],
+    history: list[Batch],
+    value_day: dict[int, int],
+    consumed: set[int],
+) -> set[int]:
+    """Credits equal (± tolerance) to the net of a day an earlier run reported MISSING_IN_BANK, with a lag
+    beyond the rule's largest: the payout arrived late. One TIME_MISMATCH case each (as a key whose rows
+    agree but are further apart than the time tolerance), the credit its member and the day its
+    counterpart, naming the earlier case. Of several pairs, the credit whose memo names the day goes first,
+    then the nearest amount, then the earlier day. Returns the history records used."""
+    largest = max(rule.lag_days)
+    pairs = []
+    for k, h in enumerate(history):
+        if k in consumed or h.decided != "missing":
+            continue
+        for c in credits:
+            if c in used or _currency(frame, c) != h.currency or value_day[c] - h.day <= largest:
+                continue
+            delta = int(frame.amount[c]) - h.net
+            named = _memo_day(frame.str_at("memo", c))
+            if abs(delta) > rule.amount_tolerance_minor or named not in (None, value_day[c], h.day):
+                continue
+            pairs.append(((named != h.day, abs(delta), h.day, value_day[c], frame.uid(c)), k, c))
+    out: set[int] = set()
+    items: list[dict[str, object]] = []
+    lags = "/".join(map(str, rule.lag_days))
+    for _, k, c in sorted(pairs, key=lambda p: p[0]):
+        if k in out or c in used:
+            continue
+        out.add(k)
+        used.add(c)
+        h = history[k]
+        lag = value_day[c] - h.day
+        amount = int(frame.amount[c])
+        off = f" (Δ {_money(amount - h.net, h.currency)}, within the tolerance)" if amount != h.net else ""
+        items.append(
+            {
+                "type": TIME_MISMATCH,
+                "row": c,
+                "delta": amount,
+                "currency": h.currency,
+                "key": h.ref,
+                "left": h.net,
+                "counterparts": [_aggregate(h)],
+                "evidence": dumps(_evidence(frame, rule, c, [h])),
+                "reason": f"The payout of {h.ref} (net {_money(h.net, h.currency)}) arrived late: bank "
+                f"{frame.str_at('txn_id', c)} {_money(amount, h.currency)}{off} with value date "
+                f"{_day(value_day[c])} is T+{lag}, {lag - largest} day(s) later than the rule's T+{lags}. The "
+                f"run of {_day(h.decided_on)} reported the day MISSING_IN_BANK (case {missing_case_id(rule.name, h)}) "
+                "because no credit had arrived by then: this credit pays it, nothing is missing — close that "
+                f"case. If the channel pays this late regularly, add {lag} to the rule's lag_days.",
+            }
+        )
+    _row_cases(frame, ledger, ctx, rule, items=items, label="late-payout")
     return out
+
+
+def _bills_never_arrived(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    *,
+    rows: list[int],
+    value_day: dict[int, int],
+) -> None:
+    """Credits that waited for a missing channel bill until ``carry_over_days``: unexplained (长款), saying
+    which bill never came."""
+    items: list[dict[str, object]] = []
+    for c in rows:
+        cur = _currency(frame, c)
+        lags = sorted(rule.lag_days)
+        days = " or ".join(f"{rule.channel_account}@{_day(value_day[c] - lag)} (T+{lag})" for lag in lags)
+        bills = ", ".join(_day(value_day[c] - lag) for lag in reversed(lags))
+        items.append(
+            {
+                "type": MISSING_IN_CHANNEL,
+                "row": c,
+                "delta": int(frame.amount[c]),
+                "currency": cur,
+                "key": "",
+                "left": None,
+                "counterparts": None,
+                "reason": f"长款: money arrived in the bank that no channel settlement explains: bank "
+                f"{frame.str_at('txn_id', c)} {_money(int(frame.amount[c]), cur)} (value date {_day(value_day[c])}) "
+                f"can only settle {days}, and no run since the credit arrived had that bill. It stayed open since {_day(int(frame.first_seen[c]))} and is now past the "
+                f"carry-over limit of {ctx.project.carry_over_days} day(s): deliver the {rule.channel_account} "
+                f"bill of {bills} and re-run that day, or find what else the credit pays.",
+            }
+        )
+    _row_cases(frame, ledger, ctx, rule, items=items, label="bill-never-arrived")
+
+
+def _row_cases(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    rule: SettlementRule,
+    *,
+    items: list[dict[str, object]],
+    label: str,
+) -> None:
+    """One case per item, its only member the item's row (ids from the row's identity and ``label``)."""
+    if not items:
+        return
+    rows = np.array([int(str(i["row"])) for i in items], np.int64)
+    deltas = np.array([int(str(i["delta"])) for i in items], np.int64)
+    ledger.add_cases(
+        {
+            "type": [str(i["type"]) for i in items],
+            "rule": rule.name,
+            "severity": [ctx.project.severity.classify(int(d)).value for d in deltas],
+            "delta_minor": deltas,
+            "currency": [str(i["currency"]) for i in items],
+            "members": np.ones(len(items), np.int32),
+            "key": [str(i["key"]) for i in items],
+            "left_amount_minor": pa.array([i["left"] for i in items], pa.int64()),
+            "right_amount_minor": pa.array(frame.amount[rows], pa.int64()),
+            "counterparts": pa.array(
+                [dumps(i["counterparts"]) if i["counterparts"] else None for i in items], pa.string()
+            ),
+            "reason": [str(i["reason"]) for i in items],
+            "evidence": pa.array([i.get("evidence") for i in items], pa.string()),
+        },
+        content_hash(hash_texts([frame.uid(int(r)) for r in rows.tolist()]), rule.name, label),
+        rows,
+        np.arange(len(items), dtype=np.int64),
+    )
 
 
 _DATE_IN_MEMO = re.compile(r"(?<!\d)(20\d\d)-?(0[1-9]|1[0-2])-?(0[1-9]|[12]\d|3[01])(?!\d)")

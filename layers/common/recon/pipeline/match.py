@@ -146,11 +146,13 @@ def _carried_batches(svc: Services, rows_key: str | None) -> dict[str, list[Batc
 
 
 def open_batches(svc: Services, ref: RunRef) -> dict[str, list[Batch]]:
-    """The batches this run left open."""
+    """The batches this run left open (not those it remembers as decided, ``Batch.decided``)."""
     key = open_batches_key(ref.project_id, ref.business_date)
     if svc.store.head(svc.settings.data_bucket, key) is None:
         return {}
-    return batches_from_json(svc.store.get(svc.settings.data_bucket, key).decode())
+    stored = batches_from_json(svc.store.get(svc.settings.data_bucket, key).decode())
+    waiting = {rule: [b for b in bs if not b.decided] for rule, bs in stored.items()}
+    return {rule: bs for rule, bs in waiting.items() if bs}
 
 
 def input_objects(store: ObjectStore, bucket: str, ref: RunRef) -> Iterator[tuple[str, bytes]]:
@@ -539,7 +541,7 @@ def _store(
     _put(
         svc,
         open_batches_key(day.project.project_id, request.business_date),
-        batches_to_json(result.open_batches).encode(),
+        batches_to_json(result.next_batches()).encode(),
         "application/json",
     )
     _put_table(svc, open_items_key(day.project.project_id, request.business_date), open_items)
