@@ -129,6 +129,7 @@ def _table(
         "profile_version": pa.array(["1"] * n),
         "dedupe_key": txn_id,
         "in_file_duplicate": pa.array(duplicate if duplicate is not None else np.zeros(n, bool)),
+        "gross_minor": pa.nulls(n, pa.int64()),
         "overlap_of": pa.nulls(n, pa.string()),
         "overlap_row": pa.nulls(n, pa.int32()),
     }

@@ -1,4 +1,4 @@
-"""The normalized transaction table (Parquet, zstd): schema version 2.
+"""The normalized transaction table (Parquet, zstd): schema version 3.
 
 Columns and meaning are documented in docs/parsing.md ("Normalized transaction schema"). Money columns are
 int64 minor units; times are UTC timestamps; every row carries its lineage (raw key, row number, profile
@@ -10,6 +10,9 @@ Version history:
 * 2: ``dedupe_key`` (the fields named by the profile's dedupe key, joined with ``|``) and
   ``in_file_duplicate`` (this row repeats an earlier row's dedupe key in the same file: flagged, kept,
   never dropped). Version 1 files are read as version 2 (dedupe key = txn_id, duplicates recomputed).
+* 3: ``gross_minor`` (nullable): a channel payment's amount before the merchant-funded discount (WeChat Pay
+  订单金额, Alipay 订单金额), where the bill states it; ``amount_minor`` stays what the channel settles. Null
+  where the source has no such amount. Version 1 and 2 files are read with it null.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pyarrow.parquet as pq
 
 from .domain import Transaction
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 TRANSACTION_SCHEMA = pa.schema(
     [
@@ -52,12 +55,16 @@ TRANSACTION_SCHEMA = pa.schema(
         pa.field("profile_version", pa.string(), nullable=False),
         pa.field("dedupe_key", pa.string(), nullable=False),
         pa.field("in_file_duplicate", pa.bool_(), nullable=False),
+        pa.field("gross_minor", pa.int64()),
     ],
     metadata={"recon.schema_version": SCHEMA_VERSION},
 )
 _V2_COLUMNS = ("dedupe_key", "in_file_duplicate")
-#: A reader's rows before the file-level columns: ``TRANSACTION_SCHEMA`` without the dedupe key and flag.
-ROW_SCHEMA = pa.schema([f for f in TRANSACTION_SCHEMA if f.name not in _V2_COLUMNS])
+#: Optional columns of version 3: null where a reader or an older file has none.
+_V3_COLUMNS = ("gross_minor",)
+#: A reader's rows before the file-level columns: ``TRANSACTION_SCHEMA`` without the dedupe key and flag
+#: (and without the optional amounts, which only the profile engine fills).
+ROW_SCHEMA = pa.schema([f for f in TRANSACTION_SCHEMA if f.name not in _V2_COLUMNS + _V3_COLUMNS])
 
 #: Columns the parse stage adds when it stores a statement (recon.pipeline.overlap); a parser never sets them.
 #: ``overlap_of``: id of an earlier statement of the same account that already delivered this row (null: the
@@ -200,16 +207,26 @@ def from_rows(batches: Iterable[pa.Table]) -> pa.Table:
     table = pa.concat_tables([b.select(ROW_SCHEMA.names).cast(ROW_SCHEMA) for b in batches]).combine_chunks()
     keys = table.column("txn_id")
     table = table.append_column("dedupe_key", keys).append_column("in_file_duplicate", mark_duplicates(keys))
-    return table.cast(TRANSACTION_SCHEMA)
+    return _optional(table).cast(TRANSACTION_SCHEMA)
+
+
+def _optional(table: pa.Table) -> pa.Table:
+    """``table`` with the version 3 columns it lacks, null."""
+    for name in _V3_COLUMNS:
+        if name not in table.column_names:
+            fld = TRANSACTION_SCHEMA.field(name)
+            table = table.append_column(fld, pa.nulls(table.num_rows, fld.type))
+    return table
 
 
 def upgrade(table: pa.Table) -> pa.Table:
-    """A version 1 table as version 2 (dedupe key = txn_id)."""
-    if all(name in table.column_names for name in _V2_COLUMNS):
-        return table.select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
-    keys = table.column("txn_id")
-    table = table.append_column("dedupe_key", keys).append_column("in_file_duplicate", mark_duplicates(keys))
-    return table.select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
+    """A version 1 or 2 table as version 3 (version 1: dedupe key = txn_id; the version 3 columns null)."""
+    if not all(name in table.column_names for name in _V2_COLUMNS):
+        keys = table.column("txn_id")
+        table = table.append_column("dedupe_key", keys).append_column(
+            "in_file_duplicate", mark_duplicates(keys)
+        )
+    return _optional(table).select(TRANSACTION_SCHEMA.names).cast(TRANSACTION_SCHEMA)
 
 
 def normalized(table: pa.Table) -> pa.Table:
@@ -234,7 +251,7 @@ def to_parquet(transactions: Iterable[Transaction]) -> bytes:
 
 
 def read_parquet(data: bytes) -> pa.Table:
-    """A normalized Parquet object (version 1 or 2) as a version 2 table with the stage columns."""
+    """A normalized Parquet object (version 1, 2 or 3) as a version 3 table with the stage columns."""
     return normalized(pq.read_table(io.BytesIO(data)))
 
 

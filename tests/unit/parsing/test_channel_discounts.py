@@ -20,6 +20,7 @@ from ._support import (
     parse,
     wx_bill,
     wx_payment,
+    wx_refund,
     wx_row,
 )
 
@@ -86,3 +87,48 @@ def test_wechat_amount_is_the_settled_amount_after_a_no_recharge_voucher() -> No
     assert p.errors == [] and all(c.ok for c in p.control_totals)
     (txn,) = p.transactions
     assert (txn.amount_minor, txn.fee_minor, txn.net_minor) == (18900, 113, 18787)
+
+
+# --- the amount before the merchant's discount (schema version 3: gross_minor) -----------------------------
+def test_alipay_rows_carry_the_order_amount_before_the_merchant_discount() -> None:
+    """订单金额 is kept beside 商家实收, so a case can say the difference is the merchant's own discount."""
+    p = parse(_discounted_alipay_bill(), "bill.zip", Source.ALIPAY)
+    assert [t.gross_minor for t in p.transactions] == [10000, 29900, -14950]
+    assert p.table.column("gross_minor").to_pylist() == [10000, 29900, -14950]
+    assert (p.profile, p.profile_version) == ("alipay.trade.zip", "4")
+
+
+def test_wechat_payments_carry_the_order_amount_before_a_no_recharge_voucher() -> None:
+    paid = wx_payment("4200002001202611206266344103", "SO-3", "189.00", "1.13000")
+    cells = dict(zip(WX_ALL_HEADER, (cell.removeprefix("`") for cell in paid.split(",")), strict=True))
+    row = wx_row(**{**cells, "代金券金额": "10.00", "订单金额": "199.00"})
+    plain = wx_payment("4200002001202611206266344104", "SO-4", "50.00", "0.30000")
+    # a refund row repeats its payment's 订单金额: that is not the refund's, so a refund states none
+    refund = wx_refund("4200002001202611206266344104", "SO-4", "5030000", "SO-4-r1", "50.00", "-0.30000")
+    refund = refund.replace("`0.00,`50.00,`", "`50.00,`50.00,`")  # 订单金额 50.00 on the refund row
+    summary = "`3,`239.00,`50.00,`0.00,`1.13000,`299.00,`50.00"
+    p = parse(wx_bill([row, plain, refund], summary), "wx.csv")
+    assert_accounting(p)
+    assert p.errors == []
+    assert [(t.amount_minor, t.gross_minor) for t in p.transactions] == [
+        (18900, 19900),
+        (5000, 5000),
+        (-5000, None),
+    ]
+
+
+def test_wechat_legacy_layout_states_no_amount_before_discounts() -> None:
+    header = (
+        "交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,"
+        "货币种类,总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,退款金额,代金券或立减优惠退款金额,退款类型,"
+        "退款状态,商品名称,商户数据包,手续费,费率"
+    )
+    row = (
+        "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,`10000100,`0,`1000,`1001690740201411100005734289,"
+        "`1415640626,`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,`0.01,`0.0,`0,`0,`0,`0,`,`,"
+        "`被扫支付测试,`订单额外描述,`0,`0.60%"
+    )
+    summary = "总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,手续费总金额\n`1,`0.01,`0,`0,`0"
+    p = parse(f"{header}\n{row}\n{summary}\n".encode(), "wx.csv")
+    assert p.errors == [] and p.profile == "wechat.tradebill.all_legacy"
+    assert [(t.amount_minor, t.gross_minor) for t in p.transactions] == [(1, None)]

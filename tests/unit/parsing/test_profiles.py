@@ -322,7 +322,7 @@ def test_in_file_duplicates_are_flagged_never_dropped() -> None:
     assert [t.dedupe_key for t in p.transactions] == ["SO-1", "SO-1", "SO-2#RF-1"]
     assert p.in_file_duplicates == 1 and p.rows_parsed == 3
     assert p.table.schema == TRANSACTION_SCHEMA
-    assert p.table.schema.metadata[b"recon.schema_version"] == b"2"
+    assert p.table.schema.metadata[b"recon.schema_version"] == b"3"
 
 
 def test_parquet_round_trip_and_version_1_files() -> None:
@@ -341,6 +341,20 @@ def test_parquet_round_trip_and_version_1_files() -> None:
     assert upgraded.column("dedupe_key").to_pylist() == p.table.column("txn_id").to_pylist()
     assert upgraded.column("in_file_duplicate").to_pylist() == [False, True, False]
     assert isinstance(upgraded, pa.Table)
+    assert upgraded.column("gross_minor").to_pylist() == [None] * 3
+
+
+def test_version_2_files_are_read_without_amounts_before_discounts() -> None:
+    """Schema version 3 adds ``gross_minor`` (nullable): objects written before it read with it null."""
+    import pyarrow.parquet as pq
+
+    data = ("\n".join([ERP_HEADER, *ERP_ROWS]) + "\n").encode()
+    p = parse(data, "o.csv", Source.ERP)
+    sink = io.BytesIO()
+    pq.write_table(p.table.drop_columns(["gross_minor"]), sink)
+    again = read_parquet(sink.getvalue())
+    assert again.column("gross_minor").to_pylist() == [None] * 3
+    assert again.select(TRANSACTION_SCHEMA.names).to_pylist() == p.table.to_pylist()
 
 
 def test_unreadable_excel_is_a_parse_error() -> None:

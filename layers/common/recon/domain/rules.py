@@ -231,6 +231,12 @@ class KeyMatchRule(_MatchRule):
         description="Channel fee schedule: expected fee = amount × rate, rounded half up to the minor unit",
     )
     fee_tolerance_minor: int = Field(default=0, ge=0)
+    merchant_discount: Literal["case", "match"] = Field(
+        default="case",
+        description="A difference that is exactly the channel's merchant-funded discount (the bill's amount "
+        "before discounts, gross_minor, equals the ERP amount): 'case' keeps it an AMOUNT_MISMATCH whose reason "
+        "names the discount; 'match' matches it, the explanation naming the discount",
+    )
 
     @field_validator("keys")
     @classmethod

@@ -62,6 +62,11 @@ class Transaction(BaseModel):
     in_file_duplicate: bool = Field(
         default=False, description="Repeats an earlier row's dedupe key in the same file (flagged, kept)"
     )
+    gross_minor: int | None = Field(
+        default=None,
+        description="A channel payment's amount before the merchant-funded discount (订单金额), where the "
+        "bill states it; amount_minor is what the channel settles (schema version 3)",
+    )
 
 
 class RowDisposition(StrEnum):

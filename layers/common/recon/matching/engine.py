@@ -43,7 +43,14 @@ from .context import DUPLICATE_RULE, OVERLAP_RULE, Context
 from .frame import ANY, BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain, take_rows
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
-from .residue import await_statements, carry_over, classify, order_known, residual_duplicates
+from .residue import (
+    await_statements,
+    carry_over,
+    classify,
+    order_known,
+    refunds_on_other_orders,
+    residual_duplicates,
+)
 from .settlement import Batch, Settled, settle
 from .subset import subset_sum
 from .window import window_match
@@ -250,6 +257,7 @@ def residual(
     for rule in p.residual:
         _apply(frame, ledger, ctx, rule, partials=partials, settled=settled, carried=carried)
     residual_duplicates(frame, ledger, ctx)
+    refunds_on_other_orders(frame, ledger, ctx, known)
     await_statements(frame, ledger, ctx)
     carry_over(frame, ledger, ctx.project, settled.in_flight)
     classify(frame, ledger, ctx, known)

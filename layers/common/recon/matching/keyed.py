@@ -47,10 +47,10 @@ from .context import (
     scheduled_fee,
     tolerance,
 )
-from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain
+from .frame import BOOL, I8, I32, I64, SOURCES, STATUSES, SUCCESS, Frame, plain, take_rows
 from .hashing import U64, among, hash_texts
 from .ledger import MATCHED, Ledger
-from .text import join, labels, local_times, money, row_case_ids, severities, take_text
+from .text import join, labels, local_times, money, one_money, row_case_ids, severities, take_text
 
 
 @dataclass
@@ -84,6 +84,11 @@ class KeyGroups:
     # members are its first rows, and two more row-sized arrays for them measured 30 MiB at 1M.
     rows: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     owner: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Keys with several rows a side: the counted channel rows' amount before merchant discounts and whether
+    # every one states it (``gross_minor``), and a counted channel row (the discount's name), when the rows
+    # carry the column.
+    right_gross: tuple[I64, BOOL] | None = None
+    channel_first: I64 | None = None
 
     def key(self, frame: Frame, fields: tuple[str, ...], chosen: I64) -> pa.Array:
         """The key text of the chosen keys, taken for them only (not for every key, then taken again)."""
@@ -317,6 +322,7 @@ def _multi(
     rows: list[int] = []
     owner: list[int] = []
     agg: defaultdict[str, list[int]] = defaultdict(list)
+    gross_of = _stated_gross(frame, [r for _, rights in kept for r in rights])
     l_status: list[str] = []
     r_status: list[str] = []
     l_label: list[str] = []
@@ -354,6 +360,10 @@ def _multi(
         agg["rc"].append(int(rc[0]))
         agg["rca"].append(int(ra[rc == rc[0]].sum()))
         agg["l0"].append(left_list[0])
+        agg["r0"].append(right_list[0])
+        stated = [gross_of.get(r) for r in right_list]
+        agg["rg"].append(sum(v for v in stated if v is not None))
+        agg["rgs"].append(int(bool(gross_of) and all(v is not None for v in stated)))
         l_status.append(",".join(sorted({STATUSES[s] for s in frame.status[lefts].tolist()})))
         r_status.append(",".join(sorted({STATUSES[s] for s in frame.status[rights].tolist()})))
         l_label.append(_many_label(frame, lefts))
@@ -395,7 +405,18 @@ def _multi(
         },
         rows=np.array(rows, np.int64),
         owner=np.array(owner, np.int64),
+        right_gross=(np.array(agg["rg"], np.int64), np.array(agg["rgs"], bool)) if gross_of else None,
+        channel_first=np.array(agg["r0"], np.int64),
     )
+
+
+def _stated_gross(frame: Frame, rows: list[int]) -> dict[int, int | None]:
+    """Row -> its amount before merchant discounts (``gross_minor``; None: not stated) of these rows (few:
+    keys with several rows); empty when the rows carry no such column."""
+    if not rows or "gross_minor" not in frame.table.column_names:
+        return {}
+    values = take_rows(frame.table["gross_minor"], np.array(rows, np.int64)).to_pylist()
+    return dict(zip(rows, values, strict=True))
 
 
 def _attempts(frame: Frame, kept: list[tuple[list[int], list[int]]]) -> dict[int, list[int]]:
@@ -671,6 +692,7 @@ _OUTCOMES = np.array(
     ["", TIME_MISMATCH, FEE_MISMATCH, AMOUNT_MISMATCH, OTHER, STATUS_MISMATCH, OTHER], dtype=object
 )
 _OVER_REFUNDED: Final = 6  # both sides agree on a refund larger than the order's payment (an OTHER case)
+_TIME, _FEE, _AMOUNT = 1, 2, 3  # codes of TIME_MISMATCH, FEE_MISMATCH, AMOUNT_MISMATCH in _OUTCOMES
 
 
 def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: KeyGroups) -> None:
@@ -692,6 +714,17 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
     # back in full: ``_returned``): there is nothing to compare — one group, its explanation says so.
     unmoved = g.left_bad & g.right_bad if rule.compare_status else np.zeros(len(delta), bool)
     kind[unmoved] = 0
+    # A difference that is exactly the channel's merchant-funded discount (few keys: amount cases only;
+    # None, the usual, when there is none: nothing more is done for the other keys).
+    discount: I64 | None = None
+    differ = np.flatnonzero(kind == _AMOUNT)
+    found = _discounts(frame, g, differ) if len(differ) else differ
+    if found.any():
+        discount = np.zeros(len(delta), dtype=np.int64)
+        discount[differ] = found
+        if rule.merchant_discount == "match":
+            accepted = differ[found != 0]
+            kind[accepted] = np.where(fee_off[accepted], _FEE, np.where(time_off[accepted], _TIME, 0))
     # A refund both sides agree on is still wrong when it gives back more than the ERP booked as paid for
     # its order in this run (an order paid on an earlier day is not seen: nothing to compare).
     paid = np.zeros(len(delta), dtype=np.int64)
@@ -712,6 +745,7 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
         allowed=allowed,
         fee_delta=fee_delta,
         unmoved=unmoved,
+        discount=discount,
     )
     _cases(
         frame,
@@ -724,6 +758,47 @@ def decide(frame: Frame, ledger: Ledger, ctx: Context, rule: KeyMatchRule, g: Ke
         delta=delta,
         fee_delta=fee_delta,
         paid=paid,
+        discount=discount,
+    )
+
+
+def _discounts(frame: Frame, g: KeyGroups, keys: I64) -> I64:
+    """Per key of ``keys``: the channel's merchant-funded discount (its amount before discounts, the bill's
+    订单金额 in ``gross_minor``, less what it settled) where the ERP booked exactly that amount before the
+    discount, else 0. Read for these keys' channel rows alone (amount cases: few), only when the rows carry
+    the column (schema version 3); a key with several channel rows when every counted one states it."""
+    out = np.zeros(len(keys), dtype=np.int64)
+    if g.right_gross is not None:  # keys with several rows a side: the counted channel rows' sum
+        gross, has = g.right_gross[0][keys], g.right_gross[1][keys]
+    elif g.texts is not None or "gross_minor" not in frame.table.column_names:
+        return out
+    else:
+        stated = take_rows(frame.table["gross_minor"], g.right_first[keys])
+        gross = np.asarray(pc.fill_null(stated, 0).to_numpy(zero_copy_only=False), np.int64)
+        has = np.asarray(pc.is_valid(stated).to_numpy(zero_copy_only=False), bool)
+    discount = gross - g.right_amount[keys]
+    hit = has & (discount != 0) & (g.left_amount[keys] == gross) & g.currency_ok[keys]
+    out[hit] = discount[hit]
+    return out
+
+
+#: What each channel calls a merchant-funded discount in its bill.
+_DISCOUNT_NAMES: Final = {"wechat": "免充值券", "alipay": "商家优惠"}
+
+
+def _discount_words(frame: Frame, g: KeyGroups, key: int, discount: int) -> tuple[str, str, str, str]:
+    """(the bill's name for the discount, the settled amount, the amount before the discount, the discount) of
+    one key, as people read them: a payment's discount, or a refund's share of it (amounts then positive)."""
+    row = int((g.channel_first if g.channel_first is not None else g.right_first)[key])
+    currency = frame.currencies[int(frame.currency[row])]
+    settled = int(g.right_amount[key])
+    sign = -1 if settled < 0 else 1
+    what = _DISCOUNT_NAMES.get(SOURCES[int(frame.source[row])], "merchant discount")
+    return (
+        what,
+        f"{one_money(sign * settled, currency)} {currency}",
+        f"{one_money(sign * (settled + discount), currency)} {currency}",
+        f"{one_money(sign * discount, currency)} {currency}",
     )
 
 
@@ -744,6 +819,36 @@ def _paid_for(frame: Frame, rule: KeyMatchRule, refunds: I64) -> I64:
     hit = (orders[at] == h[refunds]) & frame.words(rule.keys[0]).equal(refunds, pay[start[at]])
     out[hit] = sums[at[hit]]
     return out
+
+
+def _discount_said(
+    frame: Frame, g: KeyGroups, rule: KeyMatchRule, keys: I64, *, discount: I64 | None, text: pa.Array
+) -> pa.Array:
+    """An amount case's reason, where the difference is the channel's merchant discount, saying so and what
+    to book (few keys: built one by one)."""
+    at = np.flatnonzero(discount[keys] != 0) if discount is not None else keys[:0]
+    if len(at) == 0 or discount is None:
+        return text
+    out = text.to_pylist()
+    key_text = g.key(frame, tuple(rule.keys), keys[at]).to_pylist()
+    for i, key in zip(at.tolist(), key_text, strict=True):
+        k = int(keys[i])
+        name, settled, gross, off = _discount_words(frame, g, k, int(discount[k]))
+        if g.right_amount[k] > 0:
+            out[i] += (
+                f" The difference is the merchant's own discount: the channel settled {settled} = order {gross}"
+                f" less a merchant discount ({name}) of {off}. The ERP books the order before the discount:"
+                f" book the {off} discount against order {key} (or book the order at what the customer"
+                " paid); the settlement is not short."
+            )
+        else:
+            out[i] += (
+                f" The difference is the merchant's own discount: the channel refunded {settled} = refund"
+                f" {gross} less the merchant discount's share ({name}) of {off}. The ERP books the refund"
+                f" before the discount: book the {off} share of the discount against refund {key} (or book"
+                " the refund at what the customer got back); the settlement is not short."
+            )
+    return pa.array(out, pa.string())
 
 
 def _noted(g: KeyGroups, chosen: I64, text: pa.Array, before: str, after: str) -> pa.Array:
@@ -777,22 +882,28 @@ def _groups(
     allowed: I64,
     fee_delta: I64,
     unmoved: BOOL,
+    discount: I64 | None,
 ) -> None:
     if len(chosen) == 0:
         return
     d = delta[chosen]
     none = unmoved[chosen]
     exact = (d == 0) | none
-    confidence = np.where(exact, 1.0, np.round(1.0 - 0.05 * np.abs(d) / np.maximum(allowed[chosen], 1), 4))
+    # ``merchant_discount: match``: the bill explains the difference (None: no such key, the usual)
+    discounted = discount[chosen] != 0 if discount is not None else None
+    sure = exact if discounted is None else exact | discounted
+    confidence = np.where(sure, 1.0, np.round(1.0 - 0.05 * np.abs(d) / np.maximum(allowed[chosen], 1), 4))
     names = ", ".join(rule.keys)
     hours = f"{rule.time_tolerance_hours:g}h"
-    explanation = labels(
-        np.where(exact, 0, 1),
-        [
-            f"{names} equal; amount equal; booked within {hours}",
-            f"{names} equal; amount within tolerance; booked within {hours}",
-        ],
-    )
+    wording = [
+        f"{names} equal; amount equal; booked within {hours}",
+        f"{names} equal; amount within tolerance; booked within {hours}",
+        f"{names} equal; amount less the channel's merchant discount; booked within {hours}",
+    ]
+    if discounted is None:
+        explanation = labels(np.where(exact, 0, 1), wording[:2])
+    else:
+        explanation = labels(np.where(exact, 0, np.where(discounted, 2, 1)), wording)
     if none.any():
         at = np.flatnonzero(none)
         neither = join(
@@ -807,6 +918,22 @@ def _groups(
         explanation = pc.if_else(
             pa.array(none), neither.take(pa.array(np.maximum(words, 0))), explanation.cast(pa.string())
         )
+    if discount is not None and discounted is not None and discounted.any():
+        settled_as = []
+        for k in chosen[np.flatnonzero(discounted)].tolist():
+            name, settled, gross, off = _discount_words(frame, g, k, int(discount[k]))
+            if g.right_amount[k] > 0:
+                settled_as.append(
+                    f"; the channel settled {settled} = {gross} less a merchant discount ({name}) of {off}"
+                )
+            else:
+                settled_as.append(
+                    f"; the channel refunded {settled} = {gross} less the merchant discount's share ({name}) of {off}"
+                )
+        said = pc.replace_with_mask(
+            pa.array([""] * len(chosen), pa.string()), pa.array(discounted), pa.array(settled_as, pa.string())
+        )
+        explanation = join(explanation, said)
     explanation = _noted(g, chosen, explanation, "; ", "")
     rows, owner = _subset_members(g, chosen)
     currency = g.currency[chosen]
@@ -846,6 +973,7 @@ def _cases(
     delta: I64,
     fee_delta: I64,
     paid: I64,
+    discount: I64 | None,
 ) -> None:
     if len(chosen) == 0:
         return
@@ -888,6 +1016,7 @@ def _cases(
                 money(d[mask], cur[mask], frame.currencies),
                 ").",
             )
+            text = _discount_said(frame, g, rule, chosen[mask], discount=discount, text=text)
         elif name == STATUS_MISMATCH:
             text = join(
                 "Both sides know the transaction but disagree on whether it happened: ",

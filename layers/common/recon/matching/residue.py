@@ -58,11 +58,14 @@ from .frame import (
 from .hashing import among, hash_strings
 from .keyed import duplicates
 from .ledger import Ledger
-from .text import join, labels, money, row_case_ids, severities, take_text
+from .text import join, labels, money, one_money, row_case_ids, severities, take_text
 
 #: A channel refund in full of an order the ERP shows paid (STATUS_MISMATCH; the ERP payment is its
 #: counterpart).
 REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
+#: An ERP refund and a channel refund of the same refund number on different orders (one OTHER case holding
+#: both: the ERP booked the refund on the wrong order).
+REFUND_OTHER_ORDER_RULE = "refund-on-another-order"
 
 
 def order_known(frame: Frame, ledger: Ledger) -> pa.Array:
@@ -138,6 +141,105 @@ def residual_duplicates(frame: Frame, ledger: Ledger, ctx: Context) -> None:
         )
         dup_rows, dup_first = dup_rows[keep], dup_first[keep]
     duplicates(frame, ledger, ctx, dup_rows, dup_first)
+
+
+def refunds_on_other_orders(frame: Frame, ledger: Ledger, ctx: Context, order_paid: pa.Array) -> None:
+    """An ERP refund and a channel refund left unplaced that carry the same refund number (the ERP's
+    ``refund_ref`` equal to the channel row's, or to the channel's own refund id, the part of its ``txn_id``
+    after ``#``) on different orders: the ERP booked the refund on another order than the one the channel
+    refunded. One OTHER case holds both rows (each is the other's counterpart), instead of a 长款 and a 短款
+    that do not name each other. Only a number shared by exactly one ERP refund and one channel refund, in
+    one currency, is linked. Decided in the residual phase: the two orders' rows may be in different
+    partitions, and every row a partition leaves comes here. ``order_paid``: ``order_known``'s counterparts."""
+    free = np.flatnonzero(ledger.unplaced())  # (few rows: the masks below are taken on them alone)
+    candidates = free[
+        (frame.amount[free] < 0)
+        & (frame.status[free] == SUCCESS)
+        & ((frame.source[free] == ERP) | np.isin(frame.source[free], CHANNELS))
+    ]
+    if len(candidates) < 2:
+        return
+    refs = take_text(frame, "refund_ref", candidates).to_pylist()
+    orders = take_text(frame, "order_ref", candidates).to_pylist()
+    ids = take_text(frame, "txn_id", candidates).to_pylist()
+    numbered: dict[str, tuple[set[int], set[int]]] = {}
+    order_of: dict[int, str] = {}
+    for row, ref, order, txn_id in zip(candidates.tolist(), refs, orders, ids, strict=True):
+        if not order:
+            continue
+        order_of[row] = order
+        if frame.source[row] == ERP:
+            if ref:
+                numbered.setdefault(ref, (set(), set()))[0].add(row)
+            continue
+        own = txn_id.partition("#")[2]
+        for number in {ref, own} - {"", None}:
+            numbered.setdefault(number, (set(), set()))[1].add(row)
+    pairs: list[tuple[int, int, str]] = []
+    used: set[int] = set()
+    for number in sorted(numbered):
+        erp, channel = numbered[number]
+        if len(erp) != 1 or len(channel) != 1:
+            continue
+        e, c = next(iter(erp)), next(iter(channel))
+        if e in used or c in used or order_of[e] == order_of[c] or frame.currency[e] != frame.currency[c]:
+            continue
+        used |= {e, c}
+        pairs.append((e, c, number))
+    if not pairs:
+        return
+    pairs.sort(key=lambda p: (int(frame.position[p[1]]), int(frame.position[p[0]])))
+    erp_rows = np.array([e for e, _, _ in pairs], np.int64)
+    channel_rows = np.array([c for _, c, _ in pairs], np.int64)
+    known = order_paid.take(pa.array(channel_rows)).is_valid().to_numpy(zero_copy_only=False)
+    reasons = []
+    for (e, c, number), full in zip(pairs, known.tolist(), strict=True):
+        erp_money = _row_money(frame, e)
+        channel_money = _row_money(frame, c)
+        wrong, right = order_of[e], order_of[c]
+        text = (
+            f"The ERP booked refund {number} on order {wrong} (erp {frame.str_at('txn_id', e)} {erp_money}); "
+            f"the channel refunded it on order {right} ({SOURCES[int(frame.source[c])]} "
+            f"{frame.str_at('txn_id', c)} {channel_money}): correct the ERP booking — move refund {number} "
+            f"from order {wrong} to order {right}."
+        )
+        if frame.amount[e] != frame.amount[c]:
+            delta = one_money(
+                int(frame.amount[c] - frame.amount[e]), frame.currencies[int(frame.currency[c])]
+            )
+            text += (
+                f" The amounts differ too: erp {erp_money}, channel {channel_money} "
+                f"(Δ {delta} {frame.currencies[int(frame.currency[c])]})."
+            )
+        if full:
+            text += f" The channel's refund gives back order {right} in full, which the ERP still shows paid."
+        reasons.append(text)
+    n = len(pairs)
+    amount = frame.amount[channel_rows]
+    ident = row_case_ids(frame, channel_rows, seed=15) ^ row_case_ids(frame, erp_rows, seed=16)
+    ledger.add_cases(
+        {
+            "type": OTHER,
+            "rule": REFUND_OTHER_ORDER_RULE,
+            "severity": severities(ctx.project.severity, amount),
+            "delta_minor": amount,
+            "currency": labels(frame.currency[channel_rows], frame.currencies),
+            "members": np.full(n, 2, np.int32),
+            "key": pa.array([number for _, _, number in pairs], pa.string()),
+            "left_amount_minor": frame.amount[erp_rows],
+            "right_amount_minor": amount,
+            "reason": pa.array(reasons, pa.string()),
+        },
+        content_hash(ident, REFUND_OTHER_ORDER_RULE),
+        np.concatenate([erp_rows, channel_rows]),
+        np.concatenate([np.arange(n), np.arange(n)]).astype(np.int64),
+    )
+
+
+def _row_money(frame: Frame, row: int) -> str:
+    """``-50.00 CNY``."""
+    currency = frame.currencies[int(frame.currency[row])]
+    return f"{one_money(int(frame.amount[row]), currency)} {currency}"
 
 
 def await_statements(frame: Frame, ledger: Ledger, ctx: Context) -> None:

@@ -705,6 +705,8 @@ class _Partition:
             if "fee" in specs
             else np.zeros(self.n, dtype=np.int64)
         )
+        if "gross" in specs:
+            values["gross"] = self._gross(specs["gross"], exps)
         booked = specs.get("booked_at")
         if booked is not None:
             values["booked_local"] = self._moment("booked_at", booked)
@@ -945,6 +947,22 @@ class _Partition:
             reason = spec.range_reason or f"{fld} out of range"
             self._add(fld, 5, vector.Failure(out, lambda rows: [(col, reason) for col in column(rows)]))
         return minor
+
+    def _gross(
+        self, spec: FieldSpec, exps: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None:
+        """The amount before merchant-funded discounts (its column as written) and where it is stated: an
+        empty cell is no amount, not 0; None when the file has no such column (an older layout). A value
+        that is not an amount rejects the row."""
+        if spec.column is None or self.c.find(spec.column) is None:
+            return None
+        plain = self._plain_amount(spec, exps)
+        if plain is not None:  # (nothing empty)
+            return plain, np.ones(self.n, dtype=bool)
+        arr, column = self._text(spec)
+        parsed = self._parse_amount(arr, column, spec.amount, exps)
+        self._add("gross", 1, parsed.failure)
+        return parsed.minor, ~vector.empty(arr)
 
     def _plain_amount(self, spec: FieldSpec, exps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64] | None:
         """A column's amounts as ``Cells.amounts`` reads them, when the field takes the column as it is."""
@@ -1484,6 +1502,7 @@ def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
             elif merged is not arr:  # (a field no kind overrides: one array already)
                 merged = vector.where(p.applies, arr, merged)
         out[key] = merged if merged is not None else pa.array([], pa.string())
+    out["gross"] = _gross_of(parts_out)
     for key in ("amount", "fee", "booked_local", "value_local"):
         numbers: npt.NDArray[np.int64] | None = None
         missing = False
@@ -1499,6 +1518,23 @@ def _assemble(parts_out: list[_PartOut]) -> dict[str, object]:
         else:
             out[key] = numbers if numbers is not None else np.zeros(0, dtype=np.int64)
     return out
+
+
+def _gross_of(parts_out: list[_PartOut]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None:
+    """The kinds' amounts before discounts merged (each row its own kind's; a kind without one: none)."""
+    gross: npt.NDArray[np.int64] | None = None
+    stated: npt.NDArray[np.bool_] | None = None
+    for _rows, p, values, _ in parts_out:
+        found = values.get("gross")
+        if not isinstance(found, tuple):
+            continue
+        minor, has = found
+        if gross is None or stated is None:
+            gross, stated = np.zeros(p.n, dtype=np.int64), np.zeros(p.n, dtype=bool)
+        take = p.applies & has
+        np.copyto(gross, minor, where=take)
+        stated |= take
+    return None if gross is None or stated is None else (gross, stated)
 
 
 def _rows_out(
@@ -1521,6 +1557,12 @@ def _rows_out(
         return arr if everything else arr[valid]
 
     amount = num("amount")
+    found = columns.get("gross")
+    if isinstance(found, tuple):
+        gross, stated = (found[0], found[1]) if everything else (found[0][valid], found[1][valid])
+        gross_minor = pa.array(gross, pa.int64(), mask=None if stated.all() else ~stated)
+    else:
+        gross_minor = pa.nulls(len(amount), pa.int64())
     booked_local = num("booked_local")
     days = vector.local_days(num("value_local") if columns.get("value_local") is not None else booked_local)
     return {
@@ -1529,6 +1571,7 @@ def _rows_out(
         "refund_ref": opt("refund_ref"),
         "amount_minor": pa.array(amount, pa.int64()),
         "fee_minor": pa.array(num("fee"), pa.int64()),
+        "gross_minor": gross_minor,
         "currency": s("currency"),
         "booked_at": pa.array(vector.to_utc(booked_local, ctx.tz), pa.int64()).cast(
             pa.timestamp("us", tz="UTC")
@@ -1575,7 +1618,7 @@ def _table(chunks: list[_Chunk], *, raw_key: str, profile: Profile, ctx: Context
     else:
         key_parts = []
         for fld in profile.dedupe_key:
-            col = {"amount": "amount_minor", "fee": "fee_minor"}.get(fld, fld)
+            col = {"amount": "amount_minor", "fee": "fee_minor", "gross": "gross_minor"}.get(fld, fld)
             key_parts.append(pc.fill_null(pc.cast(data[col], pa.string()), ""))
         dedupe = key_parts[0] if len(key_parts) == 1 else pc.binary_join_element_wise(*key_parts, "|")
     data["dedupe_key"] = dedupe

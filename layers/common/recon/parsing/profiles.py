@@ -31,13 +31,14 @@ BUILTIN_DIR = Path(__file__).with_name("builtin")
 
 # Standard fields a profile can fill, and what they become (see recon.tables.TRANSACTION_SCHEMA).
 TEXT_FIELDS = ("txn_id", "order_ref", "refund_ref", "counterparty", "memo")
-AMOUNT_FIELDS = ("amount", "fee")
+AMOUNT_FIELDS = ("amount", "fee", "gross")
 STANDARD_FIELDS = (
     "txn_id",
     "order_ref",
     "refund_ref",
     "amount",
     "fee",
+    "gross",  # optional: a channel payment's amount before merchant-funded discounts (schema version 3)
     "currency",
     "booked_at",
     "value_date",
@@ -559,6 +560,8 @@ class Profile(_Spec):
                 self._check_enum(fld, spec, {t.value for t in TxnType})
             elif fld == "status":
                 self._check_enum(fld, spec, {s.value for s in TxnStatus})
+            if fld == "gross" and spec.column is None:
+                raise ValueError("gross: give its column (the amount before merchant discounts, as written)")
             if (spec.credit is not None or spec.debit is not None) and fld not in AMOUNT_FIELDS:
                 raise ValueError(f"{fld}: credit/debit only make amounts")
             if fld in ("booked_at", "value_date") and spec.const is None and not spec.formats:
