@@ -20,6 +20,7 @@ from recon.parsing import ParsedStatement, StatementParseError, detect_format, p
 from recon.pipeline.overlap import booked_dates, period_of
 from recon.pipeline.projects import run_id_for, statement_date_for
 from recon.pipeline.statement_account import same_account, stated_accounts
+from recon.pipeline.statement_days import splits_by_day
 
 from .runtime import LocalCloud
 
@@ -170,8 +171,10 @@ def file_inputs(project: Project, files: list[Path], business_dates: list[date])
 
     The expected date (the file's sub-folder named YYYY-MM-DD, else, for one business date, the date that
     day's run reads from the account) when the file covers it; otherwise the date its content says it is
-    of. A statement of a day no run of the invocation reads is filed under its own date (a run of its day
-    would read it) and carries a note; it is not reconciled by these runs.
+    of, or, for a bank statement covering several days, the first of them a run of the invocation reads
+    (recon.pipeline.statement_days: each covered day's run reads that day's rows). A statement of a day no
+    run of the invocation reads is filed under its own date (a run of its day would read it) and carries a
+    note; it is not reconciled by these runs.
     """
     filed = []
     for account_id, paths in assign_inputs(project, files).items():
@@ -182,8 +185,15 @@ def file_inputs(project: Project, files: list[Path], business_dates: list[date])
                 statement_date_for(project, account, business_dates[0]) if len(business_dates) == 1 else None
             )
             own = stated_dates(project, account, path)
+            covered = (
+                [d for d in sorted(read) if own.first <= d <= own.last]
+                if own is not None and splits_by_day(account.source, (own.first, own.last))
+                else []
+            )
             if own is not None and (expected is None or not own.first <= expected <= own.last):
-                statement_date: date | None = own.of
+                # A bank statement covering several days the runs read is filed under the first of them:
+                # that day's run parses it, and each covered day's run reads its own day's rows.
+                statement_date: date | None = covered[0] if covered and expected is None else own.of
             else:
                 statement_date = expected
             if statement_date is None:

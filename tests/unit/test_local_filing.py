@@ -118,3 +118,17 @@ def test_a_file_of_a_source_the_project_has_twice_or_not_at_all_says_which(tmp_p
     )
     with pytest.raises(InputError, match=r"the project has no wechat account"):
         file_inputs(none, [bill], [DAY])
+
+
+def test_a_bank_statement_of_several_days_is_filed_under_the_first_day_a_run_reads(tmp_path: Path) -> None:
+    from tests.unit.logic.test_parse_stage import PROJECT as ACME
+    from tests.unit.logic.test_parse_stage import mt940
+
+    days = [date(2026, 11, d) for d in (21, 22, 23)]
+    week = tmp_path / "bank-eur__week.sta"  # an MT940 export of three statement periods; it states the 23rd
+    week.write_bytes(b"".join(mt940(d, f"{1000 + n}.00", [(f"E{n}", "1.00")]) for n, d in enumerate(days)))
+
+    (filed,) = file_inputs(Project.from_yaml(ACME), [week], [date(2026, 11, 20), *days])
+
+    # The run of the 21st parses it, and each covered day's run reads that day's rows.
+    assert (filed.account_id, filed.statement_date, filed.note) == ("bank-eur", days[0], "")

@@ -90,6 +90,13 @@ def normalized_key(
     return normalized_prefix(project_id, source, account_id, statement_date) + f"{name}.parquet"
 
 
+def normalized_day_key(whole: str, project_id: str, source: str, account_id: str, day: date) -> str:
+    """The rows booked on ``day`` of a statement covering several days, whose whole rows are at ``whole``
+    (``normalized_key``): filed in the day's partition, named after the whole object (same version)."""
+    name = whole.rsplit("/", 1)[-1].removesuffix(".parquet")
+    return normalized_prefix(project_id, source, account_id, day) + f"{name}.day.parquet"
+
+
 def results_prefix(project_id: str, business_date: date, run_id: str) -> str:
     return f"results/project={project_id}/date={business_date.isoformat()}/run={run_id}/"
 

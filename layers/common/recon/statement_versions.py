@@ -5,7 +5,8 @@ Statements are filed per project, account and business date. Among them, an olde
 
 * both were read from the same raw key (the object was overwritten with other bytes), or
 * the older one was quarantined and the newer covers the same period (first and last day), whatever the
-  file names (a corrected file sent under another name), or
+  file names (a corrected file sent under another name; a parsed bank statement may cover more days: a
+  corrected bank export of several days replaces the quarantined one filed under one of them), or
 * both are channel bills (WeChat Pay, Alipay) read by the same profile for the same period: a channel issues
   one bill of a kind per account and day, so a second one is a corrected version, whatever its name. (Were
   its rows marked as overlaps instead, a corrected amount would be filtered as a repeat of the wrong one.)
@@ -66,8 +67,18 @@ def supersedes(newer: Statement, older: Statement) -> bool:
     )
     if older.status is not StatementStatus.QUARANTINED and not same_bill:
         return False  # a second parsed file is more rows, not a replacement (see the module doc)
-    covered = period(older)
-    return covered is not None and covered == period(newer)
+    covered, covering = period(older), period(newer)
+    if covered is None or covering is None:
+        return False
+    if (
+        older.status is StatementStatus.QUARANTINED
+        and newer.status is StatementStatus.PARSED
+        and newer.source is Source.BANK
+    ):
+        # A quarantined file covers the day it was filed for; a corrected bank export of several days
+        # delivered in its place covers that day and more.
+        return covering[0] <= covered[0] and covered[1] <= covering[1]
+    return covered == covering
 
 
 def superseded(statements: Iterable[Statement]) -> dict[str, str]:

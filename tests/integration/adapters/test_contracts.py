@@ -31,6 +31,7 @@ from recon.domain import (
     Severity,
     Source,
     Statement,
+    StatementDay,
     StatementStatus,
 )
 from recon.ports import FetchLogEntry, NotificationClaim, ObjectStore
@@ -360,6 +361,47 @@ def test_superseded_versions_stay_stored_but_do_not_count_for_the_day(repo: Repo
     assert repo.repo.find_statement_by_checksum("shop", "alipay-main", "1" * 64) == marked
     sequence = repo.repo.list_account_statements("shop", "alipay-main")
     assert [s.statement_id for s in sequence] == ["stmt-new", "stmt-other"]  # not in the account's sequence
+
+
+def test_a_statement_covering_several_days_is_listed_for_each_day_it_covers(repo: Repo) -> None:
+    def covering(*days: int, **kw: Any) -> Statement:
+        return make_statement(
+            "stmt-week",
+            "7" * 64,
+            day=2,
+            source=Source.BANK,
+            account_id="bank-cmb",
+            raw_key="raw/shop/bank-cmb/2024-05-03/week.xml",
+            period_start=date(2024, 5, 1 + days[0]),
+            period_end=date(2024, 5, 1 + days[-1]),
+            days=[
+                StatementDay(day=date(2024, 5, 1 + d), business_date=date(2024, 5, d), rows=1) for d in days
+            ],
+            **kw,
+        )
+
+    week = covering(1, 2, 3)
+    repo.repo.put_statement(week)
+    for day in (1, 2, 3):
+        assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, day)) == [week]
+    assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, 4)) == []
+    assert [s.statement_id for s in repo.repo.list_account_statements("shop", "bank-cmb")] == ["stmt-week"]
+    assert repo.repo.get_statement("stmt-week") == week
+    assert repo.repo.find_statement_by_checksum("shop", "bank-cmb", "7" * 64) == week
+
+    # Every write reaches every day it is listed for: a later mark counts on each day.
+    marked = week.model_copy(update={"superseded_by": "stmt-newer"})
+    repo.repo.put_statement(marked)
+    assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, 3), include_superseded=True) == [
+        marked
+    ]
+    assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, 3)) == []
+
+    # Read again covering fewer days (a re-parse): no longer listed for the days it left.
+    fewer = covering(1, 2)
+    repo.repo.put_statement(fewer)
+    assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, 1)) == [fewer]
+    assert repo.repo.list_statements("shop", "bank-cmb", date(2024, 5, 3), include_superseded=True) == []
 
 
 # --- repository: results -----------------------------------------------------------------------------------

@@ -50,6 +50,12 @@ def merge_case_status(stored: CaseStatus | str | None, computed: CaseStatus) -> 
 # --- ordering ----------------------------------------------------------------------------------------------
 
 
+def also_filed_for(statement: Statement) -> list[date]:
+    """The business dates besides its own a statement is listed for: those whose runs read one of the days
+    it covers (a bank statement covering several days, ``Statement.days``)."""
+    return sorted({d.business_date for d in statement.days} - {statement.business_date})
+
+
 def account_sort_date(statement: Statement) -> date:
     """Where a statement sits in its account's sequence: the last day it covers (else its business date)."""
     return statement.period_end or statement.business_date

@@ -18,6 +18,7 @@ string, or ``data_z`` = the same JSON zlib-compressed and base64-encoded when it
                                                                                   RUN#<run_id>
     statement  STMT#<project>#<account>#<business_date>  STMT#<statement_id>      ACCOUNT#<project>#<account> /
                                                                                   STMT#<period_end>#<statement_id>
+    (copy)     STMT#<project>#<account>#<other date>     STMT#<statement_id>      -
     checksum   CHECKSUM#<project>#<account>#<sha256>     META                     -
     stmt id    STMTID#<statement_id>                     META                     -
     audit      AUDIT#<subject>                           <utc at>#<event_id>      -
@@ -33,6 +34,10 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 - ``<utc at>`` is fixed-width UTC (``2024-05-01T02:30:00.000000Z``) so sort keys sort in time order.
 - The checksum marker points to the last statement stored with those bytes whose status is not
   ``duplicate``; a ``duplicate`` statement never moves it.
+- A bank statement covering several days (``Statement.days``) is also stored, whole, under the business
+  date of each other day it covers (``filed_pk`` names its own item), so ``list_statements`` of any of those
+  days finds it with one query; every write rewrites all its copies. A copy under a date the statement no
+  longer covers after a re-parse is rewritten with the current record and left out of that date's list.
 - A statement's ``gsi1`` keys list an account's statements in sequence (``<period_end>`` falls back to the
   business date); ``duplicate`` and superseded statements (top-level ``superseded_by``: a newer upload
   replaced them, ``recon.statement_versions``) are left out of that sequence. The ``STMTID`` marker finds a
@@ -63,7 +68,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
+from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Source, Statement, StatementStatus
 from recon.ports import FetchLogEntry, NotificationClaim
 from recon.settings import get_settings
 from recon.statement_versions import current_statements
@@ -72,6 +77,7 @@ from . import aws
 from ._shared import (
     Item,
     account_sort_date,
+    also_filed_for,
     check_results,
     decode_payload,
     encode_item,
@@ -258,7 +264,21 @@ class DynamoRunRepository:
         elif statement.status != StatementStatus.DUPLICATE:
             keys["gsi1pk"] = account_pk(statement.project_id, statement.account_id)
             keys["gsi1sk"] = f"STMT#{account_sort_date(statement).isoformat()}#{statement.statement_id}"
-        self.table.put_item(Item=encode_item(keys, statement.model_dump_json()))
+        data = statement.model_dump_json()
+        # A statement covering several days is also stored under the business date of each other day it
+        # covers (no gsi1 keys: the account's sequence lists it once). A date it was stored under before and
+        # no longer covers (a re-parse read other days) gets the new copy too, which no longer claims it.
+        dates = also_filed_for(statement)
+        if statement.days or statement.source is Source.BANK:  # only bank statements are split by day
+            before = self.table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True).get("Item")
+            if before:
+                dates = sorted({*dates, *also_filed_for(_model(Statement, before))})
+        for day in dates:
+            copy = {k: v for k, v in keys.items() if k not in ("gsi1pk", "gsi1sk")}
+            copy["pk"] = statement_pk(statement.project_id, statement.account_id, day)
+            copy["filed_pk"] = pk
+            self.table.put_item(Item=encode_item(copy, data))
+        self.table.put_item(Item=encode_item(keys, data))
         self.table.put_item(
             Item={
                 "pk": statement_id_pk(statement.statement_id),
@@ -292,7 +312,8 @@ class DynamoRunRepository:
             & Key("sk").begins_with("STMT#"),
             ConsistentRead=True,
         )
-        statements = [_model(Statement, item) for item in items]
+        # A copy under a date its statement no longer covers (a re-parse read other days) does not count.
+        statements = [st for st in (_model(Statement, item) for item in items) if st.filed_for(business_date)]
         return statements if include_superseded else current_statements(statements)
 
     def get_statement(self, statement_id: str) -> Statement | None:

@@ -25,6 +25,7 @@ from ._shared import (
     alert_attributes,
     alert_message,
     alert_subject,
+    also_filed_for,
     check_recipients,
     check_results,
     decode_metadata,
@@ -161,6 +162,9 @@ class MemoryRunRepository:
         self._runs: dict[str, str] = {}
         self._statements: dict[tuple[str, str, date], dict[str, str]] = {}
         self._checksums: dict[tuple[str, str, str], tuple[tuple[str, str, date], str]] = {}
+        # (project, account, business date) -> statement id -> where the statement is stored: a statement
+        # covering several days is listed for the business date of each (recon.pipeline.statement_days).
+        self._also_filed: dict[tuple[str, str, date], dict[str, tuple[str, str, date]]] = {}
         self._results: dict[str, _RunResults] = {}
         self._audit: dict[str, dict[str, str]] = {}
         self._claims: dict[tuple[str, str], NotificationClaim] = {}
@@ -191,6 +195,8 @@ class MemoryRunRepository:
         with self._lock:
             payload = _fits("statement", statement.statement_id, statement.model_dump_json())
             self._statements.setdefault(where, {})[statement.statement_id] = payload
+            for day in also_filed_for(statement):
+                self._also_filed.setdefault((*where[:2], day), {})[statement.statement_id] = where
             if statement.status != StatementStatus.DUPLICATE:
                 marker = (statement.project_id, statement.account_id, statement.checksum)
                 self._checksums[marker] = (where, statement.statement_id)
@@ -204,9 +210,14 @@ class MemoryRunRepository:
     def list_statements(
         self, project_id: str, account_id: str, business_date: date, *, include_superseded: bool = False
     ) -> list[Statement]:
+        day = (project_id, account_id, business_date)
         with self._lock:
-            stored = dict(self._statements.get((project_id, account_id, business_date), {}))
+            stored = dict(self._statements.get(day, {}))
+            for statement_id, where in self._also_filed.get(day, {}).items():
+                stored.setdefault(statement_id, self._statements[where][statement_id])
         statements = [Statement.model_validate_json(stored[k]) for k in sorted(stored)]
+        # A statement whose covered days changed since (a re-parse) is no longer listed for the day.
+        statements = [s for s in statements if s.filed_for(business_date)]
         return statements if include_superseded else current_statements(statements)
 
     def get_statement(self, statement_id: str) -> Statement | None:

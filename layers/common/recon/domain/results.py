@@ -200,6 +200,12 @@ class FileAccounting(BaseModel):
     rows_skipped: int
     rows_rejected: int
     errors: list[str] = Field(default_factory=list)
+    day: date | None = Field(
+        default=None,
+        description="A statement covering several days: the day whose rows this run read (the counts are "
+        "that day's; the other days' rows are counted by their own runs)",
+    )
+    file_rows_read: int | None = Field(default=None, description="With ``day``: the whole file's rows read")
 
 
 class Run(BaseModel):

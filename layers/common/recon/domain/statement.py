@@ -113,6 +113,25 @@ class ControlTotal(BaseModel):
         return self.stated == self.computed
 
 
+class StatementDay(BaseModel):
+    """The rows of a bank statement covering several days that were booked on one of them.
+
+    A statement covering several days (a weekly export after a holiday) is reconciled as if the bank had
+    sent one statement a day: each covered day's rows are stored as their own object and read by the run
+    that reads that day's statement (``business_date`` = the day − the account's statement lag).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: date = Field(description="The covered day (booking date in the project's time zone)")
+    business_date: date = Field(description="The run that reads this day's rows")
+    parquet_key: str | None = Field(default=None, description="The day's rows (None: no row booked that day)")
+    rows: int = Field(default=0, description="Parsed rows booked that day")
+    rows_skipped: int = Field(
+        default=0, description="The file's non-data lines, counted once: on the day the file is filed under"
+    )
+
+
 class Statement(BaseModel):
     """One raw file, as parsed."""
 
@@ -162,6 +181,20 @@ class Statement(BaseModel):
         description="The newer upload (statement id) that replaced this version: kept for the audit trail, "
         "no longer one of the day's files (recon.statement_versions)",
     )
+    days: list[StatementDay] = Field(
+        default_factory=list,
+        description="A bank statement covering several days: its rows per covered day, each read by that "
+        "day's run (empty: one day, the whole file is read by the run of business_date)",
+    )
+
+    def days_read_by(self, business_date: date) -> list[StatementDay]:
+        """The covered days whose rows the run of ``business_date`` reads (empty: the run reads none, or
+        the statement is not split by day)."""
+        return [d for d in self.days if d.business_date == business_date]
+
+    def filed_for(self, business_date: date) -> bool:
+        """Whether the run of ``business_date`` counts this statement among its files."""
+        return business_date == self.business_date or bool(self.days_read_by(business_date))
 
     @property
     def balanced(self) -> bool:

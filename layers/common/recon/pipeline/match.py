@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from recon.domain import FileAccounting, Project, StatementStatus
+from recon.domain import FileAccounting, Project, Source, Statement, StatementDay, StatementStatus
 from recon.keys import (
     INPUTS_FILE,
     RESULT_FILES,
@@ -80,6 +80,12 @@ def _day_statements(
         # Statements are filed under the business date they serve (a bank statement of T+1 serves T).
         statements = svc.repo.list_statements(project.project_id, account.account_id, ref.business_date)
         for st in sorted(statements, key=lambda s: (s.statement_id, s.raw_key)):
+            if st.days:  # a statement covering several days: this run reads its day's rows only
+                for day in st.days_read_by(ref.business_date):
+                    files.append(_day_accounting(st, day))
+                    if day.parquet_key:
+                        objects.append((day.parquet_key, day.rows))
+                continue
             files.append(
                 FileAccounting(
                     raw_key=st.raw_key,
@@ -96,6 +102,23 @@ def _day_statements(
             if st.status is StatementStatus.PARSED and st.parquet_key:
                 objects.append((st.parquet_key, st.rows_parsed))
     return objects, files
+
+
+def _day_accounting(st: Statement, day: StatementDay) -> FileAccounting:
+    """One covered day of a statement covering several days, as a run's file: that day's rows, the file's
+    non-data lines on the day it is filed under; the runs of its days add up to the whole file."""
+    return FileAccounting(
+        raw_key=st.raw_key,
+        source=st.source,
+        account_id=st.account_id,
+        status=st.status.value,
+        rows_read=day.rows + day.rows_skipped,
+        rows_parsed=day.rows,
+        rows_skipped=day.rows_skipped,
+        rows_rejected=0,
+        day=day.day,
+        file_rows_read=st.rows_read,
+    )
 
 
 def unavailable_accounts(project: Project, files: list[FileAccounting]) -> frozenset[str]:
@@ -570,8 +593,8 @@ def _store(
 
 def _not_delivered(svc: Services, project: Project, account_id: str, day: date) -> str:
     """Why the account has no statement for ``day``: none delivered, or a statement covering several days
-    that is filed under another of them and read whole by that day's run (docs/matching.md, "Which bank
-    statement a run reads")."""
+    that is filed under another of them and read whole by that day's run: one stored before statements were
+    split by day (recon.pipeline.statement_days; a split statement is listed for every day it covers)."""
     covering = [
         st
         for st in svc.repo.list_account_statements(project.project_id, account_id, ending_from=day)
@@ -585,6 +608,11 @@ def _not_delivered(svc: Services, project: Project, account_id: str, day: date) 
         f"{account_id}: no statement is filed for {day}; {st.raw_key} covers {st.period_start} to "
         f"{st.period_end} and is read whole by the run of {st.business_date} (rows no batch of that day "
         "explains are carried as open items)"
+        + (
+            "; re-parse it to have each day it covers reconciled by that day's run, then run those days again"
+            if st.source is Source.BANK and not st.days
+            else ""
+        )
     )
 
 

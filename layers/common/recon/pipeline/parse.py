@@ -10,7 +10,9 @@ Per raw object (docs/parse-stage.md):
    other files and sources go on.
 3. Accepted rows are marked against earlier statements of the account (``overlap_of``, recon.pipeline
    .overlap), the balance chain is checked against the neighbouring statements (recon.pipeline.chain), and
-   the parser's Arrow table is written as Parquet (zstd) straight away: no per-row Python objects.
+   the parser's Arrow table is written as Parquet (zstd) straight away: no per-row Python objects. A bank
+   statement covering several days is also stored per booking day (``Statement.days``,
+   recon.pipeline.statement_days), and the repository lists it for the run of each day it covers.
 4. A rejected file is copied to ``quarantine/`` beside ``<file>.error.json`` (file, row, column, reason of
    every error, the format and profile tried, the row accounting) and an alert is published. A file whose
    own dates do not cover the date it is filed under is rejected too (a statement of another day), and so
@@ -37,10 +39,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recon.domain import Account, ControlTotal, Project, RowError, Source, Statement, StatementStatus
-from recon.keys import normalized_key, parse_raw_key, quarantine_key, raw_prefix
+from recon.domain import (
+    Account,
+    ControlTotal,
+    Project,
+    RowError,
+    Source,
+    Statement,
+    StatementDay,
+    StatementStatus,
+)
+from recon.keys import normalized_day_key, normalized_key, parse_raw_key, quarantine_key, raw_prefix
 from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
 from recon.parsing.profiles import Profile
 from recon.parsing.readers import pdf
@@ -48,7 +60,7 @@ from recon.ports import FunctionFailed, StoredDocument
 from recon.statement_versions import ingest_order, supersedes
 from recon.tables import table_to_parquet
 
-from .chain import Balance, balances, chain_break, chain_total, with_chain
+from .chain import Balance, Balances, balances, chain_break, chain_total, with_chain
 from .contracts import ChannelTask, ParseOutput, ReparseOutput, StartRunInput, StatementSummary
 from .overlap import (
     EARLIER_COLUMNS,
@@ -71,6 +83,7 @@ from .projects import (
 from .run import audit
 from .services import Services
 from .statement_account import account_errors
+from .statement_days import rows_by_day, splits_by_day
 
 log = logging.getLogger(__name__)
 
@@ -290,36 +303,80 @@ def _earlier_statements(
     return earlier
 
 
-def _neighbour(
-    svc: Services, statement: Statement, *, before: bool, currency: str, replacing: frozenset[str]
+def _chainable(other: Statement, *, currency: str, exclude: frozenset[str]) -> Balances | None:
+    """The balances of an accepted statement that states them (None: it cannot take part in the chain)."""
+    if other.status is not StatementStatus.PARSED or other.statement_id in exclude:
+        return None
+    return balances(other.control_totals, currency)
+
+
+def _previous(
+    svc: Services,
+    statement: Statement,
+    *,
+    currency: str,
+    replacing: frozenset[str],
+    pending: Statement | None = None,
 ) -> tuple[Statement, Balance] | None:
-    """The account's closest accepted statement before (its closing) or after (its opening) ``statement``."""
-    end = statement.period_end or statement.business_date
-    if before:
-        candidates = svc.repo.list_account_statements(
-            statement.project_id,
-            statement.account_id,
-            ending_to=end - timedelta(days=1),
-            newest_first=True,
-            limit=_CHAIN_LOOKBACK,
+    """The statement whose closing balance ``statement`` opens with: the account's accepted statement stating
+    balances that ends last before ``statement``'s first day (``pending``: one being stored, in place of its
+    stored record). A statement covering several days opens on its first day, so it is chained from the
+    statement before that day, not from one ending inside its period.
+
+    None when there is none, or when none closes the day before and ``statement`` starts inside another
+    statement's period (a daily re-delivery of a day inside a weekly export): its opening is then a balance
+    inside that statement, which states none, so there is nothing to compare and no break to report."""
+    start = _period(statement)[0]
+    exclude = replacing | {statement.statement_id}
+
+    def listed(**window: Any) -> list[Statement]:
+        stored = svc.repo.list_account_statements(
+            statement.project_id, statement.account_id, limit=_CHAIN_LOOKBACK, **window
         )
-    else:
-        candidates = svc.repo.list_account_statements(
-            statement.project_id,
-            statement.account_id,
-            ending_from=end + timedelta(days=1),
-            limit=_CHAIN_LOOKBACK,
-        )
-    for other in candidates:
-        if (
-            other.status is not StatementStatus.PARSED
-            or other.statement_id == statement.statement_id
-            or other.statement_id in replacing
-        ):
-            continue
-        stated = balances(other.control_totals, currency)
-        if stated is not None:
-            return other, stated.closing if before else stated.opening
+        if pending is None:
+            return stored
+        return [*(o for o in stored if o.statement_id != pending.statement_id), pending]
+
+    before = [
+        o for o in listed(ending_to=start - timedelta(days=1), newest_first=True) if _period(o)[1] < start
+    ]
+    before.sort(key=lambda o: (_period(o)[1], o.statement_id), reverse=True)
+    found = next(
+        (
+            (other, stated.closing)
+            for other in before
+            if (stated := _chainable(other, currency=currency, exclude=exclude)) is not None
+        ),
+        None,
+    )
+    if found is not None and _period(found[0])[1] == start - timedelta(days=1):
+        return found  # it closes the day before: comparable, whatever else covers that day
+    if any(
+        _period(other)[0] < start <= _period(other)[1]
+        and _chainable(other, currency=currency, exclude=exclude)
+        for other in listed(ending_from=start)
+    ):
+        return None
+    return found
+
+
+def _next(
+    svc: Services, statement: Statement, *, currency: str, replacing: frozenset[str]
+) -> tuple[Statement, Balance] | None:
+    """The account's statement stating balances that opens with ``statement``'s closing balance: the first
+    to start after ``statement`` ends whose previous statement (``_previous``) is ``statement``."""
+    end = _period(statement)[1]
+    exclude = replacing | {statement.statement_id}
+    for other in svc.repo.list_account_statements(
+        statement.project_id, statement.account_id, ending_from=end + timedelta(days=1), limit=_CHAIN_LOOKBACK
+    ):
+        stated = _chainable(other, currency=currency, exclude=exclude)
+        if stated is None or _period(other)[0] <= end:
+            continue  # a statement overlapping this one opens inside its period, not after it
+        previous = _previous(svc, other, currency=currency, replacing=replacing, pending=statement)
+        if previous is None or previous[0].statement_id != statement.statement_id:
+            return None  # another statement lies between them: that one is its neighbour
+        return other, stated.opening
     return None
 
 
@@ -331,7 +388,7 @@ def _chain(
     if stated is None:
         return statement
     chain: ControlTotal | None = None
-    previous = _neighbour(svc, statement, before=True, currency=account.currency, replacing=replacing)
+    previous = _previous(svc, statement, currency=account.currency, replacing=replacing)
     if previous is not None and previous[1].currency == stated.opening.currency:
         chain = chain_total(stated.opening, previous[1])
     statement = statement.model_copy(update={"control_totals": with_chain(statement.control_totals, chain)})
@@ -339,7 +396,7 @@ def _chain(
     if reason and previous is not None:
         _alert_chain_break(svc, project, statement, previous[0], reason)
 
-    following = _neighbour(svc, statement, before=False, currency=account.currency, replacing=replacing)
+    following = _next(svc, statement, currency=account.currency, replacing=replacing)
     if following is not None and following[1].currency == stated.closing.currency:
         later = following[0]
         was = chain_break(later)
@@ -377,7 +434,9 @@ def _alert_chain_break(
     )
 
 
-def _mark_superseded(svc: Services, replaced: Supersession, *, by: str) -> None:
+def _mark_superseded(
+    svc: Services, project: Project, account: Account, replaced: Supersession, *, by: str
+) -> None:
     """Mark the rows of an earlier statement that this later delivery replaces (same key, other content):
     the match stage filters them and reconciles the later rows (recon.pipeline.overlap)."""
     older = svc.repo.get_statement(replaced.statement_id)
@@ -387,7 +446,20 @@ def _mark_superseded(svc: Services, replaced: Supersession, *, by: str) -> None:
     stored = pq.read_table(io.BytesIO(svc.store.get(bucket, older.parquet_key)))
     marked = mark_superseded(stored, by, replaced)
     svc.store.put(bucket, older.parquet_key, table_to_parquet(marked), content_type="application/x-parquet")
-    svc.repo.put_statement(older.model_copy(update={"rows_overlapping": count_marked(marked)}))
+    update: dict[str, Any] = {"rows_overlapping": count_marked(marked)}
+    filed = parse_raw_key(older.raw_key)
+    if older.days and filed is not None:  # its days' objects carry the marks too: the runs read those
+        update["days"] = _store_days(
+            svc,
+            project,
+            account,
+            whole=older.parquet_key,
+            table=marked,
+            period=(older.days[0].day, older.days[-1].day),
+            filed_day=filed[2],
+            rows_skipped=older.rows_skipped,
+        )
+    svc.repo.put_statement(older.model_copy(update=update))
     audit(
         svc,
         "system:parse",
@@ -422,7 +494,7 @@ def _accept(
     )
     table, superseded = overlaps(table, earlier, project.timezone)
     for replaced in superseded:
-        _mark_superseded(svc, replaced, by=base["statement_id"])
+        _mark_superseded(svc, project, account, replaced, by=base["statement_id"])
     pkey = normalized_key(
         project.project_id,
         account.source.value,
@@ -435,8 +507,23 @@ def _accept(
     svc.store.put(
         svc.settings.data_bucket, pkey, table_to_parquet(table), content_type="application/x-parquet"
     )
+    days = (
+        _store_days(
+            svc,
+            project,
+            account,
+            whole=pkey,
+            table=table,
+            period=period,
+            filed_day=statement_date,
+            rows_skipped=parsed.rows_skipped,
+        )
+        if splits_by_day(account.source, period)
+        else []
+    )
     statement = Statement(
         **base,
+        days=days,
         status=StatementStatus.PARSED,
         format=parsed.format,
         encoding=parsed.encoding,
@@ -454,6 +541,39 @@ def _accept(
         rows_overlapping=count_marked(table),
     )
     return _chain(svc, project, account, statement, replacing)
+
+
+def _store_days(
+    svc: Services,
+    project: Project,
+    account: Account,
+    *,
+    whole: str,
+    table: pa.Table,
+    period: tuple[date, date],
+    filed_day: date,
+    rows_skipped: int,
+) -> list[StatementDay]:
+    """Store a bank statement's rows per covered day (recon.pipeline.statement_days), each read by the run
+    that reads that day's statement; a day without entries has no object but is covered all the same."""
+    days = []
+    for day, rows in rows_by_day(table, project.timezone, period, filed_day):
+        key = None
+        if rows.num_rows:
+            key = normalized_day_key(whole, project.project_id, account.source.value, account.account_id, day)
+            svc.store.put(
+                svc.settings.data_bucket, key, table_to_parquet(rows), content_type="application/x-parquet"
+            )
+        days.append(
+            StatementDay(
+                day=day,
+                business_date=business_dates_needing(project, account, day)[0],
+                parquet_key=key,
+                rows=rows.num_rows,
+                rows_skipped=rows_skipped if day == filed_day else 0,
+            )
+        )
+    return days
 
 
 # --- quarantine ---------------------------------------------------------------------------------------------
@@ -928,6 +1048,7 @@ def parse_channel(task: ChannelTask, svc: Services) -> ParseOutput:
 def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
     """An object arrived in the raw bucket: parse it now, and start the day's run once all inputs are in.
 
+    A bank statement covering several days starts the run of every day it covers whose inputs are all in.
     Re-delivered events are harmless: the checksum finds the statement, and the execution name is derived
     from the business date and the versions of its statements (``upload_execution_name``), so the same
     inputs start the day at most once. A new version of a file (other bytes) makes another name: the day
@@ -953,6 +1074,9 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
         key=key,
         business_date=business_dates[0],
     )
+    # A statement covering several days is read by the run of each of them (recon.pipeline.statement_days):
+    # every such day whose inputs are in is reconciled, earliest first.
+    business_dates = sorted({*business_dates, *(d.business_date for d in statement.days)})
     for business_date in business_dates:
         inputs = _day_inputs(svc, project, business_date)
         if inputs is not None:

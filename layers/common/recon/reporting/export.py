@@ -258,6 +258,8 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
                 "rows_skipped": f.rows_skipped,
                 "rows_rejected": f.rows_rejected,
                 "errors": f.errors,
+                # A statement covering several days: this run's day of it, and the whole file's rows.
+                **({"day": f.day.isoformat(), "file_rows_read": f.file_rows_read} if f.day else {}),
             }
             for f in run.files
         ],
