@@ -369,6 +369,12 @@ def test_buckets_are_private_encrypted_and_tls_only(template: Mapping[str, Any])
         assert denies_plain_http, bucket
     raw = resources["RawBucket"]["Properties"]
     assert raw["VersioningConfiguration"] == {"Status": "Enabled"}
+    # A re-run replaces the day's report and results under the same keys: the replaced versions are kept.
+    data = resources["DataBucket"]["Properties"]
+    assert data["VersioningConfiguration"] == {"Status": "Enabled"}
+    (replaced,) = [r for r in data["LifecycleConfiguration"]["Rules"] if "NoncurrentVersionExpiration" in r]
+    assert replaced["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "NoncurrentRetentionDays"}}
+    assert not [r for r in data["LifecycleConfiguration"]["Rules"] if "ExpirationInDays" in r]
     assert raw["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
 
 
