@@ -283,6 +283,37 @@ def test_three_consecutive_days_through_the_stages(svc: Services) -> None:
     assert summary["ok"]
 
 
+def test_an_order_held_for_a_bill_never_delivered_waits_for_it_through_the_stages(svc: Services) -> None:
+    """D1's WeChat bill is never delivered: SO1 waits for it on D2 too, though D2's statements are all
+    there (open_items.csv: held by awaiting-statement:wechat-main, age 1; was held by the key rule's
+    carry-over, silent about the bill), and on D3 it is the 短款 whose reason names the bill and what to do."""
+    noon = local_midnight(D1) + timedelta(hours=12)
+    _deliver(svc, D1, "erp", [txn("erp", "SO1", 100, order_ref="SO1", at=noon)])
+    first = _run_day(svc, D1)
+    assert [(r["txn_id"], r["age_days"], r["held_by"]) for r in first["open_items.csv"]] == [
+        ("SO1", "0", "awaiting-statement:wechat-main")
+    ]
+    for k, day in ((2, D2), (3, D3)):
+        at = noon + timedelta(days=k - 1)
+        _deliver(svc, day, "erp", [txn("erp", f"SO{k}", 200, order_ref=f"SO{k}", at=at)])
+        _deliver(svc, day, "wechat-main", [txn("wechat", f"WX{k}", 200, order_ref=f"SO{k}", at=at)])
+    second = _run_day(svc, D2)
+    assert [(r["txn_id"], r["age_days"], r["held_by"]) for r in second["open_items.csv"]] == [
+        ("SO1", "1", "awaiting-statement:wechat-main")
+    ]
+    assert second["cases.csv"] == [] and second["run"].balanced
+    third = _run_day(svc, D3)
+    assert third["open_items.csv"] == []
+    (case,) = [r for r in third["cases.csv"] if r["txn_id"] == "SO1"]
+    assert case["type"] == "MISSING_IN_CHANNEL"
+    assert case["reason"].endswith(
+        "It stayed open since 2026-11-20 waiting for the wechat-main bill of 2026-11-20, which never "
+        "arrived, and is now past the carry-over limit of 2 day(s): deliver the wechat-main bill of "
+        "2026-11-20 and re-run that day and the days after it; its counterpart may be there."
+    )
+    assert third["run"].balanced
+
+
 def test_one_credit_for_two_days_waits_for_the_second_day() -> None:
     """Alipay pays Saturday T+2 and Sunday T+1 in one Monday credit: Saturday's batch waits (open) for
     Sunday's run, where the carried batch and Sunday's are settled together."""

@@ -208,6 +208,39 @@ def test_partitioned_run_equals_the_single_run_byte_for_byte(seed: int) -> None:
         assert list(got.result.open_rows) == list(single.result.open_rows)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rows_carried_waiting_for_a_missing_statement_are_decided_alike_when_partitioned(seed: int) -> None:
+    """Carried open items that an earlier run held for a statement it lacked (``awaiting``): the residual
+    task keeps the young ones waiting and turns the old ones into cases naming the statement, exactly as the
+    single run does."""
+    project = Project.model_validate({**DEMO, "rules": RULES})
+    today = table_of(random_day(seed))
+    at = datetime(2026, 11, 18, 4, tzinfo=UTC)
+    carried = table_of(
+        [
+            txn("erp", f"SOW{seed}1", 4200, order_ref=f"SOW{seed}1", at=at + timedelta(days=1)),
+            txn("erp", f"SOW{seed}2", 4300, order_ref=f"SOW{seed}2", at=at),
+            txn(
+                "alipay", f"APW{seed}#R", -900, order_ref=f"SOW{seed}9", refund_ref="R", at=at
+            ),  # (not "tiny")
+        ]
+    )
+    first_seen = [DAY - timedelta(days=1), DAY - timedelta(days=2), DAY - timedelta(days=2)]
+    awaiting = ["wechat-main@2026-11-19", "wechat-main@2026-11-18", "erp@2026-11-18"]
+    carried = carried.append_column("first_seen", pa.array(first_seen, pa.date32()))
+    carried = carried.append_column("awaiting", pa.array(awaiting, pa.string()))
+    table = pa.concat_tables([today, carried], promote_options="permissive")
+    single = Outcome(match_table(project, table, DAY), table)
+    assert single.where(f"SOW{seed}1")["rule"] == "awaiting-statement:wechat-main"
+    assert "the wechat-main bill of 2026-11-18, which never arrived" in single.case_of(f"SOW{seed}2").reason
+    assert "the erp export of 2026-11-18, which never arrived" in single.case_of(f"APW{seed}#R").reason
+    expected = single.parquet()
+    for n in (1, 2, 3, 7):
+        got = partitioned(project, table, n)
+        assert got.parquet() == expected, (seed, n)
+        assert list(got.result.open_rows) == list(single.result.open_rows)
+
+
 def test_partitions_keep_a_key_together() -> None:
     project = Project.model_validate({**DEMO, "rules": RULES})
     table = table_of(random_day(9))
@@ -377,15 +410,20 @@ def _stage_outputs(svc: Services, run_id: str, day: date) -> dict[str, bytes]:
     return out
 
 
-@pytest.mark.parametrize("quarantined", [False, True], ids=["complete", "bank-quarantined"])
+@pytest.mark.parametrize(
+    "quarantined",
+    [None, "day", "day-before"],
+    ids=["complete", "bank-quarantined", "bank-quarantined-the-day-before"],
+)
 def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
-    monkeypatch: pytest.MonkeyPatch, quarantined: bool
+    monkeypatch: pytest.MonkeyPatch, quarantined: str | None
 ) -> None:
     """A day with carried open items, several statement objects per account, in-file duplicates (one pair
     in a version 1 object), an overlapping statement and filters, partitioned with objects read a few
     rows at a time: results, inputs, open items, open batches and file accounting equal mode whole's,
     and no task of the partitioned run loads the whole day. With a quarantined bank statement too, the
-    rows held for it (``awaiting-statement``) are the same."""
+    rows held for it (``awaiting-statement``) are the same; quarantined the day before, the carried rows
+    held for it keep waiting for it (the snapshot's ``awaiting``) in the residual task as in the whole run."""
     from recon.pipeline import match as stage
     from recon.pipeline.contracts import MatchInput, StartRunInput
     from recon.pipeline.run import start_run
@@ -402,22 +440,12 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
             _deliver(svc, first_day, account, [r for r in first_rows if r.account_id == account])
         started = start_run(StartRunInput(project_id="demo", business_date=first_day), svc)
         ref = {"run_id": started.run_id, "project_id": "demo", "business_date": first_day}
+        if quarantined == "day-before":
+            _quarantine_bank(svc, first_day)
         stage.match_run(MatchInput(**ref, mode="whole"), svc)  # leaves open items to carry
         _second_day(svc, day, second_rows)
-        if quarantined:
-            svc.repo.put_statement(
-                Statement(
-                    statement_id="st-bank-cmb-bad",
-                    project_id="demo",
-                    source=Source.BANK,
-                    account_id="bank-cmb",
-                    business_date=day,
-                    raw_key=f"raw/demo/bank-cmb/{day}/late.xml",
-                    checksum="bad",
-                    size=1,
-                    status=StatementStatus.QUARANTINED,
-                )
-            )
+        if quarantined == "day":
+            _quarantine_bank(svc, day)
         started = start_run(StartRunInput(project_id="demo", business_date=day), svc)
         ref = {"run_id": started.run_id, "project_id": "demo", "business_date": day}
         if mode == "plan":
@@ -440,10 +468,32 @@ def test_the_streamed_plan_and_residual_store_what_a_whole_run_stores(
     placements = pq.read_table(io.BytesIO(stored["whole"]["placements.parquet"]))
     rules = set(placements["rule"].cast(pa.string()).to_pylist())
     assert {"overlapping-statement", "erp-unpaid-orders", "duplicate-source-id"} <= rules
-    assert ("awaiting-statement:bank-cmb" in rules) is quarantined  # ERP rows of the erp-bank-order rule
-    assert pq.read_table(io.BytesIO(stored["whole"]["open_items"])).num_rows  # the next day's carried rows
+    assert ("awaiting-statement:bank-cmb" in rules) is (quarantined is not None)  # ERP rows of erp-bank-order
+    snapshot = pq.read_table(io.BytesIO(stored["whole"]["open_items"]))
+    assert snapshot.num_rows  # the next day's carried rows
+    # What the snapshot's rows wait for: the bank statement of the run that lacked it (the run of the day
+    # before, for the rows it held that are one day old and keep waiting).
+    waiting = {"day": {"bank-cmb@2026-11-21"}, "day-before": {"bank-cmb@2026-11-20"}}
+    assert set(snapshot["awaiting"].to_pylist()) - {None} == waiting.get(quarantined or "", set())
     for name in stored["whole"]:
         assert stored["plan"][name] == stored["whole"][name], name
+
+
+def _quarantine_bank(svc: Services, day: date) -> None:
+    """A bank statement of ``day`` that the parse stage quarantined: the day's bank statement is missing."""
+    svc.repo.put_statement(
+        Statement(
+            statement_id=f"st-bank-cmb-bad-{day}",
+            project_id="demo",
+            source=Source.BANK,
+            account_id="bank-cmb",
+            business_date=day,
+            raw_key=f"raw/demo/bank-cmb/{day}/late.xml",
+            checksum="bad",
+            size=1,
+            status=StatementStatus.QUARANTINED,
+        )
+    )
 
 
 def _stage_services(project: Project, *, rows_per_partition: int) -> Services:

@@ -33,6 +33,10 @@ UNMATCHED_RULE = "no-counterpart"
 # Rows held open because a statement they need is missing (quarantined or not delivered): the rule name
 # is this prefix and the accounts awaited, e.g. "awaiting-statement:wechat-main".
 AWAITING_RULE = "awaiting-statement"
+# Open-items snapshot column: the statements a row held by ``AWAITING_RULE`` waits for, as
+# "<account>@<business date of the run that lacked it>", comma-separated (null: none). The next runs keep
+# holding the row while they are missing, since a statement delivered late re-runs its day and places it.
+AWAITING_COLUMN = "awaiting"
 # A settlement rule's pending bank entry: open (``pending-entry:<rule>``) until booked, then filtered.
 PENDING_RULE = "pending-entry"
 PENDING_BOOKED_RULE = "pending-entry-booked"

@@ -44,6 +44,7 @@ from .frame import ANY, BOOL, I64, STATUSES, TXN_TYPES, Frame, labels_of, plain,
 from .keyed import duplicates, key_match
 from .ledger import CASE, FILTERED, UNPLACED, Ledger
 from .residue import (
+    await_carried,
     await_statements,
     carry_over,
     classify,
@@ -259,8 +260,9 @@ def residual(
     residual_duplicates(frame, ledger, ctx)
     refunds_on_other_orders(frame, ledger, ctx, known)
     await_statements(frame, ledger, ctx)
+    never_arrived = await_carried(frame, ledger, ctx)
     carry_over(frame, ledger, ctx.project, settled.in_flight)
-    classify(frame, ledger, ctx, known)
+    classify(frame, ledger, ctx, known, never_arrived)
     return settled
 
 

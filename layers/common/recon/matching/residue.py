@@ -24,6 +24,8 @@ A case's id derives from the row's identity (source, account, id) only, never fr
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +33,7 @@ import pyarrow.compute as pc
 from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
 
 from .context import (
+    AWAITING_COLUMN,
     AWAITING_RULE,
     MISSING_IN_CHANNEL,
     MISSING_IN_ERP,
@@ -54,10 +57,11 @@ from .frame import (
     TXN_TYPES,
     Frame,
     from_day_number,
+    plain,
 )
 from .hashing import among, hash_strings
 from .keyed import duplicates
-from .ledger import Ledger
+from .ledger import UNPLACED, Ledger
 from .text import join, labels, money, one_money, row_case_ids, severities, take_text
 
 #: A channel refund in full of an order the ERP shows paid (STATUS_MISMATCH; the ERP payment is its
@@ -262,6 +266,152 @@ def await_statements(frame: Frame, ledger: Ledger, ctx: Context) -> None:
     ledger.open_rows(rows, keeper[rows])
 
 
+def await_carried(frame: Frame, ledger: Ledger, ctx: Context) -> dict[int, str]:
+    """Carried rows an earlier run held for a statement it lacked (``AWAITING_COLUMN``) keep waiting for it
+    while younger than ``carry_over_days``, even when today's statements are all there: their counterpart
+    would be in that day's statement, which no later run reads (delivered late, it re-runs its day, which
+    places them). Older, they are classified as any row; returned: row → the end of its case's reason,
+    naming the statements that never arrived and what to do.
+
+    Only a carried row on the other side of a key, window or subset-sum rule from an awaited account's
+    source waits (as in ``await_statements``): a settlement credit waits in recon.matching.settlement."""
+    marked, values = _marked_rows(frame, ledger)
+    if len(marked) == 0:
+        return {}
+    project = ctx.project
+    source_of = {a.account_id: a.source.value for a in project.accounts}
+    limit = project.carry_over_days
+    codes, unique = _codes(values)
+    keeper = np.full(len(marked), -1, dtype=np.int32)
+    notes: dict[int, str] = {}
+    for code, marker in enumerate(unique):
+        entries = [e.rpartition("@") for e in marker.split(",") if "@" in e]
+        for src in np.unique(frame.source[marked[codes == code]]).tolist():
+            sides = _awaitable_sources(project, SOURCES[src])
+            waited = sorted({(acc, day) for acc, _, day in entries if source_of.get(acc) in sides})
+            if not waited:
+                continue
+            at = np.flatnonzero((codes == code) & (frame.source[marked] == src))
+            young = (frame.today - frame.first_seen[marked[at]]) < limit
+            rule = f"{AWAITING_RULE}:{','.join(sorted({acc for acc, _ in waited}))}"
+            keeper[at[young]] = ledger.rule_code(rule)
+            note = _never_arrived(project, waited)
+            for row in marked[at[~young]].tolist():
+                since = from_day_number(int(frame.first_seen[row])).isoformat()
+                notes[row] = (
+                    f" It stayed open since {since} waiting for {note[0]}, which never arrived, and is now "
+                    f"past the carry-over limit of {limit} day(s): {note[1]}; its counterpart may be there."
+                )
+    held = keeper >= 0
+    ledger.open_rows(marked[held], keeper[held])
+    return notes
+
+
+def _marked_rows(frame: Frame, ledger: Ledger) -> tuple[I64, pa.Array]:
+    """The unplaced carried rows whose snapshot says what they await, and that text. Read chunk by chunk:
+    today's statements lack the column (all null), only the carried snapshot's chunk holds values."""
+    none = (np.zeros(0, np.int64), pa.array([], pa.string()))
+    if AWAITING_COLUMN not in frame.table.column_names:
+        return none
+    column = frame.table[AWAITING_COLUMN]
+    rows: list[I64] = []
+    values: list[pa.Array] = []
+    offset = 0
+    for chunk in column.chunks:
+        if chunk.null_count < len(chunk):
+            text = plain(chunk).cast(pa.string())
+            at = np.flatnonzero(np.asarray(pc.is_valid(text).to_numpy(zero_copy_only=False), bool))
+            at = at[
+                (ledger.disposition[at + offset] == UNPLACED) & (frame.first_seen[at + offset] < frame.today)
+            ]
+            rows.append(at + offset)
+            values.append(text.take(pa.array(at)))
+        offset += len(chunk)
+    if not rows:
+        return none
+    return np.concatenate(rows), pa.concat_arrays(values)
+
+
+def _codes(values: pa.Array) -> tuple[I64, list[str]]:
+    """Codes of a short text array and its distinct values (sorted)."""
+    unique = sorted(set(values.to_pylist()) - {None, ""})
+    index = {v: k for k, v in enumerate(unique)}
+    return np.array([index.get(v, -1) for v in values.to_pylist()], np.int64), unique
+
+
+def _awaitable_sources(project: Project, source: str) -> set[str]:
+    """The sources whose missing statement holds a row of ``source``: those on the other side of a key,
+    window or subset-sum rule that has ``source`` on one side (an empty side is every source)."""
+    every = set(SOURCES)
+    out: set[str] = set()
+    for rule in project.match_rules:
+        if isinstance(rule, KeyMatchRule | WindowMatchRule | SubsetSumRule):
+            for side, other in ((rule.left, rule.right), (rule.right, rule.left)):
+                if not side or source in side:
+                    out |= set(other) if other else every
+    return out
+
+
+def _never_arrived(project: Project, waited: list[tuple[str, str]]) -> tuple[str, str]:
+    """(the statements, what to do) for ``account@run date`` entries: "the wechat-main bill of 2026-11-20",
+    "deliver the wechat-main bill of 2026-11-20 and re-run that day". A bank statement is the one the run of
+    that date reads (its date plus the statement lag)."""
+    kinds = {a.account_id: a.source.value for a in project.accounts}
+    names: list[str] = []
+    runs: list[str] = []
+    off_day = False  # a bank statement is dated after the run that reads it: name the run's date
+    for account, day in waited:
+        kind = kinds.get(account, "")
+        dated = day
+        if kind == "bank":
+            dated = (date.fromisoformat(day) + timedelta(days=project.statement_lag(account))).isoformat()
+            off_day |= dated != day
+        names.append(f"the {account} {_NOUNS.get(kind, 'bill')} of {dated}")
+        if day not in runs:
+            runs.append(day)
+    statements = " and ".join(names)
+    if len(runs) == 1:
+        rerun = "that day and the days after it" if not off_day else f"{runs[0]} and the days after it"
+    else:
+        rerun = f"{' and '.join(runs)} and the days after them"
+    return statements, f"deliver {statements} and re-run {rerun}"
+
+
+_NOUNS = {"erp": "export", "bank": "statement"}
+
+
+def next_awaiting(
+    previous: pa.Array | pa.ChunkedArray | None,
+    rules: pa.Array | pa.ChunkedArray,
+    unavailable: frozenset[str],
+    business_date: date,
+) -> pa.Array:
+    """``AWAITING_COLUMN`` of the next open-items snapshot, per open row: a row held by ``AWAITING_RULE``
+    (its placement's ``rule``) waits for what it waited for before (``previous``) and for today's statements
+    of the rule's accounts that are missing (``unavailable``); any other open row waits for nothing."""
+    rule_texts = plain(rules).cast(pa.string()).to_pylist() if len(rules) else []
+    before = (
+        plain(previous).cast(pa.string()).to_pylist()
+        if previous is not None and len(previous)
+        else [None] * len(rule_texts)
+    )
+    prefix = f"{AWAITING_RULE}:"
+    memo: dict[tuple[str | None, str | None], str | None] = {}
+    out: list[str | None] = []
+    for marker, rule in zip(before, rule_texts, strict=True):
+        if (marker, rule) not in memo:
+            value: str | None = None
+            if rule is not None and rule.startswith(prefix):
+                entries = {e for e in (marker or "").split(",") if e}
+                entries |= {
+                    f"{a}@{business_date}" for a in rule[len(prefix) :].split(",") if a in unavailable
+                }
+                value = ",".join(sorted(entries)) or None
+            memo[(marker, rule)] = value
+        out.append(memo[(marker, rule)])
+    return pa.array(out, pa.string())
+
+
 def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[str, I64]) -> None:
     """Rows that may still be in flight stay open while younger than ``carry_over_days``."""
     limit = project.carry_over_days
@@ -292,8 +442,16 @@ def carry_over(frame: Frame, ledger: Ledger, project: Project, in_flight: dict[s
     ledger.open_rows(rows, keeper[rows])
 
 
-def classify(frame: Frame, ledger: Ledger, ctx: Context, order_paid: pa.Array) -> None:
-    """One case per remaining row. ``order_paid``: ``order_known``'s counterparts, per row."""
+def classify(
+    frame: Frame,
+    ledger: Ledger,
+    ctx: Context,
+    order_paid: pa.Array,
+    never_arrived: dict[int, str] | None = None,
+) -> None:
+    """One case per remaining row. ``order_paid``: ``order_known``'s counterparts, per row;
+    ``never_arrived``: the end of the reason of a row that waited in vain for a statement (``await_carried``).
+    """
     known = np.asarray(pc.is_valid(order_paid).to_numpy(zero_copy_only=False), bool)
     # A row of 0.00 with no fee moved no money: nothing to find or recover, so no case (a 0.00 短款 asks a
     # person to chase nothing). It is filtered under a rule of its own; matched, it would have been grouped.
@@ -372,6 +530,12 @@ def classify(frame: Frame, ledger: Ledger, ctx: Context, order_paid: pa.Array) -
             )
         ),
     )
+    if never_arrived:
+        waited = np.array(sorted(never_arrived), np.int64)
+        waited = waited[np.isin(waited, rows)]  # (a row of 0.00 was filtered instead)
+        mask = np.isin(rows, waited)
+        notes = pa.array([never_arrived[int(r)] for r in waited.tolist()], pa.string())
+        carried_note = pc.replace_with_mask(carried_note, pa.array(mask), notes)
     reason = join(labels(variant, [t for _, t in kinds]), label, tail, carried_note)
     ident = row_case_ids(frame, rows, seed=7)
     # The full refund's counterpart is the ERP payment of the order it names.

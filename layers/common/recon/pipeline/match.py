@@ -38,8 +38,10 @@ from recon.matching import (
     match_table,
     merge_results,
 )
+from recon.matching.context import AWAITING_COLUMN
 from recon.matching.engine import in_file_duplicates
 from recon.matching.partition import prepare_slice
+from recon.matching.residue import next_awaiting
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
 from recon.tables import NORMALIZED_SCHEMA, mark_duplicates, normalized, read_parquet
@@ -216,14 +218,22 @@ def assemble(tables: list[pa.Table], carried: pa.Table | None) -> pa.Table:
     return table
 
 
-def open_snapshot(rows: pa.Table, result: MatchResult) -> pa.Table:
-    """The rows left open, as full rows with the business date each was first seen."""
-    return _first_seen_filled(rows.take(pa.array(result.open_rows)), result.business_date)
+def open_snapshot(rows: pa.Table, result: MatchResult, unavailable: frozenset[str] = frozenset()) -> pa.Table:
+    """The rows left open, as full rows with the business date each was first seen and the statements each
+    waits for (``AWAITING_COLUMN``; ``unavailable``: the accounts whose statement the run lacked)."""
+    return _snapshot(rows.take(pa.array(result.open_rows)), result, unavailable)
 
 
-def _first_seen_filled(open_rows: pa.Table, business_date: date) -> pa.Table:
+def _snapshot(open_rows: pa.Table, result: MatchResult, unavailable: frozenset[str]) -> pa.Table:
+    business_date = result.business_date
     first_seen = pc.fill_null(open_rows[FIRST_SEEN].cast(pa.date32()), pa.scalar(business_date, pa.date32()))
-    return open_rows.set_column(open_rows.column_names.index(FIRST_SEEN), FIRST_SEEN, first_seen)
+    table = open_rows.set_column(open_rows.column_names.index(FIRST_SEEN), FIRST_SEEN, first_seen)
+    previous = table[AWAITING_COLUMN] if AWAITING_COLUMN in table.column_names else None
+    rules = result.placements["rule"].take(pa.array(result.open_rows))
+    awaiting = next_awaiting(previous, rules, unavailable, business_date)
+    if previous is not None:
+        table = table.drop_columns([AWAITING_COLUMN])
+    return table.append_column(AWAITING_COLUMN, awaiting)
 
 
 PARTITIONS_DIR = "partitions/"
@@ -284,14 +294,15 @@ def match_run(request: MatchInput, svc: Services) -> MatchOutput:
     day = _load_day(svc, request)
     assert day.rows is not None
     carried = _carried_batches(svc, day.carried_from)
+    unavailable = unavailable_accounts(day.project, day.files)
     result = match_table(
         day.project,
         day.rows,
         request.business_date,
         carried_batches=carried,
-        unavailable=unavailable_accounts(day.project, day.files),
+        unavailable=unavailable,
     )
-    return _store(request, svc, day, result, open_snapshot(day.rows, result))
+    return _store(request, svc, day, result, open_snapshot(day.rows, result, unavailable))
 
 
 # --- a large day, partitioned: no task holds the whole day ------------------------------------------------
@@ -412,6 +423,8 @@ def _plan_partitions(request: MatchInput, svc: Services) -> MatchOutput | None:
             for k, part in prepare_slice(project, rows, request.business_date, n, repeats=mine):
                 if schema is None:
                     schema = _partition_schema(part)
+                    if AWAITING_COLUMN not in schema.names:  # only the carried rows have it: keep it for them
+                        schema = schema.append(pa.field(AWAITING_COLUMN, pa.string()))
                     writers = [pq.ParquetWriter(sink, schema, compression="zstd") for sink in sinks]
                 writers[k].write_table(_conform(part, schema))
             read += m
@@ -496,13 +509,14 @@ def _match_the_residual(request: MatchInput, svc: Services) -> MatchOutput:
     )
     _, files = _day_statements(svc, project, request)  # the accounting: the repository, not the rows
     day = _Day(project, record.inputs, files, record.carried_from, record.carried_rows)
+    unavailable = unavailable_accounts(project, files)
     rest = match_residual(
         project,
         [s.residual for s in shares if s.residual is not None],
         [s.batches or {} for s in shares],
         request.business_date,
         carried_batches=_carried_batches(svc, day.carried_from),
-        unavailable=unavailable_accounts(project, files),
+        unavailable=unavailable,
     )
     for share in shares:
         share.residual = None  # matched: released
@@ -515,12 +529,12 @@ def _match_the_residual(request: MatchInput, svc: Services) -> MatchOutput:
     rows = sum(n for _, n in record.inputs.objects)
     result = merge_results([*shares, rest], request.business_date, placements=placements, rows=rows)
     del shares
-    return _store(request, svc, day, result, _open_rows(svc, day, result, request.business_date))
+    return _store(request, svc, day, result, _open_rows(svc, day, result, unavailable))
 
 
-def _open_rows(svc: Services, day: _Day, result: MatchResult, business_date: date) -> pa.Table:
-    """``open_snapshot(rows, result)`` without the day's rows: the open rows taken from the inputs an
-    object (and a slice of it) at a time."""
+def _open_rows(svc: Services, day: _Day, result: MatchResult, unavailable: frozenset[str]) -> pa.Table:
+    """``open_snapshot(rows, result, unavailable)`` without the day's rows: the open rows taken from the
+    inputs an object (and a slice of it) at a time."""
     open_rows = np.asarray(result.open_rows, np.int64)
     parts: list[pa.Table] = []
     offset = 0
@@ -543,7 +557,7 @@ def _open_rows(svc: Services, day: _Day, result: MatchResult, business_date: dat
     table = pa.concat_tables(parts or [NORMALIZED_SCHEMA.empty_table()], promote_options="permissive")
     if FIRST_SEEN not in table.column_names:
         table = table.append_column(FIRST_SEEN, pa.nulls(table.num_rows, pa.date32()))
-    return _first_seen_filled(table, business_date)
+    return _snapshot(table, result, unavailable)
 
 
 def _store(
