@@ -10,6 +10,9 @@ Statements are filed per project, account and business date. Among them, an olde
 * both are channel bills (WeChat Pay, Alipay) read by the same profile for the same period: a channel issues
   one bill of a kind per account and day, so a second one is a corrected version, whatever its name. (Were
   its rows marked as overlaps instead, a corrected amount would be filtered as a repeat of the wrong one.)
+* both are accepted channel bills of the two views of the same money (trade bill and fund-flow bill,
+  ``recon.bill_views``) for overlapping days: an account reconciles one view, so a bill of the other view is
+  accepted after the first only when the account's ``format`` chose it, and then it is the one that counts.
 
 Otherwise two parsed files of one account and day under different names both count (an ERP export in two
 parts, an interim and a final bank statement): their common transactions are marked as overlaps by the
@@ -26,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date
 
+from recon.bill_views import other_view
 from recon.domain import Source, Statement, StatementStatus
 
 __all__ = ["current_statements", "ingest_order", "period", "superseded", "supersedes"]
@@ -58,6 +62,8 @@ def supersedes(newer: Statement, older: Statement) -> bool:
     ) or ingest_order(newer) <= ingest_order(older):
         return False
     if newer.raw_key == older.raw_key:
+        return True
+    if other_view(newer, older):
         return True
     same_bill = (
         newer.source in ONE_BILL_PER_PERIOD

@@ -90,11 +90,13 @@ def test_a_second_channel_bill_of_the_same_kind_and_period_is_a_corrected_versio
         ).model_copy(update={"profile": "wechat.tradebill.all", **other})
 
     first, fixed = bill("first", "bill.csv", 0), bill("fixed", "bill_v2.csv", 1)
-    fundflow = bill("fundflow", "flow.csv", 2, profile="wechat.fundflow")
+    # The REFUND bill is another kind of the same (trade) view; a fund-flow bill is another view of the
+    # same money, which the account does not reconcile beside it (test_bill_views).
+    refunds = bill("refunds", "refunds.csv", 2, profile="wechat.tradebill.refund")
     week = bill("week", "week.csv", 3, period_start=date(2026, 11, 14))
     assert supersedes(fixed, first) and not supersedes(first, fixed)
-    assert not supersedes(fundflow, fixed) and not supersedes(week, fixed)
-    assert current_statements([first, fixed, fundflow, week]) == [fixed, fundflow, week]
+    assert not supersedes(refunds, fixed) and not supersedes(week, fixed)
+    assert current_statements([first, fixed, refunds, week]) == [fixed, refunds, week]
 
 
 def test_duplicates_other_days_and_stored_marks() -> None:

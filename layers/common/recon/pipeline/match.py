@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
+from recon.bill_views import refused_for_view
 from recon.domain import FileAccounting, Project, Source, Statement, StatementDay, StatementStatus
 from recon.keys import (
     INPUTS_FILE,
@@ -124,10 +125,15 @@ def _day_accounting(st: Statement, day: StatementDay) -> FileAccounting:
 
 
 def unavailable_accounts(project: Project, files: list[FileAccounting]) -> frozenset[str]:
-    """Accounts whose statement for the day is incomplete: none parsed, or one quarantined. Rows that
-    would need them wait (recon.matching: ``awaiting-statement``) rather than become MISSING cases."""
+    """Accounts whose statement for the day is incomplete: none parsed, or one quarantined (not a bill of
+    the view the account does not reconcile: recon.bill_views). Rows that would need them wait
+    (recon.matching: ``awaiting-statement``) rather than become MISSING cases."""
     parsed = {f.account_id for f in files if f.status == StatementStatus.PARSED.value}
-    quarantined = {f.account_id for f in files if f.status == StatementStatus.QUARANTINED.value}
+    quarantined = {
+        f.account_id
+        for f in files
+        if f.status == StatementStatus.QUARANTINED.value and not refused_for_view(f.errors)
+    }
     return frozenset(a.account_id for a in project.accounts if a.account_id not in parsed) | quarantined
 
 

@@ -84,6 +84,7 @@ from .run import audit
 from .services import Services
 from .statement_account import account_errors
 from .statement_days import rows_by_day, splits_by_day
+from .statement_view import retry_settled_view, view_errors
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ def _read(
     else:
         errors = [
             *_expectation_errors(account, parsed, key),
+            *view_errors(svc, account, parsed, base, filed_for=statement_date, timezone=project.timezone),
             *account_errors(account, data, key),
             *_period_errors(parsed, key, statement_date=statement_date, timezone=project.timezone),
             *parsed.errors,
@@ -807,8 +809,11 @@ def _label(profile: Profile | ProfileError | None) -> tuple[str, str]:
 
 def _may_retry(existing: Statement, account: Account) -> bool:
     """Same bytes again: only a file quarantined while the account names a profile is worth another read
-    (its profile may have been fixed); anything else gives the same result as before."""
-    return existing.status is StatementStatus.QUARANTINED and bool(account.profile)
+    (its profile may have been fixed), or one quarantined for a view conflict the account's format has
+    settled since; anything else gives the same result as before."""
+    return (existing.status is StatementStatus.QUARANTINED and bool(account.profile)) or retry_settled_view(
+        existing, account
+    )
 
 
 def ingest_object(
@@ -827,9 +832,9 @@ def ingest_object(
         else _profile_or_problem(svc, account)
     )
     if existing is not None:
-        if not _may_retry(existing, account) or _label(profile) == (
-            existing.profile,
-            existing.profile_version,
+        if not _may_retry(existing, account) or (
+            _label(profile) == (existing.profile, existing.profile_version)
+            and not retry_settled_view(existing, account)
         ):
             log.info(
                 "statement already parsed", extra={"raw_key": key, "statement_id": existing.statement_id}
