@@ -181,7 +181,13 @@ def test_a_failed_run_is_recorded_and_notified(tmp_path: Path) -> None:
         assert execution.status == "FAILED"
         assert execution.error == "ReconciliationFailed"
         states = execution.entered_states()
-        assert states[-3:] == ["RecordFailure", "NotifyFailure", "RunFailed"]
+        assert states[-5:] == [
+            "RecordFailure",
+            "NotifyFailure",
+            "LookForNextDayAfterFailure",
+            "NextDayAfterFailure",  # no next day: the input names none
+            "RunFailed",
+        ]
         alerts = cloud.published_alerts()
         assert any(
             "FAILED" in str(a.get("subject")) and "ProjectNotFound" in str(a.get("message")) for a in alerts

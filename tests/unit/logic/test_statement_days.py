@@ -9,12 +9,14 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
+from recon.adapters._shared import execution_name
 from recon.adapters.memory import MemoryWorkflowStarter
 from recon.domain import Project, Statement
 from recon.pipeline.chain import chain_break
-from recon.pipeline.contracts import RunRef
+from recon.pipeline.contracts import RunRef, StartRunInput
 from recon.pipeline.match import _day_statements, _not_delivered, unavailable_accounts
-from recon.pipeline.parse import reparse_statement
+from recon.pipeline.parse import _day_inputs, reparse_statement, upload_runs
+from recon.pipeline.projects import upload_execution_name
 from recon.pipeline.services import Services
 from recon.pipeline.statement_days import covered_days, rows_by_day
 from recon.tables import read_parquet
@@ -134,7 +136,12 @@ def test_each_day_run_reads_its_day_and_the_runs_add_up_to_the_file(svc: Service
     assert "bank-acme" not in unavailable_accounts(project, read[22][1])
 
 
-def test_the_upload_starts_every_covered_day_once_its_inputs_are_in(svc: Services) -> None:
+def test_the_upload_starts_the_covered_days_one_after_the_other_once_their_inputs_are_in(
+    svc: Services,
+) -> None:
+    """Each day's run carries over the open items of the day before: run at once, a day would read them as
+    they were before the day before was run again with this file. So the upload starts the earliest day,
+    and its input names the next day's run, which the state machine starts when the run ends."""
     workflow = svc.workflow
     assert isinstance(workflow, MemoryWorkflowStarter)
     _week(svc)
@@ -142,10 +149,25 @@ def test_the_upload_starts_every_covered_day_once_its_inputs_are_in(svc: Service
     eur_week = mt940(D[21], "1000.00", [("E1", "5.00")]) + mt940(D[22], "1005.00", [("E2", "5.00")])
     _deliver(svc, "bank-eur", D[22], "week.sta", eur_week + mt940(D[23], "1010.00", [("E3", "5.00")]))
 
-    started = sorted(e.payload["business_date"] for e in workflow.executions.values())
-    assert started == ["2026-11-21", "2026-11-22", "2026-11-23"]
+    (started,) = workflow.executions.values()  # the first day only
+    project = Project.from_yaml(PROJECT)
+    names = [
+        upload_execution_name("acme", D[day], _day_inputs(svc, project, D[day]) or []) for day in (21, 22, 23)
+    ]
+    assert started.name == names[0]
+    first = StartRunInput.model_validate(started.payload)
+    chain = [(started.name, first)]
+    while (then := chain[-1][1].then) is not None:
+        chain.append((then.name, then.input))
+    assert [(name, run.business_date, run.trigger, run.days_after) for name, run in chain] == [
+        (names[0], D[21], "upload", [D[22], D[23]]),
+        (names[1], D[22], "upload", [D[23]]),
+        (names[2], D[23], "upload", []),
+    ]
+    assert "then" not in chain[-1][1].model_dump(mode="json", exclude_defaults=True)  # the last day ends it
+    assert "then" not in started.payload["then"]["input"]["then"]["input"]
 
-    # The same file again (another name, same bytes): the same statement, nothing started again.
+    # The same file again (another name, same bytes): the same statement and chain, nothing started again.
     _deliver(
         svc,
         "bank-acme",
@@ -153,7 +175,17 @@ def test_the_upload_starts_every_covered_day_once_its_inputs_are_in(svc: Service
         "week-again.csv",
         svc.store.get("raw", "raw/acme/bank-acme/2026-11-21/week.csv"),
     )
-    assert sorted(e.payload["business_date"] for e in workflow.executions.values()) == started
+    assert list(workflow.executions.values()) == [started]
+
+
+def test_an_upload_chain_is_in_date_order_and_its_names_are_valid_execution_names() -> None:
+    long_project = "p" * 63
+    days: list[tuple[date, list[Statement]]] = [(D[23], []), (D[21], []), (D[22], [])]
+    first = upload_runs(long_project, days)
+    assert first.input.days_after == [D[22], D[23]] and first.input.business_date == D[21]
+    assert len(first.name) <= 80 and execution_name(first.name) == first.name
+    with pytest.raises(ValueError, match="days_after"):
+        StartRunInput(project_id="acme", business_date=D[21], then=first, days_after=[D[22]])
 
 
 def test_a_statement_stored_whole_before_is_split_by_a_re_parse(svc: Services) -> None:

@@ -26,6 +26,37 @@ class StartRunInput(_Payload):
     project_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     business_date: date | None = None
     trigger: Literal["schedule", "upload", "manual", "api"] = "schedule"
+    then: NextRun | None = Field(
+        default=None,
+        description="The run this execution starts when it ends, successfully or not (the state machine's "
+        "StartNextDay): the next day of an upload covering several days, so the days run one after the "
+        "other and each carries over the open items of the day before it as re-run",
+    )
+    days_after: list[date] = Field(
+        default_factory=list,
+        description="The business dates ``then`` runs, in order (named in alerts: the days still to run)",
+    )
+
+    @model_validator(mode="after")
+    def _days_after_are_the_chain(self) -> StartRunInput:
+        chained = []
+        at = self.then
+        while at is not None:
+            chained.append(at.input.business_date)
+            at = at.input.then
+        if chained != self.days_after:
+            raise ValueError(f"days_after {self.days_after} are not the chained runs' dates {chained}")
+        return self
+
+
+class NextRun(_Payload):
+    """A run to start later under a fixed execution name, so starting it twice starts it once."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="Step Functions execution name")
+    input: StartRunInput
+
+
+StartRunInput.model_rebuild()
 
 
 class ChannelTask(_Payload):

@@ -61,7 +61,14 @@ from recon.statement_versions import ingest_order, supersedes
 from recon.tables import table_to_parquet
 
 from .chain import Balance, Balances, balances, chain_break, chain_total, with_chain
-from .contracts import ChannelTask, ParseOutput, ReparseOutput, StartRunInput, StatementSummary
+from .contracts import (
+    ChannelTask,
+    NextRun,
+    ParseOutput,
+    ReparseOutput,
+    StartRunInput,
+    StatementSummary,
+)
 from .overlap import (
     EARLIER_COLUMNS,
     IN_FILE_DUPLICATE,
@@ -1053,7 +1060,10 @@ def parse_channel(task: ChannelTask, svc: Services) -> ParseOutput:
 def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
     """An object arrived in the raw bucket: parse it now, and start the day's run once all inputs are in.
 
-    A bank statement covering several days starts the run of every day it covers whose inputs are all in.
+    A bank statement covering several days is reconciled on every day it covers whose inputs are all in,
+    one day after the other: the upload starts the earliest, and each run starts the next when it ends,
+    successfully or not (``upload_runs``). Run at once, a day would carry over the open items of the day
+    before as they were before that day was run again with this file.
     Re-delivered events are harmless: the checksum finds the statement, and the execution name is derived
     from the business date and the versions of its statements (``upload_execution_name``), so the same
     inputs start the day at most once. A new version of a file (other bytes) makes another name: the day
@@ -1079,19 +1089,44 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
         key=key,
         business_date=business_dates[0],
     )
-    # A statement covering several days is read by the run of each of them (recon.pipeline.statement_days):
-    # every such day whose inputs are in is reconciled, earliest first.
+    # A statement covering several days is read by the run of each of them (recon.pipeline.statement_days).
     business_dates = sorted({*business_dates, *(d.business_date for d in statement.days)})
-    for business_date in business_dates:
-        inputs = _day_inputs(svc, project, business_date)
-        if inputs is not None:
-            svc.workflow.start(
-                name=upload_execution_name(project.project_id, business_date, inputs),
-                payload=StartRunInput(
-                    project_id=project.project_id, business_date=business_date, trigger="upload"
-                ).model_dump(mode="json"),
-            )
+    ready = [
+        (business_date, inputs)
+        for business_date in business_dates
+        if (inputs := _day_inputs(svc, project, business_date)) is not None
+    ]
+    if ready:
+        first = upload_runs(project.project_id, ready)
+        svc.workflow.start(
+            name=first.name, payload=first.input.model_dump(mode="json", exclude_defaults=True)
+        )
     return _output(account, [statement])
+
+
+def upload_runs(project_id: str, days: list[tuple[date, list[Statement]]]) -> NextRun:
+    """The runs an upload starts, as one chain in date order: the first day's run, whose input names the
+    next day's run (``StartRunInput.then``), and so on; the state machine starts ``then`` when a run ends.
+
+    Each run carries over the open items of the latest day before it, so a day must not start before the
+    day before it has ended. Every name is ``upload_execution_name``: an event delivered again builds the
+    same chain, and its first run, started already, starts nothing.
+    """
+    chain: NextRun | None = None
+    after: list[date] = []
+    for business_date, inputs in sorted(days, key=lambda day: day[0], reverse=True):
+        run = StartRunInput(
+            project_id=project_id,
+            business_date=business_date,
+            trigger="upload",
+            then=chain,
+            days_after=after,
+        )
+        chain = NextRun(name=upload_execution_name(project_id, business_date, inputs), input=run)
+        after = [business_date, *after]
+    if chain is None:
+        raise ValueError("an upload chain needs at least one day")
+    return chain
 
 
 def _day_inputs(svc: Services, project: Project, business_date: date) -> list[Statement] | None:
@@ -1109,4 +1144,11 @@ def _day_inputs(svc: Services, project: Project, business_date: date) -> list[St
     return inputs
 
 
-__all__ = ["StatementNotFound", "ingest_object", "ingest_upload", "parse_channel", "reparse_statement"]
+__all__ = [
+    "StatementNotFound",
+    "ingest_object",
+    "ingest_upload",
+    "parse_channel",
+    "reparse_statement",
+    "upload_runs",
+]

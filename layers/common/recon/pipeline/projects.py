@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from recon.adapters._shared import execution_name
 from recon.domain import Account, Project, Source, Statement, stable_id
 from recon.keys import project_config_key
 from recon.ports import ObjectStore
@@ -66,7 +67,9 @@ def upload_execution_name(project_id: str, business_date: date, statements: Iter
         f"{s.statement_id}:{s.status.value}:{s.profile}@{s.profile_version}" for s in statements
     )
     tag = hashlib.sha256("\n".join(versions).encode()).hexdigest()[:12]
-    return f"{project_id}-{business_date:%Y%m%d}-upload-{tag}"
+    # A valid execution name as is (a long project id shortened): the state machine starts a chained day
+    # under exactly this name (StartRunInput.then), as the workflow starter would name it.
+    return execution_name(f"{project_id}-{business_date:%Y%m%d}-upload-{tag}")
 
 
 def statement_id_for(project_id: str, account_id: str, checksum: str) -> str:

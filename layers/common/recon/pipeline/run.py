@@ -93,4 +93,13 @@ def record_failure(failure: FailureInput, svc: Services) -> FailureOutput:
         f"Reconciliation run failed.\nProject: {project_id}\nBusiness date: {business_date or 'n/a'}\n"
         f"Error: {error}\nCause: {cause}\nExecution: {failure.execution}\n"
     )
+    days_after = failure.input.get("days_after")
+    if isinstance(days_after, list) and days_after:
+        # The days of the same upload still run after this one (the workflow starts the next when a run
+        # ends), but they carry over the open items of the last day that completed, not this day's.
+        summary += (
+            f"Days of the same upload still run after it, in order: {', '.join(map(str, days_after))}. "
+            f"They carry over the open items of the last day before them that completed, not this day's: "
+            f"once the cause is fixed, run {business_date} again, then each of those days in date order.\n"
+        )
     return FailureOutput(subject=subject[:100], summary=summary)
