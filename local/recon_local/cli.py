@@ -16,6 +16,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+from pydantic import ValidationError
+
 from recon.domain import project_json_schema
 from recon.money import format_amount
 
@@ -27,8 +30,10 @@ DEMO_DATE = date(2026, 11, 20)
 
 def _print_result(result: LocalRunResult) -> None:
     from recon.reporting import summary_text
+    from recon.reporting.masking import Masker
 
-    print(summary_text(result.project, result.run, result.cases))
+    text = summary_text(result.project, result.run, result.cases, str(result.outputs.get("report.html", "")))
+    print(Masker.for_project(result.project).text(text))  # masked as the e-mail is
     print(
         f"Execution: {result.execution_status}  states: {' -> '.join(dict.fromkeys(result.history_states))}"
     )
@@ -93,22 +98,47 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _usage_error(message: str) -> int:
+    """One line on stderr and exit code 2: the input is wrong, there is nothing to debug."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _first_problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where}: {first['msg']}{more}"
+    return " ".join(str(exc).split())
+
+
 def _run(args: argparse.Namespace) -> int:
     from recon.domain import Project
 
     from .local_run import InputError, business_days, file_inputs, input_files, run_local_days
 
-    files = input_files(Path(args.input))
+    folder = Path(args.input)
+    if not folder.is_dir():
+        return _usage_error(
+            f"--input {args.input}: {'not a folder' if folder.exists() else 'no such folder'}"
+        )
+    files = input_files(folder)
     if not files:
-        print(f"no input files in {args.input}", file=sys.stderr)
-        return 2
-    project_text = Path(args.project).read_text("utf-8")
+        return _usage_error(f"--input {args.input}: no input files in this folder")
+    try:
+        project_text = Path(args.project).read_text("utf-8")
+    except OSError as exc:
+        return _usage_error(f"--project {args.project}: {exc.strerror or exc}")
+    try:
+        project = Project.from_yaml(project_text)
+    except (yaml.YAMLError, ValidationError) as exc:
+        return _usage_error(f"--project {args.project} is not a valid project file: {_first_problem(exc)}")
     try:
         dates = business_days(args.date, args.to)
-        filed = file_inputs(Project.from_yaml(project_text), files, dates)
+        filed = file_inputs(project, files, dates)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     for item in filed:
         if item.note:
             print(f"warning: {item.note}", file=sys.stderr)

@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from recon_local import runtime_ses, runtime_sfn
+from recon_local import runtime_s3, runtime_ses, runtime_sfn
 from recon_local.cfn_template import DEFAULT_ACCOUNT_ID, Resource, Template
 from recon_local.runtime_lambda import FunctionSpec, InProcessLambdaRuntime
 
@@ -242,7 +242,7 @@ class LocalCloud:
             self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             self._mock.start()
             self.runtime.install()
-            self._patches = runtime_ses.install() + runtime_sfn.install()
+            self._patches = runtime_ses.install() + runtime_sfn.install() + runtime_s3.install()
             self._create_all()
         except BaseException:
             self.__exit__(None, None, None)

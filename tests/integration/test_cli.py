@@ -91,6 +91,34 @@ def test_run_command_refuses_a_file_it_cannot_assign(
     assert "notes.txt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--input", "/nonexistent"], "error: --input /nonexistent: no such folder"),
+        (["--project", "/nonexistent.yaml"], "error: --project /nonexistent.yaml: No such file or directory"),
+        (["--project", "{invalid}"], "is not a valid project file: "),
+    ],
+)
+def test_run_command_reports_a_wrong_argument_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], expected: str
+) -> None:
+    write_day(generate_day(date(2026, 11, 20)), tmp_path / "input")
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("project_id: Not An Id\n", encoding="utf-8")
+    given = dict(
+        zip(arguments[::2], [a.replace("{invalid}", str(invalid)) for a in arguments[1::2]], strict=True)
+    )
+    options = {
+        "--project": str(REPO / "local/recon_local/projects/demo.yaml"),
+        "--input": str(tmp_path / "input"),
+        "--out": str(tmp_path / "out"),
+    } | given
+    code = main(["run", "--date", "2026-11-20", *[x for pair in options.items() for x in pair]])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 def test_run_over_consecutive_days_carries_over_like_the_accuracy_tool(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

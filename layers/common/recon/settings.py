@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     sender_email: str = Field(default="", description="SES-verified sender of report e-mails")
     report_recipients: str = Field(default="", description="Comma-separated default report recipients")
+    review_url: str = Field(
+        default="",
+        description="Base URL of the review UI: e-mails and alerts link to <review_url>/runs/<run id> "
+        "(empty: they say where the report is stored)",
+    )
     config_prefix: str = Field(
         default="config/projects/", description="Prefix of project files in the data bucket"
     )

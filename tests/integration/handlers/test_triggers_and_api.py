@@ -232,3 +232,5 @@ def test_review_api_returns_runs_validates_input_and_404s(cloud: LocalCloud) -> 
     assert missing["statusCode"] == 404
     bad = cloud.invoke("ApiFunction", _api_event("/runs/DROP%20TABLE", "DROP TABLE"))
     assert bad["statusCode"] == 422
+    message = json.loads(bad["body"])["message"]  # which parameter, what is wrong, what is expected
+    assert message.startswith("run_id (in the path) is not in the expected form: a run id is ")

@@ -119,7 +119,8 @@ def test_changed_results_notify_once_and_say_they_supersede_the_earlier_report(s
     assert len(mails) == 2 and changed.alert and not again.alert
     update = mails[1]
     assert "UPDATED" in update.subject and "UPDATED" in changed.subject
-    assert "supersedes the one sent at 2026-11-21T01:" in update.text and "supersedes" in update.html
+    assert "supersedes the one sent at 2026-11-21 09:" in update.text  # Asia/Shanghai, +08:00
+    assert "+08:00 (run demo-20261120)" in update.text and "supersedes" in update.html
     records = [e for e in svc.repo.list_audit(notification_subject("demo", DAY)) if e.action == NOTIFIED]
     assert [r.details["supersedes"] for r in records] == [None, records[0].details["fingerprint"]]
 

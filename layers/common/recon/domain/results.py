@@ -140,6 +140,9 @@ class ResultsDigest(BaseModel):
 class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    # Finished, but a statement the day needs is missing or quarantined: the day is not reconciled until it
+    # arrives (its rows are held open as awaiting-statement), so it must not read as all clear.
+    INCOMPLETE = "incomplete"
     FAILED = "failed"
 
 

@@ -21,6 +21,7 @@ import logging
 from recon.keys import RAW_PREFIX, pdf_rows_key
 from recon.pdf_tables import PdfRefusal, extract_rows, rows_document
 from recon.ports import StoredObject
+from recon.reporting.masking import mask_digit_runs
 
 from .contracts import ExtractPdfOutput, ExtractPdfRequest
 from .services import Services
@@ -47,7 +48,9 @@ def extract_pdf(request: ExtractPdfRequest, svc: Services) -> ExtractPdfOutput:
     """The table rows of the raw PDF ``request`` names, stored under their content address."""
     settings = svc.settings
     if request.bucket != settings.raw_bucket or not request.key.startswith(RAW_PREFIX):
-        raise ValueError(f"only raw statements are read, not s3://{request.bucket}/{request.key}")
+        raise ValueError(
+            f"only raw statements are read, not s3://{request.bucket}/{mask_digit_runs(request.key)}"
+        )
     rows_key = pdf_rows_key(request.sha256)
     stored = _stored(svc, settings.data_bucket, rows_key)
     if stored is not None:
@@ -62,13 +65,14 @@ def extract_pdf(request: ExtractPdfRequest, svc: Services) -> ExtractPdfOutput:
     found = hashlib.sha256(data).hexdigest()
     if found != request.sha256:
         raise ObjectChanged(
-            f"s3://{request.bucket}/{request.key} (version {request.version_id}) has SHA-256 {found}, "
-            f"not {request.sha256}"
+            f"s3://{request.bucket}/{mask_digit_runs(request.key)} (version {request.version_id}) has "
+            f"SHA-256 {found}, not {request.sha256}"
         )
     try:
         rows = extract_rows(data)
     except PdfRefusal as exc:
-        log.info("PDF refused", extra={"raw_key": request.key, "reason": exc.reason})
+        # No project here to know its numbers: digit runs are masked (the file name may be an account's).
+        log.info("PDF refused", extra={"raw_key": mask_digit_runs(request.key), "reason": exc.reason})
         return ExtractPdfOutput(sha256=found, refusal=exc.reason)
     pages = len({row.page for row in rows})
     svc.store.put(

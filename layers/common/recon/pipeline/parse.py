@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import logging
+import traceback
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -57,6 +58,7 @@ from recon.parsing import ParsedStatement, StatementParseError, detect_format, p
 from recon.parsing.profiles import Profile
 from recon.parsing.readers import pdf
 from recon.ports import FunctionFailed, StoredDocument
+from recon.reporting.masking import Masker, mask_digit_runs
 from recon.statement_versions import ingest_order, supersedes
 from recon.tables import table_to_parquet
 
@@ -249,7 +251,16 @@ def _read(
         errors = list(exc.errors) or [RowError(file=key, row=0, reason=str(exc))]
         partial = exc.parsed
     except Exception as exc:  # a parser defect must not take the other files down: quarantine and alert
-        log.exception("parser failed", extra={"raw_key": key})
+        # Masked as the report masks: a file name may carry the account number (an Alipay bill), and so may
+        # the parser's message about it.
+        masker = Masker.for_project(project)
+        log.error(
+            "parser failed",
+            extra={
+                "raw_key": masker.text(key),
+                "traceback": masker.text("".join(traceback.format_exception(exc))),
+            },
+        )
         errors = [RowError(file=key, row=0, reason=f"internal parser error: {type(exc).__name__}: {exc}")]
         partial = None
     else:
@@ -844,7 +855,11 @@ def ingest_object(
             and not retry_settled_view(existing, account)
         ):
             log.info(
-                "statement already parsed", extra={"raw_key": key, "statement_id": existing.statement_id}
+                "statement already parsed",
+                extra={
+                    "raw_key": Masker.for_project(project).text(key),
+                    "statement_id": existing.statement_id,
+                },
             )
             if existing.superseded_by is None:  # finish what an interrupted ingestion began (idempotent)
                 _supersede(svc, existing, _replaced(svc, existing))
@@ -1074,7 +1089,8 @@ def ingest_upload(bucket: str, key: str, svc: Services) -> ParseOutput | None:
     parts = parse_raw_key(key)
     if parts is None:
         log.warning(
-            "ignoring object outside the raw/<project>/<account>/<date>/<file> layout", extra={"key": key}
+            "ignoring object outside the raw/<project>/<account>/<date>/<file> layout",
+            extra={"key": mask_digit_runs(key)},
         )
         return None
     project_id, account_id, statement_date, _ = parts

@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from recon.domain import Project
+from recon.reporting.masking import mask_digit_runs
 
 from .contracts import ProjectSyncOutput
 from .run import audit
@@ -27,7 +28,10 @@ def sync_project(bucket: str, key: str, *, deleted: bool, svc: Services) -> Proj
     """
     prefix = svc.settings.config_prefix
     if bucket != svc.settings.data_bucket or not key.startswith(prefix) or not key.endswith(".yaml"):
-        log.warning("ignoring object that is not a project file", extra={"bucket": bucket, "key": key})
+        log.warning(
+            "ignoring object that is not a project file",
+            extra={"bucket": bucket, "key": mask_digit_runs(key)},
+        )
         return ProjectSyncOutput(project_id="", status="ignored", detail=key)
     file_id = key[len(prefix) : -len(".yaml")]
     if deleted:

@@ -13,7 +13,7 @@ summary, e-mail, alert) has the project's account numbers masked.
 
 from __future__ import annotations
 
-from recon.domain import AuditEvent, CaseStatus, ResultsDigest, RunStatus, stable_id
+from recon.domain import AuditEvent, ResultsDigest, RunStatus, stable_id
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.ports import NotificationClaim
 from recon.reporting import render_report, summary_json, summary_text
@@ -26,9 +26,13 @@ from recon.reporting.notices import (
     content_fingerprint,
     decide,
     history,
+    missing_statements,
     notification_subject,
     superseding_note,
 )
+from recon.reporting.notices import headline as notice_headline
+from recon.reporting.render import open_cases
+from recon.settings import Settings
 
 from .contracts import ReportOutput, RunRef
 from .projects import load_project
@@ -41,6 +45,18 @@ def load_digest(svc: Services, ref: RunRef) -> ResultsDigest:
     return ResultsDigest.model_validate_json(svc.store.get(svc.settings.data_bucket, key))
 
 
+def report_location(settings: Settings, run_id: str, key: str) -> str:
+    """Where people open the day's report: the review UI's page of the run when one is configured, else
+    where the report is stored, in words (finance staff cannot open an s3:// URI)."""
+    if settings.review_url:
+        return f"{settings.review_url.rstrip('/')}/runs/{run_id}"
+    folder, _, name = key.rpartition("/")
+    return (
+        f"{name} in the recon data bucket {settings.data_bucket}, folder {folder}/ (the AWS S3 console, or "
+        f"ask the recon administrator), with matches.csv and cases.csv beside it; s3://{settings.data_bucket}/{key}"
+    )
+
+
 def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> ReportOutput:
     """``execution``: the workflow execution this stage runs in (tells a retry from a re-run)."""
     project = load_project(svc.store, svc.settings, ref.project_id)
@@ -50,16 +66,18 @@ def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> R
         raise RunNotFound(ref.run_id)
     digest = load_digest(svc, ref)
     cases = svc.repo.list_cases(ref.run_id)
-    run.status = RunStatus.SUCCEEDED
+    missing = missing_statements(project, run)
+    # A day with a statement missing or quarantined finished, but is not reconciled: it must not read as
+    # all clear (its rows wait, open, for the statement).
+    run.status = RunStatus.INCOMPLETE if missing else RunStatus.SUCCEEDED
     run.finished_at = svc.clock()
     prefix = report_prefix(ref.project_id, ref.business_date, ref.run_id)
     key = prefix + "report.html"
     run.report_key = key
     summary = masker.text(summary_json(run, cases, project.currency))
-    open_cases = [c for c in cases if c.status in (CaseStatus.OPEN, CaseStatus.IN_REVIEW)]
-    headline = (
-        f"{len(open_cases)} open case(s), {run.suggested_groups} suggested match(es), "
-        f"{run.quarantined_files} quarantined file(s)"
+    still_open = open_cases(cases)
+    headline = masker.text(
+        notice_headline(missing, len(still_open), run.suggested_groups, run.quarantined_files)
     )
     fingerprint = content_fingerprint(headline, summary, cases)
     ledger = notification_subject(ref.project_id, ref.business_date)
@@ -72,23 +90,27 @@ def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> R
         )
         if svc.repo.claim_notification(claim, stale_before=at - CLAIM_LEASE) is not None:
             decision = Decision(send=False, repeat_alert=False, supersedes=None)  # another execution sends it
-    note = superseding_note(decision.supersedes) if decision.supersedes else ""
-    html = masker.text(render_report(project, run, digest, cases, note=note))
+    note = superseding_note(decision.supersedes, project.timezone) if decision.supersedes else ""
+    location = report_location(svc.settings, ref.run_id, key)
+    html = masker.text(render_report(project, run, digest, cases, note=note, link=location))
     bucket = svc.settings.data_bucket
     svc.store.put(bucket, key, html.encode("utf-8"), content_type="text/html; charset=utf-8")
     svc.store.put(bucket, prefix + "summary.json", summary.encode("utf-8"), content_type="application/json")
-    location = f"s3://{svc.settings.data_bucket}/{key}"
     text = masker.text(summary_text(project, run, cases, location, note=note))
     update = " UPDATED" if decision.supersedes else ""
     subject = masker.text(f"[recon] {project.project_id} {ref.business_date}{update}: {headline}")
-    attention = bool(open_cases or run.suggested_groups or run.quarantined_files or run.error)
+    attention = bool(still_open or run.suggested_groups or run.quarantined_files or run.error or missing)
     wants_alert = bool(project.notifications.alert_on_cases and attention)
     recipients = list(project.notifications.email_to) or svc.settings.recipients
     message_id = None
     if decision.send:
         if recipients and svc.settings.sender_email:
+            # The e-mail carries what to do and the cases; the match groups are in the stored report.
+            mail_html = masker.text(
+                render_report(project, run, digest, cases, note=note, link=location, email=True)
+            )
             message_id = svc.mailer.send(
-                sender=svc.settings.sender_email, to=recipients, subject=subject, html=html, text=text
+                sender=svc.settings.sender_email, to=recipients, subject=subject, html=mail_html, text=text
             )
         # Recorded after the e-mail went out: a retry after this point does not send it again.
         at = svc.clock()

@@ -15,6 +15,15 @@ from recon.domain import Case, Evidence, MatchGroup, MemberRef, Project, mask_nu
 
 # Shorter "numbers" would also match inside amounts and dates; declared account numbers are longer.
 MIN_MASKED_LENGTH = 6
+# Where the project (its declared numbers) is not known: any run of more digits than a date (YYYYMMDD) is
+# taken for an account number; Alipay names bill files after the account (2088…_20261120.csv.zip).
+_LONG_DIGITS = re.compile(r"\d{9,}")
+
+
+def mask_digit_runs(text: str) -> str:
+    """``text`` with every run of 9 or more digits masked (``****0156``): for a key or file name logged
+    where the project's Masker is not at hand (an object outside the raw layout, the PDF extractor)."""
+    return _LONG_DIGITS.sub(lambda m: mask_number(m.group(0)), text)
 
 
 class Masker:

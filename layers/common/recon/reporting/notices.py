@@ -12,6 +12,10 @@ the winner sends. A claim is for the content as the notification that follows th
 
 The content is a fingerprint of what the notification says: the summary (rows, files, cases by type and
 amount), each case (id, type, Δ, status) and the subject line; not the run's timestamps.
+
+The subject line (``headline``) leads with INCOMPLETE when a statement the day needs is missing or
+quarantined (``missing_statements``): an inbox of subjects must not show a day that was never reconciled as
+all clear. Times people read are in the project's time zone, with its offset (``local_time``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from recon.domain import AuditEvent, Case
+from recon.domain import AuditEvent, Case, Project, Run, Source, StatementStatus
+from recon.pipeline.projects import statement_date_for  # the statement date a run reads (a bank: T+n)
 
 NOTIFIED = "notification.sent"
 
@@ -102,8 +108,67 @@ def claim_key(fingerprint: str, supersedes: Notified | None) -> str:
     return f"{fingerprint}#{supersedes.event_id if supersedes else 'first'}"
 
 
-def superseding_note(earlier: Notified) -> str:
+def superseding_note(earlier: Notified, timezone: str) -> str:
     return (
-        f"This report supersedes the one sent at {earlier.at.isoformat(timespec='seconds')} "
+        f"This report supersedes the one sent at {local_time(earlier.at, timezone)} "
         f"(run {earlier.run_id}): the results of the day changed since."
     )
+
+
+def local_time(at: datetime, timezone: str) -> str:
+    """``at`` as people of the project read it: its time zone, to the second, with the offset
+    (2026-11-21 09:30:00 +08:00). A naive ``at`` is UTC (how the stages' clocks are stored)."""
+    aware = at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo("UTC"))
+    local = aware.astimezone(ZoneInfo(timezone))
+    offset = local.strftime("%z")  # +0800
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
+
+
+@dataclass(frozen=True)
+class MissingStatement:
+    """A statement the run of the day needed and did not read: none delivered, or one quarantined."""
+
+    account_id: str
+    source: Source
+    statement_date: date
+    quarantined: bool
+
+    def describe(self) -> str:
+        what = (
+            "was quarantined: correct the file (its error report says what is wrong) and deliver it again"
+            if self.quarantined
+            else "was not delivered: upload it, or check why fetching it failed"
+        )
+        return f"{self.account_id}: the {self.source.value} statement of {self.statement_date} {what}"
+
+
+def missing_statements(project: Project, run: Run) -> list[MissingStatement]:
+    """The project's accounts with no statement parsed for the run, or one quarantined, in project order.
+
+    The same accounts as ``recon.pipeline.match.unavailable_accounts`` (whose rows the engine holds open as
+    ``awaiting-statement``), from the run's file accounting."""
+    parsed = {f.account_id for f in run.files if f.status == StatementStatus.PARSED.value}
+    quarantined = {f.account_id for f in run.files if f.status == StatementStatus.QUARANTINED.value}
+    return [
+        MissingStatement(
+            account_id=a.account_id,
+            source=a.source,
+            statement_date=statement_date_for(project, a, run.business_date),
+            quarantined=a.account_id in quarantined,
+        )
+        for a in project.accounts
+        if a.account_id not in parsed or a.account_id in quarantined
+    ]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def headline(missing: list[MissingStatement], open_cases: int, suggested: int, quarantined: int) -> str:
+    """The subject of the day's e-mail and alert (after "[recon] <project> <date>: ")."""
+    counts = f"{open_cases} open case(s), {suggested} suggested match(es), {quarantined} quarantined file(s)"
+    if not missing:
+        return counts
+    accounts = ", ".join(m.account_id for m in missing)
+    return f"INCOMPLETE — {_plural(len(missing), 'statement')} missing ({accounts}); {counts}"
