@@ -25,5 +25,22 @@ APPENDED_MATCH = ["status", "confidence", "pass", "settles", "explanation", "evi
 # What a person checks a filtered row by: "repeats row N of <file>" (an earlier statement delivered it), else
 # the filter rule's description.
 APPENDED_FILTERED = ["detail"]
-# summary.json ``case_stakes[type][currency]``: absolute amounts at stake, split into 长款 / 短款.
-CASE_STAKE_FIELDS = ["cases", "at_stake", "surplus", "shortage"]
+# summary.json ``case_stakes[type][currency]`` (and ``stake_totals[currency]``): absolute amounts at stake,
+# split into 长款 / 短款, then the amount of cases that are not money at stake (DUPLICATE, a late payout).
+CASE_STAKE_FIELDS = ["cases", "at_stake", "surplus", "shortage", "not_at_stake"]
+# Appended to cases.csv: 长款 / 短款, the case's amount at stake (on its first row, as ``delta`` now is), its
+# review status, and the row's booking time and value date.
+APPENDED_CASE = ["severity", "reason", "rule", "direction", "at_stake", "status", "booked_at", "value_date"]
+# summary.json ``sources[source].money[currency]``: the money tie-out, in + carried_in = out = matched +
+# in_cases + filtered + open (held: of open, waiting for a missing statement).
+SOURCE_MONEY_FIELDS = [
+    "in",
+    "carried_in",
+    "matched",
+    "in_cases",
+    "filtered",
+    "open",
+    "held",
+    "out",
+    "balanced",
+]

@@ -70,7 +70,7 @@ def _open_items(out_dir: Path) -> int:
     path = out_dir / "open_items.csv"
     if not path.exists():
         return 0
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         return max(0, sum(1 for line in handle if line.strip()) - 1)
 
 

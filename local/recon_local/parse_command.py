@@ -32,6 +32,7 @@ from recon.parsing.readers import pdf
 from recon.pipeline.overlap import count_true
 from recon.pipeline.parse import source_of_format
 from recon.pipeline.profile_store import ProfileError, ProfileSpec, profile_from_text
+from recon.reporting.export import CSV_BOM
 from recon.tables import normalized, table_to_parquet
 
 MAX_ERRORS_PRINTED = 20
@@ -147,7 +148,9 @@ def write_rows(result: FileResult, out: Path, stem: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     parquet, csv = out / f"{stem}.parquet", out / f"{stem}.csv"
     parquet.write_bytes(table_to_parquet(table))
-    pacsv.write_csv(table, csv)
+    with csv.open("wb") as sink:
+        sink.write(CSV_BOM)  # Excel on a zh-CN Windows reads a CSV without one as GBK
+        pacsv.write_csv(table, sink)
     result.outputs = [csv, parquet]
 
 

@@ -275,7 +275,8 @@ class Score:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    # utf-8-sig: our exports start with a byte order mark (for Excel); older ones and other engines' do not.
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
         return list(reader.fieldnames or []), rows

@@ -57,8 +57,10 @@ EXPECTED_TABLE_ACCESS: dict[str, dict[str, set[str]]] = {
         "dynamodb:GetItem": {RUN},
         "dynamodb:PutItem": {RUN, AUDIT},
     },
-    # resolve_run: replace_results (Query + BatchWriteItem of puts and deletes), get_run, put_run, append_audit;
-    # get_statement of the statements a filtered row repeats or was superseded by (filtered.csv's detail)
+    # resolve_run: replace_results (Query + BatchWriteItem of puts and deletes), get_run, put_run, append_audit
+    # (cases reopened or kept by a re-run, cases closed); list_cases + update_case (GetItem, conditional
+    # PutItem) of an earlier run's case a late payout explains (RUN#<earlier run>); get_statement of the
+    # statements a filtered row repeats or was superseded by (filtered.csv's detail)
     "ResolveFunction": {
         "dynamodb:Query": {RUN},
         "dynamodb:BatchWriteItem": {RUN},

@@ -62,12 +62,12 @@ def test_run_command_on_the_demo_input_folder_writes_four_files(tmp_path: Path) 
         "report.html",
         "summary.json",
     ]
-    with (out / "matches.csv").open(encoding="utf-8") as f:
+    with (out / "matches.csv").open(encoding="utf-8-sig") as f:
         matches = list(csv.DictReader(f))
     # The foundation's columns come first, in order; new columns are appended.
     assert list(matches[0])[:6] == FOUNDATION_MATCH
     assert {m["source"] for m in matches} == {"erp", "wechat", "alipay", "bank"}
-    with (out / "cases.csv").open(encoding="utf-8") as f:
+    with (out / "cases.csv").open(encoding="utf-8-sig") as f:
         cases = list(csv.DictReader(f))
     assert list(cases[0])[:9] == FOUNDATION_CASE
     assert {(c["type"], c["source"], c["txn_id"]) for c in cases} >= {

@@ -83,7 +83,8 @@ def test_demo_files_are_described_and_written_as_csv_and_parquet(
         stem = name.removesuffix(".zip").rsplit(".", 1)[0]
         table = pq.read_table(out / f"{stem}.parquet")
         assert table.schema.equals(NORMALIZED_SCHEMA) and table.num_rows == parsed.rows_parsed
-        with (out / f"{stem}.csv").open(encoding="utf-8") as f:
+        assert (out / f"{stem}.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # for Excel
+        with (out / f"{stem}.csv").open(encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
         assert len(rows) == parsed.rows_parsed and list(rows[0]) == NORMALIZED_SCHEMA.names
     # The ERP export holds one order exported twice: flagged, kept.

@@ -81,10 +81,10 @@ def test_outputs_report_email_and_alert(demo_run) -> None:
         "open_items.csv",
         "summary.json",
     }
-    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8")))
+    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8-sig")))
     # The foundation's columns come first, in order; new columns are appended.
     assert list(matches[0])[:6] == FOUNDATION_MATCH
-    cases = list(csv.DictReader(result.outputs["cases.csv"].open(encoding="utf-8")))
+    cases = list(csv.DictReader(result.outputs["cases.csv"].open(encoding="utf-8-sig")))
     assert list(cases[0])[:9] == FOUNDATION_CASE
     summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
     assert summary["cases"] == len(day.planted) and summary["quarantined_files"] == 0
@@ -96,7 +96,7 @@ def test_outputs_report_email_and_alert(demo_run) -> None:
 
 def test_exports_carry_every_groups_evidence_and_unnetted_amounts_at_stake(demo_run) -> None:
     _, result = demo_run
-    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8")))
+    matches = list(csv.DictReader(result.outputs["matches.csv"].open(encoding="utf-8-sig")))
     assert list(matches[0]) == FOUNDATION_MATCH + APPENDED_MATCH
     assert len({r["group_id"] for r in matches}) == result.run.match_groups  # every group, not a sample
     assert all(r["evidence"] and r["explanation"] for r in matches)
@@ -106,7 +106,19 @@ def test_exports_carry_every_groups_evidence_and_unnetted_amounts_at_stake(demo_
     assert "is in <code>matches.csv</code> beside this report" in html
     summary = json.loads(result.outputs["summary.json"].read_text("utf-8"))
     missing = summary["case_stakes"]["MISSING_IN_CHANNEL"]["CNY"]  # 29.90 短款 + 30.16 长款, not −0.26
-    assert missing == {"cases": 2, "at_stake": "60.06", "surplus": "30.16", "shortage": "29.90"}
+    assert missing == {
+        "cases": 2,
+        "at_stake": "60.06",
+        "surplus": "30.16",
+        "shortage": "29.90",
+        "not_at_stake": "0.00",
+    }
+    # Every money case is 长款 or 短款 (the two AMOUNT_MISMATCH are short 10.00 each); the repeated ERP row
+    # moved no money: not at stake.
+    totals = summary["stake_totals"]["CNY"]
+    assert (totals["shortage"], totals["surplus"], totals["not_at_stake"]) == ("49.90", "90.06", "199.71")
+    for name in ("matches.csv", "cases.csv", "filtered.csv", "open_items.csv"):  # Excel reads them as UTF-8
+        assert result.outputs[name].read_bytes().startswith(b"\xef\xbb\xbf"), name
     assert summary["case_amount_by_type"]["MISSING_IN_CHANNEL"] == "60.06"
     assert "at stake 60.06 CNY (长款 30.16, 短款 29.90)" in result.emails[0]["text"]
 
@@ -130,7 +142,7 @@ def test_a_failing_channel_is_recorded_and_the_others_go_on(tmp_path: Path) -> N
     assert not [c for c in result.cases if c.type.value == "MISSING_IN_CHANNEL"]
     held = [
         r
-        for r in csv.DictReader(result.outputs["open_items.csv"].open(encoding="utf-8"))
+        for r in csv.DictReader(result.outputs["open_items.csv"].open(encoding="utf-8-sig"))
         if r["held_by"] == "awaiting-statement:wechat-main"
     ]
     assert {r["source"] for r in held} == {"erp", "bank"}
@@ -150,7 +162,7 @@ def test_a_missing_bank_statement_keeps_the_settlement_batches_open_in_every_out
     result = run_local(PROJECT_TEXT, DAY, files, tmp_path / "out")
     assert result.execution_status == "SUCCEEDED", result.execution_error
     assert not [c for c in result.cases if c.type.value == "MISSING_IN_BANK"]
-    items = list(csv.DictReader(result.outputs["open_items.csv"].open(encoding="utf-8")))
+    items = list(csv.DictReader(result.outputs["open_items.csv"].open(encoding="utf-8-sig")))
     net = {k: day.expected[f"{k}_settlement_minor"] for k in ("wechat", "alipay")}
     assert items == [
         {

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from .domain import AuditEvent, Case, MatchGroup, Run, Statement
+from .domain import AuditEvent, Case, CaseLink, CaseStatus, MatchGroup, Run, Statement
 from .pdf_tables import PdfRow
 
 
@@ -81,6 +81,32 @@ class NotificationClaim:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CaseTransition:
+    """A case status the system changed against a person's decision while storing a run's results
+    (``RunRepository.replace_results``); the caller records it as an audit event ``action`` on the case."""
+
+    action: str  # "case.reopened": its difference changed | "case.not_found": the re-run no longer finds it
+    before: Case
+    after: Case
+
+    @property
+    def case_id(self) -> str:
+        return self.after.case_id
+
+
+@dataclass(frozen=True)
+class CaseUpdate:
+    """What the system sets on a stored case of another run (``RunRepository.update_case``)."""
+
+    status: CaseStatus
+    explained_by: CaseLink | None
+    system_note: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"status": self.status, "explained_by": self.explained_by, "system_note": self.system_note}
+
+
 class RunRepository(Protocol):
     """Runs, statements, match groups, cases, audit events and fetch logs.
 
@@ -122,10 +148,16 @@ class RunRepository(Protocol):
         business date) lies in [ending_from, ending_to], ordered by that date and then statement id."""
         ...
 
-    def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
+    def replace_results(
+        self, run_id: str, groups: list[MatchGroup], cases: list[Case]
+    ) -> list[CaseTransition]:
         """Store a run's results, replacing what an earlier attempt of the same run stored (idempotent).
 
-        The review state (status) of a case that already exists under the same deterministic id is kept.
+        A case already stored under the same deterministic id keeps its review state (in_review, resolved)
+        only while its difference is the same (``adapters._shared.merge_case``): a changed one is stored
+        open with ``changed_since_review``. A reviewed case the run no longer finds is kept, closed, out of
+        the run's case list (``get_case`` finds it). Returns those transitions, by case id; a repeated call
+        returns none.
         """
         ...
 
@@ -134,6 +166,15 @@ class RunRepository(Protocol):
     def list_cases(self, run_id: str) -> list[Case]: ...
 
     def get_case(self, case_id: str) -> Case | None: ...
+
+    def update_case(
+        self, run_id: str, case_id: str, *, if_status: CaseStatus, changes: CaseUpdate
+    ) -> Case | None:
+        """Set ``changes`` on the case ``case_id`` of run ``run_id`` (any run: a later run closes an earlier
+        run's case) only while its status is ``if_status``, atomically (a person's decision taken meanwhile
+        wins). The case as stored after the update; None when there is no such case or its status differs.
+        """
+        ...
 
     def append_audit(self, event: AuditEvent) -> None: ...
 

@@ -22,6 +22,7 @@ from recon.domain import (
     Account,
     AuditEvent,
     Case,
+    CaseLink,
     CaseStatus,
     CaseType,
     MatchGroup,
@@ -34,7 +35,7 @@ from recon.domain import (
     StatementDay,
     StatementStatus,
 )
-from recon.ports import FetchLogEntry, NotificationClaim, ObjectStore
+from recon.ports import CaseUpdate, FetchLogEntry, NotificationClaim, ObjectStore
 
 BUCKET = "recon-raw"
 PLAIN_BUCKET = "recon-data"  # not versioned
@@ -447,6 +448,79 @@ def test_replace_results_recomputes_system_statuses(repo: Repo) -> None:
 
     statuses = {c.case_id: c.status for c in repo.repo.list_cases("run1")}
     assert statuses == {"c1": CaseStatus.OPEN, "c2": CaseStatus.AUTO_RESOLVED}
+
+
+def test_replace_results_reopens_a_reviewed_case_whose_difference_changed(repo: Repo) -> None:
+    """D01: a reviewer resolved c1 (Δ 1.07); a corrected bill makes it Δ 2.07 under the same id."""
+    repo.repo.replace_results("run1", [], [make_case("c1"), make_case("c2")])
+    repo.set_case_status("run1", "c1", CaseStatus.RESOLVED)
+    repo.set_case_status("run1", "c2", CaseStatus.IN_REVIEW)
+    changed = make_case("c1").model_copy(update={"delta_minor": 207})
+
+    changes = repo.repo.replace_results("run1", [], [changed, make_case("c2")])
+
+    assert [(t.action, t.case_id, t.before.status, t.after.status) for t in changes] == [
+        ("case.reopened", "c1", CaseStatus.RESOLVED, CaseStatus.OPEN)
+    ]
+    for case in (repo.repo.get_case("c1"), {c.case_id: c for c in repo.repo.list_cases("run1")}["c1"]):
+        assert case is not None and case.status is CaseStatus.OPEN and case.delta_minor == 207
+        assert case.changed_since_review is not None
+        assert (case.changed_since_review.status, case.changed_since_review.delta_minor) == (
+            CaseStatus.RESOLVED,
+            107,
+        )
+    assert repo.repo.get_case("c2").status is CaseStatus.IN_REVIEW  # unchanged difference: review holds
+    # Idempotent: repeating the attempt reports nothing and keeps the flag.
+    assert repo.repo.replace_results("run1", [], [changed, make_case("c2")]) == []
+    assert repo.repo.get_case("c1").changed_since_review is not None
+
+
+def test_replace_results_keeps_a_reviewed_case_the_rerun_no_longer_finds(repo: Repo) -> None:
+    repo.repo.replace_results("run1", [], [make_case("c1"), make_case("c2")])
+    repo.set_case_status("run1", "c1", CaseStatus.RESOLVED)
+
+    changes = repo.repo.replace_results("run1", [], [make_case("c3")])
+
+    assert [(t.action, t.case_id, t.after.status) for t in changes] == [
+        ("case.not_found", "c1", CaseStatus.AUTO_RESOLVED)
+    ]
+    assert [c.case_id for c in repo.repo.list_cases("run1")] == ["c3"]  # its rows are elsewhere now
+    kept = repo.repo.get_case("c1")
+    assert kept is not None and kept.status is CaseStatus.AUTO_RESOLVED and kept.run_id == "run1"
+    assert kept.system_note.startswith("Not found again by run run1: a reviewer had set it resolved")
+    assert repo.repo.get_case("c2") is None  # never reviewed: dropped with the earlier attempt
+    assert repo.repo.replace_results("run1", [], [make_case("c3")]) == []
+    assert repo.repo.get_case("c1") == kept
+
+    # Found again: back in the run's list, open, saying what had been reviewed.
+    changes = repo.repo.replace_results("run1", [], [make_case("c1"), make_case("c3")])
+    assert [(t.action, t.case_id, t.before.status, t.after.status) for t in changes] == [
+        ("case.found_again", "c1", CaseStatus.AUTO_RESOLVED, CaseStatus.OPEN)
+    ]
+    assert repo.repo.replace_results("run1", [], [make_case("c1"), make_case("c3")]) == []
+    back = {c.case_id: c for c in repo.repo.list_cases("run1")}["c1"]
+    assert back.status is CaseStatus.OPEN and back.changed_since_review is not None
+    assert repo.repo.get_case("c1") == back
+
+
+def test_update_case_changes_another_runs_case_only_in_the_expected_status(repo: Repo) -> None:
+    repo.repo.replace_results("run1", [], [make_case("c1"), make_case("c2")])
+    repo.repo.replace_results("run2", [], [make_case("c9", run_id="run2")])
+    repo.set_case_status("run1", "c2", CaseStatus.IN_REVIEW)
+    link = CaseLink(case_id="c9", business_date=date(2024, 5, 2))
+    close = CaseUpdate(status=CaseStatus.AUTO_RESOLVED, explained_by=link, system_note="explained by c9")
+
+    updated = repo.repo.update_case("run1", "c1", if_status=CaseStatus.OPEN, changes=close)
+
+    assert updated is not None and updated.status is CaseStatus.AUTO_RESOLVED
+    assert repo.repo.get_case("c1") == updated
+    assert repo.repo.list_cases("run1")[0] == updated
+    assert (updated.explained_by, updated.system_note, updated.delta_minor) == (link, "explained by c9", 107)
+    # A person's decision is not overridden, and an unknown case changes nothing.
+    assert repo.repo.update_case("run1", "c2", if_status=CaseStatus.OPEN, changes=close) is None
+    assert repo.repo.get_case("c2").status is CaseStatus.IN_REVIEW
+    assert repo.repo.update_case("run1", "c7", if_status=CaseStatus.OPEN, changes=close) is None
+    assert repo.repo.update_case("run3", "c1", if_status=CaseStatus.AUTO_RESOLVED, changes=close) is None
 
 
 def test_replace_results_with_nothing_empties_the_run(repo: Repo) -> None:

@@ -6,7 +6,8 @@ import base64
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 
 from recon.adapters._shared import (
     ITEM_LIMIT,
+    REOPENED,
+    RETIRED,
     alert_attributes,
     alert_message,
     alert_subject,
@@ -23,12 +26,22 @@ from recon.adapters._shared import (
     encode_metadata,
     execution_arn,
     execution_name,
-    merge_case_status,
+    merge_case,
+    retire_case,
     sortable_instant,
 )
 from recon.adapters.errors import ItemTooLargeError, ObjectNotFoundError
 from recon.adapters.memory import MemoryObjectStore, MemoryWorkflowStarter
-from recon.domain import CaseStatus
+from recon.domain import (
+    Case,
+    CaseLink,
+    CaseStatus,
+    CaseType,
+    MemberRef,
+    ReviewedDifference,
+    Severity,
+    Source,
+)
 
 
 def test_memory_fakes_and_shared_rules_do_not_import_boto3() -> None:
@@ -154,20 +167,103 @@ def test_sortable_instant_orders_by_real_time_across_offsets() -> None:
     assert len({len(k) for k in keys}) == 1
 
 
+def _case(status: CaseStatus = CaseStatus.OPEN, **kw: Any) -> Case:
+    values: dict[str, object] = {
+        "case_id": "case_1",
+        "run_id": "demo-20261120",
+        "type": CaseType.AMOUNT_MISMATCH,
+        "members": [_ref("erp:erp:SO1", Source.ERP, "SO1", 19900)],
+        "counterpart": [_ref("wechat:wx:4200", Source.WECHAT, "4200", 18900)],
+        "delta_minor": -1000,
+        "currency": "CNY",
+        "severity": Severity.LOW,
+        "status": status,
+        "reason": "the channel collected 10.00 less",
+    }
+    return Case.model_validate(values | kw)
+
+
+def _ref(uid: str, source: Source, txn_id: str, amount: int) -> MemberRef:
+    return MemberRef(
+        txn_uid=uid, source=source, account_id="a", txn_id=txn_id, amount_minor=amount, currency="CNY"
+    )
+
+
+@pytest.mark.parametrize("status", [CaseStatus.OPEN, CaseStatus.AUTO_RESOLVED])
+def test_merge_case_recomputes_system_states(status: CaseStatus) -> None:
+    assert merge_case(None, _case()) == (_case(), None)
+    computed = _case(reason="new words")
+    assert merge_case(_case(status), computed) == (computed, None)
+
+
+@pytest.mark.parametrize("status", [CaseStatus.IN_REVIEW, CaseStatus.RESOLVED])
+def test_merge_case_keeps_a_review_status_while_the_difference_is_the_same(status: CaseStatus) -> None:
+    kept, change = merge_case(_case(status), _case(reason="new words"))
+    assert (kept.status, kept.reason, kept.changed_since_review, change) == (status, "new words", None, None)
+
+
 @pytest.mark.parametrize(
-    ("stored", "computed", "expected"),
+    "changed",
     [
-        (None, CaseStatus.OPEN, CaseStatus.OPEN),
-        (CaseStatus.IN_REVIEW, CaseStatus.OPEN, CaseStatus.IN_REVIEW),
-        ("resolved", CaseStatus.AUTO_RESOLVED, CaseStatus.RESOLVED),
-        (CaseStatus.OPEN, CaseStatus.AUTO_RESOLVED, CaseStatus.AUTO_RESOLVED),
-        (CaseStatus.AUTO_RESOLVED, CaseStatus.OPEN, CaseStatus.OPEN),
+        {"delta_minor": -2000, "counterpart": [_ref("wechat:wx:4200", Source.WECHAT, "4200", 17900)]},
+        {"type": CaseType.FEE_MISMATCH},
+        {"members": [_ref("erp:erp:SO2", Source.ERP, "SO2", 19900)]},
     ],
+    ids=["delta", "type", "members"],
 )
-def test_merge_case_status_keeps_only_review_states(
-    stored: CaseStatus | str | None, computed: CaseStatus, expected: CaseStatus
-) -> None:
-    assert merge_case_status(stored, computed) == expected
+def test_merge_case_reopens_a_reviewed_case_whose_difference_changed(changed: dict[str, Any]) -> None:
+    """D01: a reviewer signed off Δ −10.00; the re-run finds Δ −20.00 (or another type, other rows)."""
+    stored = _case(CaseStatus.RESOLVED)
+    kept, change = merge_case(stored, _case(**changed))
+    assert kept.status is CaseStatus.OPEN
+    assert kept.changed_since_review == ReviewedDifference(
+        status=CaseStatus.RESOLVED,
+        type=CaseType.AMOUNT_MISMATCH,
+        delta_minor=-1000,
+        currency="CNY",
+        members=["SO1"],
+        changed_by="demo-20261120",
+    )
+    assert kept.system_note.startswith(
+        "Changed since review: a reviewer had set it resolved for AMOUNT_MISMATCH Δ -10.00 CNY; run "
+        "demo-20261120 finds "
+    )
+    assert (
+        change is not None and change.action == REOPENED and change.before == stored and change.after == kept
+    )
+    # Stored so, the next attempt keeps it open and flagged, and reports nothing new.
+    assert merge_case(kept, _case(**changed)) == (kept, None)
+    # A reviewer who signs it off again answers the flag.
+    again, _ = merge_case(kept.model_copy(update={"status": CaseStatus.RESOLVED}), _case(**changed))
+    assert (again.status, again.changed_since_review, again.system_note) == (CaseStatus.RESOLVED, None, "")
+
+
+def test_merge_case_keeps_a_closing_by_a_later_run_while_the_difference_is_the_same() -> None:
+    link = CaseLink(case_id="case_2", business_date=date(2026, 11, 21))
+    closed = _case(CaseStatus.AUTO_RESOLVED, explained_by=link, system_note="Closed automatically by run X")
+    assert merge_case(closed, _case(reason="again")) == (closed.model_copy(update={"reason": "again"}), None)
+    reopened, change = merge_case(closed, _case(delta_minor=-5))
+    assert (reopened.status, reopened.explained_by) == (CaseStatus.OPEN, None)
+    assert reopened.system_note == (
+        "Reopened by run demo-20261120: it was closed because case case_2 (run of 2026-11-21) explained "
+        "AMOUNT_MISMATCH Δ -10.00 CNY; this run finds AMOUNT_MISMATCH Δ -0.05 CNY. Check whether that case "
+        "still explains it."
+    )
+    assert change is not None and (change.action, change.before, change.after) == (REOPENED, closed, reopened)
+
+
+def test_retire_case_keeps_only_reviewed_cases() -> None:
+    assert retire_case(_case(), "demo-20261120") is None
+    assert retire_case(_case(CaseStatus.AUTO_RESOLVED), "demo-20261120") is None
+    stored = _case(CaseStatus.IN_REVIEW)
+    retired = retire_case(stored, "demo-20261120")
+    assert retired is not None
+    case, change = retired
+    assert case.status is CaseStatus.AUTO_RESOLVED and case.changed_since_review is not None
+    assert case.system_note.startswith(
+        "Not found again by run demo-20261120: a reviewer had set it in_review"
+    )
+    assert (change.action, change.before, change.after) == (RETIRED, stored, case)
 
 
 # --- item encoding -----------------------------------------------------------------------------------------

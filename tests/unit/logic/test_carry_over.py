@@ -209,7 +209,8 @@ def _run_day(svc: Services, day: date) -> dict:
     resolve_run(ref, svc)
     prefix = report_prefix("demo", day, ref.run_id)
     files = {
-        n: svc.store.get("data", prefix + n).decode() for n in ("matches.csv", "cases.csv", "open_items.csv")
+        n: svc.store.get("data", prefix + n).decode("utf-8-sig")
+        for n in ("matches.csv", "cases.csv", "open_items.csv")
     }
     return {
         "run": svc.repo.get_run(ref.run_id),

@@ -62,7 +62,7 @@ def test_filtered_csv_names_the_file_and_row_an_overlapping_row_repeats_and_the_
     match_run(MatchInput(**ref.model_dump(), channels=[parse_channel(t, svc) for t in started.channels]), svc)
     resolve_run(ref, svc)
 
-    body = svc.store.get("data", report_prefix("demo", DAY, ref.run_id) + "filtered.csv").decode("utf-8")
+    body = svc.store.get("data", report_prefix("demo", DAY, ref.run_id) + "filtered.csv").decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(body)))
     assert list(rows[0]) == FOUNDATION_FILTERED + APPENDED_FILTERED
     overlapping = [r for r in rows if r["rule"] == "overlapping-statement"]
@@ -100,7 +100,7 @@ def test_detail_falls_back_to_the_rules_description_and_masks_account_numbers_in
     )
     masks = Masker.for_project(Project.from_yaml(PROJECT_TEXT)).pairs
     body = filtered_csv(placements, masks, descriptions={"erp-unpaid-orders": "Unpaid."}, repeats=repeats)
-    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert [(r["txn_id"], r["detail"]) for r in rows] == [
         ("A1", "repeats row 7 of raw/alipay-main/****6241_20261120.csv"),
         ("SO1", "Unpaid."),

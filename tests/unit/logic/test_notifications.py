@@ -202,7 +202,7 @@ def test_no_output_and_no_message_shows_a_declared_account_number(svc: Services)
         "matches.csv",
         "cases.csv",
     }
-    texts += [svc.store.get("data", k).decode("utf-8") for k in outputs]
+    texts += [svc.store.get("data", k).decode("utf-8-sig") for k in outputs]
     texts.append(svc.store.get("data", result_key("demo", DAY, ref.run_id, REPORT_DATA_FILE)).decode())
     texts += [c.model_dump_json() for c in svc.repo.list_cases(ref.run_id)]
     texts += [g.model_dump_json() for g in svc.repo.list_match_groups(ref.run_id)]

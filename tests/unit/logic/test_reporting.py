@@ -79,7 +79,7 @@ def _results(project: Project) -> tuple[Outcome, Run]:
 
 
 def _rows(data: bytes | str) -> list[dict[str, str]]:
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -282,8 +282,8 @@ def test_amounts_at_stake_add_up_and_split_into_surplus_and_shortage(project: Pr
     missing = stakes[("MISSING_IN_CHANNEL", "CNY")]
     assert (missing.cases, missing.at_stake_minor) == (3, 2990 + 3016 + 50000)  # not the net 49,974
     assert (missing.surplus_minor, missing.shortage_minor) == (3016 + 50000, 2990)
-    mismatch = stakes[("AMOUNT_MISMATCH", "CNY")]
-    assert (mismatch.at_stake_minor, mismatch.surplus_minor, mismatch.shortage_minor) == (1001, 0, 0)
+    mismatch = stakes[("AMOUNT_MISMATCH", "CNY")]  # channel − ERP: -10.00 is short, +0.01 long
+    assert (mismatch.at_stake_minor, mismatch.surplus_minor, mismatch.shortage_minor) == (1001, 1, 1000)
     assert stakes[("MISSING_IN_ERP", "USD")].surplus_minor == 700
     assert stakes[("MISSING_IN_BANK", "CNY")].shortage_minor == 12345
 
@@ -299,13 +299,17 @@ def test_amounts_at_stake_add_up_and_split_into_surplus_and_shortage(project: Pr
         "at_stake": "560.06",
         "surplus": "530.16",
         "shortage": "29.90",
+        "not_at_stake": "0.00",
     }
     assert data["case_stakes"]["MISSING_IN_ERP"] == {
-        "USD": {"cases": 1, "at_stake": "7.00", "surplus": "7.00", "shortage": "0.00"}
+        "USD": {"cases": 1, "at_stake": "7.00", "surplus": "7.00", "shortage": "0.00", "not_at_stake": "0.00"}
     }
     text = summary_text(project, run_, cases)
     assert "MISSING_IN_CHANNEL      3   at stake 560.06 CNY (长款 530.16, 短款 29.90)" in text
-    assert "AMOUNT_MISMATCH         2   at stake 10.01 CNY" in text and "-9.99" not in text
+    assert (
+        "AMOUNT_MISMATCH         2   at stake 10.01 CNY (长款 0.01, 短款 10.00)" in text
+        and "-9.99" not in text
+    )
     html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), cases)
     assert "560.06" in html and "530.16" in html and "-9.99" not in html and "USD" in html
 

@@ -210,7 +210,10 @@ def _run_day(svc: Services, day: date) -> dict[str, Any]:
         "run": svc.repo.get_run(ref.run_id),
         "inputs": [key for key, _ in inputs.objects],
         "batches": open_batches(svc, ref),
-        **{n: list(csv.DictReader(io.StringIO(svc.store.get("data", prefix + n).decode()))) for n in names},
+        **{
+            n: list(csv.DictReader(io.StringIO(svc.store.get("data", prefix + n).decode("utf-8-sig"))))
+            for n in names
+        },
     }
 
 

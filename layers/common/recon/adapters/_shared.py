@@ -13,16 +13,23 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from recon.domain import Case, CaseStatus, MatchGroup, Statement
-from recon.ports import FetchLogEntry
+from recon.domain import Case, CaseStatus, MatchGroup, MemberRef, ReviewedDifference, Statement
+from recon.money import format_amount
+from recon.ports import CaseTransition, FetchLogEntry
 
 from .errors import ItemTooLargeError
 
 # --- cases -------------------------------------------------------------------------------------------------
 
-#: Case states set by a person. ``replace_results`` never overwrites them with a recomputed status; system
-#: states (open, auto_resolved) are replaced by what the latest attempt computed.
+#: Case states set by a person. A re-run keeps them while it finds the same difference under the case id; a
+#: changed difference reopens the case (``merge_case``), a vanished one is kept closed (``retire_case``).
+#: System states (open, auto_resolved) are replaced by what the latest attempt computed, except a closing by
+#: a later run's case (``explained_by``), which holds while the difference it explains is unchanged.
 REVIEW_STATUSES = frozenset({CaseStatus.IN_REVIEW, CaseStatus.RESOLVED})
+
+REOPENED = "case.reopened"
+RETIRED = "case.not_found"
+FOUND_AGAIN = "case.found_again"
 
 
 def check_results(run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
@@ -40,11 +47,111 @@ def check_results(run_id: str, groups: list[MatchGroup], cases: list[Case]) -> N
             raise ValueError(f"duplicate {kind} ids in replace_results({run_id!r}): {dupes[:5]}")
 
 
-def merge_case_status(stored: CaseStatus | str | None, computed: CaseStatus) -> CaseStatus:
-    """Status to store for a case that a run recomputed; ``stored`` is what the table holds (None: new)."""
-    if stored is not None and CaseStatus(stored) in REVIEW_STATUSES:
-        return CaseStatus(stored)
-    return computed
+def _rows(refs: list[MemberRef]) -> list[tuple[str, int]]:
+    return sorted((m.txn_uid, m.amount_minor) for m in refs)
+
+
+def _uids(case: Case) -> set[str]:
+    return {m.txn_uid for m in (*case.members, *case.counterpart)}
+
+
+def same_difference(a: Case, b: Case) -> bool:
+    """What a reviewer signs off: the type, the amount at stake and the rows on both sides with their
+    amounts (not the wording of the reason or the evidence)."""
+    return (a.type, a.delta_minor, a.currency, _rows(a.members), _rows(a.counterpart)) == (
+        b.type,
+        b.delta_minor,
+        b.currency,
+        _rows(b.members),
+        _rows(b.counterpart),
+    )
+
+
+def _described(case: Case | ReviewedDifference) -> str:
+    return f"{case.type.value} Δ {format_amount(case.delta_minor, case.currency)} {case.currency}"
+
+
+def _reviewed(stored: Case, run_id: str) -> ReviewedDifference:
+    return ReviewedDifference(
+        status=stored.status,
+        type=stored.type,
+        delta_minor=stored.delta_minor,
+        currency=stored.currency,
+        members=[m.txn_id for m in stored.members],
+        changed_by=run_id,
+    )
+
+
+def _changed_note(reviewed: ReviewedDifference, case: Case) -> str:
+    """The note of an open case whose reviewed difference changed, always as the latest run finds it."""
+    rows = "" if reviewed.members == [m.txn_id for m in case.members] else " on other rows"
+    return (
+        f"Changed since review: a reviewer had set it {reviewed.status.value} for {_described(reviewed)}; run "
+        f"{case.run_id} finds {_described(case)}{rows}. Review it again."
+    )
+
+
+def _flagged(computed: Case, reviewed: ReviewedDifference | None) -> Case:
+    if reviewed is None:
+        return computed
+    return computed.model_copy(
+        update={"changed_since_review": reviewed, "system_note": _changed_note(reviewed, computed)}
+    )
+
+
+def merge_case(stored: Case | None, computed: Case) -> tuple[Case, CaseTransition | None]:
+    """The case to store for ``computed`` when the table holds ``stored`` under its id (None: new), and the
+    transition to audit when a decision (a person's, or a closing by a later run) no longer holds."""
+    if stored is None:
+        return computed, None
+    same = same_difference(stored, computed)
+    if stored.status in REVIEW_STATUSES:
+        if same:  # still what the reviewer decided on; a signed-off change is answered (no flag)
+            note = stored.system_note if stored.explained_by else ""
+            kept = {"status": stored.status, "explained_by": stored.explained_by, "system_note": note}
+            return computed.model_copy(update=kept), None
+        reopened = _flagged(computed, _reviewed(stored, computed.run_id))
+        return reopened, CaseTransition(REOPENED, stored, reopened)
+    if stored.status is CaseStatus.AUTO_RESOLVED and stored.explained_by is not None:
+        if same:
+            kept = {
+                "status": stored.status,
+                "explained_by": stored.explained_by,
+                "system_note": stored.system_note,
+            }
+            return computed.model_copy(update=kept), None
+        by = stored.explained_by
+        reopened = computed.model_copy(
+            update={
+                "system_note": f"Reopened by run {computed.run_id}: it was closed because case {by.case_id} "
+                f"(run of {by.business_date}) explained {_described(stored)}; this run finds "
+                f"{_described(computed)}. Check whether that case still explains it."
+            }
+        )
+        return reopened, CaseTransition(REOPENED, stored, reopened)
+    back = _flagged(computed, stored.changed_since_review)
+    if stored.status is CaseStatus.AUTO_RESOLVED and stored.changed_since_review is not None:
+        return back, CaseTransition(FOUND_AGAIN, stored, back)  # kept closed when not found, now found
+    return back, None
+
+
+def retire_case(stored: Case, run_id: str) -> tuple[Case, CaseTransition] | None:
+    """A stored case the re-run ``run_id`` no longer finds: one a person decided on is kept, closed as
+    auto_resolved with what the reviewer had marked, out of the run's case list (its rows are elsewhere now);
+    None for any other (it is dropped with the earlier attempt's results)."""
+    if stored.status not in REVIEW_STATUSES:
+        return None
+    retired = stored.model_copy(
+        update={
+            "status": CaseStatus.AUTO_RESOLVED,
+            "changed_since_review": _reviewed(stored, run_id),
+            "system_note": f"Not found again by run {run_id}: a reviewer had set it {stored.status.value} for "
+            f"{_described(stored)}; the re-run no longer finds that difference (its rows are matched or in "
+            "other cases now). Kept for the record and closed: nothing to do unless the re-run's inputs are "
+            "wrong.",
+        }
+    )
+    return retired, CaseTransition(RETIRED, stored, retired)
 
 
 # --- ordering ----------------------------------------------------------------------------------------------

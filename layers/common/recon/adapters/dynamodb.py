@@ -16,6 +16,8 @@ string, or ``data_z`` = the same JSON zlib-compressed and base64-encoded when it
     group      RUN#<run_id>                              GROUP#<group_id>         -
     case       RUN#<run_id>                              CASE#<case_id>           CASE#<case_id> /
                                                                                   RUN#<run_id>
+    (kept)     RUN#<run_id>                              RETIRED#<case_id>        CASE#<case_id> /
+                                                                                  RUN#<run_id>
     statement  STMT#<project>#<account>#<business_date>  STMT#<statement_id>      ACCOUNT#<project>#<account> /
                                                                                   STMT#<period_end>#<statement_id>
     (copy)     STMT#<project>#<account>#<other date>     STMT#<statement_id>      -
@@ -31,6 +33,11 @@ statement, fetch), ``project_id``/``business_date`` (run), ``case_type``/``sever
 ``action``/``actor`` (audit), ``claimed_at``/``run_id``/``execution`` (claim).
 
 - A case's top-level ``status`` is authoritative (a review may update just that attribute); reads apply it.
+  ``replace_results`` reads the stored cases whole: a review status holds only while the case's difference
+  is the same (``_shared.merge_case``). A reviewed case a re-run no longer finds moves to ``RETIRED#``
+  (closed, kept for the record, found by ``get_case``, not listed by ``list_cases``).
+- ``update_case`` (a later run closes an earlier run's case) is GetItem + PutItem conditional on the status
+  read, so a person's decision taken in between wins.
 - ``<utc at>`` is fixed-width UTC (``2024-05-01T02:30:00.000000Z``) so sort keys sort in time order.
 - The checksum marker points to the last statement stored with those bytes whose status is not
   ``duplicate``; a ``duplicate`` statement never moves it.
@@ -69,7 +76,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Source, Statement, StatementStatus
-from recon.ports import FetchLogEntry, NotificationClaim
+from recon.ports import CaseTransition, CaseUpdate, FetchLogEntry, NotificationClaim
 from recon.settings import get_settings
 from recon.statement_versions import current_statements
 
@@ -84,7 +91,8 @@ from ._shared import (
     fetch_log_from_json,
     fetch_log_sort_key,
     fetch_log_to_json,
-    merge_case_status,
+    merge_case,
+    retire_case,
     sortable_instant,
 )
 
@@ -165,6 +173,24 @@ def _case(item: Item) -> Case:
     if status and status != case.status:
         return case.model_copy(update={"status": CaseStatus(str(status))})
     return case
+
+
+CASE = "CASE#"
+RETIRED = "RETIRED#"  # a reviewed case a re-run no longer found, kept closed (``_shared.retire_case``)
+
+
+def _case_item(pk: str, prefix: str, case: Case) -> Item:
+    keys = {
+        "pk": pk,
+        "sk": prefix + case.case_id,
+        "gsi1pk": f"CASE#{case.case_id}",
+        "gsi1sk": pk,
+        "type": "case",
+        "status": case.status.value,
+        "case_type": case.type.value,
+        "severity": case.severity.value,
+    }
+    return encode_item(keys, case.model_dump_json())
 
 
 class DynamoRunRepository:
@@ -355,43 +381,54 @@ class DynamoRunRepository:
 
     # --- results -------------------------------------------------------------------------------------------
 
-    def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
-        """Store exactly ``groups`` and ``cases`` for the run; keep the review status of existing cases."""
+    def replace_results(
+        self, run_id: str, groups: list[MatchGroup], cases: list[Case]
+    ) -> list[CaseTransition]:
+        """Store exactly ``groups`` and ``cases`` for the run; a reviewed case keeps its status while its
+        difference is unchanged, and is kept (``RETIRED#``) when the run no longer finds it."""
         check_results(run_id, groups, cases)
-        stored_status: dict[str, str] = {}
+        stored: dict[str, Case] = {}  # case id -> as stored (CASE# or RETIRED#)
+        retired_before: set[str] = set()
         stale: set[str] = set()
         pk = run_pk(run_id)
-        for prefix in ("GROUP#", "CASE#"):
+        for prefix in ("GROUP#", CASE, RETIRED):
+            # Stored cases are read whole: whether a review still holds depends on their difference.
+            projection: dict[str, Any] = (
+                {"ProjectionExpression": "sk"}
+                if prefix == "GROUP#"
+                else {
+                    "ProjectionExpression": "sk, #s, #d, data_z",
+                    "ExpressionAttributeNames": {"#s": "status", "#d": "data"},
+                }
+            )
             for item in self._query(
                 KeyConditionExpression=Key("pk").eq(pk) & Key("sk").begins_with(prefix),
-                ProjectionExpression="sk, #s",
-                ExpressionAttributeNames={"#s": "status"},
                 ConsistentRead=True,
+                **projection,
             ):
                 sk = str(item["sk"])
                 stale.add(sk)
-                if prefix == "CASE#" and "status" in item:
-                    stored_status[sk.removeprefix("CASE#")] = str(item["status"])
+                if prefix != "GROUP#":
+                    stored[sk.removeprefix(prefix)] = _case(item)
+                    if prefix == RETIRED:
+                        retired_before.add(sk.removeprefix(prefix))
 
+        transitions: list[CaseTransition] = []
         new_items: list[Item] = []
         for group in groups:
             keys = {"pk": pk, "sk": f"GROUP#{group.group_id}", "type": "group", "status": group.status.value}
             new_items.append(encode_item(keys, group.model_dump_json()))
+        found = {c.case_id for c in cases}
         for case in cases:
-            status = merge_case_status(stored_status.get(case.case_id), case.status)
-            if status != case.status:
-                case = case.model_copy(update={"status": status})  # noqa: PLW2901 - the case as stored
-            keys = {
-                "pk": pk,
-                "sk": f"CASE#{case.case_id}",
-                "gsi1pk": f"CASE#{case.case_id}",
-                "gsi1sk": pk,
-                "type": "case",
-                "status": case.status.value,
-                "case_type": case.type.value,
-                "severity": case.severity.value,
-            }
-            new_items.append(encode_item(keys, case.model_dump_json()))
+            kept, change = merge_case(stored.get(case.case_id), case)
+            transitions += [change] if change else []
+            new_items.append(_case_item(pk, CASE, kept))
+        for case_id in sorted(set(stored) - found):
+            if case_id in retired_before:
+                stale.discard(RETIRED + case_id)  # retired by an earlier attempt: stays as it was
+            elif retired := retire_case(stored[case_id], run_id):
+                new_items.append(_case_item(pk, RETIRED, retired[0]))
+                transitions.append(retired[1])
 
         stale -= {str(item["sk"]) for item in new_items}
         with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
@@ -399,6 +436,7 @@ class DynamoRunRepository:
                 batch.put_item(Item=item)
             for sk in sorted(stale):
                 batch.delete_item(Key={"pk": pk, "sk": sk})
+        return sorted(transitions, key=lambda t: t.case_id)
 
     def list_match_groups(self, run_id: str) -> list[MatchGroup]:
         return [_model(MatchGroup, item) for item in self._children(run_id, "GROUP#")]
@@ -420,6 +458,28 @@ class DynamoRunRepository:
         ):
             return _case(item)
         return None
+
+    def update_case(
+        self, run_id: str, case_id: str, *, if_status: CaseStatus, changes: CaseUpdate
+    ) -> Case | None:
+        """GetItem, then a PutItem conditional on the status read (no UpdateItem: the payload is JSON)."""
+        pk = run_pk(run_id)
+        item = self.table.get_item(Key={"pk": pk, "sk": CASE + case_id}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        case = _case(item)
+        if case.status is not if_status:
+            return None
+        updated = case.model_copy(update=changes.fields())
+        try:
+            self.table.put_item(
+                Item=_case_item(pk, CASE, updated), ConditionExpression=Attr("status").eq(if_status.value)
+            )
+        except ClientError as exc:
+            if aws.error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return None
+        return updated
 
     # --- audit ---------------------------------------------------------------------------------------------
 

@@ -17,7 +17,15 @@ from datetime import date, datetime
 from typing import Any
 
 from recon.domain import AuditEvent, Case, CaseStatus, MatchGroup, Run, Statement, StatementStatus
-from recon.ports import FetchLogEntry, FunctionFailed, NotificationClaim, SecretUnavailable, StoredObject
+from recon.ports import (
+    CaseTransition,
+    CaseUpdate,
+    FetchLogEntry,
+    FunctionFailed,
+    NotificationClaim,
+    SecretUnavailable,
+    StoredObject,
+)
 from recon.statement_versions import current_statements
 
 from ._shared import (
@@ -36,7 +44,8 @@ from ._shared import (
     fetch_log_from_json,
     fetch_log_sort_key,
     fetch_log_to_json,
-    merge_case_status,
+    merge_case,
+    retire_case,
     sortable_instant,
 )
 from .errors import ObjectNotFoundError
@@ -143,6 +152,9 @@ class MemoryObjectStore:
 class _RunResults:
     groups: dict[str, str] = field(default_factory=dict)  # group id -> JSON
     cases: dict[str, str] = field(default_factory=dict)  # case id -> JSON
+    # Reviewed cases a re-run no longer found, kept closed (``retire_case``): get_case finds them, the
+    # run's case list does not.
+    retired: dict[str, str] = field(default_factory=dict)
 
 
 def _fits(kind: str, ident: str, payload: str) -> str:
@@ -257,20 +269,33 @@ class MemoryRunRepository:
 
     # results
 
-    def replace_results(self, run_id: str, groups: list[MatchGroup], cases: list[Case]) -> None:
+    def replace_results(
+        self, run_id: str, groups: list[MatchGroup], cases: list[Case]
+    ) -> list[CaseTransition]:
         check_results(run_id, groups, cases)
+        transitions: list[CaseTransition] = []
         with self._lock:
             old = self._results.get(run_id, _RunResults())
             new = _RunResults(
                 groups={g.group_id: _fits("group", g.group_id, g.model_dump_json()) for g in groups}
             )
             for case in cases:
-                previous = old.cases.get(case.case_id)
-                stored = Case.model_validate_json(previous).status if previous else None
-                status = merge_case_status(stored, case.status)
-                kept = case if status == case.status else case.model_copy(update={"status": status})
+                previous = old.cases.get(case.case_id) or old.retired.get(case.case_id)
+                stored = Case.model_validate_json(previous) if previous else None
+                kept, change = merge_case(stored, case)
                 new.cases[case.case_id] = _fits("case", case.case_id, kept.model_dump_json())
+                transitions += [change] if change else []
+            for case_id, data in sorted({**old.retired, **old.cases}.items()):
+                if case_id in new.cases:
+                    continue
+                stored = Case.model_validate_json(data)
+                if case_id in old.retired:
+                    new.retired[case_id] = data  # retired by an earlier attempt: stays as it was
+                elif retired := retire_case(stored, run_id):
+                    new.retired[case_id] = _fits("case", case_id, retired[0].model_dump_json())
+                    transitions.append(retired[1])
             self._results[run_id] = new
+        return sorted(transitions, key=lambda t: t.case_id)
 
     def list_match_groups(self, run_id: str) -> list[MatchGroup]:
         with self._lock:
@@ -285,10 +310,25 @@ class MemoryRunRepository:
     def get_case(self, case_id: str) -> Case | None:
         with self._lock:
             for run_id in sorted(self._results, reverse=True):
-                data = self._results[run_id].cases.get(case_id)
+                data = self._results[run_id].cases.get(case_id) or self._results[run_id].retired.get(case_id)
                 if data:
                     return Case.model_validate_json(data)
         return None
+
+    def update_case(
+        self, run_id: str, case_id: str, *, if_status: CaseStatus, changes: CaseUpdate
+    ) -> Case | None:
+        with self._lock:
+            results = self._results.get(run_id)
+            data = results.cases.get(case_id) if results else None
+            if results is None or data is None:
+                return None
+            case = Case.model_validate_json(data)
+            if case.status is not if_status:
+                return None
+            updated = case.model_copy(update=changes.fields())
+            results.cases[case_id] = _fits("case", case_id, updated.model_dump_json())
+        return updated
 
     def set_case_status(self, case_id: str, status: CaseStatus | str) -> None:
         """Simulate a reviewer changing a case's status (test helper; the review API owns this in AWS)."""
@@ -352,7 +392,7 @@ class MemoryRunRepository:
             texts += [
                 t
                 for r in self._results.values()
-                for t in itertools.chain(r.groups.values(), r.cases.values())
+                for t in itertools.chain(r.groups.values(), r.cases.values(), r.retired.values())
             ]
             texts += [t for a in self._audit.values() for t in a.values()]
             texts += [str(c) for c in self._claims.values()]

@@ -99,6 +99,29 @@ class CaseStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class CaseLink(BaseModel):
+    """Another run's case, by id and the business date of its run (the run id follows from the date)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    business_date: date
+
+
+class ReviewedDifference(BaseModel):
+    """The difference a reviewer had marked (in_review / resolved) before a re-run found another one under
+    the same case id: a person signs off one difference, not whatever the id holds later."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: CaseStatus = Field(description="The review status it had")
+    type: CaseType
+    delta_minor: int
+    currency: str
+    members: list[str] = Field(description="txn_id of the rows it was about")
+    changed_by: str = Field(description="The run that found the difference changed (or gone)")
+
+
 class Case(BaseModel):
     """A discrepancy (差异) that says why it is one."""
 
@@ -118,6 +141,18 @@ class Case(BaseModel):
     rule: str = Field(default="", description="Rule that found it")
     reason: str = Field(description="Why this is a case, in words a finance user reads")
     evidence: list[Evidence] = Field(default_factory=list)
+    changed_since_review: ReviewedDifference | None = Field(
+        default=None, description="Reopened: what a reviewer had marked before a re-run changed it"
+    )
+    closes: list[CaseLink] = Field(
+        default_factory=list, description="Earlier runs' cases this case explains (a late payout's)"
+    )
+    explained_by: CaseLink | None = Field(
+        default=None, description="A later run's case that explains this one"
+    )
+    system_note: str = Field(
+        default="", description="What the system did to its status and why (reopened, closed, kept)"
+    )
 
 
 class ResultsDigest(BaseModel):
@@ -146,6 +181,28 @@ class RunStatus(StrEnum):
     FAILED = "failed"
 
 
+class MoneyAccounting(BaseModel):
+    """Money in = money out for one source and currency in one run, in minor units (the rows of
+    ``SourceAccounting``, by amount): in + carried in = matched + in cases + filtered + open. ``held_minor``
+    is the part of ``open_minor`` held for a missing or quarantined statement (``awaiting-statement``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str
+    in_minor: int = 0
+    carried_in_minor: int = 0
+    matched_minor: int = 0
+    in_cases_minor: int = 0
+    filtered_minor: int = 0
+    open_minor: int = 0
+    held_minor: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        out = self.matched_minor + self.in_cases_minor + self.filtered_minor + self.open_minor
+        return self.in_minor + self.carried_in_minor == out
+
+
 class SourceAccounting(BaseModel):
     """Rows in = rows out for one source in one run.
 
@@ -167,10 +224,14 @@ class SourceAccounting(BaseModel):
     matched_minor: int = 0
     in_cases_minor: int = 0
     open_minor: int = 0
+    money: list[MoneyAccounting] = Field(
+        default_factory=list, description="The same rows by amount, per currency (the money tie-out)"
+    )
 
     @property
     def balanced(self) -> bool:
-        return self.rows_in + self.carried_in == self.matched + self.in_cases + self.filtered + self.open
+        rows = self.rows_in + self.carried_in == self.matched + self.in_cases + self.filtered + self.open
+        return rows and all(m.balanced for m in self.money)
 
 
 class OpenItem(BaseModel):

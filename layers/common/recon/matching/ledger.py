@@ -68,6 +68,7 @@ CASE_SCHEMA = pa.schema(
         pa.field("aggregate", pa.string()),
         pa.field("reason", pa.string(), nullable=False),
         pa.field("evidence", pa.string()),
+        pa.field("closes", pa.string()),  # JSON [{case_id, business_date}]: earlier runs' cases it explains
     ],
     metadata={"recon.results": "cases", "recon.results_version": "1"},
 )

@@ -760,6 +760,8 @@ def _late_payouts(
                 "key": h.ref,
                 "left": h.net,
                 "counterparts": [_aggregate(h)],
+                # The earlier case this credit explains: the resolve stage closes it (structured, not the text).
+                "closes": [{"case_id": missing_case_id(rule.name, h), "business_date": _day(h.decided_on)}],
                 "evidence": dumps(_evidence(frame, rule, c, [h])),
                 "reason": f"The payout of {h.ref} (net {_money(h.net, h.currency)}) arrived late: bank "
                 f"{frame.str_at('txn_id', c)} {_money(amount, h.currency)}{off} with value date "
@@ -839,6 +841,7 @@ def _row_cases(
             ),
             "reason": [str(i["reason"]) for i in items],
             "evidence": pa.array([i.get("evidence") for i in items], pa.string()),
+            "closes": pa.array([dumps(i["closes"]) if i.get("closes") else None for i in items], pa.string()),
         },
         content_hash(hash_texts([frame.uid(int(r)) for r in rows.tolist()]), rule.name, label),
         rows,

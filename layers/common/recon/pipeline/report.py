@@ -79,7 +79,7 @@ def report_run(ref: RunRef, svc: Services, *, execution: str | None = None) -> R
     headline = masker.text(
         notice_headline(missing, len(still_open), run.suggested_groups, run.quarantined_files)
     )
-    fingerprint = content_fingerprint(headline, summary, cases)
+    fingerprint = content_fingerprint(summary, cases)  # not the headline: its open count follows reviews
     ledger = notification_subject(ref.project_id, ref.business_date)
     decision = decide(history(svc.repo.list_audit(ledger)), fingerprint, execution)
     if decision.send:

@@ -13,21 +13,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recon.domain import Project, ResultsDigest
+from recon.domain import Case, CaseLink, CaseStatus, MemberRef, Project, ResultsDigest
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
 from recon.matching.context import BUILTIN_FILTER_DESCRIPTIONS
+from recon.money import format_amount, to_decimal
+from recon.ports import CaseTransition, CaseUpdate
 from recon.reporting import cases_csv
-from recon.reporting.export import minor_at_stake_by_type
+from recon.reporting.export import CSV_CONTENT_TYPE, csv_bytes, minor_at_stake_by_type
 from recon.reporting.masking import Masker
 from recon.reporting.tabular import filtered_csv, matches_csv_chunks, open_items_csv
-from recon.resolving import cases_from_tables, groups_from_tables, open_items, run_accounting, waiting_batches
+from recon.resolving import (
+    RowDates,
+    cases_from_tables,
+    groups_from_tables,
+    open_items,
+    run_accounting,
+    waiting_batches,
+)
 from recon.statement_versions import ingest_order
 
 from .contracts import ResolveOutput, RunRef
 from .match import IDENTITY, input_objects, open_batches, read_table, unavailable_accounts
 from .overlap import OVERLAP_OF, OVERLAP_ROW
-from .projects import load_project
+from .projects import load_project, run_id_for
 from .run import RunNotFound, audit
 from .services import Services
 
@@ -46,13 +55,14 @@ _MARKS_OWN = pa.schema([*_MARKS, pa.field(_OWN, pa.string())])
 
 def _from_inputs(
     svc: Services, ref: RunRef, filtered: npt.NDArray[np.int64]
-) -> tuple[pa.Table, pa.ChunkedArray, pa.Table]:
+) -> tuple[pa.Table, pa.ChunkedArray, pa.ChunkedArray, pa.Table]:
     """One pass over the run's input objects (placement order): each placed row's identity (txn_uid,
-    txn_id) and booking time, and for the ``filtered`` rows (placement positions, ascending) the earlier
-    statement and row each repeats (``overlap_of``, ``overlap_row``; null where it repeats none). Only the
-    filtered rows' marks are kept: the day is not held a second time."""
+    txn_id), booking time and value date, and for the ``filtered`` rows (placement positions, ascending) the
+    earlier statement and row each repeats (``overlap_of``, ``overlap_row``; null where it repeats none).
+    Only the filtered rows' marks are kept: the day is not held a second time."""
     identity: list[pa.Table] = [IDENTITY.empty_table()]
     booked: list[pa.Array] = []
+    valued: list[pa.Array] = []
     marks: list[pa.Table] = []
     start = 0
     for _, data in input_objects(svc.store, svc.settings.data_bucket, ref):
@@ -60,10 +70,11 @@ def _from_inputs(
         lo, hi = np.searchsorted(filtered, [start, start + rows])
         # A carried open-items snapshot or an older object may lack the marks: its rows repeat none.
         marked = hi > lo and set(_MARKS.names) <= set(pq.read_schema(io.BytesIO(data)).names)
-        columns = [*IDENTITY.names, "booked_at", *(_MARKS_OWN.names if marked else [])]
+        columns = [*IDENTITY.names, "booked_at", "value_date", *(_MARKS_OWN.names if marked else [])]
         part = pq.read_table(io.BytesIO(data), columns=columns)
         identity.append(part.select(IDENTITY.names))
         booked.extend(c.cast(pa.timestamp("us", tz="UTC")) for c in part["booked_at"].chunks)
+        valued.extend(c.cast(pa.date32()) for c in part["value_date"].chunks)
         if marked:
             at = pa.array(filtered[lo:hi] - start)
             marks.append(part.select(_MARKS_OWN.names).take(at).cast(_MARKS_OWN))
@@ -74,6 +85,7 @@ def _from_inputs(
     return (
         pa.concat_tables(identity, promote_options="permissive"),
         booked_at,
+        pa.chunked_array(valued, pa.date32()),
         pa.concat_tables([_MARKS_OWN.empty_table(), *marks]),
     )
 
@@ -103,6 +115,86 @@ def _left_sources(project: Project) -> dict[str, list[str]]:
     return {r.name: list(r.left) for r in project.match_rules if hasattr(r, "left")}
 
 
+def _brief(case: Case) -> dict[str, object]:
+    """A case as an audit event records it (before / after)."""
+    return {
+        "status": case.status.value,
+        "type": case.type.value,
+        "delta": str(to_decimal(case.delta_minor, case.currency)),
+        "currency": case.currency,
+        "members": [m.txn_id for m in case.members],
+    }
+
+
+def _rows(refs: list[MemberRef]) -> str:
+    return ", ".join(
+        f"{m.source.value} {m.txn_id} {format_amount(m.amount_minor, m.currency)} {m.currency}" for m in refs
+    )
+
+
+def _audit_transition(svc: Services, ref: RunRef, change: CaseTransition) -> None:
+    """A person's decision the re-run set aside (reopened, or kept closed as no longer found)."""
+    audit(
+        svc,
+        f"system:resolve:{ref.run_id}",
+        change.action,
+        change.case_id,
+        run_id=ref.run_id,
+        before=_brief(change.before),
+        after=_brief(change.after),
+        note=change.after.system_note,
+    )
+
+
+def _close_explained(svc: Services, ref: RunRef, cases: list[Case]) -> None:
+    """Earlier runs' cases this run's cases explain (a late payout pays a day reported MISSING_IN_BANK):
+    an open one is closed (auto_resolved), one in review gets the explanation as a note and keeps its status;
+    a closed one is left alone (a person's decision, or closed already)."""
+    listed: dict[str, dict[str, Case]] = {}  # run id -> its cases by id (read once per earlier run)
+    for case in cases:
+        for link in case.closes:
+            run_id = run_id_for(ref.project_id, link.business_date)
+            if run_id not in listed:
+                listed[run_id] = {c.case_id: c for c in svc.repo.list_cases(run_id)}
+            earlier = listed[run_id].get(link.case_id)
+            if earlier is None or earlier.status not in (CaseStatus.OPEN, CaseStatus.IN_REVIEW):
+                continue
+            explained_by = CaseLink(case_id=case.case_id, business_date=ref.business_date)
+            if earlier.explained_by == explained_by:
+                continue  # noted by an earlier attempt of this run
+            why = (
+                f"its case {case.case_id} ({case.type.value}) links {_rows(case.members)} to "
+                f"{_rows(case.counterpart)}, which is what this case missed"
+            )
+            status = CaseStatus.AUTO_RESOLVED if earlier.status is CaseStatus.OPEN else earlier.status
+            note = (
+                f"Closed automatically by run {ref.run_id}: {why}. Nothing is missing; reopen it only if you "
+                "disagree."
+                if status is CaseStatus.AUTO_RESOLVED
+                else f"Run {ref.run_id} found the explanation: {why}. Nothing is missing: close it if you agree."
+            )
+            updated = svc.repo.update_case(
+                run_id,
+                earlier.case_id,
+                if_status=earlier.status,
+                changes=CaseUpdate(status=status, explained_by=explained_by, system_note=note),
+            )
+            if updated is None:
+                continue  # a person changed it meanwhile: their decision stands
+            audit(
+                svc,
+                f"system:resolve:{ref.run_id}",
+                "case.auto_resolved" if status is CaseStatus.AUTO_RESOLVED else "case.noted",
+                earlier.case_id,
+                run_id=run_id,
+                explained_by=case.case_id,
+                explained_by_run=ref.run_id,
+                before=_brief(earlier),
+                after=_brief(updated),
+                note=note,
+            )
+
+
 def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     project = load_project(svc.store, svc.settings, ref.project_id)  # the project must still exist
     masker = Masker.for_project(project)
@@ -119,8 +211,9 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     filtered = np.flatnonzero(
         pc.fill_null(pc.equal(placed["disposition"], "filtered"), False).to_numpy(zero_copy_only=False)
     )
-    identity, booked_at, repeats = _from_inputs(svc, ref, filtered)
+    identity, booked_at, value_date, repeats = _from_inputs(svc, ref, filtered)
     placements = with_identity(placed, identity, groups, case_table).append_column("booked_at", booked_at)
+    placements = placements.append_column("value_date", value_date)
     del identity  # its chunks: placements holds a contiguous copy (2M ids are ~90 MiB)
     accounting = run_accounting(placements, ref.business_date)  # raises if a row is not in exactly one place
     # Declared account numbers are masked before anything is stored or written (repository, digest, CSV).
@@ -137,7 +230,12 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
             ref.run_id, groups.filter(is_suggested), placements, timezone=project.timezone, left_sources=left
         )
     ]
-    svc.repo.replace_results(ref.run_id, suggested, cases)
+    for change in svc.repo.replace_results(ref.run_id, suggested, cases):
+        _audit_transition(svc, ref, change)
+    # What the repository holds (a kept review status, a reopened case's flag) is what the exports show.
+    stored = {c.case_id: c for c in svc.repo.list_cases(ref.run_id)}
+    cases = [stored.get(c.case_id, c) for c in cases]
+    _close_explained(svc, ref, cases)
     others = groups.filter(pc.invert(is_suggested)).slice(0, max(0, SAMPLE_GROUPS - len(suggested)))
     run = svc.repo.get_run(ref.run_id)
     if run is None:
@@ -174,10 +272,15 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
     masks = masker.pairs
     # matches.csv holds a line per matched row (1.1 GB of text at 1M x 1M): streamed, never held whole.
     svc.store.put_stream(
-        bucket, prefix + "matches.csv", matches_csv_chunks(placements, groups, masks), content_type="text/csv"
+        bucket,
+        prefix + "matches.csv",
+        matches_csv_chunks(placements, groups, masks),
+        content_type=CSV_CONTENT_TYPE,
     )
+    dates = RowDates.from_placements(placements, {c.case_id for c in cases}, project.timezone)
     for name, body in (
-        ("cases.csv", cases_csv(cases).encode("utf-8")),  # from the masked cases
+        # The masked cases as stored: with the review status the repository kept for each.
+        ("cases.csv", csv_bytes(cases_csv(svc.repo.list_cases(ref.run_id), dates))),
         (
             "filtered.csv",
             filtered_csv(
@@ -190,7 +293,7 @@ def resolve_run(ref: RunRef, svc: Services) -> ResolveOutput:
         ),
         ("open_items.csv", open_items_csv(placements, ref.business_date, masks, waiting)),
     ):
-        svc.store.put(bucket, prefix + name, body, content_type="text/csv")
+        svc.store.put(bucket, prefix + name, body, content_type=CSV_CONTENT_TYPE)
     by_type = Counter(c.type.value for c in cases)
     run.sources = accounting
     run.match_groups = groups.num_rows

@@ -3,6 +3,11 @@
 matches.csv, filtered.csv and open_items.csv are one row per input row and are written column-wise from
 the result tables by ``recon.reporting.tabular`` (resolve stage); this module stays free of dataframe
 libraries (the report function has none). New columns are only ever appended (the foundation contract).
+Every CSV file is UTF-8 with a byte order mark (``CSV_BOM``, ``CSV_CONTENT_TYPE``).
+
+``case_money`` is the one place a case is read as money: 长款, 短款, or not money at stake (a DUPLICATE, a
+late payout); cases.csv, summary.json (``case_stakes``, ``stake_totals``), the report, the e-mail and the
+alert all take it from there.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from recon.domain import Case, CaseType, Evidence, MatchGroup, MemberRef, Run, Source
+from recon.domain import Case, CaseType, Evidence, MatchGroup, MemberRef, MoneyAccounting, Run, Source
 from recon.money import to_decimal
 
 MATCH_COLUMNS = [
@@ -42,10 +47,20 @@ CASE_COLUMNS = [
     "currency",
     "counterpart_source",
     "counterpart_txn_id",
+    # The case's Δ, on its first row only: the column adds up to the cases' total (each member row has its
+    # own ``amount``).
     "delta",
     "severity",
     "reason",
     "rule",
+    # 长款 / 短款 (empty: no money difference; ``not at stake: <why>``) and the case's amount at stake, on its
+    # first row only; the case's review status; when the row was booked (the project's time zone) and its
+    # value date, to find it in the statement.
+    "direction",
+    "at_stake",
+    "status",
+    "booked_at",
+    "value_date",
 ]
 # detail: "repeats row N of <file>" (a row an earlier statement delivered), else the filter rule's description.
 FILTERED_COLUMNS = ["source", "account_id", "txn_id", "amount", "currency", "rule", "detail"]
@@ -83,6 +98,17 @@ def evidence_text(evidence: Iterable[Evidence]) -> str:
 
 def _amount(m: MemberRef) -> str:
     return str(to_decimal(m.amount_minor, m.currency))
+
+
+# Every CSV file people open is UTF-8 with a byte order mark: Excel on a zh-CN Windows reads a CSV without
+# one as GBK and garbles the Chinese (短款 -> 鐭�娆�). Read them back with ``utf-8-sig``.
+CSV_BOM = b"\xef\xbb\xbf"
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+
+
+def csv_bytes(text: str) -> bytes:
+    """The file of a CSV text: UTF-8 with a byte order mark."""
+    return CSV_BOM + text.encode("utf-8")
 
 
 def _csv(columns: list[str], rows: Iterable[list[str]]) -> str:
@@ -129,13 +155,27 @@ def _counterpart(case: Case, member: MemberRef) -> MemberRef | None:
     return next((m for m in case.members if m.source != member.source), None)
 
 
-def cases_csv(cases: list[Case]) -> str:
-    """One row per member of a case (an aggregate member, e.g. a missing settlement, is one row too)."""
+class RowDates(Protocol):
+    """When a case's row was booked and its value date, as text (empty when not known)."""
+
+    def booked_at(self, member: MemberRef) -> str: ...
+
+    def value_date(self, member: MemberRef) -> str: ...
+
+
+def cases_csv(cases: list[Case], dates: RowDates | None = None) -> str:
+    """One row per member of a case (an aggregate member, e.g. a missing settlement, is one row too). The
+    case's own amounts (``delta``, ``at_stake``) are on its first row only, so that summing a column never
+    counts a case twice; each row has its own ``amount``. ``dates``: the rows' booking time and value date
+    (``resolving.RowDates``; without it those columns are empty)."""
     rows: list[list[str]] = []
     for case in sorted(cases, key=lambda c: (c.type.value, c.case_id)):
         delta = str(to_decimal(case.delta_minor, case.currency))
-        for m in case.members:
+        money = case_money(case)
+        at_stake = str(to_decimal(money.at_stake_minor, case.currency))
+        for i, m in enumerate(case.members):
             other = _counterpart(case, m)
+            first = i == 0
             rows.append(
                 [
                     case.case_id,
@@ -146,38 +186,141 @@ def cases_csv(cases: list[Case]) -> str:
                     m.currency,
                     other.source.value if other else "",
                     other.txn_id if other else "",
-                    delta,
+                    delta if first else "",
                     case.severity.value,
                     case.reason,
                     case.rule,
+                    money.word,
+                    at_stake if first else "",
+                    case.status.value,
+                    dates.booked_at(m) if dates and not m.is_aggregate else "",
+                    dates.value_date(m) if dates and not m.is_aggregate else "",
                 ]
             )
     return _csv(CASE_COLUMNS, rows)
 
 
 Side = Literal["surplus", "shortage"]
+# Why a case's amount is not money at stake: a repeated row (no money moved twice), a row that did not
+# complete (no money moved at all), or money an earlier run's case already counts (a late payout).
+Aside = Literal["data defect", "no money moved", "already reported"]
+
+# Rule names the engine records (recon.matching.context / residue; the report function cannot import the
+# engine, which needs numpy and pyarrow). tests/unit/logic/test_case_money.py pins them to the engine's.
+REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
+REFUND_OTHER_ORDER_RULE = "refund-on-another-order"
+UNMATCHED_RULE = "no-counterpart"
+# The start of the reason residue gives a row that did not complete and nothing refers to.
+DID_NOT_COMPLETE = "This row did not complete"
+_SUCCESS = "success"  # a row's status when it happened (recon.domain.TxnStatus.SUCCESS)
+
+
+@dataclass(frozen=True)
+class CaseMoney:
+    """What a case means in money, from the merchant's books (docs/matching.md, "Case types").
+
+    ``at_stake_minor``: what it adds to the amount at stake (|Δ|; 0 when ``aside`` says why it is not money
+    at stake, its |Δ| then being ``aside_minor``). ``side``: 长款 (surplus: money received that the books do
+    not explain) or 短款 (shortage: money the books expect that did not arrive), None when there is no
+    money difference to direct (amounts agree, currencies differ, a payable the channel may still collect).
+    ``directed_minor``: the part of the amount at stake that is 长款 / 短款 (|Δ| but for a refund booked on
+    another order, where only the difference between the two refunds is money)."""
+
+    at_stake_minor: int
+    side: Side | None = None
+    directed_minor: int = 0
+    aside: Aside | None = None
+    aside_minor: int = 0
+
+    @property
+    def word(self) -> str:
+        """cases.csv's ``direction``: 长款, 短款, empty, or ``not at stake: <why>``."""
+        if self.aside:
+            return f"not at stake: {self.aside}"
+        return {"surplus": "长款", "shortage": "短款", None: ""}[self.side]
+
+
+def _sign(minor: int) -> Side | None:
+    """The side of a difference "what the money shows − what the books expect"."""
+    return "surplus" if minor > 0 else "shortage" if minor < 0 else None
+
+
+def _opposite(side: Side | None) -> Side | None:
+    return None if side is None else "shortage" if side == "surplus" else "surplus"
+
+
+def _status(case: Case) -> tuple[str, str] | None:
+    """(left, right) status of a keyed case: the rule's left side (the ERP) first."""
+    return next(((e.left, e.right) for e in case.evidence if e.field == "status"), None)
+
+
+def _erp_minor(case: Case) -> int:
+    return sum(m.amount_minor for m in case.members if m.source is Source.ERP)
+
+
+def case_money(case: Case) -> CaseMoney:
+    """The one place a case's type, rule and rows are read as 长款 / 短款 / not money at stake. Every
+    ``delta`` sign used here is the engine's (docs/matching.md, "Case types"): channel − ERP (keyed), bank −
+    the channel day's net (settlement), the row's own amount (residue)."""
+    delta = case.delta_minor
+    amount = abs(delta)
+    bank = any(m.source is Source.BANK for m in case.members)
+    erp = any(m.source is Source.ERP for m in case.members)
+    # A settlement case: a bank row compared with a channel day (``<account>@<date>``), not a keyed pair.
+    settlement = bank and any(m.is_aggregate for m in case.counterpart)
+    side: Side | None = None
+    directed = amount
+    match case.type:
+        case CaseType.DUPLICATE:
+            return CaseMoney(0, aside="data defect", aside_minor=amount)
+        case CaseType.MISSING_IN_BANK:
+            side = "shortage"
+        case CaseType.MISSING_IN_CHANNEL:
+            # A bank credit nothing explains (long); an ERP payment the channel never received (short), an
+            # ERP refund it never paid out (long: the customer is still owed).
+            side = "surplus" if bank else _opposite(_sign(delta))
+        case CaseType.MISSING_IN_ERP:
+            side = _sign(delta)  # money taken for no order (long); a refund paid out unbooked (short)
+        case CaseType.AMOUNT_MISMATCH:
+            side = _sign(delta)  # WeChat 189.00 for an order of 199.00: Δ -10.00, short
+        case CaseType.FEE_MISMATCH:
+            # Keyed: Δ = stated − scheduled fee, a higher fee is money short. Settlement: Δ = credit − the
+            # channel's net (the credit follows the contract, the bill states other fees).
+            side = _sign(delta) if settlement else _opposite(_sign(delta))
+        case CaseType.TIME_MISMATCH:
+            if settlement:  # a late payout: the same money as the earlier run's MISSING_IN_BANK it names
+                return CaseMoney(0, aside="already reported", aside_minor=amount)
+            side = None  # keys and amounts agree: a timing difference, no money missing
+        case CaseType.STATUS_MISMATCH:
+            status = _status(case)
+            if case.rule == REFUNDS_PAID_ORDER_RULE or (status and status[1] == _SUCCESS):
+                side = _sign(delta)  # the channel moved the money, the books do not show it
+            elif status and status[0] == _SUCCESS:
+                side = _opposite(_sign(_erp_minor(case)))  # the books expect money that never moved
+        case CaseType.OTHER:
+            if case.rule == UNMATCHED_RULE and case.reason.startswith(DID_NOT_COMPLETE):
+                return CaseMoney(0, aside="no money moved", aside_minor=amount)
+            if case.rule == REFUND_OTHER_ORDER_RULE:
+                # The refund is booked on the wrong order (no money missing); a difference is.
+                channel = sum(m.amount_minor for m in case.members if m.source is not Source.ERP)
+                side, directed = _sign(channel - _erp_minor(case)), abs(channel - _erp_minor(case))
+            elif case.rule == UNMATCHED_RULE and bank:
+                side = "shortage" if delta < 0 else None  # money left the account, no rule explains it
+            elif erp and len({m.currency for m in case.members}) == 1:
+                side = "shortage" if delta < 0 else None  # a refund larger than the order's payment
+    return CaseMoney(amount, side, directed if side else 0)
 
 
 def stake_side(case: Case) -> Side | None:
-    """长款 (surplus: money received that the books do not explain) or 短款 (shortage: money the books expect
-    that never arrived), for the case types that have one (docs/matching.md, "Case types"); None for the
-    others. The case's reason starts with the same word."""
-    if case.type is CaseType.MISSING_IN_BANK:
-        return "shortage"
-    if case.type is CaseType.MISSING_IN_CHANNEL:
-        if any(m.source is Source.BANK for m in case.members):
-            return "surplus"  # a bank credit no settlement explains
-        # An ERP payment the channel never received (short); an ERP refund it never paid out (long).
-        return "shortage" if case.delta_minor > 0 else "surplus" if case.delta_minor < 0 else None
-    if case.type is CaseType.MISSING_IN_ERP:
-        return "surplus" if case.delta_minor > 0 else "shortage" if case.delta_minor < 0 else None
-    return None
+    """长款 (surplus) or 短款 (shortage) of a case (``case_money``), None for a case without either."""
+    return case_money(case).side
 
 
 @dataclass(frozen=True)
 class Stake:
     """The amount at stake in one case type and currency: absolute deltas, so that a 长款 and a 短款 add up
-    instead of cancelling out. ``at_stake_minor`` = 长款 + 短款 + the amount of cases without either."""
+    instead of cancelling out. ``at_stake_minor`` = 长款 + 短款 + the amount of cases without either;
+    ``not_at_stake_minor`` is shown apart (data defects, amounts an earlier case already counts)."""
 
     case_type: str
     currency: str
@@ -185,20 +328,34 @@ class Stake:
     at_stake_minor: int = 0
     surplus_minor: int = 0
     shortage_minor: int = 0
+    not_at_stake_minor: int = 0
+
+
+def _add(acc: list[int], money: CaseMoney) -> None:
+    acc[0] += 1
+    acc[1] += money.at_stake_minor
+    acc[2] += money.directed_minor if money.side == "surplus" else 0
+    acc[3] += money.directed_minor if money.side == "shortage" else 0
+    acc[4] += money.aside_minor
 
 
 def case_stakes(cases: list[Case]) -> list[Stake]:
     """Per case type and currency, sorted by both."""
     totals: dict[tuple[str, str], list[int]] = {}
     for case in cases:
-        acc = totals.setdefault((case.type.value, case.currency), [0, 0, 0, 0])
-        amount = abs(case.delta_minor)
-        side = stake_side(case)
-        acc[0] += 1
-        acc[1] += amount
-        acc[2] += amount if side == "surplus" else 0
-        acc[3] += amount if side == "shortage" else 0
+        _add(totals.setdefault((case.type.value, case.currency), [0] * 5), case_money(case))
     return [Stake(t, c, *totals[(t, c)]) for t, c in sorted(totals)]
+
+
+def stake_totals(cases: list[Case]) -> list[Stake]:
+    """All case types together, per currency (``case_type`` is empty): the day's 长款 and 短款."""
+    totals: dict[str, list[int]] = {}
+    for s in case_stakes(cases):
+        acc = totals.setdefault(s.currency, [0] * 5)
+        for i, v in enumerate((s.cases, s.at_stake_minor, s.surplus_minor, s.shortage_minor)):
+            acc[i] += v
+        acc[4] += s.not_at_stake_minor
+    return [Stake("", c, *totals[c]) for c in sorted(totals)]
 
 
 def minor_at_stake_by_type(cases: list[Case], currency: str) -> dict[str, int]:
@@ -206,16 +363,53 @@ def minor_at_stake_by_type(cases: list[Case], currency: str) -> dict[str, int]:
     return {s.case_type: s.at_stake_minor for s in case_stakes(cases) if s.currency == currency}
 
 
+def _stake_json(s: Stake) -> dict[str, Any]:
+    return {
+        "cases": s.cases,
+        "at_stake": str(to_decimal(s.at_stake_minor, s.currency)),
+        "surplus": str(to_decimal(s.surplus_minor, s.currency)),
+        "shortage": str(to_decimal(s.shortage_minor, s.currency)),
+        "not_at_stake": str(to_decimal(s.not_at_stake_minor, s.currency)),
+    }
+
+
 def _stakes_json(cases: list[Case]) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for s in case_stakes(cases):
-        out.setdefault(s.case_type, {})[s.currency] = {
-            "cases": s.cases,
-            "at_stake": str(to_decimal(s.at_stake_minor, s.currency)),
-            "surplus": str(to_decimal(s.surplus_minor, s.currency)),
-            "shortage": str(to_decimal(s.shortage_minor, s.currency)),
-        }
+        out.setdefault(s.case_type, {})[s.currency] = _stake_json(s)
     return out
+
+
+def _money_json(m: MoneyAccounting) -> dict[str, Any]:
+    """One source's money tie-out in one currency: in + carried_in = matched + in_cases + filtered + open."""
+
+    def text(minor: int) -> str:
+        return str(to_decimal(minor, m.currency))
+
+    out = m.matched_minor + m.in_cases_minor + m.filtered_minor + m.open_minor
+    return {
+        "in": text(m.in_minor),
+        "carried_in": text(m.carried_in_minor),
+        "matched": text(m.matched_minor),
+        "in_cases": text(m.in_cases_minor),
+        "filtered": text(m.filtered_minor),
+        "open": text(m.open_minor),
+        "held": text(m.held_minor),  # of open: held for a missing or quarantined statement
+        "out": text(out),
+        "balanced": m.balanced,
+    }
+
+
+def _quarantined(run: Run) -> dict[str, dict[str, int]]:
+    """Per source, the quarantined files and their rows: never read into the run, so in no amount of the
+    money tie-out (a source whose only file is quarantined has no rows in ``sources`` at all)."""
+    out: dict[str, dict[str, int]] = {}
+    for f in run.files:
+        if f.status == "quarantined":
+            acc = out.setdefault(f.source.value, {"files": 0, "rows": 0})
+            acc["files"] += 1
+            acc["rows"] += f.rows_rejected
+    return dict(sorted(out.items()))
 
 
 def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any]:
@@ -244,6 +438,7 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
                 "carried_in": s.carried_in,
                 "suggested": s.suggested,
                 "open": s.open,
+                "money": {m.currency: _money_json(m) for m in s.money},
             }
             for s in run.sources
         },
@@ -268,6 +463,7 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
         "filtered_rows": sum(s.filtered for s in run.sources),
         "quarantined_files": run.quarantined_files,
         "quarantined_rows": sum(f.rows_rejected for f in run.files if f.status == "quarantined"),
+        "quarantined_by_source": _quarantined(run),
         "cases": len(cases),
         "cases_by_type": run.cases_by_type,
         # Absolute amount at stake per type in the project's currency (it used to be the signed net, in which
@@ -276,6 +472,8 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
             k: str(to_decimal(v, currency)) for k, v in minor_at_stake_by_type(cases, currency).items()
         },
         "case_stakes": _stakes_json(cases),
+        # The day's 长款 and 短款 over every case type, per currency (DUPLICATE and late payouts: not_at_stake).
+        "stake_totals": {t.currency: _stake_json(t) for t in stake_totals(cases)},
         "error": run.error,
         "dispositions": dispositions,
         "suggested_groups": run.suggested_groups,

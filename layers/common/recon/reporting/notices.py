@@ -10,8 +10,10 @@ that decided to send first claims the notification (``RunRepository.claim_notifi
 the winner sends. A claim is for the content as the notification that follows the last one recorded
 (``claim_key``): findings that change back (X, Y, X) are notified again, as the ledger says.
 
-The content is a fingerprint of what the notification says: the summary (rows, files, cases by type and
-amount), each case (id, type, Δ, status) and the subject line; not the run's timestamps.
+The content is a fingerprint of what the run found: the summary (rows, files, cases by type and amount,
+suggested groups, quarantined files, error) and each case (id, type, Δ); not the run's timestamps, and not
+the review status of cases or the open count it gives the subject: a reviewer's work is no new finding to
+e-mail everyone about (a case whose difference changed is one, through its type or Δ).
 
 The subject line (``headline``) leads with INCOMPLETE when a statement the day needs is missing or
 quarantined (``missing_statements``): an inbox of subjects must not show a day that was never reconciled as
@@ -43,12 +45,12 @@ def notification_subject(project_id: str, business_date: date) -> str:
     return f"notify:{project_id}:{business_date.isoformat()}"
 
 
-def content_fingerprint(subject: str, summary: str, cases: Iterable[Case]) -> str:
+def content_fingerprint(summary: str, cases: Iterable[Case]) -> str:
+    """The findings' fingerprint (module docstring): ``summary`` must not depend on review statuses."""
     digest = hashlib.sha256()
-    for part in (subject, summary):
-        digest.update(part.encode("utf-8") + b"\x1e")
+    digest.update(summary.encode("utf-8") + b"\x1e")
     for c in sorted(cases, key=lambda c: c.case_id):
-        digest.update(f"{c.case_id}\x1f{c.type.value}\x1f{c.delta_minor}\x1f{c.status.value}\x1e".encode())
+        digest.update(f"{c.case_id}\x1f{c.type.value}\x1f{c.delta_minor}\x1e".encode())
     return digest.hexdigest()[:32]
 
 

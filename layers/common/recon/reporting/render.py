@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from recon.domain import Case, CaseStatus, Project, ResultsDigest, Run
 from recon.money import format_amount
 
-from .export import case_stakes, evidence_line, stake_side
+from .export import case_money, case_stakes, evidence_line, stake_side
 from .notices import MissingStatement, local_time, missing_statements
 
 _env = Environment(
@@ -27,6 +27,7 @@ _env = Environment(
 )
 _env.filters["money"] = lambda minor, currency="CNY": format_amount(int(minor), str(currency))
 _env.filters["evidence"] = evidence_line
+_env.filters["direction"] = lambda case: case_money(case).word  # 长款 / 短款 / not at stake: why
 
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 

@@ -8,7 +8,8 @@
 * ``open_items.csv``: one row per open item — settlement batches left waiting, then open rows — with its
   age (``export.OPEN_ITEM_COLUMNS``).
 
-CSV as Python's csv module writes it (fields quoted only when needed, ``\\n`` line ends), UTF-8.
+CSV as Python's csv module writes it (fields quoted only when needed, ``\\n`` line ends), UTF-8 with a byte
+order mark (``export.CSV_BOM``: Excel on a zh-CN Windows reads a CSV without one as GBK).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from recon.durations import human_durations
 from recon.matching.text import money
 from recon.money import format_amount
 
-from .export import FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS, evidence_line
+from .export import CSV_BOM, FILTERED_COLUMNS, MATCH_COLUMNS, OPEN_ITEM_COLUMNS, evidence_line
 
 
 def _text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -94,6 +95,7 @@ def _masked_table(table: pa.Table, masks: Masks, already: frozenset[str] = froze
 def _csv(table: pa.Table, masks: Masks = ()) -> bytes:
     table = _masked_table(table, masks)
     sink = io.BytesIO()
+    sink.write(CSV_BOM)
     pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed", include_header=True))
     return sink.getvalue()
 
@@ -219,6 +221,7 @@ def matches_csv_chunks(
     index = pc.cast(rows["group"], pa.int32()).combine_chunks() if "group" in rows.column_names else None
     schema = pa.schema([(name, pa.string()) for name in MATCH_COLUMNS])
     sink = io.BytesIO()
+    sink.write(CSV_BOM)  # the file's first bytes, before the header
     options = pacsv.WriteOptions(quoting_style="needed", include_header=True)
     with pacsv.CSVWriter(sink, schema, write_options=options) as writer:
         yield _drained(sink)  # the header

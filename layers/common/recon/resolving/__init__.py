@@ -2,6 +2,7 @@
 
 from .classify import (
     BookingTimes,
+    RowDates,
     cases_from_tables,
     describe_delta,
     groups_from_tables,
@@ -12,6 +13,7 @@ from .classify import (
 
 __all__ = [
     "BookingTimes",
+    "RowDates",
     "cases_from_tables",
     "describe_delta",
     "groups_from_tables",

@@ -21,11 +21,13 @@ import pyarrow.compute as pc
 
 from recon.domain import (
     Case,
+    CaseLink,
     CaseType,
     Evidence,
     MatchGroup,
     MatchStatus,
     MemberRef,
+    MoneyAccounting,
     OpenItem,
     Project,
     SettlementRule,
@@ -85,6 +87,36 @@ class BookingTimes:
         )
         pairs = rows.select(["txn_uid", "booked_at"]).to_pylist()
         return cls({r["txn_uid"]: r["booked_at"] for r in pairs if r["booked_at"] is not None}, timezone)
+
+
+class RowDates:
+    """When each row of the cases was booked (the project's time zone) and its value date, as cases.csv
+    shows them (``export.RowDates``): a person finds the row in its statement by them."""
+
+    def __init__(self, times: BookingTimes, value_dates: Mapping[str, date]) -> None:
+        self._times = times
+        self._value_dates = value_dates
+
+    def booked_at(self, member: MemberRef) -> str:
+        return self._times.of(member)
+
+    def value_date(self, member: MemberRef) -> str:
+        day = self._value_dates.get(member.txn_uid)
+        return day.isoformat() if day is not None else ""
+
+    @classmethod
+    def from_placements(cls, placements: pa.Table, case_ids: set[str], timezone: str) -> RowDates:
+        """The case rows' dates, from placements with ``booked_at`` and ``value_date`` (either may be
+        missing: its column is then empty)."""
+        times = BookingTimes.from_placements(placements, "case_id", case_ids, timezone)
+        if "value_date" not in placements.column_names or not case_ids:
+            return cls(times, {})
+        rows = placements.select(["case_id", "txn_uid", "value_date"])
+        rows = rows.filter(
+            pc.fill_null(pc.is_in(rows["case_id"], value_set=pa.array(sorted(case_ids), pa.string())), False)
+        )
+        pairs = rows.select(["txn_uid", "value_date"]).to_pylist()
+        return cls(times, {r["txn_uid"]: r["value_date"] for r in pairs if r["value_date"] is not None})
 
 
 def _sides(
@@ -204,6 +236,7 @@ def cases_from_tables(
                 rule=row["rule"],
                 reason=row["reason"],
                 evidence=evidence,
+                closes=[CaseLink(**link) for link in json.loads(row["closes"])] if row.get("closes") else [],
             )
         )
     return out
@@ -294,13 +327,15 @@ def waiting_batches(
 
 
 def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAccounting]:
-    """Rows in (+ carried in) = matched + in cases + filtered + open, per source. Raises if a row is not
-    in exactly one place."""
+    """Rows in (+ carried in) = matched + in cases + filtered + open, per source, by count and, per currency,
+    by amount (``SourceAccounting.money``; ``held_minor``: the open rows held for a missing statement). Raises
+    if a row is not in exactly one place."""
     # Text columns as small integer codes into their distinct values (numpy text arrays of a 5M-row day
     # would take gigabytes).
     source, sources = _codes(placements["source"])
     disposition, dispositions = _codes(placements["disposition"])
-    amount = placements["amount_minor"].to_numpy()
+    currency, currencies = _codes(placements["currency"])
+    amount = np.asarray(placements["amount_minor"].to_numpy(), dtype=np.int64)
     first_seen = np.asarray(
         placements["first_seen"].cast(pa.int32()).to_numpy(zero_copy_only=False), dtype=np.int64
     )
@@ -311,6 +346,7 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
         .astype(bool)
     )
     rule, rules = _codes(placements["rule"])
+    held = np.array([r.startswith(f"{AWAITING_RULE}:") for r in rules], dtype=bool)[rule]
     known = {"matched", "case", "filtered", "open"}
     if not set(dispositions) <= known:
         raise ValueError(f"rows without a place: {sorted(set(dispositions) - known)}")
@@ -338,10 +374,53 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
             rules[i]: int(filtered_rules[i])
             for i in sorted(np.flatnonzero(filtered_rules), key=rules.__getitem__)
         }
+        acc.money = [
+            _money(
+                amount,
+                sel & (currency == i),
+                new=first_seen >= today,
+                disposition=disposition,
+                dispositions=dispositions,
+                held=held,
+                currency=code,
+            )
+            for i, code in sorted(enumerate(currencies), key=lambda p: p[1])
+            if (sel & (currency == i)).any()
+        ]
         if not acc.balanced:
-            raise ValueError(f"rows lost or invented: {name}")
+            raise ValueError(f"rows or money lost or invented: {name}")
         out.append(acc)
     return out
+
+
+def _money(
+    amount: npt.NDArray[np.int64],
+    sel: npt.NDArray[np.bool_],
+    *,
+    new: npt.NDArray[np.bool_],
+    disposition: npt.NDArray[np.int64],
+    dispositions: list[str],
+    held: npt.NDArray[np.bool_],
+    currency: str,
+) -> MoneyAccounting:
+    """One source's rows ``sel`` (all in ``currency``) by amount: in, carried in, and where they ended."""
+
+    def total(mask: npt.NDArray[np.bool_]) -> int:
+        return int(amount[sel & mask].sum())
+
+    def placed(name: str) -> npt.NDArray[np.bool_]:
+        return np.asarray(disposition == _code(dispositions, name))
+
+    return MoneyAccounting(
+        currency=currency,
+        in_minor=total(new),
+        carried_in_minor=total(~new),
+        matched_minor=total(placed("matched")),
+        in_cases_minor=total(placed("case")),
+        filtered_minor=total(placed("filtered")),
+        open_minor=total(placed("open")),
+        held_minor=total(placed("open") & held),
+    )
 
 
 def _codes(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], list[str]]:
