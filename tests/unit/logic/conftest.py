@@ -120,3 +120,15 @@ def txn(
         profile="test",
         profile_version="1",
     )
+
+
+class Clock:
+    """A clock the test moves forward a second a call: statements ingested later get later times (the order
+    versions and overlaps are decided by)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now

@@ -13,7 +13,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recon.domain import Case, MatchGroup, Project, Transaction
-from recon.matching import MatchResult, match_table, with_identity
+from recon.matching import (
+    MatchResult,
+    match_partition,
+    match_residual,
+    match_table,
+    merge_results,
+    partition_inputs,
+    with_identity,
+)
+from recon.matching.partition import Share, batches_from_json
+from recon.matching.settlement import Batch, batches_to_json
 from recon.resolving import cases_from_tables, groups_from_tables
 from recon.tables import to_table
 
@@ -92,3 +102,45 @@ def run(project: Project, rows: list[Transaction] | pa.Table, day: date = DAY) -
 
 def read(data: bytes) -> pa.Table:
     return pq.read_table(io.BytesIO(data))
+
+
+def parquet_round_trip(table: pa.Table) -> pa.Table:
+    """``table`` as another task reads it back: written to Parquet and read again."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return pq.read_table(io.BytesIO(sink.getvalue()))
+
+
+def partitioned(
+    project: Project,
+    table: pa.Table,
+    n: int,
+    *,
+    day: date = DAY,
+    carried: dict[str, list[Batch]] | None = None,
+) -> Outcome:
+    """The day matched as deployed in ``n`` partitions (keyed phase per partition, then the residual), each
+    task's results passed through Parquet and JSON as between Lambda invocations, then merged."""
+    shares = [
+        match_partition(project, parquet_round_trip(part), day)
+        for part in partition_inputs(project, table, day, n)
+    ]
+    moved = [
+        Share(
+            parquet_round_trip(s.placements),
+            parquet_round_trip(s.groups),
+            parquet_round_trip(s.cases),
+            parquet_round_trip(s.residual),
+            batches_from_json(s.batches_json()),
+        )
+        for s in shares
+        if s.residual is not None
+    ]
+    rest = match_residual(
+        project,
+        [s.residual for s in moved if s.residual is not None],
+        [s.batches or {} for s in moved],
+        day,
+        carried_batches=batches_from_json(batches_to_json(carried or {})),
+    )
+    return Outcome(merge_results([*moved, rest], day), table)

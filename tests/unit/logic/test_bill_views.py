@@ -26,7 +26,7 @@ from recon.statement_versions import current_statements, supersedes
 from recon_local.demo_data import generate_day
 from recon_local.fakes.bills import BillBook
 
-from .conftest import DAY, REPO, memory_services
+from .conftest import DAY, REPO, Clock, memory_services
 
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
@@ -147,18 +147,9 @@ def test_a_view_conflict_is_settled_by_the_account_format_naming_the_file_view()
 # --- the parse stage and the day ----------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 @pytest.fixture
 def svc() -> Services:
-    return memory_services("demo", PROJECT_TEXT, clock=Clock())
+    return memory_services("demo", PROJECT_TEXT, clock=Clock(T0))
 
 
 def _alerts(svc: Services) -> MemoryAlertPublisher:
@@ -210,7 +201,7 @@ def _kinds(cases: list[Case]) -> Counter[str]:
 @pytest.fixture(scope="module")
 def single_view() -> tuple[Counter[str], int]:
     """The demo day reconciled from the 业务明细 alone: its cases and the Alipay rows in."""
-    svc = memory_services("demo", PROJECT_TEXT, clock=Clock())
+    svc = memory_services("demo", PROJECT_TEXT, clock=Clock(T0))
     _deliver_day(svc)
     run, cases = _reconcile(svc)
     alipay = next(s for s in run.sources if s.source is Source.ALIPAY)

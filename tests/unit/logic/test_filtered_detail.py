@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 
@@ -23,20 +23,9 @@ from recon.reporting.tabular import filtered_csv
 from recon_local.demo_data import generate_day
 from tests.export_contract import APPENDED_FILTERED, FOUNDATION_FILTERED
 
-from .conftest import DAY, REPO, memory_services
+from .conftest import DAY, REPO, Clock, memory_services
 
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
-
-
-class Clock:
-    """Files ingested later get later times: the first delivery of a row owns it."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def _ingest(svc: Services, account_id: str, statement_date: date, name: str, data: bytes) -> str:
@@ -48,7 +37,7 @@ def _ingest(svc: Services, account_id: str, statement_date: date, name: str, dat
 
 
 def test_filtered_csv_names_the_file_and_row_an_overlapping_row_repeats_and_the_rules_description() -> None:
-    svc = memory_services("demo", PROJECT_TEXT, clock=Clock())
+    svc = memory_services("demo", PROJECT_TEXT, clock=Clock(datetime(2026, 11, 21, 2, 0, tzinfo=UTC)))
     day = generate_day(DAY)
     keys = {a: _ingest(svc, a, day.statement_dates[a], *day.files[a]) for a in sorted(day.files)}
     # The ERP export in two parts whose second part repeats the first part's first two orders (file rows 2

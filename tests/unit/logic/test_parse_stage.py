@@ -31,7 +31,7 @@ from recon.pipeline.services import Services
 from recon.tables import read_parquet
 from recon_local.demo_data import generate_day
 
-from .conftest import memory_services
+from .conftest import Clock, memory_services
 
 PROJECT = """
 project_id: acme
@@ -67,19 +67,8 @@ HEADER = "Date,Reference,Description,Amount,Currency\n"
 NOW = datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
 
 
-class Clock:
-    """A clock the test moves forward: statements ingested later get later times."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 def _services() -> Services:
-    return memory_services("acme", PROJECT, clock=Clock())
+    return memory_services("acme", PROJECT, clock=Clock(NOW))
 
 
 @pytest.fixture

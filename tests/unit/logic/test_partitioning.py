@@ -15,12 +15,11 @@ import pytest
 import yaml
 
 from recon.domain import Project, Source, Statement, StatementStatus, Transaction, TxnStatus
-from recon.matching import match_partition, match_residual, match_table, merge_results, partition_inputs
-from recon.matching.partition import Share, batches_from_json
+from recon.matching import match_table, partition_inputs
 from recon.pipeline.services import Services
 
 from .conftest import DAY, REPO, txn
-from .matching_support import Outcome, table_of
+from .matching_support import Outcome, partitioned, table_of
 
 DEMO = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
 RULES = [
@@ -159,33 +158,6 @@ def random_day(seed: int) -> list[Transaction]:
     rows.append(txn("bank", f"BF{seed}", -300, value_date=DAY + timedelta(days=1), memo="账户管理费"))
     rng.shuffle(rows)
     return rows
-
-
-def _parquet(table: pa.Table) -> pa.Table:
-    """Across a task boundary (S3) and back."""
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return pq.read_table(io.BytesIO(sink.getvalue()))
-
-
-def partitioned(project: Project, table: pa.Table, n: int) -> Outcome:
-    parts = [_parquet(p) for p in partition_inputs(project, table, DAY, n)]
-    shares = [match_partition(project, p, DAY) for p in parts]
-    moved = [
-        Share(
-            _parquet(s.placements),
-            _parquet(s.groups),
-            _parquet(s.cases),
-            _parquet(s.residual),
-            batches_from_json(s.batches_json()),
-        )
-        for s in shares
-        if s.residual is not None
-    ]
-    rest = match_residual(
-        project, [s.residual for s in moved if s.residual is not None], [s.batches or {} for s in moved], DAY
-    )
-    return Outcome(merge_results([*moved, rest], DAY), table)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])

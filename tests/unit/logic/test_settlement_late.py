@@ -4,21 +4,18 @@ or more business days, the next run carrying what the one before left (``MatchRe
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, date, datetime, timedelta
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from recon.domain import CaseType, Project, Transaction, TxnType
 from recon.keys import open_batches_key
-from recon.matching import match_partition, match_residual, match_table, merge_results, partition_inputs
-from recon.matching.partition import Share, batches_from_json
+from recon.matching import match_table
+from recon.matching.partition import batches_from_json
 from recon.matching.settlement import batches_to_json
 
 from .conftest import DAY, memory_services
-from .matching_support import Outcome, run, table_of
+from .matching_support import Outcome, partitioned, run, table_of
 from .test_carry_over import _deliver as deliver
 from .test_carry_over import _run_day as run_day
 from .test_settlement_lags import WECHAT_MEMO
@@ -202,35 +199,6 @@ def test_a_reversal_names_the_credit_it_reverses_among_equal_ones() -> None:
 
 
 # --- partitioned = single, and the stored batches ----------------------------------------------------------------
-def _parquet(table: pa.Table) -> pa.Table:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return pq.read_table(io.BytesIO(sink.getvalue()))
-
-
-def _partitioned(p: Project, table: pa.Table, day: date, carried: dict, n: int) -> Outcome:
-    shares = [match_partition(p, _parquet(part), day) for part in partition_inputs(p, table, day, n)]
-    moved = [
-        Share(
-            _parquet(s.placements),
-            _parquet(s.groups),
-            _parquet(s.cases),
-            _parquet(s.residual),
-            batches_from_json(s.batches_json()),
-        )
-        for s in shares
-        if s.residual is not None
-    ]
-    rest = match_residual(
-        p,
-        [s.residual for s in moved if s.residual is not None],
-        [s.batches or {} for s in moved],
-        day,
-        carried_batches=batches_from_json(batches_to_json(carried)),
-    )
-    return Outcome(merge_results([*moved, rest], day), table)
-
-
 def test_later_days_partitioned_equal_the_single_run() -> None:
     """Day 1 unpaid; day 2 brings day 1's late payout and its own; day 3 the reversal of day 2's payout.
     Each later day, partitioned, gives the single run's bytes and batches (open and decided)."""
@@ -243,7 +211,7 @@ def test_later_days_partitioned_equal_the_single_run() -> None:
     assert [c.type.value for c in day3.cases] == ["MISSING_IN_BANK"]
     for before, single, day in ((day1, day2, D2), (day2, day3, D3)):
         for n in (1, 2, 3):
-            got = _partitioned(p, single.rows, day, before.result.next_batches(), n)
+            got = partitioned(p, single.rows, n, day=day, carried=before.result.next_batches())
             assert got.parquet() == single.parquet(), (day, n)
             assert batches_to_json(got.result.next_batches()) == batches_to_json(single.result.next_batches())
 

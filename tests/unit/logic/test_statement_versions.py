@@ -19,7 +19,7 @@ from recon.statement_versions import current_statements, superseded, supersedes
 from recon.tables import read_parquet
 from recon_local.demo_data import DemoDay, generate_day
 
-from .conftest import DAY, REPO, memory_services
+from .conftest import DAY, REPO, Clock, memory_services
 
 PROJECT_TEXT = (REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8")
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
@@ -112,20 +112,9 @@ def test_duplicates_other_days_and_stored_marks() -> None:
 # --- through the upload trigger ------------------------------------------------------------------------------
 
 
-class Clock:
-    """Uploads ingested later get later times (the rule orders versions by first ingestion)."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
 @pytest.fixture
 def svc() -> Services:
-    return memory_services("demo", PROJECT_TEXT, clock=Clock())
+    return memory_services("demo", PROJECT_TEXT, clock=Clock(T0))
 
 
 @pytest.fixture(scope="module")
