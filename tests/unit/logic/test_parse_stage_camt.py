@@ -14,8 +14,8 @@ from recon.pipeline.chain import chain_break
 from recon.pipeline.parse import parse_channel
 from recon.pipeline.services import Services
 
-from .conftest import memory_services
-from .test_parse_stage import PROJECT, Clock, _alerts, _deliver, _task
+from .conftest import Clock, memory_services
+from .test_parse_stage import NOW, PROJECT, _alerts, _deliver, _task
 
 CAMT_PROJECT = (
     PROJECT + "  - {account_id: bank-camt, source: bank, name: CNY account (camt.053), format: camt.053}\n"
@@ -24,7 +24,7 @@ CAMT_PROJECT = (
 
 @pytest.fixture
 def svc() -> Services:
-    return memory_services("acme", CAMT_PROJECT, clock=Clock())
+    return memory_services("acme", CAMT_PROJECT, clock=Clock(NOW))
 
 
 def camt053(day: date, opening: str, entries: list[tuple[str, str]]) -> bytes:

@@ -126,7 +126,7 @@ def test_a_payout_later_than_the_lags_is_one_time_mismatch_naming_the_earlier_mi
     assert missing.reason == (
         "短款: the channel settled this day but no matching bank credit arrived: wechat-main@2026-11-20 net "
         "10.00 (T+1) has no credit on bank-cmb. If the payout arrives later, a run of the next 2 day(s) that "
-        "reads it links it to this case (TIME_MISMATCH) and says to close it."
+        "reads it links it to this case (TIME_MISMATCH) and closes it."
     )
     late = credit("L1", 1000, D3)  # T+2 of day 1, and its memo names no day
     day2 = next_day(p, day1, [*sale("2", 500, D2), *([credit("W2", 500, D3)] if day2_paid else []), late], D2)
@@ -137,8 +137,8 @@ def test_a_payout_later_than_the_lags_is_one_time_mismatch_naming_the_earlier_mi
         "The payout of wechat-main@2026-11-20 (net 10.00 CNY) arrived late: bank L1 10.00 CNY with value date "
         "2026-11-22 is T+2, 1 day(s) later than the rule's T+1. The run of 2026-11-20 reported the day "
         f"MISSING_IN_BANK (case {missing.case_id}) because no credit had arrived by then: this credit pays it, "
-        "nothing is missing — close that case. If the channel pays this late regularly, add 2 to the rule's "
-        "lag_days."
+        "nothing is missing — that case is closed automatically (one in review is only noted). If the channel "
+        "pays this late regularly, add 2 to the rule's lag_days."
     )
     found = sorted((t, d) for t, _, d, _ in settlement_cases(day2))
     assert found == ([] if day2_paid else [("MISSING_IN_BANK", -500)]) + [("TIME_MISMATCH", 1000)]

@@ -14,8 +14,8 @@ from recon.pipeline.statement_account import same_account, stated_accounts
 from recon_local.demo_data import generate_day, write_day
 from recon_local.local_run import assign_inputs
 
-from .conftest import memory_services
-from .test_parse_stage import Clock, _alerts, _deliver
+from .conftest import Clock, memory_services
+from .test_parse_stage import NOW, _alerts, _deliver
 from .test_parse_stage_camt import camt053
 
 DAY = date(2026, 11, 20)
@@ -38,7 +38,7 @@ accounts:
 
 @pytest.fixture
 def svc() -> Services:
-    return memory_services("acme", PROJECT, clock=Clock())
+    return memory_services("acme", PROJECT, clock=Clock(NOW))
 
 
 def _camt(account: str, entries: list[tuple[str, str]] | None = None) -> bytes:

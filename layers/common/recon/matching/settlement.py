@@ -488,7 +488,7 @@ def settle(
             # The day is remembered (``Batch.decided``): a later payout is linked to this case, not a 长款.
             note = (
                 f" If the payout arrives later, a run of the next {ctx.project.carry_over_days} day(s) that "
-                "reads it links it to this case (TIME_MISMATCH) and says to close it."
+                "reads it links it to this case (TIME_MISMATCH) and closes it."
             )
         if b.awaiting:
             note += f" The {rule.bank_account} statement of {b.awaiting} it needed never arrived."
@@ -767,8 +767,9 @@ def _late_payouts(
                 f"{frame.str_at('txn_id', c)} {_money(amount, h.currency)}{off} with value date "
                 f"{_day(value_day[c])} is T+{lag}, {lag - largest} day(s) later than the rule's T+{lags}. The "
                 f"run of {_day(h.decided_on)} reported the day MISSING_IN_BANK (case {missing_case_id(rule.name, h)}) "
-                "because no credit had arrived by then: this credit pays it, nothing is missing — close that "
-                f"case. If the channel pays this late regularly, add {lag} to the rule's lag_days.",
+                "because no credit had arrived by then: this credit pays it, nothing is missing — that case is "
+                "closed automatically (one in review is only noted). If the channel pays this late regularly, add "
+                f"{lag} to the rule's lag_days.",
             }
         )
     _row_cases(frame, ledger, ctx, rule, items=items, label="late-payout")
