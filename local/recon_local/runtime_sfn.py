@@ -8,6 +8,7 @@ the documented names; this patch renames them after moto's own normalisation, no
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from unittest import mock
 
@@ -20,8 +21,21 @@ _START_EXECUTION_MEMBERS = {
 }
 
 
+class _NextDayProbe(logging.Filter):
+    """The state machine asks whether its input names a next day (``IsPresent`` on ``$.execution.input.then``,
+    state ``NextDay``); moto logs the missing path as an error before the Choice answers false, on every run
+    that has no next day. That one message is dropped; every other error moto logs stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("NoSuchJsonPathError" in message and "'$.execution.input.then'" in message)
+
+
 def install() -> list[Any]:
     """Start the patch; returns it (stop it on teardown)."""
+    logger = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    probe = _NextDayProbe()
+    logger.addFilter(probe)
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
         StateTaskServiceSfn,
     )
@@ -42,4 +56,11 @@ def install() -> list[Any]:
 
     patch = mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", normalise_parameters)
     patch.start()
-    return [patch]
+    return [patch, _Removal(lambda: logger.removeFilter(probe))]
+
+
+class _Removal:
+    """Undoes a change on teardown, as a patch's ``stop`` does."""
+
+    def __init__(self, undo: Any) -> None:
+        self.stop = undo

@@ -29,10 +29,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date
 
-from recon.bill_views import other_view
-from recon.domain import Source, Statement, StatementStatus
+from recon.bill_views import other_view, refused_for_view
+from recon.domain import FileAccounting, Source, Statement, StatementStatus
 
-__all__ = ["current_statements", "ingest_order", "period", "superseded", "supersedes"]
+__all__ = [
+    "current_statements",
+    "incomplete_accounts",
+    "ingest_order",
+    "period",
+    "superseded",
+    "supersedes",
+]
 
 #: Sources that issue one bill of a kind (profile) per account and period.
 ONE_BILL_PER_PERIOD = frozenset({Source.WECHAT, Source.ALIPAY})
@@ -104,3 +111,18 @@ def current_statements(statements: Iterable[Statement]) -> list[Statement]:
     listed = list(statements)
     replaced = superseded(listed)
     return [s for s in listed if s.superseded_by is None and s.statement_id not in replaced]
+
+
+def incomplete_accounts(accounts: Iterable[str], files: Iterable[FileAccounting]) -> dict[str, bool]:
+    """Account -> whether a quarantined file is why, for the accounts whose statement for a run's day is
+    incomplete: none parsed, or one quarantined — not a file refused only because the account reconciles the
+    other view of its bills (recon.bill_views: the day is complete without it). One rule for the engine
+    (rows wait as ``awaiting-statement``) and for the day's status and notifications (INCOMPLETE)."""
+    listed = list(files)
+    parsed = {f.account_id for f in listed if f.status == StatementStatus.PARSED.value}
+    quarantined = {
+        f.account_id
+        for f in listed
+        if f.status == StatementStatus.QUARANTINED.value and not refused_for_view(f.errors)
+    }
+    return {a: a in quarantined for a in accounts if a not in parsed or a in quarantined}

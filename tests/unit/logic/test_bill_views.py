@@ -14,7 +14,7 @@ import pytest
 
 from recon.adapters.memory import MemoryAlertPublisher
 from recon.bill_views import refused_for_view, view_conflict, view_conflict_settled, view_of
-from recon.domain import Case, RowError, Run, Source, Statement, StatementStatus
+from recon.domain import Case, Project, RowError, Run, Source, Statement, StatementStatus
 from recon.keys import project_config_key, raw_key
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
 from recon.pipeline.match import match_run
@@ -22,6 +22,7 @@ from recon.pipeline.parse import ingest_upload, parse_channel
 from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
+from recon.reporting.notices import missing_statements
 from recon.statement_versions import current_statements, supersedes
 from recon_local.demo_data import generate_day
 from recon_local.fakes.bills import BillBook
@@ -248,6 +249,8 @@ def test_alipay_fund_flow_bill_beside_the_trade_bill_is_quarantined_and_nothing_
     alipay = next(s for s in run.sources if s.source is Source.ALIPAY)
     assert alipay.rows_in == rows_in
     assert _kinds(cases) == kinds
+    # Nor is the day INCOMPLETE: the refused file is no missing statement (the engine's rule, one place).
+    assert missing_statements(Project.from_yaml(PROJECT_TEXT), run) == []
 
 
 @pytest.mark.parametrize("profile", [None, "alipay.signcustomer.zip"], ids=["detected", "profile-named"])

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
-from recon.bill_views import refused_for_view
 from recon.domain import FileAccounting, Project, Source, Statement, StatementDay, StatementStatus
 from recon.keys import (
     INPUTS_FILE,
@@ -45,6 +44,7 @@ from recon.matching.partition import prepare_slice
 from recon.matching.residue import next_awaiting
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
+from recon.statement_versions import incomplete_accounts
 from recon.tables import NORMALIZED_SCHEMA, mark_duplicates, normalized, read_parquet
 
 from .chain import chain_break
@@ -125,16 +125,9 @@ def _day_accounting(st: Statement, day: StatementDay) -> FileAccounting:
 
 
 def unavailable_accounts(project: Project, files: list[FileAccounting]) -> frozenset[str]:
-    """Accounts whose statement for the day is incomplete: none parsed, or one quarantined (not a bill of
-    the view the account does not reconcile: recon.bill_views). Rows that would need them wait
-    (recon.matching: ``awaiting-statement``) rather than become MISSING cases."""
-    parsed = {f.account_id for f in files if f.status == StatementStatus.PARSED.value}
-    quarantined = {
-        f.account_id
-        for f in files
-        if f.status == StatementStatus.QUARANTINED.value and not refused_for_view(f.errors)
-    }
-    return frozenset(a.account_id for a in project.accounts if a.account_id not in parsed) | quarantined
+    """Accounts whose statement for the day is incomplete (``statement_versions.incomplete_accounts``). Rows
+    that would need them wait (recon.matching: ``awaiting-statement``) rather than become MISSING cases."""
+    return frozenset(incomplete_accounts((a.account_id for a in project.accounts), files))
 
 
 def _load_rows(

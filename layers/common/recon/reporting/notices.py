@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from recon.domain import AuditEvent, Case, Project, Run, Source, StatementStatus
+from recon.domain import AuditEvent, Case, Project, Run, Source
 from recon.pipeline.projects import statement_date_for  # the statement date a run reads (a bank: T+n)
+from recon.statement_versions import incomplete_accounts
 
 NOTIFIED = "notification.sent"
 
@@ -145,21 +146,19 @@ class MissingStatement:
 
 
 def missing_statements(project: Project, run: Run) -> list[MissingStatement]:
-    """The project's accounts with no statement parsed for the run, or one quarantined, in project order.
-
-    The same accounts as ``recon.pipeline.match.unavailable_accounts`` (whose rows the engine holds open as
-    ``awaiting-statement``), from the run's file accounting."""
-    parsed = {f.account_id for f in run.files if f.status == StatementStatus.PARSED.value}
-    quarantined = {f.account_id for f in run.files if f.status == StatementStatus.QUARANTINED.value}
+    """The project's accounts whose statement for the run is incomplete, in project order: the accounts
+    whose rows the engine held open as ``awaiting-statement`` (``statement_versions.incomplete_accounts``),
+    from the run's file accounting."""
+    incomplete = incomplete_accounts((a.account_id for a in project.accounts), run.files)
     return [
         MissingStatement(
             account_id=a.account_id,
             source=a.source,
             statement_date=statement_date_for(project, a, run.business_date),
-            quarantined=a.account_id in quarantined,
+            quarantined=incomplete[a.account_id],
         )
         for a in project.accounts
-        if a.account_id not in parsed or a.account_id in quarantined
+        if a.account_id in incomplete
     ]
 
 
