@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 
 from recon.domain import Case, CaseType, Project, TxnStatus
-from recon.matching import context, residue
+from recon.matching import context, keyed, residue
 from recon.reporting import export
 from recon.reporting.export import case_money, case_stakes, stake_totals
 
 from .conftest import DAY, txn
 from .matching_support import run
-from .test_channel_review import _misbooked
+from .test_channel_review import _gross, _misbooked
 from .test_keyed_review import DEMO, T0, _order
 from .test_matching import T1, _day, project_with
 from .test_settlement_review import credit, next_day, sale
@@ -55,6 +55,32 @@ def test_amount_mismatches_are_short_or_long_by_what_the_money_shows_less_what_t
     assert _money(out.case_of("WX1")) == ("短款", "AMOUNT_MISMATCH", 1000)
     assert _money(out.case_of("AP2")) == ("长款", "AMOUNT_MISMATCH", 500)
     assert _money(out.case_of("WX3#R")) == ("短款", "AMOUNT_MISMATCH", 1000)  # refunded 10.00 more
+
+
+def test_an_amount_difference_that_is_the_merchants_discount_is_a_booking_not_money_short(
+    keyed_project: Project,
+) -> None:
+    """WeChat settled 189.00 of an order of 199.00 less its 免充值券 of 10.00 (the merchant's own discount):
+    the reason says the settlement is not short, yet it was counted 短款 10.00 at stake. The case carries the
+    discount as evidence (not read from the reason); a difference the discount does not explain stays 短款."""
+    rows = [
+        *_order(("wechat", "WX1", 18900, {}), order="SO1", amount=19900),
+        *_order(("alipay", "AP2#R", -14450, {"refund_ref": "R"}), order="SO2", amount=-14950, refund_ref="R"),
+        *_order(("wechat", "WX3", 18900, {}), order="SO3", amount=20500),  # 6.00 more than the discount
+    ]
+    rows[1], rows[3], rows[5] = _gross(rows[1], 19900), _gross(rows[3], -14950), _gross(rows[5], 19900)
+    out = run(keyed_project, rows)
+    voucher, refund, other = out.case_of("WX1"), out.case_of("AP2#R"), out.case_of("WX3")
+    assert _money(voucher) == ("not at stake: merchant discount to book", "AMOUNT_MISMATCH", 1000)
+    assert _money(refund) == ("not at stake: merchant discount to book", "AMOUNT_MISMATCH", 500)
+    assert _money(other) == ("短款", "AMOUNT_MISMATCH", 1600)
+    (discount,) = [e for e in voucher.evidence if e.field == keyed.MERCHANT_DISCOUNT]
+    assert (discount.left, discount.delta) == ("免充值券 10.00 CNY", "-10.00")
+    assert export.evidence_line(discount) == "merchant_discount: 免充值券 10.00 CNY"
+    assert not [e for e in other.evidence if e.field == keyed.MERCHANT_DISCOUNT]
+    (totals,) = stake_totals([voucher, refund, other])
+    assert (totals.at_stake_minor, totals.shortage_minor, totals.not_at_stake_minor) == (1600, 1600, 1500)
+    assert export.MERCHANT_DISCOUNT == keyed.MERCHANT_DISCOUNT
 
 
 def test_a_bank_credit_below_the_channels_net_is_short(project: Project) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recon.domain import CaseLink, CaseStatus, CaseType, Project
+from recon.domain import CaseLink, CaseStatus, CaseType, Project, Transaction
 from recon.pipeline.projects import run_id_for
 from recon.pipeline.services import Services
 from recon.reporting.notices import content_fingerprint
@@ -22,6 +22,7 @@ from .test_notifications import _mails as sent_mails
 from .test_notifications import _run_day as run_notified
 from .test_notifications import _ticking
 from .test_pipeline_in_memory import PROJECT_TEXT, _upload
+from .test_settlement_lags import WECHAT_MEMO
 from .test_settlement_review import credit, project, sale
 
 D1, D2, D3 = (DAY + timedelta(days=k) for k in range(3))
@@ -105,14 +106,15 @@ def test_a_rerun_reopens_a_resolved_case_whose_difference_changed(
     assert svc.repo.get_case(case.case_id) == after and len(svc.repo.list_audit(case.case_id)) == 1
 
 
-def _late_payout(svc: Services) -> tuple[str, str]:
-    """Day 1's WeChat payout is not on the T+1 statement (MISSING_IN_BANK); it comes on day 2's (T+2)."""
+def _late_payout(svc: Services, late: Transaction | None = None) -> tuple[str, str]:
+    """Day 1's WeChat payout is not on the T+1 statement (MISSING_IN_BANK); it comes on day 2's (T+2):
+    ``late``, by default L1 of exactly the day's net 10.00."""
     for day, rows in ((D1, sale("1", 1000, D1)), (D2, sale("2", 500, D2))):
         deliver(svc, day, "erp", [r for r in rows if r.source.value == "erp"])
         deliver(svc, day, "wechat-main", [r for r in rows if r.source.value == "wechat"])
     # The T+1 statement has an unrelated credit only (a case of its own, not this test's).
     deliver(svc, D1, "bank-cmb", [txn("bank", "X0", 1, value_date=D2, memo="interest")], statement_date=D2)
-    deliver(svc, D2, "bank-cmb", [credit("W2", 500, D3), credit("L1", 1000, D3)], statement_date=D3)
+    deliver(svc, D2, "bank-cmb", [credit("W2", 500, D3), late or credit("L1", 1000, D3)], statement_date=D3)
     run_day(svc, D1)
     (missing,) = [c for c in svc.repo.list_cases(RUN1) if c.type is CaseType.MISSING_IN_BANK]
     return missing.case_id, run_id_for("demo", D2)
@@ -167,6 +169,54 @@ def test_a_late_payout_does_not_override_a_persons_decision(status: CaseStatus) 
     assert after.system_note.startswith(f"Run {run2} found the explanation: its case ")
     assert after.system_note.endswith("Nothing is missing: close it if you agree.")
     assert [e.action for e in svc.repo.list_audit(missing_id)] == ["case.noted"]
+
+
+@pytest.mark.parametrize("status", [CaseStatus.OPEN, CaseStatus.IN_REVIEW])
+def test_a_late_payout_off_the_net_closes_the_earlier_missing_case_and_only_its_difference_is_at_stake(
+    status: CaseStatus,
+) -> None:
+    """Day 1's payout (net 20.00) arrives T+2 as 10.00, its memo naming the day (before: a 长款 10.00 beside
+    day 1's open 短款 20.00). Its AMOUNT_MISMATCH closes day 1's MISSING_IN_BANK (in review: only noted), saying
+    the day is paid and the difference is the later case's; cases.csv counts 短款 10.00, not the credit."""
+    svc = _services(_settlement_project())
+    late = credit("L1", 1000, D3, memo=f"{WECHAT_MEMO} 20261120")
+    for day, rows in ((D1, sale("1", 2000, D1)), (D2, sale("2", 500, D2))):
+        deliver(svc, day, "erp", [r for r in rows if r.source.value == "erp"])
+        deliver(svc, day, "wechat-main", [r for r in rows if r.source.value == "wechat"])
+    deliver(svc, D1, "bank-cmb", [txn("bank", "X0", 1, value_date=D2, memo="interest")], statement_date=D2)
+    deliver(svc, D2, "bank-cmb", [credit("W2", 500, D3), late], statement_date=D3)
+    run_day(svc, D1)
+    (missing,) = [c for c in svc.repo.list_cases(RUN1) if c.type is CaseType.MISSING_IN_BANK]
+    if status is CaseStatus.IN_REVIEW:
+        _set_status(svc, missing.case_id, status)
+    run2 = run_id_for("demo", D2)
+
+    out = run_day(svc, D2)
+
+    (short,) = [c for c in svc.repo.list_cases(run2) if c.type is CaseType.AMOUNT_MISMATCH]
+    assert (short.delta_minor, short.closes) == (-1000, [CaseLink(case_id=missing.case_id, business_date=D1)])
+    after = svc.repo.get_case(missing.case_id)
+    assert after is not None and after.explained_by == CaseLink(case_id=short.case_id, business_date=D2)
+    why = (
+        f"its case {short.case_id} (AMOUNT_MISMATCH) links bank L1 10.00 CNY to wechat wechat-main@2026-11-20 "
+        "20.00 CNY, which is what this case missed. The day is paid, 10.00 CNY short: that difference is case "
+        f"{short.case_id}'s to follow up"
+    )
+    if status is CaseStatus.OPEN:
+        assert after.status is CaseStatus.AUTO_RESOLVED
+        assert after.system_note == (
+            f"Closed automatically by run {run2}: {why}; reopen this case only if you disagree."
+        )
+    else:
+        assert after.status is CaseStatus.IN_REVIEW
+        assert after.system_note == f"Run {run2} found the explanation: {why}: close this case if you agree."
+    expected = "case.auto_resolved" if status is CaseStatus.OPEN else "case.noted"
+    assert [e.action for e in svc.repo.list_audit(missing.case_id)] == [expected]
+    rows = [r for r in out["cases.csv"] if r["rule"] == "wechat-settlement"]
+    assert [(r["type"], r["txn_id"], r["delta"], r["direction"], r["at_stake"]) for r in rows] == [
+        ("AMOUNT_MISMATCH", "L1", "-10.00", "短款", "10.00")
+    ]
+    assert out["run"].case_minor_by_type == {"AMOUNT_MISMATCH": 1000}
 
 
 def test_a_rerun_after_review_statuses_changed_sends_no_updated_mail() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from recon.domain import (
     Case,
+    CaseStatus,
     CaseType,
     Evidence,
     MemberRef,
@@ -312,6 +313,84 @@ def test_amounts_at_stake_add_up_and_split_into_surplus_and_shortage(project: Pr
     )
     html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), cases)
     assert "560.06" in html and "530.16" in html and "-9.99" not in html and "USD" in html
+
+
+def _table(html: str, table_id: str) -> str:
+    start = html.index(f'<table id="{table_id}">')
+    return html[start : html.index("</table>", start)]
+
+
+def test_the_report_and_the_mail_count_the_open_cases_money_and_the_handled_cases_apart(
+    project: Project,
+) -> None:
+    """A later run's payout closed the day's MISSING_IN_BANK 6,705.70 (auto_resolved), a reviewer resolved
+    an AMOUNT_MISMATCH: "Open cases: 2 (of 4 cases; 2 handled)", yet the report's at-stake figures still
+    counted them (短款 6,765.60). The report and the mail show the open cases' money and the handled cases'
+    apart; summary.json stays what the run found, whatever the review status (it feeds the e-mail's
+    fingerprint)."""
+    _, run_ = _results(project)
+    closed = {"status": CaseStatus.AUTO_RESOLVED}
+    cases = [
+        _case("c1", "MISSING_IN_BANK", -670570, source="wechat").model_copy(update=closed),
+        _case("c2", "MISSING_IN_BANK", -1000, source="wechat"),
+        _case("c3", "MISSING_IN_CHANNEL", 1990),
+        _case("c4", "AMOUNT_MISMATCH", -3000).model_copy(update={"status": CaseStatus.RESOLVED}),
+    ]
+    html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), cases)
+    totals = _table(html, "stake-totals")
+    assert "<th>Handled cases</th><th>Handled: at stake</th>" in totals
+    assert (
+        '<tr><td>CNY</td><td class="num">2</td>\n<td class="num"><b>29.90</b></td>\n'
+        '<td class="num"><b>0.00</b></td>\n<td class="num"><b>29.90</b></td>\n<td class="num">0.00</td>\n'
+        '<td class="num">2</td><td class="num">6,735.70</td></tr>'
+    ) in totals
+    by_type = _table(html, "case-types")
+    assert (
+        '<tr><td>MISSING_IN_BANK</td><td>CNY</td><td class="num">1</td><td class="num">10.00</td>\n'
+        '<td class="num">0.00</td><td class="num">10.00</td>\n<td class="num">0.00</td>\n'
+        '<td class="num">1</td><td class="num">6,705.70</td></tr>'
+    ) in by_type
+    assert (
+        '<tr><td>AMOUNT_MISMATCH</td><td>CNY</td><td class="num">0</td><td class="num">0.00</td>\n'
+        '<td class="num">0.00</td><td class="num">0.00</td>\n<td class="num">0.00</td>\n'
+        '<td class="num">1</td><td class="num">30.00</td></tr>'
+    ) in by_type
+    text = summary_text(project, run_, cases)
+    assert "Open cases: 2 (of 4 cases; 2 handled: 1 auto_resolved, 1 resolved)" in text
+    assert "  MISSING_IN_BANK         1   at stake 10.00 CNY (短款 10.00)\n" in text
+    assert "  all open cases          2   at stake 29.90 CNY (短款 29.90)\n" in text
+    assert (
+        "Handled cases by type (resolved, auto-resolved; in no figure above):\n"
+        "  AMOUNT_MISMATCH         1   at stake 30.00 CNY (短款 30.00)\n"
+        "  MISSING_IN_BANK         1   at stake 6,705.70 CNY (短款 6,705.70)\n"
+    ) in text
+    data = json.loads(summary_json(run_, cases, "CNY"))  # what the run found: every case
+    assert data["stake_totals"]["CNY"]["shortage"] == "6765.60"  # 6,705.70 + 10.00 + 19.90 + 30.00
+    assert data["case_stakes"]["MISSING_IN_BANK"]["CNY"]["cases"] == 2
+    reviewed = [c.model_copy(update={"status": CaseStatus.OPEN}) for c in cases]
+    assert summary_json(run_, reviewed, "CNY") == summary_json(run_, cases, "CNY")
+
+
+def test_a_merchant_discount_reads_as_a_booking_in_the_mail_and_the_report(project: Project) -> None:
+    """The AMOUNT_MISMATCH whose Δ -10.00 is WeChat's 免充值券 read "AMOUNT_MISMATCH 短款 10.00" in the mail."""
+    _, run_ = _results(project)
+    discount = Evidence(
+        field="merchant_discount",
+        left="免充值券 10.00 CNY",
+        right="免充值券 10.00 CNY",
+        equal=True,
+        delta="-10.00",
+    )
+    voucher = _case("c1", "AMOUNT_MISMATCH", -1000).model_copy(update={"evidence": [discount]})
+    text = summary_text(project, run_, [voucher, _case("c2", "MISSING_IN_CHANNEL", 1990)])
+    assert "AMOUNT_MISMATCH Δ -10.00 CNY (not at stake: merchant discount to book)  [c1, open]" in text
+    assert "  AMOUNT_MISMATCH         1   at stake 0.00 CNY (not at stake 10.00)\n" in text
+    assert "  all open cases          2   at stake 19.90 CNY (短款 19.90; not at stake 10.00)\n" in text
+    html = render_report(project, run_, ResultsDigest(run_id=run_.run_id), [voucher])
+    assert "<b>not at stake: merchant discount to book</b>" in html
+    assert "merchant_discount: 免充值券 10.00 CNY" in html
+    rows = _rows(cases_csv([voucher]))
+    assert (rows[0]["direction"], rows[0]["at_stake"]) == ("not at stake: merchant discount to book", "0.00")
 
 
 def test_surplus_or_shortage_agrees_with_the_reason_the_engine_wrote(project: Project) -> None:

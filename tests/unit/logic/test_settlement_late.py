@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from recon.domain import CaseType, Project, Transaction, TxnType
+from recon.domain import CaseLink, CaseType, Project, Transaction, TxnType
 from recon.keys import open_batches_key
 from recon.matching import match_table
 from recon.matching.partition import batches_from_json
 from recon.matching.settlement import batches_to_json
+from recon.reporting.export import CaseMoney, case_money
 
 from .conftest import DAY, memory_services
 from .matching_support import Outcome, partitioned, run, table_of
@@ -126,7 +127,8 @@ def test_a_payout_later_than_the_lags_is_one_time_mismatch_naming_the_earlier_mi
     assert missing.reason == (
         "短款: the channel settled this day but no matching bank credit arrived: wechat-main@2026-11-20 net "
         "10.00 (T+1) has no credit on bank-cmb. If the payout arrives later, a run of the next 2 day(s) that "
-        "reads it links it to this case (TIME_MISMATCH) and closes it."
+        "reads it links it to this case and closes it (TIME_MISMATCH; an AMOUNT_MISMATCH of the difference "
+        "if it is off the net and its memo names the day)."
     )
     late = credit("L1", 1000, D3)  # T+2 of day 1, and its memo names no day
     day2 = next_day(p, day1, [*sale("2", 500, D2), *([credit("W2", 500, D3)] if day2_paid else []), late], D2)
@@ -154,6 +156,88 @@ def test_a_late_payout_past_the_carry_over_limit_is_not_linked() -> None:
     assert day3.result.decided_batches["wechat-settlement"][0].ref == "wechat-main@2026-11-21"
     day4 = next_day(p, day3, [*sale("4", 300, D4), credit("W4", 300, D5), credit("L1", 1000, D5)], D4)
     assert day4.case_of("L1").type is CaseType.MISSING_IN_CHANNEL
+
+
+# --- D1: a late payout off the day's net, its memo naming the day ------------------------------------------------
+@pytest.mark.parametrize(
+    ("amount", "word", "how", "side"),
+    [(990, "短款", "short", "shortage"), (1015, "长款", "over", "surplus")],
+    ids=["short", "over"],
+)
+@pytest.mark.parametrize("day2_paid", [True, False], ids=["day-2-paid", "day-2-unpaid"])
+def test_a_late_payout_off_the_net_whose_memo_names_the_day_is_one_amount_mismatch_closing_the_earlier_case(
+    amount: int, word: str, how: str, side: str, day2_paid: bool
+) -> None:
+    """Lag [1]: day 1 (net 10.00) was reported MISSING_IN_BANK; its payout comes T+2, off the net beyond the
+    tolerance, its memo naming 20261120 (as WeChat Pay and Alipay do). Before: an unexplained 长款 for the whole
+    credit beside day 1's open 短款 (both at stake). Now: one AMOUNT_MISMATCH (the money differs, and it is
+    late), at stake only the difference, closing day 1's case; day 2 is decided on its own."""
+    p = project([1])
+    day1 = run(p, sale("1", 1000, D1), D1)
+    (missing,) = [c for c in day1.cases if c.type is CaseType.MISSING_IN_BANK]
+    late = credit("L1", amount, D3, memo=f"{WECHAT_MEMO} 20261120")
+    day2 = next_day(p, day1, [*sale("2", 500, D2), *([credit("W2", 500, D3)] if day2_paid else []), late], D2)
+    case = day2.case_of("L1")
+    delta = amount - 1000
+    than = "short of" if delta < 0 else "over"
+    assert (case.type, case.delta_minor, case.currency) == (CaseType.AMOUNT_MISMATCH, delta, "CNY")
+    assert [(m.txn_id, m.amount_minor) for m in case.counterpart] == [("wechat-main@2026-11-20", 1000)]
+    assert case.closes == [CaseLink(case_id=missing.case_id, business_date=D1)]
+    gap = f"{abs(delta) / 100:.2f}"
+    assert case.reason == (
+        f"{word}: the payout of wechat-main@2026-11-20 arrived late and {gap} CNY {how}: bank L1 "
+        f"{amount / 100:.2f} CNY (its memo names 2026-11-20) with value date 2026-11-22 is T+2, 1 day(s) later "
+        f"than the rule's T+1, and the day's net is 10.00 CNY (Δ {delta / 100:.2f} CNY). The run of 2026-11-20 "
+        f"reported the day MISSING_IN_BANK (case {missing.case_id}) because no credit had arrived by then: this "
+        "credit pays the day but for the Δ — that case is closed automatically (one in review is only noted) "
+        f"and only the Δ is at stake: ask the channel why the payout is {gap} CNY {than} the bill's net (fees, "
+        "refunds or an adjustment the bill does not show). If the channel pays this late regularly, add 2 to "
+        "the rule's lag_days."
+    )
+    # The money: only the difference is at stake, in its direction (the earlier 短款 is closed, not added).
+    assert case_money(case) == CaseMoney(abs(delta), side, abs(delta))
+    found = sorted((t, d) for t, _, d, _ in settlement_cases(day2))
+    assert found == sorted([("AMOUNT_MISMATCH", delta), *([] if day2_paid else [("MISSING_IN_BANK", -500)])])
+    assert not [c for c in day2.cases if c.type is CaseType.MISSING_IN_CHANNEL]
+    # Day 1 is linked: no longer remembered, so no later credit is taken as its payout again.
+    remembered = day2.result.decided_batches.get("wechat-settlement", [])
+    assert "wechat-main@2026-11-20" not in [b.ref for b in remembered]
+
+
+@pytest.mark.parametrize(
+    "memo", [WECHAT_MEMO, f"{WECHAT_MEMO} 20261119"], ids=["memo-names-no-day", "memo-names-another-day"]
+)
+def test_a_late_credit_off_the_net_is_not_linked_on_its_amount_alone(memo: str) -> None:
+    """Without a memo naming day 1, a credit off its net beyond the tolerance is not day 1's payout: an
+    unexplained 长款 as before, and day 1's case stays (remembered, not consumed)."""
+    p = project([1])
+    day1 = run(p, sale("1", 1000, D1), D1)
+    day2 = next_day(
+        p, day1, [*sale("2", 500, D2), credit("W2", 500, D3), credit("L1", 990, D3, memo=memo)], D2
+    )
+    case = day2.case_of("L1")
+    assert (case.type, case.delta_minor, case.closes) == (CaseType.MISSING_IN_CHANNEL, 990, [])
+    remembered = day2.result.decided_batches["wechat-settlement"]
+    assert [(b.ref, b.decided) for b in remembered if b.decided == "missing"] == [
+        ("wechat-main@2026-11-20", "missing")
+    ]
+
+
+def test_a_late_payout_off_the_net_three_days_later_is_linked_within_the_carry_over_limit() -> None:
+    """Lag [1], carry-over 2: day 1's payout arrives T+3 (value date D4) on the run of day 3, days 2 and 3
+    paid on time: one AMOUNT_MISMATCH naming day 1's case, T+3 and 2 days late."""
+    p = project([1])
+    day1 = run(p, sale("1", 1000, D1), D1)
+    (missing,) = [c for c in day1.cases if c.type is CaseType.MISSING_IN_BANK]
+    day2 = next_day(p, day1, [*sale("2", 500, D2), credit("W2", 500, D3)], D2)
+    assert settlement_cases(day2) == []
+    late = credit("L1", 900, D4, memo=f"{WECHAT_MEMO} 2026-11-20")
+    day3 = next_day(p, day2, [*sale("3", 700, D3), credit("W3", 700, D4), late], D3)
+    case = day3.case_of("L1")
+    assert (case.type, case.delta_minor) == (CaseType.AMOUNT_MISMATCH, -100)
+    assert case.closes == [CaseLink(case_id=missing.case_id, business_date=D1)]
+    assert "with value date 2026-11-23 is T+3, 2 day(s) later than the rule's T+1" in case.reason
+    assert [c.type for c in day3.cases] == [CaseType.AMOUNT_MISMATCH]
 
 
 # --- B9: a reversal in a later run than its credit ------------------------------------------------------------
@@ -199,15 +283,27 @@ def test_a_reversal_names_the_credit_it_reverses_among_equal_ones() -> None:
 
 
 # --- partitioned = single, and the stored batches ----------------------------------------------------------------
-def test_later_days_partitioned_equal_the_single_run() -> None:
+@pytest.mark.parametrize(
+    ("late", "kinds"),
+    [
+        ([credit("L1", 1000, D3)], ["TIME_MISMATCH"]),
+        # Off the net: linked by its memo; a credit as far off without one is an unexplained 长款.
+        (
+            [credit("L1", 990, D3, memo=f"{WECHAT_MEMO} 20261120"), credit("X1", 995, D3)],
+            ["AMOUNT_MISMATCH", "MISSING_IN_CHANNEL"],
+        ),
+    ],
+    ids=["exact", "off-the-net"],
+)
+def test_later_days_partitioned_equal_the_single_run(late: list[Transaction], kinds: list[str]) -> None:
     """Day 1 unpaid; day 2 brings day 1's late payout and its own; day 3 the reversal of day 2's payout.
     Each later day, partitioned, gives the single run's bytes and batches (open and decided)."""
     p = project([1])
     day1 = run(p, sale("1", 1000, D1), D1)
-    day2 = next_day(p, day1, [*sale("2", 500, D2), credit("W2", 500, D3), credit("L1", 1000, D3)], D2)
+    day2 = next_day(p, day1, [*sale("2", 500, D2), credit("W2", 500, D3), *late], D2)
     reversal = credit("W2R", -500, D4, memo=f"冲正 {WECHAT_MEMO} W2", txn_type=TxnType.ADJUSTMENT)
     day3 = next_day(p, day2, [*sale("3", 700, D3), credit("W3", 700, D4), reversal], D3)
-    assert [c.type.value for c in day2.cases] == ["TIME_MISMATCH"]
+    assert sorted(c.type.value for c in day2.cases) == kinds
     assert [c.type.value for c in day3.cases] == ["MISSING_IN_BANK"]
     for before, single, day in ((day1, day2, D2), (day2, day3, D3)):
         for n in (1, 2, 3):

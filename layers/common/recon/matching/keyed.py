@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from recon.domain import KeyMatchRule
 from recon.durations import human_durations
+from recon.money import to_decimal
 
 from .context import (
     AMOUNT_MISMATCH,
@@ -784,6 +785,10 @@ def _discounts(frame: Frame, g: KeyGroups, keys: I64) -> I64:
 
 #: What each channel calls a merchant-funded discount in its bill.
 _DISCOUNT_NAMES: Final = {"wechat": "免充值券", "alipay": "商家优惠"}
+#: The evidence field of an amount case whose difference is the channel's merchant discount: its ``delta`` is
+#: the Δ (channel − ERP) the discount explains, which the money reading (``export.case_money``) takes as a
+#: booking to make, not money short.
+MERCHANT_DISCOUNT: Final = "merchant_discount"
 
 
 def _discount_words(frame: Frame, g: KeyGroups, key: int, discount: int) -> tuple[str, str, str, str]:
@@ -848,6 +853,30 @@ def _discount_said(
                 f" before the discount: book the {off} share of the discount against refund {key} (or book"
                 " the refund at what the customer got back); the settlement is not short."
             )
+    return pa.array(out, pa.string())
+
+
+def _discount_evidence(
+    frame: Frame, g: KeyGroups, keys: I64, kind: I8, discount: I64 | None
+) -> pa.Array | None:
+    """Per key of ``keys``: the merchant discount its amount case's difference is, as the case's evidence
+    (``MERCHANT_DISCOUNT``; null for the other keys); None, no column, when no amount case has one (few keys:
+    built one by one)."""
+    if discount is None:
+        return None
+    at = np.flatnonzero((discount[keys] != 0) & (kind[keys] == _AMOUNT))
+    if len(at) == 0:
+        return None
+    out: list[str | None] = [None] * len(keys)
+    for i in at.tolist():
+        k = int(keys[i])
+        name, _, _, off = _discount_words(frame, g, k, int(discount[k]))
+        said = f"{name} {off}"
+        # The ERP booked the amount before the discount: the case's Δ (channel − ERP) is minus the discount.
+        explained = str(to_decimal(-int(discount[k]), frame.currencies[int(g.currency[k])]))
+        out[i] = dumps(
+            [{"field": MERCHANT_DISCOUNT, "left": said, "right": said, "equal": True, "delta": explained}]
+        )
     return pa.array(out, pa.string())
 
 
@@ -1096,8 +1125,10 @@ def _cases(
     inverse[order] = np.arange(len(order))
     reason = _noted(g, chosen, reason_sorted.take(pa.array(inverse)), " ", ".")
     rows, owner = _subset_members(g, chosen)
+    evidence = _discount_evidence(frame, g, chosen, kind, discount)
     ledger.add_cases(
         {
+            **({"evidence": evidence} if evidence is not None else {}),
             "type": pa.array(k.astype(str)),
             "rule": rule.name,
             "severity": severities(ctx.project.severity, stake),

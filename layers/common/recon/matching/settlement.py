@@ -369,7 +369,8 @@ def settle(
         for b in bs
     ]
     # A payout later than the rule's lags of a day an earlier run reported MISSING_IN_BANK: one case linking
-    # both (TIME_MISMATCH), before any of today's batches takes it as an AMOUNT_MISMATCH.
+    # both (TIME_MISMATCH; AMOUNT_MISMATCH when off the net and its memo names the day), before any of today's
+    # batches takes it as an AMOUNT_MISMATCH.
     consumed |= _late_payouts(
         frame,
         ledger,
@@ -488,7 +489,8 @@ def settle(
             # The day is remembered (``Batch.decided``): a later payout is linked to this case, not a 长款.
             note = (
                 f" If the payout arrives later, a run of the next {ctx.project.carry_over_days} day(s) that "
-                "reads it links it to this case (TIME_MISMATCH) and closes it."
+                "reads it links it to this case and closes it (TIME_MISMATCH; an AMOUNT_MISMATCH of the "
+                "difference if it is off the net and its memo names the day)."
             )
         if b.awaiting:
             note += f" The {rule.bank_account} statement of {b.awaiting} it needed never arrived."
@@ -721,10 +723,12 @@ def _late_payouts(
     value_day: dict[int, int],
     consumed: set[int],
 ) -> set[int]:
-    """Credits equal (± tolerance) to the net of a day an earlier run reported MISSING_IN_BANK, with a lag
-    beyond the rule's largest: the payout arrived late. One TIME_MISMATCH case each (as a key whose rows
-    agree but are further apart than the time tolerance), the credit its member and the day its
-    counterpart, naming the earlier case. Of several pairs, the credit whose memo names the day goes first,
+    """Credits with a lag beyond the rule's largest that pay a day an earlier run reported MISSING_IN_BANK:
+    the payout arrived late. A credit equal (± tolerance) to the day's net is one TIME_MISMATCH case (as a
+    key whose rows agree but are further apart than the time tolerance); a credit off the net whose memo
+    names the day is one AMOUNT_MISMATCH case (the keyed precedence: the money is short or over, Δ = credit
+    − net), never on the amount alone. Either way the credit is its member, the day its counterpart, and it
+    names (``closes``) the earlier case. Of several pairs, the credit whose memo names the day goes first,
     then the nearest amount, then the earlier day. Returns the history records used."""
     largest = max(rule.lag_days)
     pairs = []
@@ -736,8 +740,10 @@ def _late_payouts(
                 continue
             delta = int(frame.amount[c]) - h.net
             named = _memo_day(frame.str_at("memo", c))
-            if abs(delta) > rule.amount_tolerance_minor or named not in (None, value_day[c], h.day):
-                continue
+            if named not in (None, value_day[c], h.day):
+                continue  # that other day's payout
+            if abs(delta) > rule.amount_tolerance_minor and named != h.day:
+                continue  # off the net, only the memo may link it: the amount alone is no evidence
             pairs.append(((named != h.day, abs(delta), h.day, value_day[c], frame.uid(c)), k, c))
     out: set[int] = set()
     items: list[dict[str, object]] = []
@@ -750,26 +756,49 @@ def _late_payouts(
         h = history[k]
         lag = value_day[c] - h.day
         amount = int(frame.amount[c])
-        off = f" (Δ {_money(amount - h.net, h.currency)}, within the tolerance)" if amount != h.net else ""
+        delta = amount - h.net
+        earlier = missing_case_id(rule.name, h)
+        late = f"with value date {_day(value_day[c])} is T+{lag}, {lag - largest} day(s) later than the rule's T+{lags}"
+        reported = (
+            f"The run of {_day(h.decided_on)} reported the day MISSING_IN_BANK (case {earlier}) because no credit "
+            "had arrived by then"
+        )
+        advice = f"If the channel pays this late regularly, add {lag} to the rule's lag_days."
+        if abs(delta) <= rule.amount_tolerance_minor:
+            off = f" (Δ {_money(delta, h.currency)}, within the tolerance)" if delta else ""
+            kind, stake = TIME_MISMATCH, amount
+            reason = (
+                f"The payout of {h.ref} (net {_money(h.net, h.currency)}) arrived late: bank "
+                f"{frame.str_at('txn_id', c)} {_money(amount, h.currency)}{off} {late}. {reported}: this credit "
+                f"pays it, nothing is missing — that case is closed automatically (one in review is only noted). {advice}"
+            )
+        else:
+            # Off the net beyond the tolerance, linked by its memo: the money differs (AMOUNT_MISMATCH beats
+            # TIME_MISMATCH, as for a key) and only the difference is at stake; the earlier 短款 is closed.
+            word, how, than = ("短款", "short", "short of") if delta < 0 else ("长款", "over", "over")
+            gap = _money(abs(delta), h.currency)
+            kind, stake = AMOUNT_MISMATCH, delta
+            reason = (
+                f"{word}: the payout of {h.ref} arrived late and {gap} {how}: bank {frame.str_at('txn_id', c)} "
+                f"{_money(amount, h.currency)} (its memo names {_day(h.day)}) {late}, and the day's net is "
+                f"{_money(h.net, h.currency)} (Δ {_money(delta, h.currency)}). {reported}: this credit pays the day "
+                "but for the Δ — that case is closed automatically (one in review is only noted) and only the Δ is "
+                f"at stake: ask the channel why the payout is {gap} {than} the bill's net (fees, refunds or an "
+                f"adjustment the bill does not show). {advice}"
+            )
         items.append(
             {
-                "type": TIME_MISMATCH,
+                "type": kind,
                 "row": c,
-                "delta": amount,
+                "delta": stake,
                 "currency": h.currency,
                 "key": h.ref,
                 "left": h.net,
                 "counterparts": [_aggregate(h)],
                 # The earlier case this credit explains: the resolve stage closes it (structured, not the text).
-                "closes": [{"case_id": missing_case_id(rule.name, h), "business_date": _day(h.decided_on)}],
+                "closes": [{"case_id": earlier, "business_date": _day(h.decided_on)}],
                 "evidence": dumps(_evidence(frame, rule, c, [h])),
-                "reason": f"The payout of {h.ref} (net {_money(h.net, h.currency)}) arrived late: bank "
-                f"{frame.str_at('txn_id', c)} {_money(amount, h.currency)}{off} with value date "
-                f"{_day(value_day[c])} is T+{lag}, {lag - largest} day(s) later than the rule's T+{lags}. The "
-                f"run of {_day(h.decided_on)} reported the day MISSING_IN_BANK (case {missing_case_id(rule.name, h)}) "
-                "because no credit had arrived by then: this credit pays it, nothing is missing — that case is "
-                "closed automatically (one in review is only noted). If the channel pays this late regularly, add "
-                f"{lag} to the rule's lag_days.",
+                "reason": reason,
             }
         )
     _row_cases(frame, ledger, ctx, rule, items=items, label="late-payout")

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recon.domain import Case, CaseLink, CaseStatus, MemberRef, Project, ResultsDigest
+from recon.domain import Case, CaseLink, CaseStatus, CaseType, MemberRef, Project, ResultsDigest
 from recon.keys import REPORT_DATA_FILE, report_prefix, result_key
 from recon.matching import with_identity
 from recon.matching.context import BUILTIN_FILTER_DESCRIPTIONS
@@ -167,11 +167,20 @@ def _close_explained(svc: Services, ref: RunRef, cases: list[Case]) -> None:
                 f"{_rows(case.counterpart)}, which is what this case missed"
             )
             status = CaseStatus.AUTO_RESOLVED if earlier.status is CaseStatus.OPEN else earlier.status
+            # A late payout off the day's net (AMOUNT_MISMATCH) pays the day: only the later case's Δ is open.
+            rest = ("Nothing is missing", "reopen it", "close it")
+            if case.type is CaseType.AMOUNT_MISMATCH:
+                gap = f"{format_amount(abs(case.delta_minor), case.currency)} {case.currency}"
+                side = "short" if case.delta_minor < 0 else "over"
+                rest = (
+                    f"The day is paid, {gap} {side}: that difference is case {case.case_id}'s to follow up",
+                    "reopen this case",
+                    "close this case",
+                )
             note = (
-                f"Closed automatically by run {ref.run_id}: {why}. Nothing is missing; reopen it only if you "
-                "disagree."
+                f"Closed automatically by run {ref.run_id}: {why}. {rest[0]}; {rest[1]} only if you disagree."
                 if status is CaseStatus.AUTO_RESOLVED
-                else f"Run {ref.run_id} found the explanation: {why}. Nothing is missing: close it if you agree."
+                else f"Run {ref.run_id} found the explanation: {why}. {rest[0]}: {rest[2]} if you agree."
             )
             updated = svc.repo.update_case(
                 run_id,

@@ -6,8 +6,10 @@ libraries (the report function has none). New columns are only ever appended (th
 Every CSV file is UTF-8 with a byte order mark (``CSV_BOM``, ``CSV_CONTENT_TYPE``).
 
 ``case_money`` is the one place a case is read as money: 长款, 短款, or not money at stake (a DUPLICATE, a
-late payout); cases.csv, summary.json (``case_stakes``, ``stake_totals``), the report, the e-mail and the
-alert all take it from there.
+late payout, a merchant discount the ERP has to book); cases.csv, summary.json (``case_stakes``,
+``stake_totals``), the report, the e-mail and the alert all take it from there. summary.json counts every
+case the run found whatever its review status; the report and the e-mail count the open cases' money and the
+handled ones' apart (``render.stake_lines``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from recon.domain import Case, CaseType, Evidence, MatchGroup, MemberRef, MoneyAccounting, Run, Source
-from recon.money import to_decimal
+from recon.money import to_decimal, to_minor
 
 MATCH_COLUMNS = [
     "group_id",
@@ -202,14 +204,17 @@ def cases_csv(cases: list[Case], dates: RowDates | None = None) -> str:
 
 Side = Literal["surplus", "shortage"]
 # Why a case's amount is not money at stake: a repeated row (no money moved twice), a row that did not
-# complete (no money moved at all), or money an earlier run's case already counts (a late payout).
-Aside = Literal["data defect", "no money moved", "already reported"]
+# complete (no money moved at all), money an earlier run's case already counts (a late payout), or the
+# channel's merchant-funded discount (the money is as agreed; the ERP has the discount to book).
+Aside = Literal["data defect", "no money moved", "already reported", "merchant discount to book"]
 
 # Rule names the engine records (recon.matching.context / residue; the report function cannot import the
 # engine, which needs numpy and pyarrow). tests/unit/logic/test_case_money.py pins them to the engine's.
 REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
 REFUND_OTHER_ORDER_RULE = "refund-on-another-order"
 UNMATCHED_RULE = "no-counterpart"
+# The evidence field of an amount case whose Δ is the channel's merchant discount (recon.matching.keyed).
+MERCHANT_DISCOUNT = "merchant_discount"
 # The start of the reason residue gives a row that did not complete and nothing refers to.
 DID_NOT_COMPLETE = "This row did not complete"
 _SUCCESS = "success"  # a row's status when it happened (recon.domain.TxnStatus.SUCCESS)
@@ -258,6 +263,12 @@ def _erp_minor(case: Case) -> int:
     return sum(m.amount_minor for m in case.members if m.source is Source.ERP)
 
 
+def _discount_explained(case: Case) -> int | None:
+    """The Δ the channel's merchant discount explains (its evidence, written by the engine), None without."""
+    found = next((e.delta for e in case.evidence if e.field == MERCHANT_DISCOUNT and e.delta), None)
+    return to_minor(found, case.currency) if found is not None else None
+
+
 def case_money(case: Case) -> CaseMoney:
     """The one place a case's type, rule and rows are read as 长款 / 短款 / not money at stake. Every
     ``delta`` sign used here is the engine's (docs/matching.md, "Case types"): channel − ERP (keyed), bank −
@@ -282,6 +293,8 @@ def case_money(case: Case) -> CaseMoney:
         case CaseType.MISSING_IN_ERP:
             side = _sign(delta)  # money taken for no order (long); a refund paid out unbooked (short)
         case CaseType.AMOUNT_MISMATCH:
+            if delta and _discount_explained(case) == delta:  # the settlement is as agreed: a booking
+                return CaseMoney(0, aside="merchant discount to book", aside_minor=amount)
             side = _sign(delta)  # WeChat 189.00 for an order of 199.00: Δ -10.00, short
         case CaseType.FEE_MISMATCH:
             # Keyed: Δ = stated − scheduled fee, a higher fee is money short. Settlement: Δ = credit − the

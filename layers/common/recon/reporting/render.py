@@ -3,7 +3,9 @@
 What a notification says, in this order: whether the day is complete (INCOMPLETE names each missing
 statement), what to do, the open cases most severe and largest first (type, 长款/短款 and amount, the reason
 in one line, the case id), where the report is, then the row accounting. It counts what its subject counts:
-open cases (open, in review); the handled ones (resolved, auto-resolved) are counted apart.
+open cases (open, in review); the handled ones (resolved, auto-resolved) are counted apart, and so is their
+money: the amounts at stake of the mail and the report are the open cases' (``stake_lines``), a case closed
+since (resolved by a reviewer, paid by a later run) is shown as handled, in no open figure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from recon.domain import Case, CaseStatus, Project, ResultsDigest, Run
 from recon.money import format_amount
 
-from .export import case_money, case_stakes, evidence_line, stake_side
+from .export import Stake, case_money, case_stakes, evidence_line, stake_totals
 from .notices import MissingStatement, local_time, missing_statements
 
 _env = Environment(
@@ -47,6 +49,43 @@ def open_cases(cases: list[Case]) -> list[Case]:
     )
 
 
+def handled_cases(cases: list[Case]) -> list[Case]:
+    """The cases a person no longer acts on: resolved by a reviewer, or closed by a later run."""
+    return [c for c in cases if c.status not in OPEN_STATUSES]
+
+
+@dataclass(frozen=True)
+class StakeLine:
+    """One line of the report's money tables: the open cases' money (``open``: what is still to act on) and
+    the handled cases' apart (``handled``), so that a case closed since is in no figure of the open ones.
+    ``case_type`` is empty on a currency's total line."""
+
+    case_type: str
+    currency: str
+    open: Stake
+    handled: Stake
+
+
+def _stake_lines(open_: list[Stake], handled: list[Stake]) -> list[StakeLine]:
+    opened = {(s.case_type, s.currency): s for s in open_}
+    closed = {(s.case_type, s.currency): s for s in handled}
+    return [
+        StakeLine(t, c, opened.get((t, c), Stake(t, c)), closed.get((t, c), Stake(t, c)))
+        for t, c in sorted(opened.keys() | closed.keys())
+    ]
+
+
+def stake_lines(cases: list[Case]) -> tuple[list[StakeLine], list[StakeLine]]:
+    """(per case type and currency, per currency) the open and the handled cases' money (``case_stakes``,
+    ``stake_totals``)."""
+    open_ = [c for c in cases if c.status in OPEN_STATUSES]
+    done = handled_cases(cases)
+    return (
+        _stake_lines(case_stakes(open_), case_stakes(done)),
+        _stake_lines(stake_totals(open_), stake_totals(done)),
+    )
+
+
 def handled_counts(cases: list[Case]) -> dict[str, int]:
     """Handled cases by review status (resolved, auto_resolved), for "N handled" next to the open count."""
     return dict(sorted(Counter(c.status.value for c in cases if c.status not in OPEN_STATUSES).items()))
@@ -54,11 +93,32 @@ def handled_counts(cases: list[Case]) -> dict[str, int]:
 
 def case_amount(case: Case) -> str:
     """The case's amount as people read it: "短款 5,674.43 CNY" for a case with a direction, else
-    "Δ -10.00 CNY" (this side minus the other side)."""
-    side = stake_side(case)
-    if side in _SIDE_WORDS:
-        return f"{_SIDE_WORDS[side]} {format_amount(abs(case.delta_minor), case.currency)} {case.currency}"
-    return f"Δ {format_amount(case.delta_minor, case.currency)} {case.currency}"
+    "Δ -10.00 CNY" (this side minus the other side), with why when it is not money at stake ("Δ -10.00 CNY
+    (not at stake: merchant discount to book)")."""
+    money = case_money(case)
+    if money.side in _SIDE_WORDS:
+        return (
+            f"{_SIDE_WORDS[money.side]} {format_amount(abs(case.delta_minor), case.currency)} {case.currency}"
+        )
+    amount = f"Δ {format_amount(case.delta_minor, case.currency)} {case.currency}"
+    return f"{amount} ({money.word})" if money.aside else amount
+
+
+def stake_line(label: str, stake: Stake) -> str:
+    """A line of the mail's money: "  MISSING_IN_CHANNEL      3   at stake 560.06 CNY (长款 530.16, 短款
+    29.90)", then what is not at stake (absolute amounts: a 长款 and a 短款 add up, they do not cancel out)."""
+    split = ", ".join(
+        f"{word} {format_amount(minor, stake.currency)}"
+        for word, minor in (("长款", stake.surplus_minor), ("短款", stake.shortage_minor))
+        if minor
+    )
+    if stake.not_at_stake_minor:
+        aside = f"not at stake {format_amount(stake.not_at_stake_minor, stake.currency)}"
+        split = f"{split}; {aside}" if split else aside
+    return (
+        f"  {label:<20} {stake.cases:>4}   at stake {format_amount(stake.at_stake_minor, stake.currency)} "
+        f"{stake.currency}{f' ({split})' if split else ''}"
+    )
 
 
 def one_line(text: str, limit: int = _REASON_CHARS) -> str:
@@ -143,6 +203,7 @@ def render_report(
     ):
         by_type[case.type.value].append(case)
     steps = NextSteps.of(project, run, cases)
+    by_type_stakes, total_stakes = stake_lines(cases)
     return _env.get_template("report.html.j2").render(
         project=project,
         run=run,
@@ -156,7 +217,8 @@ def render_report(
         rules=sorted(digest.groups_by_rule.items()),
         passes=sorted(digest.groups_by_pass.items()),
         cases_by_type=dict(sorted(by_type.items())),
-        stakes=case_stakes(cases),
+        stakes=by_type_stakes,
+        stake_totals=total_stakes,
         cases=cases,
         groups=digest.sample_groups,
         group_count=run.match_groups,
@@ -198,18 +260,13 @@ def summary_text(
     stakes = case_stakes(steps.open)
     if stakes:
         lines.append("Open cases by type:")
-    for stake in stakes:
-        # Absolute amounts: a 长款 and a 短款 of one type add up, they do not cancel out.
-        split = ", ".join(
-            f"{word} {format_amount(minor, stake.currency)}"
-            for word, minor in (("长款", stake.surplus_minor), ("短款", stake.shortage_minor))
-            if minor
-        )
-        lines.append(
-            f"  {stake.case_type:<20} {stake.cases:>4}   at stake "
-            f"{format_amount(stake.at_stake_minor, stake.currency)} {stake.currency}"
-            f"{f' ({split})' if split else ''}"
-        )
+        lines += [stake_line(stake.case_type, stake) for stake in stakes]
+        lines += [stake_line("all open cases", total) for total in stake_totals(steps.open)]
+    # A case closed since (resolved, or paid by a later run) is money no longer to act on: apart.
+    handled = case_stakes(handled_cases(cases))
+    if handled:
+        lines.append("Handled cases by type (resolved, auto-resolved; in no figure above):")
+        lines += [stake_line(stake.case_type, stake) for stake in handled]
     if report_location:
         lines.append(f"Report: {report_location}")
     lines += ["", "Rows per source (in + carried in = matched + in cases + filtered + open):"]
