@@ -6,23 +6,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import yaml
 
 from recon.domain import Case, CaseType, Project, Transaction, TxnStatus
 from recon.reporting.export import cases_csv
 
-from .conftest import REPO, txn
-from .matching_support import Outcome, run, table_of
+from .conftest import txn
+from .matching_support import Outcome, demo_without_fees, run, table_of
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-DEMO = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
 
 
 @pytest.fixture
 def project() -> Project:
-    """The demo project without its fee schedule: the rows here carry no fee."""
-    rules = [{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]]
-    return Project.model_validate({**DEMO, "rules": rules})
+    """The rows here carry no fee."""
+    return demo_without_fees()
 
 
 def _gross(row: Transaction, gross: int) -> Transaction:

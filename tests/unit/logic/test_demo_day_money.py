@@ -27,8 +27,8 @@ from .test_pipeline_in_memory import PROJECT_TEXT, _run_all, _upload
 EXPORTS = ("matches.csv", "cases.csv", "filtered.csv", "open_items.csv")
 
 
-@pytest.fixture(scope="module")
-def demo() -> tuple[Services, str, dict[str, Any]]:
+def _demo_services() -> Services:
+    """In-memory services with the demo project and its day's files uploaded."""
     svc = memory_services(
         "demo",
         PROJECT_TEXT,
@@ -36,6 +36,12 @@ def demo() -> tuple[Services, str, dict[str, Any]]:
         clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC),
     )
     _upload(svc, Project.from_yaml(PROJECT_TEXT))
+    return svc
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[Services, str, dict[str, Any]]:
+    svc = _demo_services()
     started, *_ = _run_all(svc)
     prefix = report_prefix("demo", DAY, started.run_id)
     return svc, prefix, json.loads(svc.store.get("data", prefix + "summary.json"))
@@ -156,13 +162,7 @@ def test_every_csv_export_opens_in_excel_as_utf8(demo: tuple[Services, str, dict
 def test_a_quarantined_bill_shows_its_rows_and_the_money_held_for_it() -> None:
     """The WeChat bill is quarantined: its rows were never read (counted per source, in no amount), and the
     ERP orders and the bank credit waiting for it are the open amount, all of it held."""
-    svc = memory_services(
-        "demo",
-        PROJECT_TEXT,
-        settings=notifying_settings(),
-        clock=lambda: datetime(2026, 11, 22, 1, 30, tzinfo=UTC),
-    )
-    _upload(svc, Project.from_yaml(PROJECT_TEXT))
+    svc = _demo_services()
     name, data = generate_day(DAY).files["wechat-main"]
     broken = data.replace(b"\r\n`", b"\r\n`not-a-date", 1)
     svc.store.put("raw", raw_key("demo", "wechat-main", DAY, name), broken)

@@ -8,22 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import yaml
 
 from recon.domain import Case, CaseType, Project, Transaction, TxnStatus
 
-from .conftest import REPO, txn
-from .matching_support import Outcome, run
+from .conftest import txn
+from .matching_support import Outcome, demo_without_fees, run
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-DEMO = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
 
 
 @pytest.fixture
 def project() -> Project:
-    """The demo project without its fee schedule: the rows here carry no fee."""
-    rules = [{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]]
-    return Project.model_validate({**DEMO, "rules": rules})
+    """The rows here carry no fee."""
+    return demo_without_fees()
 
 
 def _order(
