@@ -32,7 +32,8 @@ CASE_STAKE_FIELDS = ["cases", "at_stake", "surplus", "shortage", "not_at_stake"]
 # review status, and the row's booking time and value date.
 APPENDED_CASE = ["severity", "reason", "rule", "direction", "at_stake", "status", "booked_at", "value_date"]
 # summary.json ``sources[source].money[currency]``: the money tie-out, in + carried_in = out = matched +
-# in_cases + filtered + open (held: of open, waiting for a missing statement).
+# in_cases + filtered + open (held: of open, waiting for a missing statement; repeated: of in and of filtered,
+# rows another statement of the day already delivered; received = in − repeated).
 SOURCE_MONEY_FIELDS = [
     "in",
     "carried_in",
@@ -43,4 +44,6 @@ SOURCE_MONEY_FIELDS = [
     "held",
     "out",
     "balanced",
+    "repeated",
+    "received",
 ]

@@ -14,13 +14,15 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from recon.domain import Account, Case, MatchGroup, OpenItem, Project, Run, Source
+from recon.domain import Account, Case, MatchGroup, OpenItem, Project, Run, Source, StatementStatus
 from recon.keys import project_config_key, raw_key, report_prefix, result_key
 from recon.parsing import ParsedStatement, StatementParseError, detect_format, parse_statement
 from recon.pipeline.overlap import booked_dates, period_of
 from recon.pipeline.projects import run_id_for, statement_date_for
 from recon.pipeline.statement_account import same_account, stated_accounts
 from recon.pipeline.statement_days import splits_by_day
+from recon.ports import ObjectStore, RunRepository
+from recon.reporting.masking import Masker
 
 from .runtime import LocalCloud
 
@@ -296,6 +298,11 @@ def run_local_days(
                     target = day_dir / name
                     target.write_bytes(store.get(cloud.data_bucket, prefix + name))
                     outputs[name] = target
+            outputs.update(
+                copy_error_reports(
+                    store, cloud.data_bucket, repo, project, business_date=business_date, day_dir=day_dir
+                )
+            )
             groups, items = _results(store, cloud.data_bucket, project.project_id, business_date, run_id)
             emails, alerts = cloud.sent_emails(), cloud.published_alerts()
             results.append(
@@ -315,6 +322,35 @@ def run_local_days(
             )
             emails_seen, alerts_seen = len(emails), len(alerts)
     return results
+
+
+def copy_error_reports(
+    store: ObjectStore,
+    bucket: str,
+    repo: RunRepository,
+    project: Project,
+    *,
+    business_date: date,
+    day_dir: Path,
+) -> dict[str, Path]:
+    """Each of the day's quarantined files' error report (``<quarantine key>.error.json``: file, row, column,
+    reason) as ``quarantine/<account>/<file>.error.json``, masked as the other outputs are, so whoever ran
+    the day sees why without the data bucket."""
+    masker = Masker.for_project(project)
+    copied: dict[str, Path] = {}
+    for account in project.accounts:
+        for st in repo.list_statements(project.project_id, account.account_id, business_date):
+            if st.status is not StatementStatus.QUARANTINED or not st.quarantine_key:
+                continue
+            key = st.quarantine_key + ".error.json"
+            if not cloud_has(store, bucket, key):
+                continue
+            name = f"quarantine/{account.account_id}/{masker.text(key.rsplit('/', 1)[-1])}"
+            target = day_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(masker.data(store.get(bucket, key)))
+            copied[name] = target
+    return copied
 
 
 def _results(

@@ -33,6 +33,7 @@ from recon.bill_views import other_view, refused_for_view
 from recon.domain import FileAccounting, Source, Statement, StatementStatus
 
 __all__ = [
+    "SUPERSEDED",
     "current_statements",
     "incomplete_accounts",
     "ingest_order",
@@ -40,6 +41,9 @@ __all__ = [
     "superseded",
     "supersedes",
 ]
+
+#: ``FileAccounting.status`` of a delivered file a newer upload replaced (listed, never read).
+SUPERSEDED = "superseded"
 
 #: Sources that issue one bill of a kind (profile) per account and period.
 ONE_BILL_PER_PERIOD = frozenset({Source.WECHAT, Source.ALIPAY})

@@ -114,7 +114,9 @@ def test_corrected_upload_after_a_quarantined_one_reconciles_the_day_again(cloud
     after = repo.get_run("demo-20261120")
     assert after is not None and after.quarantined_files == 0
     assert sum(after.cases_by_type.values()) == len(day.planted)
-    assert [f.status for f in after.files if f.account_id == "wechat-main"] == ["parsed"]
+    # The bad version is still listed (it was delivered), replaced by the corrected upload of the same name.
+    wechat = sorted((f.status, f.superseded_by) for f in after.files if f.account_id == "wechat-main")
+    assert wechat == [("parsed", None), ("superseded", raw_key("demo", "wechat-main", DAY, name))]
     every = repo.list_statements("demo", "wechat-main", DAY, include_superseded=True)
     assert sorted((s.status.value, s.superseded_by is not None) for s in every) == [
         ("parsed", False),

@@ -144,14 +144,3 @@ def partitioned(
         carried_batches=batches_from_json(batches_to_json(carried or {})),
     )
     return Outcome(merge_results([*moved, rest], day), table)
-
-
-def demo_without_fees() -> Project:
-    """The demo project without its fee schedule (for rows that carry no fee)."""
-    import yaml
-
-    from .conftest import REPO
-
-    demo = yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text("utf-8"))
-    rules = [{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in demo["rules"]]
-    return Project.model_validate({**demo, "rules": rules})

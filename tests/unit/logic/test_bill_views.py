@@ -271,9 +271,10 @@ def test_setting_the_account_format_to_the_fund_flow_view_and_uploading_again_sw
     replaced = svc.repo.get_statement(trade.statement_id)
     assert replaced is not None and replaced.superseded_by == flow.statement_id
     run, _ = _reconcile(svc)
-    assert [(f.raw_key, f.status) for f in run.files if f.account_id == "alipay-main"] == [
-        (flow.raw_key, "parsed")
-    ]
+    # The trade bill is still listed (it was delivered), replaced by the fund-flow bill; only that one is read.
+    assert sorted(
+        (f.raw_key, f.status, f.superseded_by) for f in run.files if f.account_id == "alipay-main"
+    ) == sorted([(flow.raw_key, "parsed", None), (trade.raw_key, "superseded", flow.raw_key)])
     alipay = next(s for s in run.sources if s.source is Source.ALIPAY)
     assert alipay.rows_in == flow.rows_parsed
 

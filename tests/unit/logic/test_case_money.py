@@ -17,8 +17,8 @@ from recon.reporting.export import case_money, case_stakes, stake_totals
 from .conftest import DAY, txn
 from .matching_support import run
 from .test_channel_review import _gross, _misbooked
-from .test_keyed_review import DEMO, T0, _order
-from .test_matching import T1, _day, project_with
+from .test_keyed_review import T0, _order
+from .test_matching import DEMO, T1, _day, demo_without_fee_schedule, project_with
 from .test_settlement_review import credit, next_day, sale
 from .test_settlement_review import project as settling
 
@@ -27,9 +27,8 @@ D1, D2, D3 = (DAY + timedelta(days=k) for k in range(3))
 
 @pytest.fixture
 def keyed_project() -> Project:
-    """The demo project without its fee schedule: the keyed rows here carry no fee."""
-    rules = [{k: v for k, v in r.items() if k != "fee_rate_percent"} for r in DEMO["rules"]]
-    return Project.model_validate({**DEMO, "rules": rules})
+    """The keyed rows here carry no fee."""
+    return demo_without_fee_schedule()
 
 
 def _money(case: Case) -> tuple[str, str, int]:

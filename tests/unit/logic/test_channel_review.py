@@ -11,7 +11,8 @@ from recon.domain import Case, CaseType, Project, Transaction, TxnStatus
 from recon.reporting.export import cases_csv
 
 from .conftest import txn
-from .matching_support import Outcome, demo_without_fees, run, table_of
+from .matching_support import Outcome, run, table_of
+from .test_matching import demo_without_fee_schedule
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -19,7 +20,7 @@ T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 @pytest.fixture
 def project() -> Project:
     """The rows here carry no fee."""
-    return demo_without_fees()
+    return demo_without_fee_schedule()
 
 
 def _gross(row: Transaction, gross: int) -> Transaction:

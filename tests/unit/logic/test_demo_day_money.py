@@ -17,11 +17,18 @@ import pytest
 
 from recon.domain import Project, StatementStatus
 from recon.keys import raw_key, report_prefix
+from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
+from recon.pipeline.fetch import fetch_statements
+from recon.pipeline.match import match_run
+from recon.pipeline.parse import parse_channel
+from recon.pipeline.report import report_run
+from recon.pipeline.resolve import resolve_run
+from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
 from recon_local.demo_data import generate_day
 from tests.export_contract import APPENDED_CASE, FOUNDATION_CASE, SOURCE_MONEY_FIELDS
 
-from .conftest import DAY, memory_services, notifying_settings
+from .conftest import DAY, Clock, memory_services, notifying_settings
 from .test_pipeline_in_memory import PROJECT_TEXT, _run_all, _upload
 
 EXPORTS = ("matches.csv", "cases.csv", "filtered.csv", "open_items.csv")
@@ -184,3 +191,45 @@ def test_a_quarantined_bill_shows_its_rows_and_the_money_held_for_it() -> None:
     )
     html = svc.store.get("data", prefix + "report.html").decode("utf-8")
     assert f"wechat {wechat['rows_rejected']} row(s) in 1 file(s)." in html
+
+
+def test_a_statement_delivered_twice_shows_the_repeated_money_apart_from_what_arrived() -> None:
+    """The bank's statement comes again under another name (an interim file and the final one): its rows
+    are filtered as repeats, so money in counts them twice; ``repeated`` says how much of it, and in −
+    repeated (``received``) is what the account received, as with the statement delivered once."""
+    svc = memory_services(
+        "demo",
+        PROJECT_TEXT,
+        settings=notifying_settings(),
+        clock=Clock(datetime(2026, 11, 22, 1, 30, tzinfo=UTC)),  # the second file is ingested later
+    )
+    _upload(svc, Project.from_yaml(PROJECT_TEXT))
+    day = generate_day(DAY)
+    name, data = day.files["bank-cmb"]
+    again = data.replace(b"\n", b" \n", 1)  # other bytes, the same entries
+    svc.store.put("raw", raw_key("demo", "bank-cmb", day.statement_dates["bank-cmb"], "final_" + name), again)
+    started = start_run(StartRunInput(project_id="demo", business_date=DAY), svc)
+    parsed = []
+    for task in started.channels:
+        assert fetch_statements(task, svc).status == "uploaded"
+        parsed.append(parse_channel(task, svc))
+    ref = RunRef(run_id=started.run_id, project_id="demo", business_date=DAY)
+    match_run(MatchInput(**ref.model_dump(), channels=parsed), svc)
+    resolve_run(ref, svc)
+    report_run(ref, svc)
+    prefix = report_prefix("demo", DAY, started.run_id)
+    summary = json.loads(svc.store.get("data", prefix + "summary.json"))
+    bank = summary["sources"]["bank"]
+    money = bank["money"]["CNY"]
+    once = _statement_amounts(svc)["bank"] // 2  # both statements' rows, the same entries twice
+    assert bank["filtered_by_rule"].get("overlapping-statement", 0) > 0
+    assert _minor(money["in"]) == 2 * once and money["balanced"] is True
+    assert _minor(money["repeated"]) == once
+    assert _minor(money["received"]) == _minor(money["in"]) - _minor(money["repeated"]) == once
+    for source in ("erp", "wechat", "alipay"):  # nothing repeated there
+        assert summary["sources"][source]["money"]["CNY"]["repeated"] == "0.00"
+    html = svc.store.get("data", prefix + "report.html").decode("utf-8")
+    money_table = html[html.index('<table id="money">') :]
+    money_table = money_table[: money_table.index("</table>")]
+    assert "<th>of which repeated</th><th>Received</th>" in money_table
+    assert f"{Decimal(once) / 100:,.2f}" in money_table

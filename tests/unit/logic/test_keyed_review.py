@@ -12,7 +12,8 @@ import pytest
 from recon.domain import Case, CaseType, Project, Transaction, TxnStatus
 
 from .conftest import txn
-from .matching_support import Outcome, demo_without_fees, run
+from .matching_support import Outcome, run
+from .test_matching import demo_without_fee_schedule
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -20,7 +21,7 @@ T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 @pytest.fixture
 def project() -> Project:
     """The rows here carry no fee."""
-    return demo_without_fees()
+    return demo_without_fee_schedule()
 
 
 def _order(

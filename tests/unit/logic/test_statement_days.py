@@ -268,6 +268,46 @@ def test_a_corrected_export_replaces_the_quarantined_one_on_every_day(svc: Servi
         assert [s.statement_id for s in listed] == [fixed.statement_id], day
     replaced = svc.repo.get_statement(bad.statement_id)
     assert replaced is not None and replaced.superseded_by == fixed.statement_id
+    # The run of the day the bad file was filed for still lists it (it was delivered), reads the fixed one.
+    project = Project.from_yaml(PROJECT)
+    objects, files = _day_statements(svc, project, _ref(D[21]))
+    assert objects == [(fixed.days[0].parquet_key, 1)]
+    assert sorted((f.status, f.raw_key, f.superseded_by, f.rows_rejected > 0) for f in files) == [
+        ("parsed", fixed.raw_key, None, False),
+        ("superseded", bad.raw_key, fixed.raw_key, True),
+    ]
+    assert [f.status for f in _day_statements(svc, project, _ref(D[23]))[1]] == ["parsed"]
+
+
+def test_an_export_overwritten_with_a_corrected_version_is_listed_superseded_on_each_day(
+    svc: Services,
+) -> None:
+    week = _week(svc)
+    fixed = _deliver(  # the same name, other content: R3 corrected
+        svc,
+        "bank-acme",
+        D[21],
+        "week.csv",
+        acme_csv(
+            ("2026-11-21", "R1", "Payout", "100.00"),
+            ("2026-11-23", "R3", "Payout", "85.00"),
+            ("2026-11-21", "R2", "Payout", "90.00"),
+        ),
+    )
+    project = Project.from_yaml(PROJECT)
+    objects, files = _day_statements(svc, project, _ref(D[23]))
+    assert objects == [(fixed.days[2].parquet_key, 1)]  # only the corrected version's rows are read
+    listed = {f.status: f for f in files}
+    assert sorted(listed) == ["parsed", "superseded"]
+    old = listed["superseded"]
+    # The replaced version's figures of that day, and the file that replaced it (the same name).
+    assert (old.raw_key, old.superseded_by, old.day, old.rows_parsed) == (
+        week.raw_key,
+        fixed.raw_key,
+        D[23],
+        1,
+    )
+    assert old.file_rows_read == week.rows_read
 
 
 # --- balance chain ----------------------------------------------------------------------------------------

@@ -3,16 +3,19 @@ statements filed for a day they do not cover. In-memory adapters, the demo proje
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from recon.domain import Source, Statement, StatementStatus
-from recon.keys import raw_key
+from recon.keys import raw_key, report_prefix
 from recon.pipeline.contracts import MatchInput, RunRef, StartRunInput
 from recon.pipeline.match import match_run
 from recon.pipeline.parse import ingest_upload, parse_channel
 from recon.pipeline.projects import upload_execution_name
+from recon.pipeline.report import report_run
+from recon.pipeline.resolve import resolve_run
 from recon.pipeline.run import start_run
 from recon.pipeline.services import Services
 from recon.statement_versions import current_statements, superseded, supersedes
@@ -193,8 +196,12 @@ def test_corrected_upload_to_the_same_key_starts_the_day_again_and_replaces_the_
     ]
     run = _match(svc)
     assert run.quarantined_files == 0
-    assert [f.status for f in run.files if f.account_id == "wechat-main"] == ["parsed"]
-    assert len(run.files) == 4
+    wechat = {f.status: f for f in run.files if f.account_id == "wechat-main"}
+    assert sorted(wechat) == ["parsed", "superseded"]  # the bad version is listed: it was delivered
+    replaced = wechat["superseded"]
+    assert replaced.superseded_by == current.raw_key == replaced.raw_key  # the object was overwritten
+    assert replaced.errors  # why it was quarantined
+    assert len(run.files) == 5
 
 
 def test_corrected_file_under_another_name_replaces_the_quarantined_one(svc: Services, day: DemoDay) -> None:
@@ -222,7 +229,7 @@ def test_new_parsed_version_counts_its_own_rows_not_overlaps_of_the_old_one(
     assert rows.column("overlap_of").null_count == rows.num_rows == old.rows_parsed
     assert len(_executions(svc)) == 2
     run = _match(svc)
-    wechat = [f for f in run.files if f.account_id == "wechat-main"]
+    wechat = [f for f in run.files if f.account_id == "wechat-main" and f.status == "parsed"]
     assert [(f.raw_key, f.rows_parsed) for f in wechat] == [(latest.raw_key, old.rows_parsed)]  # counted once
 
 
@@ -237,9 +244,36 @@ def test_a_second_wechat_bill_under_another_name_replaces_the_first(svc: Service
     assert latest.raw_key.endswith("/wechat_bill_v2_corrected.csv") and latest.rows_overlapping == 0
     every = svc.repo.list_statements("demo", "wechat-main", DAY, include_superseded=True)
     assert next(s for s in every if s.statement_id == old.statement_id).superseded_by == latest.statement_id
-    run = _match(svc)
-    wechat = [f for f in run.files if f.account_id == "wechat-main"]
-    assert [(f.raw_key, f.rows_parsed) for f in wechat] == [(latest.raw_key, old.rows_parsed)]
+    ref = RunRef(run_id=_match(svc).run_id, project_id="demo", business_date=DAY)
+    resolve_run(ref, svc)
+    report_run(ref, svc)
+    run = svc.repo.get_run(ref.run_id)
+    assert run is not None
+    wechat = [
+        (f.raw_key, f.status, f.rows_parsed, f.superseded_by)
+        for f in run.files
+        if f.account_id == "wechat-main"
+    ]
+    # Both delivered files are listed; the first says which file replaced it. Only the new one is read.
+    assert sorted(wechat) == sorted(
+        [
+            (old.raw_key, "superseded", old.rows_parsed, latest.raw_key),
+            (latest.raw_key, "parsed", old.rows_parsed, None),
+        ]
+    )
+    (rows,) = [s for s in run.sources if s.source is Source.WECHAT]
+    assert rows.rows_in == old.rows_parsed  # its rows are in no figure of the run: counted once
+    assert run.quarantined_files == 0 and "wechat-main" not in (run.error or "")
+    prefix = report_prefix("demo", DAY, run.run_id)
+    summary = json.loads(svc.store.get("data", prefix + "summary.json"))
+    (listed,) = [f for f in summary["files"] if f["status"] == "superseded"]
+    assert (listed["raw_key"], listed["superseded_by"]) == (old.raw_key, latest.raw_key)
+    assert summary["sources"]["wechat"]["rows_in"] == old.rows_parsed
+    html = svc.store.get("data", prefix + "report.html").decode("utf-8")
+    files_table = html[html.index('<table id="files">') :]
+    files_table = files_table[: files_table.index("</table>")]
+    assert f"<code>{old.raw_key}</code>" in files_table
+    assert f"superseded by\n <code>{latest.raw_key}</code>" in files_table
 
 
 def test_upload_execution_name_is_deterministic_per_set_of_versions() -> None:

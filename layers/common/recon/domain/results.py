@@ -196,6 +196,11 @@ class MoneyAccounting(BaseModel):
     filtered_minor: int = 0
     open_minor: int = 0
     held_minor: int = 0
+    repeated_minor: int = Field(
+        default=0,
+        description="Of ``in_minor`` (and of ``filtered_minor``): rows filtered as ``overlapping-statement``, "
+        "money another statement of the day already delivered; in − repeated is the money that arrived",
+    )
 
     @property
     def balanced(self) -> bool:
@@ -270,6 +275,11 @@ class FileAccounting(BaseModel):
         "that day's; the other days' rows are counted by their own runs)",
     )
     file_rows_read: int | None = Field(default=None, description="With ``day``: the whole file's rows read")
+    superseded_by: str | None = Field(
+        default=None,
+        description="Status ``superseded``: the raw key of the newer upload that replaced this file. Listed "
+        "because it was delivered; none of its rows is in the run's rows or money",
+    )
 
 
 class Run(BaseModel):

@@ -44,7 +44,7 @@ from recon.matching.partition import prepare_slice
 from recon.matching.residue import next_awaiting
 from recon.matching.settlement import Batch, batches_from_json, batches_to_json
 from recon.ports import ObjectStore
-from recon.statement_versions import incomplete_accounts
+from recon.statement_versions import SUPERSEDED, incomplete_accounts, superseded
 from recon.tables import NORMALIZED_SCHEMA, mark_duplicates, normalized, read_parquet
 
 from .chain import chain_break
@@ -81,8 +81,15 @@ def _day_statements(
     files: list[FileAccounting] = []
     for account in project.accounts:
         # Statements are filed under the business date they serve (a bank statement of T+1 serves T).
-        statements = svc.repo.list_statements(project.project_id, account.account_id, ref.business_date)
-        for st in sorted(statements, key=lambda s: (s.statement_id, s.raw_key)):
+        every = svc.repo.list_statements(
+            project.project_id, account.account_id, ref.business_date, include_superseded=True
+        )
+        replaced_by = _replaced_by(svc, every)
+        for st in sorted(every, key=lambda s: (s.statement_id, s.raw_key)):
+            if st.statement_id in replaced_by:
+                # Delivered, so listed for the controller; replaced, so none of its rows is read.
+                files.extend(_superseded_accounting(st, ref.business_date, replaced_by[st.statement_id]))
+                continue
             if st.days:  # a statement covering several days: this run reads its day's rows only
                 for day in st.days_read_by(ref.business_date):
                     files.append(_day_accounting(st, day))
@@ -105,6 +112,48 @@ def _day_statements(
             if st.status is StatementStatus.PARSED and st.parquet_key:
                 objects.append((st.parquet_key, st.rows_parsed))
     return objects, files
+
+
+def _replaced_by(svc: Services, statements: list[Statement]) -> dict[str, str]:
+    """Statement id -> raw key of the newer upload that replaced it (``statement_versions``), of the day's
+    statements of one account."""
+    keys = {s.statement_id: s.raw_key for s in statements}
+    replaced = superseded(statements)
+    for s in statements:
+        if s.superseded_by is not None:
+            replaced.setdefault(s.statement_id, s.superseded_by)
+    return {old: keys.get(new) or _raw_key_of(svc, new) for old, new in replaced.items()}
+
+
+def _raw_key_of(svc: Services, statement_id: str) -> str:
+    """A stored mark's replacing statement not listed for the day (filed under another date): its raw key,
+    else its id."""
+    st = svc.repo.get_statement(statement_id)
+    return st.raw_key if st is not None else statement_id
+
+
+def _superseded_accounting(st: Statement, business_date: date, by: str) -> list[FileAccounting]:
+    """A replaced file as the run lists it: its own figures (this day's, for a statement covering several
+    days), status ``superseded`` and the file that replaced it; its errors say why it was quarantined."""
+    if st.days:
+        return [
+            _day_accounting(st, day).model_copy(update={"status": SUPERSEDED, "superseded_by": by})
+            for day in st.days_read_by(business_date)
+        ]
+    return [
+        FileAccounting(
+            raw_key=st.raw_key,
+            source=st.source,
+            account_id=st.account_id,
+            status=SUPERSEDED,
+            rows_read=st.rows_read,
+            rows_parsed=st.rows_parsed,
+            rows_skipped=st.rows_skipped,
+            rows_rejected=st.rows_rejected,
+            errors=[str(e) for e in st.errors[:20]],
+            superseded_by=by,
+        )
+    ]
 
 
 def _day_accounting(st: Statement, day: StatementDay) -> FileAccounting:
@@ -637,7 +686,7 @@ def _record_files(request: MatchInput, svc: Services, project: Project, files: l
         problems = [
             f"{c.account_id}: {c.error} {c.cause or ''}".strip() for c in request.channels if c.failed
         ]
-        delivered = {f.account_id for f in files}
+        delivered = {f.account_id for f in files if f.status != SUPERSEDED}
         problems += [
             _not_delivered(svc, project, a.account_id, statement_date_for(project, a, request.business_date))
             for a in project.accounts

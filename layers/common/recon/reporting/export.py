@@ -410,6 +410,10 @@ def _money_json(m: MoneyAccounting) -> dict[str, Any]:
         "held": text(m.held_minor),  # of open: held for a missing or quarantined statement
         "out": text(out),
         "balanced": m.balanced,
+        # Appended: of in (and of filtered), rows another statement of the day already delivered
+        # (overlapping-statement); in − repeated is the money that arrived, counted once.
+        "repeated": text(m.repeated_minor),
+        "received": text(m.in_minor - m.repeated_minor),
     }
 
 
@@ -468,6 +472,8 @@ def summary(run: Run, cases: list[Case], currency: str = "CNY") -> dict[str, Any
                 "errors": f.errors,
                 # A statement covering several days: this run's day of it, and the whole file's rows.
                 **({"day": f.day.isoformat(), "file_rows_read": f.file_rows_read} if f.day else {}),
+                # A file a newer upload replaced: listed because it was delivered, in no row or amount.
+                **({"superseded_by": f.superseded_by} if f.superseded_by else {}),
             }
             for f in run.files
         ],

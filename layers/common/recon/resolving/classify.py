@@ -36,7 +36,7 @@ from recon.domain import (
     SourceAccounting,
 )
 from recon.durations import human_duration
-from recon.matching.context import AWAITING_RULE
+from recon.matching.context import AWAITING_RULE, OVERLAP_RULE
 from recon.matching.frame import from_day_number
 from recon.matching.settlement import Batch
 from recon.money import format_amount
@@ -347,6 +347,7 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
     )
     rule, rules = _codes(placements["rule"])
     held = np.array([r.startswith(f"{AWAITING_RULE}:") for r in rules], dtype=bool)[rule]
+    repeated = rule == _code(rules, OVERLAP_RULE)
     known = {"matched", "case", "filtered", "open"}
     if not set(dispositions) <= known:
         raise ValueError(f"rows without a place: {sorted(set(dispositions) - known)}")
@@ -382,6 +383,7 @@ def run_accounting(placements: pa.Table, business_date: date) -> list[SourceAcco
                 disposition=disposition,
                 dispositions=dispositions,
                 held=held,
+                repeated=repeated,
                 currency=code,
             )
             for i, code in sorted(enumerate(currencies), key=lambda p: p[1])
@@ -401,6 +403,7 @@ def _money(
     disposition: npt.NDArray[np.int64],
     dispositions: list[str],
     held: npt.NDArray[np.bool_],
+    repeated: npt.NDArray[np.bool_],
     currency: str,
 ) -> MoneyAccounting:
     """One source's rows ``sel`` (all in ``currency``) by amount: in, carried in, and where they ended."""
@@ -420,6 +423,8 @@ def _money(
         filtered_minor=total(placed("filtered")),
         open_minor=total(placed("open")),
         held_minor=total(placed("open") & held),
+        # Money another statement of the day already delivered: in − repeated is what arrived.
+        repeated_minor=total(new & placed("filtered") & repeated),
     )
 
 
