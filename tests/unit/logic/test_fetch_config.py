@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from recon.adapters.memory import MemorySecrets
-from recon.domain import Account
+from recon.domain import Account, Project
 from recon.domain.account import AlipayFetch, FetchWindow, WechatFetch
 from recon.fetching.base import FetchedBill, redact_urls
 from recon.pipeline.fetch import fetch_window, provider_endpoint
+from recon.pipeline.projects import statement_date_for
 from recon.ports import SecretUnavailable
 from recon.settings import Settings
 
+REPO = Path(__file__).resolve().parents[3]
 SFTP = {
     "kind": "sftp",
     "host": "sftp.bank.example",
@@ -145,3 +149,109 @@ def test_fetched_bill_names_are_single_path_segments() -> None:
 def test_download_urls_lose_their_tokens_in_messages() -> None:
     text = "GET https://dwbillcenter.alipay.com/downloadBillFile.resource?token=abc&fileId=1 failed"
     assert redact_urls(text) == "GET https://dwbillcenter.alipay.com/downloadBillFile.resource?… failed"
+
+
+# --- one view of a channel's bills (recon.bill_views; docs/parse-stage.md step 3) ---------------------------
+
+
+def channel_account(source: str, fetch: dict[str, Any], **values: Any) -> Account:
+    return Account.model_validate(
+        {
+            "account_id": f"{source}-main",
+            "source": source,
+            "name": source,
+            "delivery": "api",
+            "secret_id": f"recon/{source}/main",
+            "fetch": {"kind": source, **fetch},
+            **values,
+        }
+    )
+
+
+def test_an_alipay_account_fetches_one_view_of_its_bills() -> None:
+    """Fetching the 业务明细 and the 账务明细 for one account quarantines one of them, with an alert, every day."""
+    for one in ("trade", "signcustomer"):
+        assert channel_account("alipay", {"bill_types": [one]}).fetch is not None
+    with pytest.raises(ValueError) as refused:
+        channel_account("alipay", {"bill_types": ["trade", "signcustomer"]})
+    reason = str(refused.value)
+    for said in (
+        "account alipay-main fetches two views of the same Alipay bills",
+        "bill_types trade is the 业务明细 (trade bill) and bill_types signcustomer is the 账务明细 (fund-flow bill)",
+        "quarantined, with an alert, every day",
+        "bill_types: [trade] for the 业务明细 (trade bill), or bill_types: [signcustomer] for the 账务明细",
+        "docs/parse-stage.md",
+    ):
+        assert said in reason
+
+
+def test_a_wechat_account_fetches_its_trade_bills_or_its_fund_flow_bills() -> None:
+    trade = channel_account("wechat", {"bill_types": ["ALL", "SUCCESS"]})
+    flows = channel_account("wechat", {"bill_types": [], "fundflow_accounts": ["BASIC", "OPERATION"]})
+    assert isinstance(flows.fetch, WechatFetch) and flows.fetch.bill_types == []
+    assert isinstance(trade.fetch, WechatFetch) and trade.fetch.fundflow_accounts == []
+    with pytest.raises(ValueError) as refused:
+        channel_account("wechat", {"bill_types": ["ALL"], "fundflow_accounts": ["BASIC"]})
+    reason = str(refused.value)
+    for said in (
+        "account wechat-main fetches two views of the same WeChat Pay bills",
+        "bill_types [ALL] is the 交易账单 (trade bill) and fundflow_accounts [BASIC] is the 资金账单",
+        "fundflow_accounts (e.g. [BASIC]) and bill_types: [] for the 资金账单 (fund-flow bill)",
+        "docs/parse-stage.md",
+    ):
+        assert said in reason
+    # The default trade bill is the other view too: a fund-flow account says bill_types: [].
+    with pytest.raises(ValueError, match=r"bill_types \[ALL\] \(the default\) is the 交易账单"):
+        channel_account("wechat", {"fundflow_accounts": ["BASIC"]})
+    with pytest.raises(ValueError, match="fetch at least one bill"):
+        WechatFetch(bill_types=[])
+    with pytest.raises(ValueError, match="at least 1 item"):
+        AlipayFetch.model_validate({"bill_types": []})
+
+
+@pytest.mark.parametrize(
+    ("source", "fmt", "fetch", "fetched", "pinned"),
+    [
+        ("alipay", "alipay.trade", {"bill_types": ["signcustomer"]}, "bill_types signcustomer", "业务明细"),
+        ("alipay", "alipay.signcustomer.zip", {"bill_types": ["trade"]}, "bill_types trade", "账务明细"),
+        ("wechat", "wechat.fundflow", {"bill_types": ["ALL"]}, "bill_types [ALL]", "资金账单"),
+        (
+            "wechat",
+            "wechat.tradebill",
+            {"bill_types": [], "fundflow_accounts": ["FEES"]},
+            "fundflow_accounts [FEES]",
+            "交易账单",
+        ),
+    ],
+)
+def test_a_format_naming_one_view_refuses_fetching_the_other(
+    source: str, fmt: str, fetch: dict[str, Any], fetched: str, pinned: str
+) -> None:
+    """Each fetched file of the other view would be refused by the format check and quarantined."""
+    with pytest.raises(ValueError) as refused:
+        channel_account(source, fetch, format=fmt)
+    reason = str(refused.value)
+    assert f"account {source}-main has format {fmt}, the {pinned}" in reason
+    assert f"but fetches {fetched}, the " in reason and "docs/parse-stage.md" in reason
+    # The same fetch with a format of its own view, or one admitting both views, is fine.
+    assert channel_account(source, fetch, format=source).fetch is not None
+
+
+def test_a_format_of_the_fetched_view_is_accepted() -> None:
+    assert channel_account("alipay", {"bill_types": ["trade"]}, format="alipay.trade.zip").format
+    assert channel_account(
+        "wechat", {"bill_types": [], "fundflow_accounts": ["BASIC"]}, format="wechat.fundflow"
+    ).format
+    assert channel_account("wechat", {"bill_types": ["ALL"]}, format="wechat.tradebill").format
+
+
+def test_a_fund_flow_account_is_read_for_its_business_date_in_the_wechat_window() -> None:
+    """WeChat Pay generates the 资金账单 with the 交易账单 (from 09:00, fetch after 10:00); the run of a day
+    reads that day's bill, as for the trade bill."""
+    flows = channel_account("wechat", {"bill_types": [], "fundflow_accounts": ["BASIC"]})
+    assert isinstance(flows.fetch, WechatFetch) and flows.fetch.window == WechatFetch().window
+    project = Project.model_validate(
+        yaml.safe_load((REPO / "local/recon_local/projects/demo.yaml").read_text())
+    )
+    day = date(2026, 11, 20)
+    assert statement_date_for(project, flows, day) == day

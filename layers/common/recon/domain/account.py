@@ -131,7 +131,11 @@ class AlipayFetch(_ProviderApi):
     """Alipay ``alipay.data.dataservice.bill.downloadurl.query`` (signed RSA2 request, verified response)."""
 
     kind: Literal["alipay"] = "alipay"
-    bill_types: list[AlipayBillType] = Field(default=["trade"], min_length=1)
+    bill_types: list[AlipayBillType] = Field(
+        default=["trade"],
+        min_length=1,
+        description="trade (业务明细) or signcustomer (账务明细): two views of the same money, fetch one",
+    )
     window: FetchWindow = Field(
         default_factory=lambda: FetchWindow(opens_after_hours=9, closes_after_hours=15),
         description="Alipay publishes the day's bill at about 09:00 the next day",
@@ -146,12 +150,17 @@ class AlipayFetch(_ProviderApi):
 
 
 class WechatFetch(_ProviderApi):
-    """WeChat Pay APIv3 trade bill (and optionally fund-flow bills), SHA1-checked against the API's hash."""
+    """WeChat Pay APIv3 trade bills or fund-flow bills (one view), SHA1-checked against the API's hash."""
 
     kind: Literal["wechat"] = "wechat"
-    bill_types: list[WechatTradeBillType] = Field(default=["ALL"], min_length=1)
+    bill_types: list[WechatTradeBillType] = Field(
+        default=["ALL"],
+        description="Trade bills (交易账单) to fetch; [] for an account that fetches its fund-flow bills",
+    )
     fundflow_accounts: list[WechatFundAccount] = Field(
-        default_factory=list, description="Fund-flow bills to fetch as well (BASIC, OPERATION, FEES)"
+        default_factory=list,
+        description="Fund-flow bills (资金账单) to fetch (BASIC, OPERATION, FEES), with bill_types: []: "
+        "another view of the same money as the trade bill, so an account fetches one of the two",
     )
     gzip: bool = Field(default=True, description="Ask for tar_type=GZIP (stored as delivered)")
     window: FetchWindow = Field(
@@ -166,7 +175,36 @@ class WechatFetch(_ProviderApi):
         for name, values in (("bill_types", self.bill_types), ("fundflow_accounts", self.fundflow_accounts)):
             if len(set(values)) != len(values):
                 raise ValueError(f"{name} must be unique")
+        if not self.bill_types and not self.fundflow_accounts:
+            raise ValueError(
+                "fetch at least one bill: bill_types (the 交易账单, trade bill) or fundflow_accounts (the "
+                "资金账单, fund-flow bill)"
+            )
         return self
+
+
+# How a channel connector fetches each view of its bills (the families of ``recon.bill_views.VIEWS``): what
+# to write in ``fetch`` to fetch that view alone.
+_FETCH_ONLY = {
+    "alipay.trade": "bill_types: [trade]",
+    "alipay.signcustomer": "bill_types: [signcustomer]",
+    "wechat.tradebill": "bill_types (e.g. [ALL]) and no fundflow_accounts",
+    "wechat.fundflow": "fundflow_accounts (e.g. [BASIC]) and bill_types: []",
+}
+_ONE_VIEW_DOC = 'docs/parse-stage.md, step 3, "One view of a channel\'s bills"'
+
+
+def _fetched_views(fetch: AlipayFetch | WechatFetch) -> dict[str, str]:
+    """The views a channel connector fetches: view family -> the configuration fetching it."""
+    if isinstance(fetch, AlipayFetch):
+        return {f"alipay.{bill_type}": f"bill_types {bill_type}" for bill_type in fetch.bill_types}
+    views = {}
+    if fetch.bill_types:
+        default = "" if "bill_types" in fetch.model_fields_set else " (the default)"
+        views["wechat.tradebill"] = f"bill_types [{', '.join(fetch.bill_types)}]{default}"
+    if fetch.fundflow_accounts:
+        views["wechat.fundflow"] = f"fundflow_accounts [{', '.join(fetch.fundflow_accounts)}]"
+    return views
 
 
 _FINGERPRINT = r"^SHA256:[A-Za-z0-9+/]{43}$"
@@ -349,9 +387,39 @@ class Account(BaseModel):
                     "an account with a fetch connector needs secret_id naming a Secrets Manager secret under "
                     f"{secret_namespace(self.source)!r}"
                 )
+            if isinstance(self.fetch, AlipayFetch | WechatFetch):
+                self._check_one_view(self.fetch)
         if self.secret_id is not None:
             self._check_secret_namespace(self.secret_id)
         return self
+
+    def _check_one_view(self, fetch: AlipayFetch | WechatFetch) -> None:
+        """The account reconciles one view of its channel bills: a fetched file of the other view (or of a
+        view its ``format`` does not name) would be quarantined, with an alert, every day."""
+        from recon.bill_views import view_of  # imported here: recon.bill_views imports the domain
+
+        fetched = _fetched_views(fetch)
+        views = {family: view for family in fetched if (view := view_of(family)) is not None}
+        if len({view.kind for view in views.values()}) > 1:
+            (a, first), (b, second) = sorted(views.items(), key=lambda item: item[1].kind != "trade")
+            raise ValueError(
+                f"account {self.account_id} fetches two views of the same {first.channel} bills: "
+                f"{fetched[a]} is the {first.name} and {fetched[b]} is the {second.name}. Both describe the "
+                f"same money and an account reconciles one view of its bills, so the file of the other view "
+                f"would be quarantined, with an alert, every day ({_ONE_VIEW_DOC}). Fetch one: "
+                f"{_FETCH_ONLY[a]} for the {first.name}, or {_FETCH_ONLY[b]} for the {second.name}; setting "
+                f"the account's format to that view ({a} or {b}) also refuses uploaded files of the other."
+            )
+        pinned = view_of(self.format or "")
+        for family, view in views.items():
+            if pinned is not None and pinned.source is view.source and pinned.kind != view.kind:
+                raise ValueError(
+                    f"account {self.account_id} has format {self.format}, the {pinned.name}, but fetches "
+                    f"{fetched[family]}, the {view.name}: each day's file would be refused by the format "
+                    f"check and quarantined, with an alert. An account reconciles one view of its bills "
+                    f"({_ONE_VIEW_DOC}): fetch {_FETCH_ONLY[pinned.family]} for the {pinned.name}, or, to "
+                    f"reconcile the {view.name} instead, set the account's format to {family}."
+                )
 
     def _check_secret_namespace(self, secret_id: str) -> None:
         """The secret must live in the account's provider namespace: that is all its fetcher may read."""
