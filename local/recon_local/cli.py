@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--out",
         required=True,
-        help="folder for report.html, matches.csv, cases.csv, summary.json (one sub-folder per date with --to)",
+        help="folder for report.html, matches.csv, cases.csv, filtered.csv, open_items.csv, summary.json and "
+        "quarantine/ error reports (one sub-folder per date with --to)",
     )
     run.set_defaults(func=_run)
     parse = sub.add_parser(
