@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from recon.domain import AmountTolerance, Project
+from recon.vocabulary import UNMATCHED_RULE as UNMATCHED_RULE  # noqa: PLC0414 (re-exported with the rule names)
 
 from .frame import ANY, I64, SOURCES, Frame
 from .hashing import U64, combine, seed_of
@@ -29,7 +30,6 @@ OTHER = "OTHER"
 # Built-in rule names (recorded like project rules).
 DUPLICATE_RULE = "duplicate-source-id"
 OVERLAP_RULE = "overlapping-statement"
-UNMATCHED_RULE = "no-counterpart"
 # Rows held open because a statement they need is missing (quarantined or not delivered): the rule name
 # is this prefix and the accounts awaited, e.g. "awaiting-statement:wechat-main".
 AWAITING_RULE = "awaiting-statement"

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from recon.domain import KeyMatchRule
 from recon.durations import human_durations
 from recon.money import to_decimal
+from recon.vocabulary import MERCHANT_DISCOUNT
 
 from .context import (
     AMOUNT_MISMATCH,
@@ -788,7 +789,6 @@ _DISCOUNT_NAMES: Final = {"wechat": "免充值券", "alipay": "商家优惠"}
 #: The evidence field of an amount case whose difference is the channel's merchant discount: its ``delta`` is
 #: the Δ (channel − ERP) the discount explains, which the money reading (``export.case_money``) takes as a
 #: booking to make, not money short.
-MERCHANT_DISCOUNT: Final = "merchant_discount"
 
 
 def _discount_words(frame: Frame, g: KeyGroups, key: int, discount: int) -> tuple[str, str, str, str]:

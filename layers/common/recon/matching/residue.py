@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recon.domain import KeyMatchRule, Project, SubsetSumRule, WindowMatchRule
+from recon.vocabulary import DID_NOT_COMPLETE, REFUND_OTHER_ORDER_RULE, REFUNDS_PAID_ORDER_RULE
 
 from .context import (
     AWAITING_COLUMN,
@@ -63,13 +64,6 @@ from .hashing import among, hash_strings
 from .keyed import duplicates
 from .ledger import UNPLACED, Ledger
 from .text import join, labels, money, one_money, row_case_ids, severities, take_text
-
-#: A channel refund in full of an order the ERP shows paid (STATUS_MISMATCH; the ERP payment is its
-#: counterpart).
-REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
-#: An ERP refund and a channel refund of the same refund number on different orders (one OTHER case holding
-#: both: the ERP booked the refund on the wrong order).
-REFUND_OTHER_ORDER_RULE = "refund-on-another-order"
 
 
 def order_known(frame: Frame, ledger: Ledger) -> pa.Array:
@@ -479,7 +473,7 @@ def classify(
         (OTHER, "Money left the account and no rule explains it: "),
         (
             OTHER,
-            "This row did not complete (closed, failed, reversed or pending) and nothing on the other side refers to it: ",
+            f"{DID_NOT_COMPLETE} (closed, failed, reversed or pending) and nothing on the other side refers to it: ",
         ),
     ]
     erp = src == ERP

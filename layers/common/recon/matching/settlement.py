@@ -636,9 +636,14 @@ def _money(amount: int, currency: str) -> str:
     return f"{one_money(amount, currency)} {currency}"
 
 
+def _case_identity(key: str, credit_uid: str) -> str:
+    """What a settlement case id hashes (``_record_cases``): its key (the batches) and its credit, if any."""
+    return f"{key}\x1f{credit_uid}"
+
+
 def missing_case_id(rule: str, b: Batch) -> str:
     """The id of the MISSING_IN_BANK case of batch ``b`` (no credit), as ``_record_cases`` makes it."""
-    return hex_id("case", int(content_hash(hash_texts([f"{b.ref}\x1f"]), rule, "case")[0]))
+    return hex_id("case", int(content_hash(hash_texts([_case_identity(b.ref, "")]), rule, "case")[0]))
 
 
 def _reversed_later(
@@ -1089,7 +1094,7 @@ def _record_cases(
             owners = np.concatenate([owners, np.array([k for k, _ in reversals], np.int64)])
         ids = hash_texts(
             [
-                f"{k}\x1f{frame.uid(c[1]) if c[1] is not None else ''}"
+                _case_identity(k, frame.uid(c[1]) if c[1] is not None else "")
                 for k, c in zip(keys, group, strict=True)
             ]
         )

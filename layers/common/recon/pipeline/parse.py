@@ -159,11 +159,10 @@ def _expectation_errors(account: Account, parsed: ParsedStatement, key: str) -> 
     return errors
 
 
-def _period_errors(
-    parsed: ParsedStatement, key: str, *, statement_date: date, timezone: str
-) -> list[RowError]:
-    """The file must cover the date it is filed under: its own stated date and its rows' booked dates."""
-    start, end = period_of(parsed.table, timezone, parsed.statement_date, statement_date)
+def _period_errors(period: tuple[date, date], key: str, *, statement_date: date) -> list[RowError]:
+    """The file must cover the date it is filed under: ``period``, its own stated date and its rows' booked
+    dates (``period_of``)."""
+    start, end = period
     if start <= statement_date <= end:
         return []
     stated = f"{start}" if start == end else f"{start}..{end}"
@@ -264,11 +263,12 @@ def _read(
         errors = [RowError(file=key, row=0, reason=f"internal parser error: {type(exc).__name__}: {exc}")]
         partial = None
     else:
+        period = period_of(parsed.table, project.timezone, parsed.statement_date, statement_date)
         errors = [
             *_expectation_errors(account, parsed, key),
-            *view_errors(svc, account, parsed, base, filed_for=statement_date, timezone=project.timezone),
+            *view_errors(svc, account, parsed, base, period=period),
             *account_errors(account, data, key),
-            *_period_errors(parsed, key, statement_date=statement_date, timezone=project.timezone),
+            *_period_errors(period, key, statement_date=statement_date),
             *parsed.errors,
         ]
         partial = parsed

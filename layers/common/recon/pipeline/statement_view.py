@@ -14,7 +14,6 @@ from recon.domain import Account, RowError, Statement
 from recon.parsing import ParsedStatement
 from recon.statement_versions import ingest_order
 
-from .overlap import period_of
 from .services import Services
 
 __all__ = ["retry_settled_view", "view_errors"]
@@ -26,14 +25,12 @@ def view_errors(
     parsed: ParsedStatement,
     base: dict[str, Any],
     *,
-    filed_for: date,
-    timezone: str,
+    period: tuple[date, date],
 ) -> list[RowError]:
     """A file of the other view than the account's accepted statement of overlapping days is rejected
-    (``base`` describes the statement being read, filed for the date ``filed_for``)."""
+    (``base`` describes the statement being read; ``period``: the days it covers, ``overlap.period_of``)."""
     if view_of(parsed.profile) is None or not admits(account.format, parsed.format):
         return []  # not a channel bill of a known view, or refused by the account's format already
-    period = period_of(parsed.table, timezone, parsed.statement_date, filed_for)
     parsed_at = base.get("parsed_at")
     mine = (parsed_at.astimezone(UTC).isoformat() if parsed_at else "", base["statement_id"])
     listed = svc.repo.list_account_statements(base["project_id"], account.account_id, ending_from=period[0])

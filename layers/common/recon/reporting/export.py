@@ -23,6 +23,13 @@ from typing import Any, Literal, Protocol
 
 from recon.domain import Case, CaseType, Evidence, MatchGroup, MemberRef, MoneyAccounting, Run, Source
 from recon.money import to_decimal, to_minor
+from recon.vocabulary import (
+    DID_NOT_COMPLETE,
+    MERCHANT_DISCOUNT,
+    REFUND_OTHER_ORDER_RULE,
+    REFUNDS_PAID_ORDER_RULE,
+    UNMATCHED_RULE,
+)
 
 MATCH_COLUMNS = [
     "group_id",
@@ -208,15 +215,6 @@ Side = Literal["surplus", "shortage"]
 # channel's merchant-funded discount (the money is as agreed; the ERP has the discount to book).
 Aside = Literal["data defect", "no money moved", "already reported", "merchant discount to book"]
 
-# Rule names the engine records (recon.matching.context / residue; the report function cannot import the
-# engine, which needs numpy and pyarrow). tests/unit/logic/test_case_money.py pins them to the engine's.
-REFUNDS_PAID_ORDER_RULE = "refunds-paid-order"
-REFUND_OTHER_ORDER_RULE = "refund-on-another-order"
-UNMATCHED_RULE = "no-counterpart"
-# The evidence field of an amount case whose Δ is the channel's merchant discount (recon.matching.keyed).
-MERCHANT_DISCOUNT = "merchant_discount"
-# The start of the reason residue gives a row that did not complete and nothing refers to.
-DID_NOT_COMPLETE = "This row did not complete"
 _SUCCESS = "success"  # a row's status when it happened (recon.domain.TxnStatus.SUCCESS)
 
 
